@@ -1,0 +1,108 @@
+/**
+ * The broker adapter contract. Every broker (Redis, SQLite, memory, and later RabbitMQ, Kafka,
+ * Kinesis, SQS, NATS) is one folder implementing these three interfaces; nothing above this layer
+ * knows which broker it talks to.
+ *
+ * Flow is pull-with-credit: the dispatcher asks a Consumer for at most `max` deliveries, `max` being
+ * the capacity it has free right now, so an adapter never hands out more than can run (no prefetch
+ * hoarding). Push brokers (AMQP, Kafka) set their prefetch or pause their fetchers from that credit.
+ */
+
+/** Headers travel with a message as plain strings on every broker that can carry them. */
+export type Headers = Record<string, string>;
+
+/** A message on its way to a broker. `body` is opaque bytes; encoding happened above. */
+export interface OutgoingMessage {
+  body: Uint8Array;
+  headers?: Headers;
+  /** Partition / ordering / group key, where the broker has such a thing. */
+  key?: string;
+  /** Make the message visible only after this many milliseconds. */
+  delayMs?: number;
+  /** Delivery attempt the message starts at: 1 for a new message, more for a retry re-published. */
+  attempt?: number;
+}
+
+/** Why a message is being dead-lettered; stored beside the original payload and headers. */
+export interface DeadLetterReason {
+  /** Short machine-readable cause: "handler-failed", "undecodable", "invalid", "poison", ... */
+  reason: string;
+  error?: { name: string; message: string; stack?: string };
+}
+
+/**
+ * One received message, carrying its own acknowledger (as a Broadway message does).
+ *
+ * Settling is idempotent: the first of ack / nack / deadLetter wins, later calls resolve and do
+ * nothing. A delivery that is never settled is not lost: the broker gets it back when the consumer
+ * closes (memory), its visibility timeout passes (SQLite), or, for at-most-once modes, it was
+ * already gone when received (documented per adapter).
+ */
+export interface Delivery {
+  /** Broker-assigned id, unique per queue while the message exists. */
+  readonly id: string;
+  readonly queue: string;
+  readonly body: Uint8Array;
+  readonly headers: Readonly<Headers>;
+  readonly key: string | undefined;
+  /** Partition or shard for logs; undefined on brokers without them. */
+  readonly partition: string | undefined;
+  /** 1 on first delivery; counts every delivery, including ones after a consumer died. */
+  readonly attempt: number;
+  /** The handler succeeded: remove the message for good. */
+  ack(): Promise<void>;
+  /** Give the message back for another attempt, visible again after `delayMs` (default 0). */
+  nack(options?: { delayMs?: number }): Promise<void>;
+  /** Move the message to the dead-letter queue with the reason, and remove it from this queue. */
+  deadLetter(reason: DeadLetterReason): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  /** Where dead letters of this queue go; adapters default it to `<queue>.dead`. */
+  deadLetterQueue?: string;
+}
+
+export interface Consumer {
+  /**
+   * Resolves with 1..max deliveries as soon as any are available, or with [] once `signal` aborts.
+   * Waits (blocking read, long poll, subscription) while the queue is empty. After an abort it
+   * resolves promptly; it may still return deliveries it had already taken from the broker, which
+   * the caller then owns like any others (runs or nacks them): nothing is dropped on the floor.
+   * One receive at a time per consumer.
+   */
+  receive(max: number, signal: AbortSignal): Promise<Delivery[]>;
+  /** Idempotent; ends a pending receive; returns unsettled in-flight messages where it can. */
+  close(): Promise<void>;
+}
+
+/** What an adapter can do, so the worker, the docs and the conformance suite can tell. */
+export interface BrokerFeatures {
+  /** "at-least-once": unsettled messages come back; "at-most-once": a received message is gone. */
+  delivery: "at-least-once" | "at-most-once";
+  /** Messages carry headers, key and attempt natively (or in an envelope the adapter owns). */
+  headers: boolean;
+  /** nack({ delayMs }) is kept by the broker, surviving a worker crash. */
+  durableDelay: boolean;
+  /** Messages survive a restart of the broker (or of the process, for embedded ones). */
+  durable: boolean;
+  /** FIFO within a queue (or a partition) when a single consumer reads it. */
+  ordered: boolean;
+}
+
+export interface Broker {
+  /** Scheme-level kind, e.g. "redis-list", "sqlite", "memory". */
+  readonly kind: string;
+  /** The URL with any password redacted: safe for every log and error line. */
+  readonly url: string;
+  readonly features: BrokerFeatures;
+  /**
+   * Opens connections and checks the broker answers. Rejects with BrokerUnreachableError (URL
+   * redacted) when it does not. Idempotent.
+   */
+  connect(): Promise<void>;
+  consumer(queue: string, options?: ConsumerOptions): Consumer;
+  /** Resolves once the broker has taken every message (durably, where the broker is durable). */
+  publish(queue: string, messages: OutgoingMessage[]): Promise<void>;
+  /** Idempotent: calling it twice returns the same promise. Closes every consumer too. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,212 @@
+import type {
+  Broker,
+  BrokerFeatures,
+  Consumer,
+  ConsumerOptions,
+  DeadLetterReason,
+  Delivery,
+  Headers,
+  OutgoingMessage,
+} from "../contract.js";
+import { deadLetterHeaders, defaultDeadLetterQueue } from "../dead-letter.js";
+import { SettleOnceDelivery } from "../settle-once.js";
+import { Wakeup } from "../wakeup.js";
+
+/**
+ * In-process broker (`memory://NAME`) for users' unit tests of their handlers and for this
+ * project's own tests. At-least-once like a real broker: a received message stays in flight until
+ * settled, and a closed consumer gives its unsettled messages back. Brokers opened with the same
+ * URL in one process share their queues, so a test can publish and a worker can consume.
+ */
+interface StoredMessage {
+  id: string;
+  body: Uint8Array;
+  headers: Headers;
+  key: string | undefined;
+  /** Deliveries so far. */
+  attempt: number;
+}
+
+class MemoryQueue {
+  readonly ready: StoredMessage[] = [];
+  readonly wakeup = new Wakeup();
+  readonly timers = new Set<NodeJS.Timeout>();
+
+  push(message: StoredMessage, delayMs = 0): void {
+    if (delayMs <= 0) {
+      this.ready.push(message);
+      this.wakeup.notify();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.push(message);
+    }, delayMs);
+    this.timers.add(timer);
+  }
+
+  /** Puts messages back at the head, oldest first, so order survives a consumer's close. */
+  returnToHead(messages: StoredMessage[]): void {
+    this.ready.unshift(...messages);
+    if (messages.length > 0) this.wakeup.notify();
+  }
+}
+
+const stores = new Map<string, Map<string, MemoryQueue>>();
+
+export class MemoryBroker implements Broker {
+  readonly kind = "memory";
+  readonly features: BrokerFeatures = {
+    delivery: "at-least-once",
+    headers: true,
+    durableDelay: false,
+    durable: false,
+    ordered: true,
+  };
+  readonly #queues: Map<string, MemoryQueue>;
+  readonly #consumers = new Set<MemoryConsumer>();
+  #nextId = 0;
+  #closed: Promise<void> | undefined;
+
+  constructor(readonly url = "memory://default") {
+    const name = new URL(url).host || "default";
+    let queues = stores.get(name);
+    if (!queues) {
+      queues = new Map();
+      stores.set(name, queues);
+    }
+    this.#queues = queues;
+  }
+
+  /** Forgets every queue of every memory broker in this process (between tests). */
+  static reset(): void {
+    for (const queues of stores.values()) {
+      for (const queue of queues.values()) for (const timer of queue.timers) clearTimeout(timer);
+    }
+    stores.clear();
+  }
+
+  queue(name: string): MemoryQueue {
+    let queue = this.#queues.get(name);
+    if (!queue) {
+      queue = new MemoryQueue();
+      this.#queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  /** Messages waiting in a queue (not in flight, not delayed): for tests and inspection. */
+  waiting(name: string): { body: Uint8Array; headers: Headers; key: string | undefined }[] {
+    return this.queue(name).ready.map(({ body, headers, key }) => ({ body, headers, key }));
+  }
+
+  async connect(): Promise<void> {}
+
+  consumer(queue: string, options: ConsumerOptions = {}): Consumer {
+    const consumer = new MemoryConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue));
+    this.#consumers.add(consumer);
+    return consumer;
+  }
+
+  async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
+    const target = this.queue(queue);
+    for (const message of messages) {
+      target.push(
+        {
+          id: String(++this.#nextId),
+          body: message.body,
+          headers: { ...message.headers },
+          key: message.key,
+          attempt: (message.attempt ?? 1) - 1,
+        },
+        message.delayMs,
+      );
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= Promise.all([...this.#consumers].map((consumer) => consumer.close())).then(() => {});
+    return this.#closed;
+  }
+}
+
+class MemoryConsumer implements Consumer {
+  readonly #inFlight = new Set<MemoryDelivery>();
+  #closed = false;
+
+  constructor(
+    readonly broker: MemoryBroker,
+    readonly queueName: string,
+    readonly deadLetterQueue: string,
+  ) {}
+
+  async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+    const queue = this.broker.queue(this.queueName);
+    while (!signal.aborted && !this.#closed) {
+      if (queue.ready.length > 0) {
+        const taken = queue.ready.splice(0, Math.max(1, max));
+        return taken.map((stored) => {
+          stored.attempt += 1;
+          const delivery = new MemoryDelivery(this, stored);
+          this.#inFlight.add(delivery);
+          return delivery;
+        });
+      }
+      await queue.wakeup.wait(signal);
+    }
+    return [];
+  }
+
+  settle(delivery: MemoryDelivery): void {
+    this.#inFlight.delete(delivery);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.broker.queue(this.queueName).wakeup.notify();
+    const unsettled = [...this.#inFlight].filter((delivery) => !delivery.settled).map((d) => d.stored);
+    this.#inFlight.clear();
+    unsettled.sort((a, b) => Number(a.id) - Number(b.id));
+    this.broker.queue(this.queueName).returnToHead(unsettled);
+  }
+}
+
+class MemoryDelivery extends SettleOnceDelivery {
+  readonly id: string;
+  readonly queue: string;
+  readonly body: Uint8Array;
+  readonly headers: Readonly<Headers>;
+  readonly key: string | undefined;
+  readonly partition = undefined;
+  readonly attempt: number;
+
+  constructor(
+    readonly consumer: MemoryConsumer,
+    readonly stored: StoredMessage,
+  ) {
+    super();
+    this.id = stored.id;
+    this.queue = consumer.queueName;
+    this.body = stored.body;
+    this.headers = stored.headers;
+    this.key = stored.key;
+    this.attempt = stored.attempt;
+  }
+
+  protected async doAck(): Promise<void> {
+    this.consumer.settle(this);
+  }
+
+  protected async doNack(delayMs: number): Promise<void> {
+    this.consumer.settle(this);
+    this.consumer.broker.queue(this.queue).push(this.stored, delayMs);
+  }
+
+  protected async doDeadLetter(reason: DeadLetterReason): Promise<void> {
+    this.consumer.settle(this);
+    await this.consumer.broker.publish(this.consumer.deadLetterQueue, [
+      { body: this.body, headers: deadLetterHeaders(this, reason), key: this.key },
+    ]);
+  }
+}

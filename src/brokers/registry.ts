@@ -1,0 +1,35 @@
+import { ConfigError } from "../errors.js";
+import type { Broker } from "./contract.js";
+import { parseBrokerUrl, redactUrl } from "./url.js";
+
+/**
+ * Broker URL scheme -> adapter. Adapters are imported lazily, so a worker that only uses SQLite
+ * never loads the Redis client, and importing an app module loads none of them.
+ */
+const adapters: Record<string, (url: string) => Promise<Broker>> = {
+  "memory:": async (url) => new (await import("./memory/MemoryBroker.js")).MemoryBroker(url),
+  "redis:": async (url) => (await import("./redis/open-redis-broker.js")).openRedisBroker(url),
+  "rediss:": async (url) => (await import("./redis/open-redis-broker.js")).openRedisBroker(url),
+  "sqlite:": async (url) => new (await import("./sqlite/SqliteBroker.js")).SqliteBroker(url),
+};
+
+/** Schemes on the roadmap, so a user gets "not yet" instead of "unknown". */
+const planned = ["amqp:", "amqps:", "kafka:", "kinesis:", "sqs:", "nats:"];
+
+export const DEFAULT_BROKER_URL = "sqlite://wqueue.db";
+
+export function supportedSchemes(): string[] {
+  return Object.keys(adapters).map((scheme) => scheme.slice(0, -1));
+}
+
+/** Creates (does not connect) the adapter for a URL; a ConfigError for an unknown scheme. */
+export async function createBroker(url: string): Promise<Broker> {
+  const { protocol } = parseBrokerUrl(url);
+  const open = adapters[protocol];
+  if (open) return open(url);
+  const known = supportedSchemes().join(", ");
+  if (planned.includes(protocol)) {
+    throw new ConfigError(`broker ${redactUrl(url)}: ${protocol.slice(0, -1)} is planned but not available yet (available: ${known})`);
+  }
+  throw new ConfigError(`broker ${redactUrl(url)}: unknown scheme "${protocol.slice(0, -1)}" (available: ${known})`);
+}

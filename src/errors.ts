@@ -1,0 +1,51 @@
+/**
+ * Error classes of WQueue. Each sets `name`, so it stays recognisable after crossing a thread or
+ * process boundary (where only name, message and stack survive structured cloning).
+ */
+
+/** Wrong configuration: unknown scheme, malformed URL, impossible option. Exit without stack. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** The broker did not answer. The message always carries the redacted URL. */
+export class BrokerUnreachableError extends Error {
+  override name = "BrokerUnreachableError";
+}
+
+/** The app module could not be found, loaded, or holds no WQueue app / no subscriptions. */
+export class AppLoadError extends Error {
+  override name = "AppLoadError";
+}
+
+/** A payload that the subscription's decoder cannot read: dead-lettered at once, never retried. */
+export class DecodeError extends Error {
+  override name = "DecodeError";
+}
+
+/** Throw from a handler to retry after a given delay instead of the backoff schedule. */
+export class RetryLater extends Error {
+  override name = "RetryLater";
+  constructor(
+    readonly delayMs: number,
+    message = `retry requested in ${delayMs} ms`,
+  ) {
+    super(message);
+  }
+}
+
+/** Throw from a handler to dead-letter the message now, whatever attempts are left. */
+export class DeadLetterNow extends Error {
+  override name = "DeadLetterNow";
+}
+
+/** Plain-data form of an error, for dead letters and for crossing thread boundaries. */
+export function serializeError(error: unknown): { name: string; message: string; stack?: string } {
+  if (error instanceof Error) {
+    const stack = error.stack?.split("\n").slice(0, 12).join("\n");
+    return stack === undefined
+      ? { name: error.name, message: error.message }
+      : { name: error.name, message: error.message, stack };
+  }
+  return { name: "NonError", message: String(error) };
+}

@@ -1,1 +1,6 @@
-export default async function setup(): Promise<void> {}
+import { ensureRedis } from "./setup/ensure-redis.js";
+
+/** Runs once before the suite: every broker the tests use must answer, started here if needed. */
+export default async function setup(): Promise<void> {
+  await ensureRedis();
+}

@@ -1,0 +1,99 @@
+import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
+import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
+import { ConfigError } from "../errors.js";
+import { encodeBody } from "./encode-body.js";
+import type { Handler, ListenOptions, Message, PublishOptions, Subscription, WQueueOptions } from "./types.js";
+
+/** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
+const APP_BRAND = Symbol.for("wqueue.app");
+
+/** The default broker URL: `--broker` (passed in), else WQUEUE_BROKER_URL, else the app's, else SQLite. */
+export function resolveDefaultBrokerUrl(app: WQueue, override?: string): string {
+  return override ?? process.env.WQUEUE_BROKER_URL ?? app.options.broker ?? DEFAULT_BROKER_URL;
+}
+
+/**
+ * An app: the registry of subscriptions (queue -> handler) plus a publish helper.
+ * Creating one and registering handlers opens no connection; a Worker does that when it starts,
+ * which is what lets threads and child processes import the same module to find handlers.
+ */
+export class WQueue {
+  readonly [APP_BRAND] = true;
+  readonly options: Readonly<WQueueOptions>;
+  readonly #subscriptions = new Map<string, Subscription>();
+  #ownBrokers: BrokerSet | undefined;
+  #lentBrokers: BrokerSet | undefined;
+
+  constructor(options: WQueueOptions = {}) {
+    this.options = { ...options };
+    for (const name of Object.keys(options.brokers ?? {})) {
+      if (name === DEFAULT_BROKER_NAME) {
+        throw new ConfigError(`broker name "${DEFAULT_BROKER_NAME}" is reserved: use the "broker" option for it`);
+      }
+    }
+  }
+
+  static isApp(value: unknown): value is WQueue {
+    return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[APP_BRAND] === true;
+  }
+
+  get subscriptions(): Subscription[] {
+    return [...this.#subscriptions.values()];
+  }
+
+  /** Registers `handler` for `queue` and returns it unchanged. One handler per queue and broker. */
+  listenEvents<Body = unknown>(queue: string, handler: Handler<Body>, options: ListenOptions = {}): Handler<Body> {
+    if (typeof queue !== "string" || queue.length === 0) throw new ConfigError("listenEvents: queue must be a non-empty string");
+    if (typeof handler !== "function") throw new ConfigError(`listenEvents("${queue}"): handler must be a function`);
+    const brokerName = options.broker ?? DEFAULT_BROKER_NAME;
+    if (brokerName !== DEFAULT_BROKER_NAME && !(brokerName in (this.options.brokers ?? {}))) {
+      throw new ConfigError(`listenEvents("${queue}"): broker "${brokerName}" is not in new WQueue({ brokers })`);
+    }
+    if (options.concurrency !== undefined && !(Number.isInteger(options.concurrency) && options.concurrency > 0)) {
+      throw new ConfigError(`listenEvents("${queue}"): concurrency must be a whole number > 0`);
+    }
+    const id = `${brokerName}/${queue}`;
+    if (this.#subscriptions.has(id)) {
+      throw new ConfigError(`listenEvents("${queue}"): a handler is already registered for this queue on broker "${brokerName}"`);
+    }
+    this.#subscriptions.set(id, { queue, handler: handler as Handler<never>, options: { ...options } });
+    return handler;
+  }
+
+  /**
+   * TC39 method decorator: `@app.listen("queue")` on a method registers it, bound to the instance,
+   * when the class is instantiated (create one instance in the app module).
+   */
+  listen(queue: string, options: ListenOptions = {}) {
+    const register = (handler: Handler<never>) => this.listenEvents(queue, handler, options);
+    return <This>(method: (this: This, message: Message<never>) => unknown, context: ClassMethodDecoratorContext<This>) => {
+      context.addInitializer(function (this: This) {
+        register(method.bind(this));
+      });
+    };
+  }
+
+  /** Publishes one message. Outside a worker this opens the broker on first use: call close() when done. */
+  async publish(queue: string, body: unknown, options: PublishOptions = {}): Promise<void> {
+    if (!this.#lentBrokers && !this.#ownBrokers) {
+      this.#ownBrokers = new BrokerSet(resolveDefaultBrokerUrl(this), this.options.brokers);
+    }
+    const brokers = (this.#lentBrokers ?? this.#ownBrokers) as BrokerSet;
+    const broker = await brokers.get(options.broker);
+    await broker.publish(queue, [
+      { body: encodeBody(body), headers: options.headers, key: options.key, delayMs: options.delayMs },
+    ]);
+  }
+
+  /** Lets a running worker lend its connections to publish() (and take them back with undefined). */
+  usePublishBrokers(brokers: BrokerSet | undefined): void {
+    this.#lentBrokers = brokers;
+  }
+
+  /** Closes the connections publish() opened itself (never a worker's). */
+  async close(): Promise<void> {
+    const brokers = this.#ownBrokers;
+    this.#ownBrokers = undefined;
+    await brokers?.close();
+  }
+}

@@ -1,0 +1,173 @@
+import { resolve } from "node:path";
+import { BrokerUnreachableError, ConfigError } from "../../errors.js";
+import type { Broker, BrokerFeatures, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
+import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { redactUrl } from "../url.js";
+import { type Held, MessageStore } from "./MessageStore.js";
+import { notifyQueue, SqliteConsumer } from "./SqliteConsumer.js";
+
+/**
+ * Embedded durable queue in one SQLite file (`sqlite://wqueue.db`), shared by every process on the
+ * machine that opens the same file. At-least-once: a received row stays hidden for the visibility
+ * timeout; a consumer that closes returns its unsettled rows at once, and one that dies (kill -9)
+ * loses nothing: its rows become visible again when the timeout passes, with the attempt counted.
+ *
+ * Waiting consumers wake at once on a publish, nack or close in this process; writes from other
+ * processes are noticed by polling `PRAGMA data_version` every `poll` ms, and a delayed or expired
+ * row is picked up when its `visible_at` comes.
+ */
+export class SqliteBroker implements Broker {
+  readonly kind = "sqlite";
+  readonly url: string;
+  readonly features: BrokerFeatures = {
+    delivery: "at-least-once",
+    headers: true,
+    durableDelay: true,
+    durable: true,
+    ordered: true,
+  };
+  readonly config: SqliteUrl;
+  readonly #consumers = new Set<SqliteConsumer>();
+  #store: MessageStore | undefined;
+  #acks: { held: Held; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  #closing = false;
+  #dbClosed = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(url: string) {
+    this.url = redactUrl(url);
+    this.config = parseSqliteUrl(url);
+  }
+
+  async connect(): Promise<void> {
+    this.store();
+  }
+
+  /** The open database; opened on first use, so publish and receive work without connect(). */
+  store(): MessageStore {
+    if (this.#dbClosed) throw new Error(`SQLite broker ${this.url} is closed`);
+    if (this.#store === undefined) {
+      try {
+        this.#store = new MessageStore(this.config.path);
+      } catch (error) {
+        const why = error instanceof Error ? error.message : String(error);
+        throw new BrokerUnreachableError(`cannot open SQLite database ${this.url}: ${why}`, { cause: error });
+      }
+    }
+    return this.#store;
+  }
+
+  consumer(queue: string, options: ConsumerOptions = {}): Consumer {
+    const consumer = new SqliteConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue));
+    if (this.#closing) void consumer.close();
+    else this.#consumers.add(consumer);
+    return consumer;
+  }
+
+  async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
+    if (this.#closing) throw new Error(`SQLite broker ${this.url} is closed`);
+    if (messages.length === 0) return;
+    this.store().insert(queue, messages);
+    this.notify(queue);
+  }
+
+  /**
+   * Acks arriving in the same turn of the event loop are deleted in one transaction: each commit
+   * takes the file's write lock and appends to the WAL, while a DELETE by primary key is cheap.
+   */
+  ack(held: Held): Promise<void> {
+    if (this.#dbClosed) return Promise.reject(new Error(`SQLite broker ${this.url} is closed`));
+    return new Promise((resolve, reject) => {
+      if (this.#acks.length === 0) setImmediate(() => this.#flushAcks());
+      this.#acks.push({ held, resolve, reject });
+    });
+  }
+
+  /** Nack, or return on close: visible again at `visibleAt` if still held under its receipt. */
+  makeVisible(queue: string, held: Held[], visibleAt: number): void {
+    this.store().makeVisible(held, visibleAt);
+    this.notify(queue);
+  }
+
+  deadLetter(held: Held, deadQueue: string, message: OutgoingMessage): void {
+    if (this.store().deadLetter(held, deadQueue, message)) this.notify(deadQueue);
+  }
+
+  /** Wakes this process's consumers of `queue`, on every SqliteBroker of the same file. */
+  notify(queue: string): void {
+    notifyQueue(this.config.path, queue);
+  }
+
+  forget(consumer: SqliteConsumer): void {
+    this.#consumers.delete(consumer);
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing = true;
+      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
+      this.#flushAcks();
+      this.#dbClosed = true;
+      this.#store?.close();
+    })();
+    return this.#closed;
+  }
+
+  #flushAcks(): void {
+    const batch = this.#acks.splice(0);
+    if (batch.length === 0) return;
+    try {
+      this.store().deleteHeld(batch.map((ack) => ack.held));
+      for (const ack of batch) ack.resolve();
+    } catch (error) {
+      for (const ack of batch) ack.reject(error);
+    }
+  }
+}
+
+/**
+ * `sqlite://PATH[?visibility=MS&poll=MS]`, parsed by hand: the WHATWG parser would read the first
+ * path segment of `sqlite://wqueue.db` or `sqlite://./dir/x.db` as a host. So `sqlite://wqueue.db`
+ * is relative to the working directory and `sqlite:///abs/x.db` is absolute. The path is taken
+ * literally (no percent-decoding), so a file name works as typed.
+ */
+export interface SqliteUrl {
+  /** Absolute path of the database file. */
+  path: string;
+  /** How long a received message stays invisible to others before it is handed out again. */
+  visibilityMs: number;
+  /** How often an idle consumer looks for work written by other processes. */
+  pollMs: number;
+}
+
+export const DEFAULT_VISIBILITY_MS = 30_000;
+export const DEFAULT_POLL_MS = 25;
+
+export function parseSqliteUrl(url: string): SqliteUrl {
+  const match = /^sqlite:(?:\/\/)?/i.exec(url);
+  if (!match) throw new ConfigError(`not a sqlite URL: ${redactUrl(url)}`);
+  const rest = url.slice(match[0].length);
+  const queryAt = rest.indexOf("?");
+  const path = queryAt === -1 ? rest : rest.slice(0, queryAt);
+  const query = new URLSearchParams(queryAt === -1 ? "" : rest.slice(queryAt + 1));
+  if (path === "") {
+    const examples = "sqlite://wqueue.db or sqlite:///abs/path.db";
+    throw new ConfigError(`broker ${redactUrl(url)}: no database file; use e.g. ${examples}`);
+  }
+  return {
+    path: resolve(path),
+    visibilityMs: positiveParam(query, "visibility", DEFAULT_VISIBILITY_MS),
+    pollMs: positiveParam(query, "poll", DEFAULT_POLL_MS),
+  };
+}
+
+/** Zero is refused too: a zero visibility would hand every message to every consumer at once. */
+function positiveParam(query: URLSearchParams, name: string, fallback: number): number {
+  const raw = query.get(name);
+  if (raw === null) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(value) || value < 1) {
+    throw new ConfigError(`broker URL parameter ${name}=${raw} must be a whole number of milliseconds >= 1`);
+  }
+  return value;
+}

@@ -1,0 +1,168 @@
+import { randomUUID } from "node:crypto";
+import type { Consumer, DeadLetterReason, Delivery, Headers } from "../contract.js";
+import { deadLetterHeaders } from "../dead-letter.js";
+import { SettleOnceDelivery } from "../settle-once.js";
+import { Wakeup } from "../wakeup.js";
+import type { Held, MessageStore, TakenMessage } from "./MessageStore.js";
+import type { SqliteBroker } from "./SqliteBroker.js";
+
+/**
+ * The receiving side of a SqliteBroker: a consumer hands out rows it took under a fresh receipt and
+ * remembers them until settled, so close() can make the unsettled ones visible again at once.
+ * A delivery settles through the broker, which owns the connection and batches acks.
+ */
+
+/** Per (file, queue) wake-up shared by all brokers in this process; `generation` counts notifies. */
+class QueueSignal {
+  readonly wakeup = new Wakeup();
+  generation = 0;
+
+  notify(): void {
+    this.generation += 1;
+    this.wakeup.notify();
+  }
+}
+
+const queueSignals = new Map<string, QueueSignal>();
+const signalKey = (path: string, queue: string) => `${path}\n${queue}`;
+
+/** Wakes this process's consumers of `queue` on every SqliteBroker of the file at `path`. */
+export function notifyQueue(path: string, queue: string): void {
+  queueSignals.get(signalKey(path, queue))?.notify();
+}
+
+function queueSignal(path: string, queue: string): QueueSignal {
+  const key = signalKey(path, queue);
+  let signal = queueSignals.get(key);
+  if (!signal) {
+    signal = new QueueSignal();
+    queueSignals.set(key, signal);
+  }
+  return signal;
+}
+
+export class SqliteConsumer implements Consumer {
+  readonly #inFlight = new Set<SqliteDelivery>();
+  readonly #closing = new AbortController();
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    readonly broker: SqliteBroker,
+    readonly queue: string,
+    readonly deadLetterQueue: string,
+  ) {}
+
+  async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+    const stop = anyAbort(signal, this.#closing.signal);
+    const waker = queueSignal(this.broker.config.path, this.queue);
+    const { pollMs } = this.broker.config;
+    let seenVersion = Number.NaN;
+    let seenGeneration = Number.NaN;
+    let dueAt = 0;
+    try {
+      while (!stop.signal.aborted) {
+        const store = this.broker.store();
+        const now = Date.now();
+        const version = store.dataVersion();
+        // Look only when something may have changed: another process committed, this process
+        // published or nacked, or a hidden row's visible_at has come.
+        if (version !== seenVersion || waker.generation !== seenGeneration || now >= dueAt) {
+          seenVersion = version;
+          seenGeneration = waker.generation;
+          const taken = this.#take(store, max, now);
+          if (taken.length > 0) return taken;
+          dueAt = store.nextVisibleAt(this.queue) ?? Number.POSITIVE_INFINITY;
+        }
+        await waker.wakeup.wait(stop.signal, Math.max(0, Math.min(pollMs, dueAt - Date.now())));
+      }
+      return [];
+    } finally {
+      stop.dispose();
+    }
+  }
+
+  /** The peek is a plain read, so idle consumers never take the write lock. */
+  #take(store: MessageStore, max: number, now: number): SqliteDelivery[] {
+    if (!store.hasVisible(this.queue, now)) return [];
+    const receipt = randomUUID();
+    const until = now + this.broker.config.visibilityMs;
+    const rows = store.take(this.queue, Math.max(1, Math.floor(max)), now, until, receipt);
+    return rows.map((row) => {
+      const delivery = new SqliteDelivery(this, row, { id: row.id, receipt });
+      this.#inFlight.add(delivery);
+      return delivery;
+    });
+  }
+
+  settling(delivery: SqliteDelivery): void {
+    this.#inFlight.delete(delivery);
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing.abort();
+      this.broker.forget(this);
+      const unsettled = [...this.#inFlight].map((delivery) => delivery.held);
+      this.#inFlight.clear();
+      if (unsettled.length > 0) this.broker.makeVisible(this.queue, unsettled, Date.now());
+    })();
+    return this.#closed;
+  }
+}
+
+class SqliteDelivery extends SettleOnceDelivery {
+  readonly id: string;
+  readonly queue: string;
+  readonly body: Uint8Array;
+  readonly headers: Readonly<Headers>;
+  readonly key: string | undefined;
+  readonly partition = undefined;
+  readonly attempt: number;
+
+  constructor(
+    readonly consumer: SqliteConsumer,
+    row: TakenMessage,
+    readonly held: Held,
+  ) {
+    super();
+    this.id = String(row.id);
+    this.queue = consumer.queue;
+    this.body = row.body;
+    this.headers = row.headers;
+    this.key = row.key;
+    this.attempt = row.attempt;
+  }
+
+  protected doAck(): Promise<void> {
+    this.consumer.settling(this);
+    return this.consumer.broker.ack(this.held);
+  }
+
+  protected async doNack(delayMs: number): Promise<void> {
+    this.consumer.settling(this);
+    this.consumer.broker.makeVisible(this.queue, [this.held], Date.now() + delayMs);
+  }
+
+  protected async doDeadLetter(reason: DeadLetterReason): Promise<void> {
+    this.consumer.settling(this);
+    const headers = deadLetterHeaders(this, reason);
+    const message = { body: this.body, headers, key: this.key };
+    this.consumer.broker.deadLetter(this.held, this.consumer.deadLetterQueue, message);
+  }
+}
+
+/** One signal that aborts when either does; dispose() unhooks it from the long-lived one. */
+function anyAbort(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  if (a.aborted || b.aborted) controller.abort();
+  a.addEventListener("abort", abort, { once: true });
+  b.addEventListener("abort", abort, { once: true });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      a.removeEventListener("abort", abort);
+      b.removeEventListener("abort", abort);
+    },
+  };
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import { Command } from "commander";
+import { addPushCommand } from "./push-command.js";
+import { addWorkerCommand } from "./worker-command.js";
+
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+
+const program = new Command("wqueue")
+  .description("WQueue: run event handlers on message queues (Redis, SQLite, memory; more brokers coming)")
+  .version(version)
+  .showHelpAfterError()
+  .configureOutput({ outputError: (text, write) => write(`wqueue: ${text.replace(/^error: /, "")}`) });
+
+addWorkerCommand(program);
+addPushCommand(program);
+
+await program.parseAsync();

@@ -1,0 +1,75 @@
+import path from "node:path";
+import { InvalidArgumentError, type Command } from "commander";
+import { createLogger, LOG_LEVELS, type LogLevel } from "../log/logger.js";
+import { DEFAULT_CONCURRENCY, Worker } from "../worker/Worker.js";
+import { failAndExit } from "./fail.js";
+import { loadApp } from "./load-app.js";
+
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a whole number > 0");
+  return n;
+}
+
+function logLevel(value: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new InvalidArgumentError(`one of ${LOG_LEVELS.join(", ")}`);
+  return value as LogLevel;
+}
+
+interface WorkerFlags {
+  app: string;
+  broker?: string;
+  queues?: string;
+  concurrency: number;
+  logLevel: LogLevel;
+  shutdownGrace: number;
+}
+
+export function addWorkerCommand(program: Command): void {
+  program
+    .command("worker")
+    .description("run the handlers of an app: connect to every queue it declares and process messages")
+    .requiredOption("-a, --app <module>", "app module: a file (./app.ts), a dotted path (example.example_usage) or a package; MODULE:name picks an export")
+    .option("-b, --broker <url>", "default broker URL (else WQUEUE_BROKER_URL, else sqlite://wqueue.db)")
+    .option("-q, --queues <names>", "only these queues, comma-separated")
+    .option("-c, --concurrency <n>", "messages handled at once, across all queues", positiveInt, DEFAULT_CONCURRENCY)
+    .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back", positiveInt, 30_000)
+    .option("-l, --log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info" as LogLevel)
+    .action(async (flags: WorkerFlags) => runWorker(flags));
+}
+
+async function runWorker(flags: WorkerFlags): Promise<void> {
+  const debug = flags.logLevel === "debug" || flags.logLevel === "trace";
+  const logger = createLogger(flags.logLevel);
+  let worker: Worker;
+  try {
+    const { app, file } = await loadApp(flags.app);
+    worker = new Worker(app, {
+      broker: flags.broker,
+      queues: flags.queues?.split(",").map((q) => q.trim()).filter(Boolean),
+      concurrency: flags.concurrency,
+      shutdownGraceMs: flags.shutdownGrace,
+      logger,
+      appName: path.relative(process.cwd(), file) || file,
+    });
+    await worker.start();
+  } catch (error) {
+    failAndExit(error, debug);
+  }
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals === 1) {
+      logger.info(`${signal}: draining (send again to force)`);
+      worker.stop().then(
+        () => process.exit(0),
+        (error: unknown) => failAndExit(error, debug),
+      );
+    } else {
+      logger.warn(`${signal} again: forcing stop`);
+      worker.forceStop().finally(() => process.exit(130));
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+}

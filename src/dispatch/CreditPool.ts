@@ -1,0 +1,60 @@
+/**
+ * The worker-wide concurrency limit, as credit: a subscription takes credit before it asks its
+ * broker for messages and gives back what it did not use, so the sum of messages being fetched
+ * or run never exceeds `limit`. Credit is shared fairly: while several subscriptions wait, none
+ * takes more than `limit / subscriptions`, so one busy queue cannot starve the others.
+ */
+export class CreditPool {
+  #used = 0;
+  readonly #waiters: { want: number; grant: (n: number) => void }[] = [];
+
+  constructor(
+    readonly limit: number,
+    /** Subscriptions sharing the pool, for the fair share. */
+    readonly sharers: number,
+  ) {}
+
+  get used(): number {
+    return this.#used;
+  }
+
+  /** Resolves with 1..want credits (a fair share), waiting while none is free; 0 if aborted. */
+  acquire(want: number, signal: AbortSignal): Promise<number> {
+    const granted = this.#tryGrant(want);
+    if (granted > 0 || signal.aborted) return Promise.resolve(granted);
+    return new Promise((resolve) => {
+      const waiter = {
+        want,
+        grant: (n: number) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(n);
+        },
+      };
+      const onAbort = () => {
+        const index = this.#waiters.indexOf(waiter);
+        if (index >= 0) this.#waiters.splice(index, 1);
+        resolve(0);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  release(n: number): void {
+    if (n <= 0) return;
+    this.#used -= n;
+    while (this.#waiters.length > 0) {
+      const granted = this.#tryGrant((this.#waiters[0] as { want: number }).want);
+      if (granted === 0) break;
+      this.#waiters.shift()?.grant(granted);
+    }
+  }
+
+  #tryGrant(want: number): number {
+    const free = this.limit - this.#used;
+    const share = Math.max(1, Math.floor(this.limit / Math.max(1, this.sharers)));
+    const granted = Math.max(0, Math.min(want, free, share));
+    this.#used += granted;
+    return granted;
+  }
+}

@@ -1,0 +1,32 @@
+export { WQueue } from "./app/WQueue.js";
+export type {
+  BodyFormat,
+  Handler,
+  ListenOptions,
+  Message,
+  PublishOptions,
+  RetryOptions,
+  WQueueOptions,
+} from "./app/types.js";
+export type {
+  Broker,
+  BrokerFeatures,
+  Consumer,
+  ConsumerOptions,
+  DeadLetterReason,
+  Delivery,
+  Headers,
+  OutgoingMessage,
+} from "./brokers/contract.js";
+export { createBroker, DEFAULT_BROKER_URL } from "./brokers/registry.js";
+export { redactUrl } from "./brokers/url.js";
+export { MemoryBroker } from "./brokers/memory/MemoryBroker.js";
+export {
+  AppLoadError,
+  BrokerUnreachableError,
+  ConfigError,
+  DeadLetterNow,
+  DecodeError,
+  RetryLater,
+} from "./errors.js";
+export { Worker, type WorkerOptions, DEFAULT_CONCURRENCY } from "./worker/Worker.js";

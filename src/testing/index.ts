@@ -1,0 +1,1 @@
+export { brokerConformanceSuite, type ConformanceCase, type ConformanceOptions } from "./conformance.js";

@@ -1,0 +1,176 @@
+import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
+import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
+import type { Consumer } from "../brokers/contract.js";
+import { CreditPool } from "../dispatch/CreditPool.js";
+import { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
+import { AppLoadError, ConfigError } from "../errors.js";
+import { createLogger, type Logger } from "../log/logger.js";
+import { DEFAULT_RETRY } from "../pipeline/backoff.js";
+import type { PreparedHandler } from "../pipeline/run-handler.js";
+import { EventLoopRunner } from "../runners/EventLoopRunner.js";
+import type { Runner } from "../runners/Runner.js";
+
+export interface WorkerOptions {
+  /** Default broker URL; overrides WQUEUE_BROKER_URL and the app's own default. */
+  broker?: string;
+  /** Listen only on these queues (names as registered). */
+  queues?: string[];
+  /** Messages fetched or running at once, across all queues. Default 10. */
+  concurrency?: number;
+  /** How long SIGTERM waits for in-flight handlers before giving their messages back. Default 30 s. */
+  shutdownGraceMs?: number;
+  logger?: Logger;
+  /** Shown in the ready line, e.g. the module path. */
+  appName?: string;
+}
+
+export const DEFAULT_CONCURRENCY = 10;
+
+/**
+ * Runs an app: connects every broker its subscriptions name, feeds each subscription through a
+ * SubscriptionLoop into the runner, and shuts down in order (stop fetching, drain, give back what
+ * is left at the deadline, close). start() and stop() are each idempotent.
+ */
+export class Worker {
+  readonly logger: Logger;
+  readonly #app: WQueue;
+  readonly #options: WorkerOptions;
+  readonly #brokers: BrokerSet;
+  readonly #loops: SubscriptionLoop[] = [];
+  readonly #consumers: Consumer[] = [];
+  #runner: Runner | undefined;
+  #started: Promise<void> | undefined;
+  #stopped: Promise<void> | undefined;
+  #forceNow: (() => void) | undefined;
+  readonly #forced = new Promise<"forced">((resolve) => {
+    this.#forceNow = () => resolve("forced");
+  });
+
+  constructor(app: WQueue, options: WorkerOptions = {}) {
+    this.#app = app;
+    this.#options = options;
+    this.logger = options.logger ?? createLogger();
+    this.#brokers = new BrokerSet(resolveDefaultBrokerUrl(app, options.broker), app.options.brokers);
+  }
+
+  start(): Promise<void> {
+    this.#started ??= this.#start().catch(async (error: unknown) => {
+      await this.#brokers.close();
+      throw error;
+    });
+    return this.#started;
+  }
+
+  async #start(): Promise<void> {
+    const subscriptions = this.#selectSubscriptions();
+    const requested = this.#options.concurrency ?? DEFAULT_CONCURRENCY;
+    if (!(Number.isInteger(requested) && requested > 0)) throw new ConfigError(`concurrency must be a whole number > 0, got ${requested}`);
+    // Every queue keeps one receive outstanding, so the limit is at least the number of queues.
+    const limit = Math.max(requested, subscriptions.length);
+    if (limit > requested) {
+      this.logger.warn(`concurrency raised from ${requested} to ${limit}: each of the ${limit} queues needs one slot`);
+    }
+
+    const handlers = new Map<string, PreparedHandler>();
+    const appRetry = { ...DEFAULT_RETRY, ...this.#app.options.retry };
+    for (const { id, subscription } of subscriptions) {
+      const retry = subscription.options.retry;
+      handlers.set(id, {
+        handler: subscription.handler,
+        format: subscription.options.decode ?? "json",
+        retry: retry === false ? undefined : { ...appRetry, ...retry },
+      });
+    }
+    const runner = new EventLoopRunner(handlers);
+    this.#runner = runner;
+
+    const pool = new CreditPool(limit, subscriptions.length);
+    const described: string[] = [];
+    for (const { id, brokerName, subscription } of subscriptions) {
+      const broker = await this.#brokers.get(brokerName);
+      const consumer = broker.consumer(subscription.queue, { deadLetterQueue: subscription.options.deadLetterQueue });
+      this.#consumers.push(consumer);
+      this.#loops.push(
+        new SubscriptionLoop({
+          id,
+          queue: subscription.queue,
+          consumer,
+          runner,
+          pool,
+          concurrency: Math.min(subscription.options.concurrency ?? limit, limit),
+          logger: this.logger,
+        }),
+      );
+      described.push(`${subscription.queue} @ ${broker.url} (${broker.kind}, ${broker.features.delivery})`);
+    }
+    this.#app.usePublishBrokers(this.#brokers);
+    for (const loop of this.#loops) loop.start();
+    const appName = this.#options.appName ?? this.#app.options.name ?? "app";
+    this.logger.info(
+      { app: appName, model: runner.model, concurrency: limit, queues: described },
+      `ready: ${appName}, model ${runner.model} (concurrency ${limit}), queues: ${described.join("; ")}`,
+    );
+  }
+
+  #selectSubscriptions() {
+    const all = this.#app.subscriptions.map((subscription) => {
+      const brokerName = subscription.options.broker ?? DEFAULT_BROKER_NAME;
+      return { id: `${brokerName}/${subscription.queue}`, brokerName, subscription };
+    });
+    if (all.length === 0) {
+      throw new AppLoadError(`${this.#options.appName ?? "the app"} registers no handlers: call app.listenEvents(queue, handler)`);
+    }
+    const only = this.#options.queues;
+    if (!only || only.length === 0) return all;
+    const known = new Set(all.map((s) => s.subscription.queue));
+    const unknown = only.filter((queue) => !known.has(queue));
+    if (unknown.length > 0) {
+      throw new ConfigError(`--queues names ${unknown.join(", ")}, which the app does not listen on (it has: ${[...known].join(", ")})`);
+    }
+    return all.filter((s) => only.includes(s.subscription.queue));
+  }
+
+  /** Messages fetched or running right now, across all queues. */
+  get inFlight(): number {
+    return this.#loops.reduce((sum, loop) => sum + loop.inFlight, 0);
+  }
+
+  /**
+   * Graceful stop: no new messages, in-flight handlers get `graceMs` to finish, then their
+   * signals abort and their messages are given back to the broker. Idempotent.
+   */
+  stop(graceMs = this.#options.shutdownGraceMs ?? 30_000): Promise<void> {
+    this.#stopped ??= this.#stop(graceMs);
+    return this.#stopped;
+  }
+
+  /** A second signal: give every in-flight message back now and close. */
+  async forceStop(): Promise<void> {
+    this.#forceNow?.();
+    await this.stop(0);
+  }
+
+  async #stop(graceMs: number): Promise<void> {
+    await this.#started?.catch(() => undefined);
+    await Promise.all(this.#loops.map((loop) => loop.stopFetching()));
+    const inFlight = this.inFlight;
+    if (inFlight > 0) this.logger.info({ inFlight, graceMs }, `stopping: waiting for ${inFlight} in-flight message(s)`);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<"deadline">((resolve) => {
+      timer = setTimeout(() => resolve("deadline"), graceMs);
+    });
+    const drained = Promise.all(this.#loops.map((loop) => loop.drained())).then(() => "drained" as const);
+    const ended = await Promise.race([drained, deadline, this.#forced]);
+    if (ended !== "drained") {
+      const why = ended === "forced" ? "forced stop" : "shutdown deadline passed";
+      this.logger.warn({ inFlight: this.inFlight }, `${why}: giving unfinished messages back to the broker`);
+      await Promise.allSettled(this.#loops.map((loop) => loop.abandonInFlight()));
+    }
+    clearTimeout(timer);
+    await Promise.allSettled(this.#consumers.map((consumer) => consumer.close()));
+    await this.#runner?.close();
+    this.#app.usePublishBrokers(undefined);
+    await this.#brokers.close();
+    this.logger.info("stopped");
+  }
+}

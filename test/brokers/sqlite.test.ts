@@ -1,0 +1,216 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import Database from "better-sqlite3";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import type { Consumer, Delivery } from "../../src/brokers/contract.js";
+import { parseSqliteUrl, SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
+import { ConfigError } from "../../src/errors.js";
+
+/** SQLite-specific behaviour the conformance suite cannot see: several processes, crashes, stale receipts. */
+const dir = mkdtempSync(join(tmpdir(), "wqueue-sqlite-"));
+const dbPath = join(dir, "shared.db");
+const child = fileURLToPath(new URL("./sqlite-child.ts", import.meta.url));
+const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
+const text = (value: string) => new TextEncoder().encode(value);
+const read = (delivery: Delivery | undefined) => delivery && new TextDecoder().decode(delivery.body);
+
+const brokers: SqliteBroker[] = [];
+const children: ChildProcess[] = [];
+const open = (query = "") => {
+  const broker = new SqliteBroker(`sqlite://${dbPath}${query}`);
+  brokers.push(broker);
+  return broker;
+};
+const queueName = () => `sqlite-test.${randomUUID().slice(0, 8)}`;
+
+afterEach(async () => {
+  for (const proc of children.splice(0)) if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+  await Promise.all(brokers.splice(0).map((broker) => broker.close()));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function spawnChild(...args: string[]): ChildProcess {
+  const proc = spawn(process.execPath, ["--import", "tsx", child, ...args], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(proc);
+  return proc;
+}
+
+function exited(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  let stderr = "";
+  proc.stderr?.on("data", (chunk) => {
+    stderr += String(chunk);
+  });
+  return new Promise((done) => proc.once("exit", (code, signal) => done({ code, signal, stderr })));
+}
+
+/** The child's first stdout line, or a failure if it exits or `timeoutMs` passes first. */
+function firstLine(proc: ChildProcess, timeoutMs = 15_000): Promise<string> {
+  return new Promise((done, fail) => {
+    const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
+    const timer = setTimeout(() => fail(new Error(`child printed nothing in ${timeoutMs} ms`)), timeoutMs);
+    lines.once("line", (line) => {
+      clearTimeout(timer);
+      done(line);
+    });
+    proc.once("exit", (code) => fail(new Error(`child exited (${code}) before printing`)));
+  });
+}
+
+/** Receives until `count` deliveries arrived or the deadline passes. */
+async function receiveN(consumer: Consumer, count: number, timeoutMs = 10_000): Promise<Delivery[]> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const got: Delivery[] = [];
+  while (got.length < count && !signal.aborted) got.push(...(await consumer.receive(count - got.length, signal)));
+  return got;
+}
+
+/** Rows of a queue as a separate connection sees them: the ground truth, not the adapter's view. */
+function rowsIn(queue: string): number {
+  const db = new Database(dbPath, { readonly: true });
+  try {
+    return db.prepare("SELECT COUNT(*) FROM messages WHERE queue = ?").pluck().get(queue) as number;
+  } finally {
+    db.close();
+  }
+}
+
+describe("sqlite broker", () => {
+  it("shares one file between two OS processes, waking a waiting consumer on the other's publish", async () => {
+    const queue = queueName();
+    const consumer = open().consumer(queue);
+    const receiving = receiveN(consumer, 20, 20_000); // waiting before the other process exists
+    const publisher = spawnChild("publish", `sqlite://${dbPath}`, queue, "20");
+    const result = await exited(publisher);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    const got = await receiving;
+    expect(got.map(read)).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+    expect(got.every((delivery) => delivery.attempt === 1)).toBe(true);
+    await Promise.all(got.map((delivery) => delivery.ack()));
+    expect(rowsIn(queue)).toBe(0);
+  }, 30_000);
+
+  it("gives a killed consumer's message back after the visibility timeout, attempt 2", async () => {
+    const queue = queueName();
+    const broker = open("?visibility=500");
+    await broker.publish(queue, [{ body: text("crash-me") }]);
+    const crasher = spawnChild("receive", `sqlite://${dbPath}?visibility=500`, queue);
+    const received = JSON.parse(await firstLine(crasher)) as { attempt: number; body: string; at: number };
+    expect(received).toMatchObject({ attempt: 1, body: "crash-me" });
+    const gone = exited(crasher);
+    crasher.kill("SIGKILL");
+    expect((await gone).signal).toBe("SIGKILL");
+
+    const [again] = await receiveN(broker.consumer(queue), 1);
+    expect(read(again)).toBe("crash-me");
+    expect(again?.attempt).toBe(2);
+    // Hidden for the whole visibility window, counted from the child's receive.
+    expect(Date.now() - received.at).toBeGreaterThanOrEqual(450);
+    await again?.ack();
+    expect(rowsIn(queue)).toBe(0);
+  }, 30_000);
+
+  it("ignores a stale holder's ack and dead letter once another consumer re-received the message", async () => {
+    const queue = queueName();
+    const broker = open("?visibility=300");
+    await broker.publish(queue, [{ body: text("a") }, { body: text("b") }]);
+    const stale = await receiveN(broker.consumer(queue), 2);
+    // The second consumer gets both only once their visibility expired.
+    const fresh = await receiveN(open("?visibility=30000").consumer(queue), 2);
+    expect(fresh.map((d) => [read(d), d.attempt])).toEqual([
+      ["a", 2],
+      ["b", 2],
+    ]);
+    expect(fresh.map((d) => d.id)).toEqual(stale.map((d) => d.id));
+
+    await stale[0]?.ack();
+    await stale[1]?.deadLetter({ reason: "handler-failed" });
+    expect(rowsIn(queue)).toBe(2);
+    expect(rowsIn(`${queue}.dead`)).toBe(0);
+
+    await Promise.all(fresh.map((d) => d.ack()));
+    expect(rowsIn(queue)).toBe(0);
+  });
+
+  it("keeps a delayed nack across a reopen of the file", async () => {
+    const queue = queueName();
+    const first = open();
+    await first.publish(queue, [{ body: text("later") }]);
+    const [delivery] = await receiveN(first.consumer(queue), 1);
+    const nackedAt = Date.now();
+    await delivery?.nack({ delayMs: 400 });
+    await first.close();
+
+    const [again] = await receiveN(open().consumer(queue), 1);
+    expect(read(again)).toBe("later");
+    expect(again?.attempt).toBe(2);
+    expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(390);
+    await again?.ack();
+  });
+
+  it("delivers a row that an outside SQLite client inserted with plain SQL", async () => {
+    const queue = queueName();
+    const broker = open();
+    await broker.connect(); // creates the schema
+    const consumer = broker.consumer(queue);
+    const receiving = receiveN(consumer, 2);
+    const db = new Database(dbPath);
+    try {
+      db.prepare("INSERT INTO messages (queue, body) VALUES (?, ?)").run(queue, '{"n":5}');
+      db.prepare("INSERT INTO messages (queue, body, headers) VALUES (?, ?, ?)").run(queue, "x", "not json");
+    } finally {
+      db.close();
+    }
+    const got = await receiving;
+    expect(got.map((d) => [read(d), d.attempt, d.headers])).toEqual([
+      ['{"n":5}', 1, {}],
+      ["x", 1, {}],
+    ]);
+    await Promise.all(got.map((d) => d.ack()));
+  });
+
+  it("coalesces acks of one tick and keeps publish order across batches", async () => {
+    const queue = queueName();
+    const broker = open();
+    await broker.publish(queue, Array.from({ length: 300 }, (_, i) => ({ body: text(String(i)) })));
+    const got = await receiveN(broker.consumer(queue), 300);
+    expect(got.map(read)).toEqual(Array.from({ length: 300 }, (_, i) => String(i)));
+    await Promise.all(got.map((d) => d.ack()));
+    expect(rowsIn(queue)).toBe(0);
+  });
+});
+
+describe("sqlite URL", () => {
+  it("reads relative, dot-relative and absolute paths without host parsing", () => {
+    expect(parseSqliteUrl("sqlite://wqueue.db").path).toBe(resolve("wqueue.db"));
+    expect(parseSqliteUrl("sqlite://./dir/x.db").path).toBe(resolve("dir/x.db"));
+    expect(parseSqliteUrl("sqlite:///abs/path.db")).toEqual({ path: "/abs/path.db", visibilityMs: 30_000, pollMs: 25 });
+    expect(parseSqliteUrl("sqlite:///abs/path.db?visibility=500&poll=5")).toMatchObject({
+      visibilityMs: 500,
+      pollMs: 5,
+    });
+  });
+
+  it("rejects an empty path and bad parameters with a ConfigError", () => {
+    expect(() => new SqliteBroker("sqlite://")).toThrow(ConfigError);
+    expect(() => new SqliteBroker("sqlite://?visibility=5")).toThrow(/no database file/);
+    expect(() => new SqliteBroker("sqlite://x.db?visibility=0")).toThrow(ConfigError);
+    expect(() => new SqliteBroker("sqlite://x.db?poll=soon")).toThrow(/poll=soon/);
+  });
+
+  it("creates missing parent directories and keeps the URL as given", async () => {
+    const url = `sqlite://${join(dir, "a", "b", "nested.db")}?visibility=1000`;
+    const broker = new SqliteBroker(url);
+    brokers.push(broker);
+    expect(broker.url).toBe(url);
+    await broker.connect();
+    expect(existsSync(join(dir, "a", "b", "nested.db"))).toBe(true);
+  });
+});

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { CreditPool } from "../../src/dispatch/CreditPool.js";
+
+describe("CreditPool", () => {
+  const never = new AbortController().signal;
+
+  it("grants at most the free credit and a fair share", async () => {
+    const pool = new CreditPool(10, 2);
+    expect(await pool.acquire(8, never)).toBe(5); // fair share of 10 between 2
+    expect(await pool.acquire(8, never)).toBe(5);
+    expect(pool.used).toBe(10);
+  });
+
+  it("makes a waiter wait until credit is released, first come first served", async () => {
+    const pool = new CreditPool(2, 1);
+    expect(await pool.acquire(2, never)).toBe(2);
+    const order: string[] = [];
+    const first = pool.acquire(1, never).then((n) => order.push(`first:${n}`));
+    const second = pool.acquire(1, never).then((n) => order.push(`second:${n}`));
+    pool.release(1);
+    await first;
+    expect(order).toEqual(["first:1"]);
+    pool.release(1);
+    await second;
+    expect(order).toEqual(["first:1", "second:1"]);
+    expect(pool.used).toBe(2);
+  });
+
+  it("resolves a waiter with 0 when its signal aborts, and forgets it", async () => {
+    const pool = new CreditPool(1, 1);
+    await pool.acquire(1, never);
+    const controller = new AbortController();
+    const waiting = pool.acquire(1, controller.signal);
+    controller.abort();
+    expect(await waiting).toBe(0);
+    pool.release(1);
+    expect(pool.used).toBe(0);
+  });
+});

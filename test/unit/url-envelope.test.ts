@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { unwrap, wrap } from "../../src/brokers/envelope.js";
+import { createBroker } from "../../src/brokers/registry.js";
+import { redactUrl } from "../../src/brokers/url.js";
+
+describe("redactUrl", () => {
+  it("hides passwords and secret query values, keeps the rest", () => {
+    expect(redactUrl("redis://:s3cret@host:6379/0")).toBe("redis://:***@host:6379/0");
+    expect(redactUrl("amqp://guest:guest@127.0.0.1:5672/vh")).toBe("amqp://guest:***@127.0.0.1:5672/vh");
+    expect(redactUrl("redis://127.0.0.1:6379?password=pw&mode=list")).toBe("redis://127.0.0.1:6379?password=***&mode=list");
+    expect(redactUrl("redis://127.0.0.1:6379")).toBe("redis://127.0.0.1:6379");
+    expect(redactUrl("not a url//user:pw@x")).not.toContain("pw@");
+  });
+
+  it("unknown and planned schemes fail with the URL redacted", async () => {
+    await expect(createBroker("foo://u:pw@h")).rejects.toThrow(/unknown scheme "foo".*available: memory, redis/);
+    await expect(createBroker("amqp://u:pw@h")).rejects.toThrow(/amqp is planned but not available yet/);
+    await expect(createBroker("amqp://u:pw@h")).rejects.not.toThrow(/pw/);
+  });
+});
+
+describe("envelope", () => {
+  it("sends a plain message as its raw bytes", () => {
+    expect(wrap({ body: Buffer.from("raw") }).toString()).toBe("raw");
+    expect(unwrap(Buffer.from("raw"))).toMatchObject({ headers: {}, key: undefined, attempt: 1 });
+  });
+
+  it("round-trips headers, key and attempt", () => {
+    const wrapped = wrap({ body: Buffer.from([0, 255]), headers: { a: "1" }, key: "k", attempt: 3 });
+    const back = unwrap(wrapped);
+    expect([...back.body]).toEqual([0, 255]);
+    expect(back).toMatchObject({ headers: { a: "1" }, key: "k", attempt: 3 });
+  });
+
+  it("hands a broken envelope over raw instead of failing", () => {
+    const broken = Buffer.from('{"__wqueue__":1,"b":');
+    expect(unwrap(broken).body).toBe(broken);
+  });
+});

@@ -32,7 +32,7 @@ try {
         if (handled === count) resolve(performance.now());
       } else if (line.includes('"msg":"ready:')) {
         readyAt = performance.now();
-        console.log(`worker ready: ${JSON.parse(line).msg}`);
+        console.log(`worker ${JSON.parse(line).msg}`);
       }
     });
   });

@@ -60,6 +60,11 @@ export interface Delivery {
 export interface ConsumerOptions {
   /** Where dead letters of this queue go; adapters default it to `<queue>.dead`. */
   deadLetterQueue?: string;
+  /**
+   * The most messages the caller will hold unsettled at once (the subscription's concurrency).
+   * Push brokers size their prefetch window or fetch buffer from it; pull brokers may ignore it.
+   */
+  maxInFlight?: number;
 }
 
 export interface Consumer {
@@ -87,6 +92,12 @@ export interface BrokerFeatures {
   durable: boolean;
   /** FIFO within a queue (or a partition) when a single consumer reads it. */
   ordered: boolean;
+  /**
+   * Deliveries carry `partition` (Kafka partition, Kinesis shard) and order matters within it:
+   * the dispatcher then runs one message per partition at a time unless the subscription asks
+   * for another ordering. Commit-below-the-lowest-unfinished stays the adapter's job.
+   */
+  partitioned?: boolean;
 }
 
 export interface Broker {

@@ -88,7 +88,11 @@ export class Worker {
     const described: string[] = [];
     for (const { id, brokerName, subscription } of subscriptions) {
       const broker = await this.#brokers.get(brokerName);
-      const consumer = broker.consumer(subscription.queue, { deadLetterQueue: subscription.options.deadLetterQueue });
+      const concurrency = Math.min(subscription.options.concurrency ?? limit, limit);
+      const consumer = broker.consumer(subscription.queue, {
+        deadLetterQueue: subscription.options.deadLetterQueue,
+        maxInFlight: concurrency,
+      });
       this.#consumers.push(consumer);
       this.#loops.push(
         new SubscriptionLoop({
@@ -97,7 +101,7 @@ export class Worker {
           consumer,
           runner,
           pool,
-          concurrency: Math.min(subscription.options.concurrency ?? limit, limit),
+          concurrency,
           logger: this.logger,
         }),
       );

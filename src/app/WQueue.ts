@@ -52,6 +52,15 @@ export class WQueue {
     if (options.concurrency !== undefined && !(Number.isInteger(options.concurrency) && options.concurrency > 0)) {
       throw new ConfigError(`listenEvents("${queue}"): concurrency must be a whole number > 0`);
     }
+    if (options.timeoutMs !== undefined && !(Number.isInteger(options.timeoutMs) && options.timeoutMs > 0)) {
+      throw new ConfigError(`listenEvents("${queue}"): timeoutMs must be a whole number of milliseconds > 0`);
+    }
+    if (options.ackPolicy !== undefined && !["after", "before", "manual"].includes(options.ackPolicy)) {
+      throw new ConfigError(`listenEvents("${queue}"): ackPolicy must be "after", "before" or "manual"`);
+    }
+    if (options.decode !== undefined && !["json", "text", "bytes"].includes(options.decode)) {
+      throw new ConfigError(`listenEvents("${queue}"): decode must be "json", "text" or "bytes"`);
+    }
     const id = `${brokerName}/${queue}`;
     if (this.#subscriptions.has(id)) {
       throw new ConfigError(`listenEvents("${queue}"): a handler is already registered for this queue on broker "${brokerName}"`);

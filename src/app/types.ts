@@ -16,9 +16,50 @@ export interface Message<Body = unknown> {
   readonly key: string | undefined;
   /** Aborted when the worker gives up on this message (shutdown deadline, timeout). */
   readonly signal: AbortSignal;
+  /** With ackPolicy "manual": acknowledge the message when the handler returns. */
+  ack(): void;
+  /** With ackPolicy "manual": give the message back, visible again after `delayMs`. */
+  nack(options?: { delayMs?: number }): void;
 }
 
 export type Handler<Body = unknown> = (message: Message<Body>) => unknown | Promise<unknown>;
+
+/**
+ * When a message is acknowledged. "after" (default): once the handler succeeded, so nothing is lost
+ * (at-least-once). "before": as soon as it is received, before the handler runs (at-most-once: a
+ * failure or crash loses it). "manual": the handler decides with message.ack() / message.nack();
+ * the decision is applied when the handler returns, and a handler that decided nothing gives the
+ * message back.
+ */
+export type AckPolicy = "after" | "before" | "manual";
+
+/**
+ * Messages that must run one after another: "key" (the message key), "partition" (Kafka partition,
+ * Kinesis shard: the default on such brokers), { header } (a header's value), a function of the
+ * delivery, or "none". Different keys still run in parallel.
+ */
+export type Ordering =
+  | "none"
+  | "key"
+  | "partition"
+  | { header: string }
+  | ((delivery: { key: string | undefined; partition: string | undefined; headers: Readonly<Headers> }) => string | undefined);
+
+/** Any Standard Schema validator (zod, valibot, arktype, ...): https://standardschema.dev */
+export interface StandardSchema<Output = unknown> {
+  readonly "~standard": {
+    readonly version: 1;
+    readonly validate: (
+      value: unknown,
+    ) =>
+      | { readonly value: Output; readonly issues?: undefined }
+      | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }> }
+      | Promise<
+          | { readonly value: Output; readonly issues?: undefined }
+          | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }> }
+        >;
+  };
+}
 
 export interface RetryOptions {
   /** Deliveries in all, the first included, before the message is dead-lettered. Default 5. */
@@ -40,6 +81,17 @@ export interface ListenOptions {
   retry?: RetryOptions | false;
   /** Dead-letter queue on the same broker; default `<queue>.dead`. */
   deadLetterQueue?: string;
+  /** When the message is acknowledged; default "after" (the handler succeeded). */
+  ackPolicy?: AckPolicy;
+  /**
+   * Past this, message.signal aborts and the message is retried (error "HandlerTimeout") and its
+   * slot freed. On the event loop the handler itself cannot be stopped: honour the signal.
+   */
+  timeoutMs?: number;
+  /** Messages that must run one after another (see Ordering). */
+  ordering?: Ordering;
+  /** Validates the decoded body; an invalid message is dead-lettered at once (reason "invalid"). */
+  schema?: StandardSchema;
 }
 
 export interface Subscription {

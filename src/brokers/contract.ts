@@ -23,6 +23,14 @@ export interface OutgoingMessage {
   attempt?: number;
 }
 
+/** A message seen through Broker.browse(), left where it is. */
+export interface BrowsedMessage {
+  id: string;
+  body: Uint8Array;
+  headers: Headers;
+  key: string | undefined;
+}
+
 /** Why a message is being dead-lettered; stored beside the original payload and headers. */
 export interface DeadLetterReason {
   /** Short machine-readable cause: "handler-failed", "undecodable", "invalid", "poison", ... */
@@ -114,6 +122,11 @@ export interface Broker {
   consumer(queue: string, options?: ConsumerOptions): Consumer;
   /** Resolves once the broker has taken every message (durably, where the broker is durable). */
   publish(queue: string, messages: OutgoingMessage[]): Promise<void>;
+  /**
+   * Optional: up to `limit` messages waiting in `queue`, oldest first, without taking them (for
+   * `wqueue dead-letters list`). Brokers that cannot look without taking leave it out.
+   */
+  browse?(queue: string, limit: number): Promise<BrowsedMessage[]>;
   /** Idempotent: calling it twice returns the same promise. Closes every consumer too. */
   close(): Promise<void>;
 }

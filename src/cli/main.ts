@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { addDeadLettersCommand } from "./dead-letters-command.js";
 import { addPushCommand } from "./push-command.js";
 import { addWorkerCommand } from "./worker-command.js";
 
@@ -14,5 +15,6 @@ const program = new Command("wqueue")
 
 addWorkerCommand(program);
 addPushCommand(program);
+addDeadLettersCommand(program);
 
 await program.parseAsync();

@@ -1,9 +1,12 @@
+import type { AckPolicy } from "../app/types.js";
 import type { Consumer, Delivery } from "../brokers/contract.js";
 import { serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import { type Outcome, settle } from "../pipeline/outcome.js";
 import type { Runner } from "../runners/Runner.js";
 import type { CreditPool } from "./CreditPool.js";
+import { KeyedSequencer } from "./KeyedSequencer.js";
+import type { OrderingKey } from "./ordering.js";
 
 export interface SubscriptionLoopOptions {
   /** Identifies the subscription to the runner. */
@@ -15,6 +18,16 @@ export interface SubscriptionLoopOptions {
   /** This queue's own limit of messages fetched or running at once. */
   concurrency: number;
   logger: Logger;
+  /** "before" acks on receipt (at-most-once); otherwise the runner's outcome settles the message. */
+  ackPolicy?: AckPolicy;
+  /** Soft timeout: message.signal aborts, the message is retried, the slot freed. */
+  timeoutMs?: number;
+  /** A delivery seen more often than this was never finished (its worker died): dead-letter it. */
+  maxDeliveries?: number;
+  /** Messages with the same key run one after another. */
+  orderingKey?: OrderingKey;
+  /** Turns a failure (a timeout) into retry or dead letter, per the subscription's retry policy. */
+  failure: (attempt: number, error: Error) => Outcome;
 }
 
 const BACKOFF_START_MS = 100;
@@ -32,6 +45,7 @@ export class SubscriptionLoop {
   /** Aborted at the shutdown deadline; one for all messages, so the hot path allocates none. */
   readonly #deadline = new AbortController();
   readonly #inFlight = new Set<Delivery>();
+  readonly #sequencer = new KeyedSequencer();
   #running = 0;
   #slotFreed: (() => void) | undefined;
   #loop: Promise<void> | undefined;
@@ -45,7 +59,7 @@ export class SubscriptionLoop {
   }
 
   start(): void {
-    this.#loop ??= this.#run();
+    this.#loop ??= this.#fetchLoop();
   }
 
   /** Stops fetching; resolves once no receive is pending. In-flight handlers go on. */
@@ -75,7 +89,7 @@ export class SubscriptionLoop {
 
   readonly #onSettled = new Set<() => void>();
 
-  async #run(): Promise<void> {
+  async #fetchLoop(): Promise<void> {
     const { consumer, pool, concurrency, logger } = this.#options;
     const signal = this.#stop.signal;
     let batch = 1;
@@ -126,9 +140,8 @@ export class SubscriptionLoop {
   async #handle(delivery: Delivery): Promise<void> {
     this.#inFlight.add(delivery);
     try {
-      const outcome = await this.#options.runner.run(this.#options.id, delivery, this.#deadline.signal);
-      if (outcome.type !== "ack") this.#logFailure(delivery, outcome);
-      await settle(delivery, outcome);
+      const key = this.#options.orderingKey?.(delivery);
+      await this.#sequencer.run(key, () => this.#process(delivery));
     } catch (error) {
       this.#options.logger.error(
         { queue: delivery.queue, messageId: delivery.id, attempt: delivery.attempt, err: serializeError(error) },
@@ -137,6 +150,50 @@ export class SubscriptionLoop {
     } finally {
       if (this.#inFlight.delete(delivery)) this.#release(1);
     }
+  }
+
+  async #process(delivery: Delivery): Promise<void> {
+    // Abandoned at the shutdown deadline while it waited for its key's turn.
+    if (!this.#inFlight.has(delivery)) return;
+    const { maxDeliveries, ackPolicy } = this.#options;
+    if (maxDeliveries !== undefined && delivery.attempt > maxDeliveries) {
+      const outcome: Outcome = {
+        type: "dead",
+        reason: {
+          reason: "poison",
+          error: { name: "PoisonMessage", message: `delivered ${delivery.attempt} times without a result: its handler kept killing the worker` },
+        },
+      };
+      this.#logFailure(delivery, outcome);
+      await settle(delivery, outcome);
+      return;
+    }
+    if (ackPolicy === "before") await delivery.ack();
+    const outcome = await this.#runHandler(delivery);
+    if (outcome.type !== "ack") this.#logFailure(delivery, outcome);
+    if (ackPolicy !== "before") await settle(delivery, outcome);
+  }
+
+  /** Runs the handler, racing the soft timeout when there is one. */
+  #runHandler(delivery: Delivery): Promise<Outcome> {
+    const { runner, id, timeoutMs } = this.#options;
+    if (timeoutMs === undefined) return runner.run(id, delivery, this.#deadline.signal);
+    const controller = new AbortController();
+    const onDeadline = () => controller.abort(this.#deadline.signal.reason);
+    this.#deadline.signal.addEventListener("abort", onDeadline, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<Outcome>((resolve) => {
+      timer = setTimeout(() => {
+        const error = new Error(`handler still running after ${timeoutMs} ms`);
+        error.name = "HandlerTimeout";
+        controller.abort(error);
+        resolve(this.#options.failure(delivery.attempt, error));
+      }, timeoutMs);
+    });
+    return Promise.race([runner.run(id, delivery, controller.signal), timedOut]).finally(() => {
+      clearTimeout(timer);
+      this.#deadline.signal.removeEventListener("abort", onDeadline);
+    });
   }
 
   #logFailure(delivery: Delivery, outcome: Exclude<Outcome, { type: "ack" }>): void {

@@ -1,6 +1,6 @@
-import type { BodyFormat, Handler, Message, RetryOptions } from "../app/types.js";
+import type { AckPolicy, BodyFormat, Handler, Message, RetryOptions, StandardSchema } from "../app/types.js";
 import type { Delivery } from "../brokers/contract.js";
-import { DeadLetterNow, DecodeError, RetryLater, serializeError } from "../errors.js";
+import { ConfigError, DeadLetterNow, DecodeError, RetryLater, serializeError } from "../errors.js";
 import { retryDelayMs } from "./backoff.js";
 import { decodeBody } from "./decode.js";
 import type { Outcome } from "./outcome.js";
@@ -11,6 +11,8 @@ export interface PreparedHandler {
   format: BodyFormat;
   /** undefined: no retries, the first failure dead-letters. */
   retry: Required<RetryOptions> | undefined;
+  ackPolicy?: AckPolicy;
+  schema?: StandardSchema;
 }
 
 /** The fields of a delivery a handler run needs (a plain object, so it can cross to a thread). */
@@ -27,7 +29,24 @@ export async function runHandler(prepared: PreparedHandler, data: DeliveryData, 
   } catch (error) {
     return { type: "dead", reason: { reason: "undecodable", error: serializeError(error) } };
   }
+  if (prepared.schema) {
+    const result = await prepared.schema["~standard"].validate(body);
+    if (result.issues) {
+      const error = { name: "ValidationError", message: describeIssues(result.issues) };
+      return { type: "dead", reason: { reason: "invalid", error } };
+    }
+    body = result.value;
+  }
+  let decision: Outcome | undefined;
+  const decide = (outcome: Outcome) => {
+    if (prepared.ackPolicy !== "manual") {
+      throw new ConfigError(`message.${outcome.type === "ack" ? "ack" : "nack"}() needs ackPolicy: "manual" on queue ${data.queue}`);
+    }
+    decision ??= outcome;
+  };
   const message: Message<never> = {
+    ack: () => decide({ type: "ack" }),
+    nack: (options) => decide({ type: "retry", delayMs: Math.max(0, options?.delayMs ?? 0), error: undefined }),
     body: body as never,
     raw: data.body,
     headers: data.headers,
@@ -39,7 +58,9 @@ export async function runHandler(prepared: PreparedHandler, data: DeliveryData, 
   };
   try {
     await prepared.handler(message);
-    return { type: "ack" };
+    if (prepared.ackPolicy !== "manual") return { type: "ack" };
+    // Manual policy and no decision: give the message back rather than guess.
+    return decision ?? { type: "retry", delayMs: 0, error: { name: "NoAckDecision", message: "handler returned without message.ack() or message.nack()" } };
   } catch (error) {
     return failureOutcome(prepared, data.attempt, error);
   }
@@ -57,4 +78,14 @@ export function failureOutcome(prepared: PreparedHandler, attempt: number, error
   const requested = serialized.name === RetryLater.name ? (error as RetryLater).delayMs : undefined;
   const delayMs = typeof requested === "number" && requested >= 0 ? requested : retryDelayMs(attempt, retry);
   return { type: "retry", delayMs, error: serialized };
+}
+
+function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }>): string {
+  return issues
+    .slice(0, 5)
+    .map((issue) => {
+      const path = issue.path?.map((part) => String(typeof part === "object" ? part.key : part)).join(".");
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join("; ");
 }

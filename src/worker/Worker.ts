@@ -6,7 +6,8 @@ import { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
 import { AppLoadError, ConfigError } from "../errors.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { DEFAULT_RETRY } from "../pipeline/backoff.js";
-import type { PreparedHandler } from "../pipeline/run-handler.js";
+import { failureOutcome, type PreparedHandler } from "../pipeline/run-handler.js";
+import { orderingKeyOf } from "../dispatch/ordering.js";
 import { EventLoopRunner } from "../runners/EventLoopRunner.js";
 import type { Runner } from "../runners/Runner.js";
 
@@ -79,6 +80,8 @@ export class Worker {
         handler: subscription.handler,
         format: subscription.options.decode ?? "json",
         retry: retry === false ? undefined : { ...appRetry, ...retry },
+        ackPolicy: subscription.options.ackPolicy,
+        schema: subscription.options.schema,
       });
     }
     const runner = new EventLoopRunner(handlers);
@@ -94,6 +97,7 @@ export class Worker {
         maxInFlight: concurrency,
       });
       this.#consumers.push(consumer);
+      const prepared = handlers.get(id) as PreparedHandler;
       this.#loops.push(
         new SubscriptionLoop({
           id,
@@ -103,6 +107,12 @@ export class Worker {
           pool,
           concurrency,
           logger: this.logger,
+          ackPolicy: subscription.options.ackPolicy,
+          timeoutMs: subscription.options.timeoutMs,
+          // Poison detection: deliveries past the retry limit mean the worker died mid-message.
+          maxDeliveries: prepared.retry?.maxAttempts ?? appRetry.maxAttempts,
+          orderingKey: orderingKeyOf(subscription.options.ordering, broker.features.partitioned === true),
+          failure: (attempt, error) => failureOutcome(prepared, attempt, error),
         }),
       );
       described.push(`${subscription.queue} @ ${broker.url} (${broker.kind}, ${broker.features.delivery})`);

@@ -1,6 +1,7 @@
 import type {
   Broker,
   BrokerFeatures,
+  BrowsedMessage,
   Consumer,
   ConsumerOptions,
   DeadLetterReason,
@@ -96,8 +97,12 @@ export class MemoryBroker implements Broker {
   }
 
   /** Messages waiting in a queue (not in flight, not delayed): for tests and inspection. */
-  waiting(name: string): { body: Uint8Array; headers: Headers; key: string | undefined }[] {
-    return this.queue(name).ready.map(({ body, headers, key }) => ({ body, headers, key }));
+  waiting(name: string): BrowsedMessage[] {
+    return this.queue(name).ready.map(({ id, body, headers, key }) => ({ id, body, headers, key }));
+  }
+
+  async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+    return this.waiting(queue).slice(0, limit);
   }
 
   async connect(): Promise<void> {}

@@ -70,6 +70,7 @@ export class MessageStore {
   readonly #dataVersion: Database.Statement;
   readonly #delete: Database.Statement;
   readonly #setVisible: Database.Statement;
+  readonly #browse: Database.Statement;
   readonly #runInTransaction: Database.Transaction<(work: () => unknown) => unknown>;
 
   constructor(path: string) {
@@ -99,6 +100,14 @@ export class MessageStore {
     this.#setVisible = this.#db.prepare(
       "UPDATE messages SET visible_at = @visibleAt WHERE id = @id AND receipt = @receipt",
     );
+    this.#browse = this.#db.prepare(
+      "SELECT id, body, headers, key, attempt FROM messages INDEXED BY messages_in_order WHERE queue = ? ORDER BY id LIMIT ?",
+    );
+  }
+
+  /** Up to `limit` rows of the queue in id order, visible or not, without touching them. */
+  browse(queue: string, limit: number): TakenMessage[] {
+    return (this.#browse.all(queue, limit) as StoredRow[]).map(decodeRow);
   }
 
   /** One transaction for the whole batch; `attempt` is stored as deliveries so far. */

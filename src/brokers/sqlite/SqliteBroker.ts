@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
-import type { Broker, BrokerFeatures, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
+import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
 import { redactUrl } from "../url.js";
 import { type Held, MessageStore } from "./MessageStore.js";
@@ -69,6 +69,12 @@ export class SqliteBroker implements Broker {
     if (messages.length === 0) return;
     this.store().insert(queue, messages);
     this.notify(queue);
+  }
+
+  async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+    return this.store()
+      .browse(queue, limit)
+      .map(({ id, body, headers, key }) => ({ id: String(id), body, headers, key }));
   }
 
   /**

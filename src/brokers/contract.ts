@@ -127,6 +127,8 @@ export interface Broker {
    * `wqueue dead-letters list`). Brokers that cannot look without taking leave it out.
    */
   browse?(queue: string, limit: number): Promise<BrowsedMessage[]>;
+  /** Optional: messages waiting in `queue` (or the consumer lag, on logs), for metrics. */
+  backlog?(queue: string): Promise<number>;
   /** Idempotent: calling it twice returns the same promise. Closes every consumer too. */
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { addDeadLettersCommand } from "./dead-letters-command.js";
 import { addPushCommand } from "./push-command.js";
+import { addStatsCommand } from "./stats-command.js";
 import { addWorkerCommand } from "./worker-command.js";
 
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -16,5 +17,6 @@ const program = new Command("wqueue")
 addWorkerCommand(program);
 addPushCommand(program);
 addDeadLettersCommand(program);
+addStatsCommand(program);
 
 await program.parseAsync();

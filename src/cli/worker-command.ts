@@ -1,6 +1,9 @@
+import type { Server } from "node:http";
 import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../log/logger.js";
+import { startHttpServer } from "../observability/http-server.js";
+import { createMetricsRegistry } from "../observability/prometheus.js";
 import { DEFAULT_CONCURRENCY, Worker } from "../worker/Worker.js";
 import { failAndExit } from "./fail.js";
 import { loadApp } from "./load-app.js";
@@ -23,6 +26,8 @@ interface WorkerFlags {
   concurrency: number;
   logLevel: LogLevel;
   shutdownGrace: number;
+  http?: string | true;
+  httpToken?: string;
 }
 
 export function addWorkerCommand(program: Command): void {
@@ -34,6 +39,8 @@ export function addWorkerCommand(program: Command): void {
     .option("-q, --queues <names>", "only these queues, comma-separated")
     .option("-c, --concurrency <n>", "messages handled at once, across all queues", positiveInt, DEFAULT_CONCURRENCY)
     .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back", positiveInt, 30_000)
+    .option("--http [address]", "serve /metrics, /healthz, /readyz and the dashboard (default 127.0.0.1:9464; a bare port binds loopback)")
+    .option("--http-token <token>", "require this bearer token for /metrics, the dashboard API and replays (else WQUEUE_HTTP_TOKEN)")
     .option("-l, --log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info" as LogLevel)
     .action(async (flags: WorkerFlags) => runWorker(flags));
 }
@@ -42,6 +49,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
   const debug = flags.logLevel === "debug" || flags.logLevel === "trace";
   const logger = createLogger(flags.logLevel);
   let worker: Worker;
+  let server: Server | undefined;
   try {
     const { app, file } = await loadApp(flags.app);
     worker = new Worker(app, {
@@ -53,16 +61,35 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       appName: path.relative(process.cwd(), file) || file,
     });
     await worker.start();
+    if (flags.http !== undefined) {
+      const address = flags.http === true ? "127.0.0.1:9464" : flags.http;
+      const registry = createMetricsRegistry({
+        observer: worker.observer,
+        inFlight: () => worker.inFlightBySubscription(),
+        backlog: () => worker.backlog(),
+      });
+      const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
+      server = await startHttpServer({ address, token, worker, registry, logger });
+      const bound = server.address();
+      const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
+      logger.info({ http: where }, `http: dashboard and /metrics on http://${where}/${token ? " (bearer token required)" : ""}`);
+    }
   } catch (error) {
     failAndExit(error, debug);
   }
+  const closeServer = () =>
+    new Promise<void>((resolve) => {
+      if (!server) return resolve();
+      server.close(() => resolve());
+      server.closeAllConnections(); // dashboards keep connections alive
+    });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
     if (signals === 1) {
       logger.info(`${signal}: draining (send again to force)`);
       worker.stop().then(
-        () => process.exit(0),
+        () => closeServer().then(() => process.exit(0)),
         (error: unknown) => failAndExit(error, debug),
       );
     } else {

@@ -50,19 +50,27 @@ export async function listDeadLetters(broker: Broker, deadQueue: string, limit: 
 
 /**
  * Takes up to `limit` dead letters, one batch at a time, and hands each to `each`; stops when the
- * queue stays empty for `quietMs`. A dead letter is acked only after `each` succeeded.
+ * queue stays empty for `quietMs`. A dead letter is acked only after `each` succeeded. Only letters
+ * that died before the drain began are taken: a replayed message that dies again while the drain
+ * runs is left for next time instead of going round in circles.
  */
 async function drain(broker: Broker, deadQueue: string, limit: number, each: (delivery: Delivery) => Promise<void>, quietMs = 500) {
+  const startedAt = new Date().toISOString();
   const consumer = broker.consumer(deadQueue);
   let done = 0;
   try {
     while (done < limit) {
       const batch = await consumer.receive(Math.min(100, limit - done), AbortSignal.timeout(quietMs));
       if (batch.length === 0) break;
-      for (const delivery of batch) {
+      const newer = batch.findIndex((delivery) => (view(delivery).at ?? "") > startedAt);
+      for (const delivery of newer === -1 ? batch : batch.slice(0, newer)) {
         await each(delivery);
         await delivery.ack();
         done += 1;
+      }
+      if (newer !== -1) {
+        await Promise.all(batch.slice(newer).map((delivery) => delivery.nack()));
+        break;
       }
     }
   } finally {

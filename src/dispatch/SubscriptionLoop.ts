@@ -2,6 +2,8 @@ import type { AckPolicy } from "../app/types.js";
 import type { Consumer, Delivery } from "../brokers/contract.js";
 import { serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
+import type { QueueStats } from "../observability/QueueStats.js";
+import type { WorkerObserver } from "../observability/WorkerObserver.js";
 import { type Outcome, settle } from "../pipeline/outcome.js";
 import type { Runner } from "../runners/Runner.js";
 import type { CreditPool } from "./CreditPool.js";
@@ -28,6 +30,10 @@ export interface SubscriptionLoopOptions {
   orderingKey?: OrderingKey;
   /** Turns a failure (a timeout) into retry or dead letter, per the subscription's retry policy. */
   failure: (attempt: number, error: Error) => Outcome;
+  /** Counters of this subscription (metrics, dashboard). */
+  stats?: QueueStats;
+  /** Told about every failure, for the dashboard's recent failures. */
+  observer?: WorkerObserver;
 }
 
 const BACKOFF_START_MS = 100;
@@ -54,8 +60,17 @@ export class SubscriptionLoop {
     this.#options = options;
   }
 
+  /** The last receive failed with this message; undefined once a receive works again. */
+  lastError: string | undefined;
+
+  /** Fetching and its last receive worked. */
+  get consuming(): boolean {
+    return this.#loop !== undefined && !this.#stop.signal.aborted && this.lastError === undefined;
+  }
+
+  /** Messages received and not yet settled (credit reserved for a pending receive not counted). */
   get inFlight(): number {
-    return this.#running;
+    return this.#inFlight.size;
   }
 
   start(): void {
@@ -109,15 +124,18 @@ export class SubscriptionLoop {
       try {
         deliveries = await consumer.receive(credit, signal);
         failures = 0;
+        this.lastError = undefined;
       } catch (error) {
         this.#release(credit);
         failures += 1;
+        this.lastError = error instanceof Error ? error.message : String(error);
         const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** (failures - 1));
         logger.warn({ queue: this.#options.queue, err: serializeError(error), retryInMs: delay }, "receive failed; retrying");
         await new Promise((resolve) => setTimeout(resolve, delay));
         continue;
       }
       this.#release(credit - deliveries.length);
+      if (this.#options.stats) this.#options.stats.received += deliveries.length;
       batch = deliveries.length >= credit ? Math.min(batch * 2, concurrency) : Math.max(1, deliveries.length);
       for (const delivery of deliveries) {
         // A receive that was aborted may still return messages: after stop they go straight back.
@@ -165,11 +183,14 @@ export class SubscriptionLoop {
         },
       };
       this.#logFailure(delivery, outcome);
+      this.#options.stats?.record(outcome, 0);
       await settle(delivery, outcome);
       return;
     }
     if (ackPolicy === "before") await delivery.ack();
+    const started = performance.now();
     const outcome = await this.#runHandler(delivery);
+    this.#options.stats?.record(outcome, performance.now() - started);
     if (outcome.type !== "ack") this.#logFailure(delivery, outcome);
     if (ackPolicy !== "before") await settle(delivery, outcome);
   }
@@ -197,6 +218,7 @@ export class SubscriptionLoop {
   }
 
   #logFailure(delivery: Delivery, outcome: Exclude<Outcome, { type: "ack" }>): void {
+    this.#options.observer?.failure(delivery, outcome);
     const fields = { queue: delivery.queue, messageId: delivery.id, attempt: delivery.attempt };
     if (outcome.type === "retry") {
       this.#options.logger.warn({ ...fields, err: outcome.error, retryInMs: outcome.delayMs }, "handler failed; will retry");

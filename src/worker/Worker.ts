@@ -1,6 +1,7 @@
 import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
-import type { Consumer } from "../brokers/contract.js";
+import type { Broker, Consumer } from "../brokers/contract.js";
+import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
 import { CreditPool } from "../dispatch/CreditPool.js";
 import { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
 import { AppLoadError, ConfigError } from "../errors.js";
@@ -8,6 +9,7 @@ import { createLogger, type Logger } from "../log/logger.js";
 import { DEFAULT_RETRY } from "../pipeline/backoff.js";
 import { failureOutcome, type PreparedHandler } from "../pipeline/run-handler.js";
 import { orderingKeyOf } from "../dispatch/ordering.js";
+import { WorkerObserver } from "../observability/WorkerObserver.js";
 import { EventLoopRunner } from "../runners/EventLoopRunner.js";
 import type { Runner } from "../runners/Runner.js";
 
@@ -38,6 +40,12 @@ export class Worker {
   readonly #options: WorkerOptions;
   readonly #brokers: BrokerSet;
   readonly #loops: SubscriptionLoop[] = [];
+  /** Per-subscription counters and recent failures: metrics, dashboard, `wqueue stats`. */
+  readonly observer = new WorkerObserver();
+  readonly #subscriptionIds: string[] = [];
+  readonly #backlogReaders = new Map<string, () => Promise<number | undefined>>();
+  #model = "";
+  #limit = 0;
   readonly #consumers: Consumer[] = [];
   #runner: Runner | undefined;
   #started: Promise<void> | undefined;
@@ -113,11 +121,17 @@ export class Worker {
           maxDeliveries: prepared.retry?.maxAttempts ?? appRetry.maxAttempts,
           orderingKey: orderingKeyOf(subscription.options.ordering, broker.features.partitioned === true),
           failure: (attempt, error) => failureOutcome(prepared, attempt, error),
+          stats: this.observer.queue(id, subscription.queue, broker.url),
+          observer: this.observer,
         }),
       );
+      this.#subscriptionIds.push(id);
+      this.#backlogReaders.set(id, async () => broker.backlog?.(subscription.queue));
       described.push(`${subscription.queue} @ ${broker.url} (${broker.kind}, ${broker.features.delivery})`);
     }
     this.#app.usePublishBrokers(this.#brokers);
+    this.#model = runner.model;
+    this.#limit = limit;
     for (const loop of this.#loops) loop.start();
     const appName = this.#options.appName ?? this.#app.options.name ?? "app";
     this.logger.info(
@@ -142,6 +156,47 @@ export class Worker {
       throw new ConfigError(`--queues names ${unknown.join(", ")}, which the app does not listen on (it has: ${[...known].join(", ")})`);
     }
     return all.filter((s) => only.includes(s.subscription.queue));
+  }
+
+  /** The broker and dead-letter queue of a subscribed queue (for the dashboard's dead letters). */
+  async deadLettersOf(queue: string): Promise<{ broker: Broker; deadQueue: string } | undefined> {
+    const subscription = this.#app.subscriptions.find((s) => s.queue === queue);
+    if (!subscription) return undefined;
+    const broker = await this.#brokers.get(subscription.options.broker ?? DEFAULT_BROKER_NAME);
+    return { broker, deadQueue: subscription.options.deadLetterQueue ?? defaultDeadLetterQueue(queue) };
+  }
+
+  /** The model and worker-wide limit, once started. */
+  get model(): { model: string; concurrency: number } {
+    return { model: this.#model, concurrency: this.#limit };
+  }
+
+  /** Messages fetched or running, per subscription id. */
+  inFlightBySubscription(): Map<string, number> {
+    return new Map(this.#loops.map((loop, i) => [this.#subscriptionIds[i] as string, loop.inFlight]));
+  }
+
+  /** Waiting messages per subscription id, where the broker tells; a broker error leaves it out. */
+  async backlog(): Promise<Map<string, number>> {
+    const result = new Map<string, number>();
+    await Promise.all(
+      [...this.#backlogReaders].map(async ([id, read]) => {
+        const value = await read().catch(() => undefined);
+        if (value !== undefined) result.set(id, value);
+      }),
+    );
+    return result;
+  }
+
+  /** Ready when started, not stopping, and every subscription's last receive worked. */
+  readiness(): { ready: boolean; problems: string[] } {
+    const problems: string[] = [];
+    if (this.#loops.length === 0) problems.push("not started");
+    if (this.#stopped) problems.push("stopping");
+    this.#loops.forEach((loop, i) => {
+      if (!loop.consuming) problems.push(`${this.#subscriptionIds[i]}: not consuming (${loop.lastError ?? "stopped"})`);
+    });
+    return { ready: problems.length === 0, problems };
   }
 
   /** Messages fetched or running right now, across all queues. */

@@ -139,7 +139,7 @@ describe("wqueue CLI errors: one line, non-zero exit, no stack", () => {
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(pattern);
     expect(result.stderr.trim().split("\n")).toHaveLength(1);
-    expect(result.stderr).not.toMatch(/    at /);
+    expect(result.stderr).not.toMatch(/ {4}at /);
   };
 
   it("a missing module", async () => {
@@ -171,7 +171,7 @@ describe("wqueue CLI errors: one line, non-zero exit, no stack", () => {
   it("shows the stack with --log-level debug", async () => {
     const result = await runCli(["worker", "-a", "./no/such/app.ts", "--log-level", "debug"]);
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toMatch(/    at /);
+    expect(result.stderr).toMatch(/ {4}at /);
   });
 });
 

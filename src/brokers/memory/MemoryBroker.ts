@@ -101,6 +101,10 @@ export class MemoryBroker implements Broker {
     return this.queue(name).ready.map(({ id, body, headers, key }) => ({ id, body, headers, key }));
   }
 
+  async backlog(queue: string): Promise<number> {
+    return this.queue(queue).ready.length;
+  }
+
   async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
     return this.waiting(queue).slice(0, limit);
   }

@@ -71,6 +71,7 @@ export class MessageStore {
   readonly #delete: Database.Statement;
   readonly #setVisible: Database.Statement;
   readonly #browse: Database.Statement;
+  readonly #count: Database.Statement;
   readonly #runInTransaction: Database.Transaction<(work: () => unknown) => unknown>;
 
   constructor(path: string) {
@@ -100,9 +101,15 @@ export class MessageStore {
     this.#setVisible = this.#db.prepare(
       "UPDATE messages SET visible_at = @visibleAt WHERE id = @id AND receipt = @receipt",
     );
+    this.#count = this.#db.prepare("SELECT COUNT(*) FROM messages WHERE queue = ? AND visible_at <= ?").pluck();
     this.#browse = this.#db.prepare(
       "SELECT id, body, headers, key, attempt FROM messages INDEXED BY messages_in_order WHERE queue = ? ORDER BY id LIMIT ?",
     );
+  }
+
+  /** Rows of the queue that are visible now (waiting to be received). */
+  countVisible(queue: string, now = Date.now()): number {
+    return this.#count.get(queue, now) as number;
   }
 
   /** Up to `limit` rows of the queue in id order, visible or not, without touching them. */

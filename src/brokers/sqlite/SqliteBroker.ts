@@ -71,6 +71,10 @@ export class SqliteBroker implements Broker {
     this.notify(queue);
   }
 
+  async backlog(queue: string): Promise<number> {
+    return this.store().countVisible(queue);
+  }
+
   async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
     return this.store()
       .browse(queue, limit)

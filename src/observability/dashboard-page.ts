@@ -1,0 +1,160 @@
+/**
+ * The dashboard: one self-contained page (no build step, no dependency) that polls /api/stats
+ * every second, draws message rates and p95 latency per queue, lists recent failures, and
+ * browses and replays dead letters. When the worker has a token, the page asks for it once.
+ */
+export const DASHBOARD_HTML = /* html */ `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>WQueue worker</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  body { font: 14px system-ui, sans-serif; margin: 0; color: #1d2433; background: #f5f6f8; }
+  header { background: #1d2433; color: #fff; padding: 12px 20px; display: flex; gap: 24px; align-items: baseline; }
+  header h1 { font-size: 18px; margin: 0; }
+  main { padding: 16px 20px; display: grid; gap: 16px; }
+  section { background: #fff; border-radius: 6px; padding: 12px 16px; box-shadow: 0 1px 2px #0002; }
+  h2 { font-size: 15px; margin: 0 0 8px; }
+  table { border-collapse: collapse; width: 100%; }
+  th, td { text-align: right; padding: 4px 8px; border-bottom: 1px solid #e4e6eb; white-space: nowrap; }
+  th:first-child, td:first-child, td.text { text-align: left; }
+  td.text { white-space: normal; max-width: 520px; overflow-wrap: anywhere; }
+  #failures th, #failures td, #dead th, #dead td { text-align: left; }
+  .charts { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+  canvas { width: 100%; height: 180px; }
+  .legend span { margin-right: 12px; }
+  button { font: inherit; padding: 3px 10px; cursor: pointer; }
+  .muted { color: #6b7280; }
+  .bad { color: #b42318; }
+</style>
+</head>
+<body>
+<header><h1>WQueue worker</h1><span id="worker" class="muted">connecting…</span></header>
+<main>
+  <section><h2>Queues</h2>
+    <table id="queues"><thead><tr><th>queue</th><th>broker</th><th>msg/s</th><th>received</th><th>succeeded</th>
+      <th>failed</th><th>retried</th><th>dead</th><th>in flight</th><th>backlog</th><th>p50 ms</th><th>p95 ms</th></tr></thead>
+      <tbody></tbody></table>
+  </section>
+  <div class="charts">
+    <section><h2>Messages handled per second</h2><canvas id="rate" width="600" height="180"></canvas><div id="rate-legend" class="legend"></div></section>
+    <section><h2>Handler latency p95 (ms)</h2><canvas id="latency" width="600" height="180"></canvas></section>
+  </div>
+  <section><h2>Recent failures</h2>
+    <table id="failures"><thead><tr><th>time</th><th>queue</th><th>message</th><th>attempt</th><th>outcome</th><th>error</th></tr></thead><tbody></tbody></table>
+  </section>
+  <section><h2>Dead letters</h2>
+    <label>queue <select id="dl-queue"></select></label> <button id="dl-refresh">Show</button> <button id="dl-replay">Replay all…</button>
+    <span id="dl-status" class="muted"></span>
+    <table id="dead"><thead><tr><th>id</th><th>died</th><th>reason</th><th>attempts</th><th>error</th><th>payload</th></tr></thead><tbody></tbody></table>
+  </section>
+</main>
+<script>
+"use strict";
+var COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"];
+var HISTORY = 60;
+var series = {}; // "queue @ broker" -> [{ rate, p95 }], the last HISTORY samples
+var previous = null;
+var token = sessionStorage.getItem("wqueue-token") || "";
+
+function api(path, init) {
+  init = init || {};
+  init.headers = token ? { authorization: "Bearer " + token } : {};
+  return fetch(path, init).then(function (response) {
+    if (response.status === 401) {
+      token = prompt("This worker needs its access token") || "";
+      sessionStorage.setItem("wqueue-token", token);
+      throw new Error("unauthorized");
+    }
+    return response.json();
+  });
+}
+function cell(row, text, cls) { var td = row.insertCell(); td.textContent = text; if (cls) td.className = cls; return td; }
+function fmt(n) { return n === null || n === undefined ? "–" : (Math.round(n * 10) / 10).toLocaleString("en"); }
+
+function render(stats) {
+  document.getElementById("worker").textContent = "model " + stats.model + " · concurrency " + stats.concurrency +
+    " · " + stats.processes + " process(es) · pid " + stats.pid + " · up " + stats.uptimeSeconds + " s";
+  var body = document.querySelector("#queues tbody");
+  body.innerHTML = "";
+  var select = document.getElementById("dl-queue");
+  stats.queues.forEach(function (q, i) {
+    var done = q.succeeded + q.failed;
+    var before = previous && previous.queues.find(function (p) { return p.queue === q.queue && p.broker === q.broker; });
+    var seconds = previous ? (stats.time - previous.time) / 1000 : 0;
+    var rate = before && seconds > 0 ? (done - before.succeeded - before.failed) / seconds : 0;
+    var key = q.queue + " @ " + q.broker;
+    (series[key] = series[key] || []).push({ rate: rate, p95: q.p95Ms || 0 });
+    if (series[key].length > HISTORY) series[key].shift();
+    var row = body.insertRow();
+    row.dataset.queue = q.queue;
+    cell(row, q.queue); cell(row, q.broker, "text"); cell(row, fmt(rate)); cell(row, fmt(q.received)); cell(row, fmt(q.succeeded));
+    cell(row, fmt(q.failed), q.failed ? "bad" : ""); cell(row, fmt(q.retried)); cell(row, fmt(q.deadLettered), q.deadLettered ? "bad" : "");
+    cell(row, fmt(q.inFlight)); cell(row, fmt(q.backlog)); cell(row, fmt(q.p50Ms)); cell(row, fmt(q.p95Ms));
+    if (!Array.prototype.some.call(select.options, function (o) { return o.value === q.queue; })) select.add(new Option(q.queue, q.queue));
+  });
+  draw("rate", "rate");
+  draw("latency", "p95");
+  var legend = document.getElementById("rate-legend");
+  legend.innerHTML = "";
+  Object.keys(series).forEach(function (key, i) {
+    var span = document.createElement("span"); span.style.color = COLORS[i % COLORS.length]; span.textContent = "■ " + key; legend.appendChild(span);
+  });
+  var failures = document.querySelector("#failures tbody");
+  failures.innerHTML = "";
+  stats.recentFailures.slice(0, 20).forEach(function (f) {
+    var row = failures.insertRow();
+    cell(row, f.at.slice(11, 19)); cell(row, f.queue); cell(row, f.messageId); cell(row, f.attempt); cell(row, f.outcome, "text"); cell(row, f.error, "text bad");
+  });
+  previous = stats;
+}
+
+function draw(id, field) {
+  var canvas = document.getElementById(id), ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  var keys = Object.keys(series), max = 1;
+  keys.forEach(function (k) { series[k].forEach(function (p) { max = Math.max(max, p[field]); }); });
+  ctx.fillStyle = "#6b7280"; ctx.font = "11px system-ui"; ctx.fillText(fmt(max), 4, 12);
+  keys.forEach(function (k, i) {
+    ctx.strokeStyle = COLORS[i % COLORS.length]; ctx.lineWidth = 2; ctx.beginPath();
+    series[k].forEach(function (p, x) {
+      var px = (x / (HISTORY - 1)) * canvas.width, py = canvas.height - 4 - (p[field] / max) * (canvas.height - 20);
+      if (x === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
+    });
+    ctx.stroke();
+  });
+}
+
+function showDeadLetters(note) {
+  var queue = document.getElementById("dl-queue").value;
+  if (!queue) return;
+  api("/api/dead-letters?queue=" + encodeURIComponent(queue)).then(function (letters) {
+    var body = document.querySelector("#dead tbody");
+    body.innerHTML = "";
+    (letters.error ? [] : letters).forEach(function (d) {
+      var row = body.insertRow();
+      cell(row, d.id); cell(row, d.at || "–"); cell(row, d.reason || "–"); cell(row, d.attempts === undefined ? "–" : d.attempts);
+      cell(row, d.error || "–", "text bad"); cell(row, d.body, "text");
+    });
+    document.getElementById("dl-status").textContent = (typeof note === "string" ? note + "; " : "") +
+      (letters.error ? letters.error : letters.length + " dead letter(s) in " + queue);
+  }).catch(function () {});
+}
+document.getElementById("dl-refresh").onclick = showDeadLetters;
+document.getElementById("dl-replay").onclick = function () {
+  var queue = document.getElementById("dl-queue").value;
+  if (!queue || !confirm("Replay every dead letter of " + queue + " back to " + queue + "?")) return;
+  api("/api/dead-letters/replay?queue=" + encodeURIComponent(queue), { method: "POST" }).then(function (result) {
+    showDeadLetters("replayed " + result.replayed + " dead letter(s)");
+  }).catch(function () {});
+};
+
+function poll() {
+  api("/api/stats").then(render).catch(function () {}).finally(function () { setTimeout(poll, 1000); });
+}
+poll();
+</script>
+</body>
+</html>
+`;

@@ -1,0 +1,100 @@
+import { timingSafeEqual } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Registry } from "prom-client";
+import { listDeadLetters, replayDeadLetters } from "../dead-letters/dead-letters.js";
+import { ConfigError, serializeError } from "../errors.js";
+import type { Logger } from "../log/logger.js";
+import type { Worker } from "../worker/Worker.js";
+import { DASHBOARD_HTML } from "./dashboard-page.js";
+import { type StatsSnapshot, statsSnapshot } from "./stats-snapshot.js";
+
+export interface HttpServerOptions {
+  /** "PORT", "HOST:PORT" or "[v6]:PORT"; a bare port binds loopback only. */
+  address: string;
+  /** When set, every route but /healthz, /readyz and the page itself needs `Authorization: Bearer TOKEN`. */
+  token?: string;
+  worker: Worker;
+  registry: Registry;
+  logger: Logger;
+  /** Overrides how /api/stats is built (the process supervisor aggregates its children). */
+  snapshot?: () => Promise<StatsSnapshot>;
+}
+
+export function parseAddress(address: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+))?:?(\d+)$/.exec(address.trim());
+  const port = Number(match?.[3]);
+  if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`--http ${address}: expected PORT or HOST:PORT, e.g. 127.0.0.1:9464`);
+  }
+  return { host: match[1] ?? match[2] ?? "127.0.0.1", port };
+}
+
+/**
+ * The worker's HTTP endpoint: /metrics (Prometheus), /healthz (alive), /readyz (consuming),
+ * the dashboard at /, and its JSON API under /api. Off unless --http is given.
+ */
+export async function startHttpServer(options: HttpServerOptions): Promise<Server> {
+  const { host, port } = parseAddress(options.address);
+  const expected = options.token ? Buffer.from(`Bearer ${options.token}`) : undefined;
+  const authorized = (request: IncomingMessage) => {
+    if (!expected) return true;
+    const given = Buffer.from(request.headers.authorization ?? "");
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  const snapshot = options.snapshot ?? (() => statsSnapshot(options.worker));
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      options.logger.error({ err: serializeError(error), url: request.url }, "HTTP request failed");
+      if (!response.headersSent) send(response, 500, { error: (error as Error).message });
+      else response.end();
+    });
+  });
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? "/", "http://localhost");
+    const route = `${request.method} ${url.pathname}`;
+    if (route === "GET /healthz") return send(response, 200, { ok: true });
+    if (route === "GET /readyz") {
+      const readiness = options.worker.readiness();
+      return send(response, readiness.ready ? 200 : 503, readiness);
+    }
+    if (route === "GET /") {
+      response.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      response.end(DASHBOARD_HTML);
+      return;
+    }
+    if (!authorized(request)) return send(response, 401, { error: "missing or wrong bearer token" });
+    if (route === "GET /metrics") {
+      response.writeHead(200, { "content-type": options.registry.contentType });
+      response.end(await options.registry.metrics());
+      return;
+    }
+    if (route === "GET /api/stats") return send(response, 200, await snapshot());
+    if (route === "GET /api/dead-letters" || route === "POST /api/dead-letters/replay") {
+      const queue = url.searchParams.get("queue") ?? "";
+      const target = await options.worker.deadLettersOf(queue);
+      if (!target) return send(response, 404, { error: `this worker does not listen on queue "${queue}"` });
+      const limit = Math.min(1000, Number(url.searchParams.get("limit") ?? 100) || 100);
+      if (request.method === "GET") {
+        const letters = await listDeadLetters(target.broker, target.deadQueue, limit);
+        return send(response, 200, letters.map(({ body, ...rest }) => ({ ...rest, body: Buffer.from(body).toString("utf8") })));
+      }
+      const replayed = await replayDeadLetters(target.broker, target.deadQueue, { limit });
+      options.logger.info({ queue, replayed }, `replayed ${replayed} dead letter(s) of ${queue} from the dashboard`);
+      return send(response, 200, { replayed });
+    }
+    send(response, 404, { error: `no route ${route}` });
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (error) => reject(new ConfigError(`--http ${options.address}: ${error.message}`)));
+    server.listen(port, host, () => resolve());
+  });
+  return server;
+}
+
+function send(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { "content-type": "application/json", "cache-control": "no-store" });
+  response.end(JSON.stringify(body));
+}

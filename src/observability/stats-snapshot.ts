@@ -1,0 +1,56 @@
+import type { Worker } from "../worker/Worker.js";
+import type { RecentFailure } from "./QueueStats.js";
+
+/** GET /api/stats: what the dashboard and `wqueue stats` show. Totals only; clients derive rates. */
+export interface StatsSnapshot {
+  time: number;
+  pid: number;
+  uptimeSeconds: number;
+  model: string;
+  concurrency: number;
+  /** One entry per worker process (one, or the children under --processes). */
+  processes: number;
+  queues: QueueSnapshot[];
+  recentFailures: RecentFailure[];
+}
+
+export interface QueueSnapshot {
+  queue: string;
+  broker: string;
+  received: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  deadLettered: number;
+  inFlight: number;
+  backlog: number | null;
+  p50Ms: number | null;
+  p95Ms: number | null;
+}
+
+export async function statsSnapshot(worker: Worker): Promise<StatsSnapshot> {
+  const inFlight = worker.inFlightBySubscription();
+  const backlog = await worker.backlog();
+  const queues = [...worker.observer.queues].map(([id, s]) => ({
+    queue: s.queue,
+    broker: s.broker,
+    received: s.received,
+    succeeded: s.succeeded,
+    failed: s.failed,
+    retried: s.retried,
+    deadLettered: s.deadLettered,
+    inFlight: inFlight.get(id) ?? 0,
+    backlog: backlog.get(id) ?? null,
+    p50Ms: s.latencyMs(0.5) ?? null,
+    p95Ms: s.latencyMs(0.95) ?? null,
+  }));
+  return {
+    time: Date.now(),
+    pid: process.pid,
+    uptimeSeconds: Math.round(process.uptime()),
+    ...worker.model,
+    processes: 1,
+    queues,
+    recentFailures: worker.observer.recentFailures,
+  };
+}

@@ -1,6 +1,7 @@
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
+import { loadTracer } from "../observability/tracing.js";
 import { encodeBody } from "./encode-body.js";
 import type { Handler, ListenOptions, Message, PublishOptions, Subscription, WQueueOptions } from "./types.js";
 
@@ -89,9 +90,9 @@ export class WQueue {
     }
     const brokers = (this.#lentBrokers ?? this.#ownBrokers) as BrokerSet;
     const broker = await brokers.get(options.broker);
-    await broker.publish(queue, [
-      { body: encodeBody(body), headers: options.headers, key: options.key, delayMs: options.delayMs },
-    ]);
+    const headers = { ...options.headers };
+    (await loadTracer())?.inject(headers);
+    await broker.publish(queue, [{ body: encodeBody(body), headers, key: options.key, delayMs: options.delayMs }]);
   }
 
   /** Lets a running worker lend its connections to publish() (and take them back with undefined). */

@@ -4,6 +4,7 @@ import { serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { QueueStats } from "../observability/QueueStats.js";
 import type { WorkerObserver } from "../observability/WorkerObserver.js";
+import type { MessageTracer } from "../observability/tracing.js";
 import { type Outcome, settle } from "../pipeline/outcome.js";
 import type { Runner } from "../runners/Runner.js";
 import type { CreditPool } from "./CreditPool.js";
@@ -34,6 +35,8 @@ export interface SubscriptionLoopOptions {
   stats?: QueueStats;
   /** Told about every failure, for the dashboard's recent failures. */
   observer?: WorkerObserver;
+  /** OpenTelemetry, when installed: a consumer span per message. */
+  tracer?: MessageTracer;
 }
 
 const BACKOFF_START_MS = 100;
@@ -189,7 +192,8 @@ export class SubscriptionLoop {
     }
     if (ackPolicy === "before") await delivery.ack();
     const started = performance.now();
-    const outcome = await this.#runHandler(delivery);
+    const tracer = this.#options.tracer;
+    const outcome = await (tracer ? tracer.consume(delivery, () => this.#runHandler(delivery)) : this.#runHandler(delivery));
     this.#options.stats?.record(outcome, performance.now() - started);
     if (outcome.type !== "ack") this.#logFailure(delivery, outcome);
     if (ackPolicy !== "before") await settle(delivery, outcome);

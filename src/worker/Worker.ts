@@ -10,6 +10,7 @@ import { DEFAULT_RETRY } from "../pipeline/backoff.js";
 import { failureOutcome, type PreparedHandler } from "../pipeline/run-handler.js";
 import { orderingKeyOf } from "../dispatch/ordering.js";
 import { WorkerObserver } from "../observability/WorkerObserver.js";
+import { loadTracer } from "../observability/tracing.js";
 import { EventLoopRunner } from "../runners/EventLoopRunner.js";
 import type { Runner } from "../runners/Runner.js";
 
@@ -96,6 +97,7 @@ export class Worker {
     this.#runner = runner;
 
     const pool = new CreditPool(limit, subscriptions.length);
+    const tracer = await loadTracer();
     const described: string[] = [];
     for (const { id, brokerName, subscription } of subscriptions) {
       const broker = await this.#brokers.get(brokerName);
@@ -123,6 +125,7 @@ export class Worker {
           failure: (attempt, error) => failureOutcome(prepared, attempt, error),
           stats: this.observer.queue(id, subscription.queue, broker.url),
           observer: this.observer,
+          tracer,
         }),
       );
       this.#subscriptionIds.push(id);

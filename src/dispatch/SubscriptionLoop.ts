@@ -57,6 +57,8 @@ export class SubscriptionLoop {
   readonly #sequencer = new KeyedSequencer();
   #running = 0;
   #slotFreed: (() => void) | undefined;
+  /** The fetch loop sleeps until this many slots are free. */
+  #wakeAtFree = 1;
   #loop: Promise<void> | undefined;
 
   constructor(options: SubscriptionLoopOptions) {
@@ -114,7 +116,11 @@ export class SubscriptionLoop {
     let failures = 0;
     while (!signal.aborted) {
       const free = concurrency - this.#running;
-      if (free <= 0) {
+      // Refill in batches, not one slot at a time: while handlers run, wait until half the batch
+      // is free, so a busy queue is read with a few large receives instead of many small ones.
+      const refillAt = Math.max(1, Math.ceil(Math.min(batch, concurrency) / 2));
+      if (free < refillAt) {
+        this.#wakeAtFree = refillAt;
         await new Promise<void>((resolve) => {
           this.#slotFreed = resolve;
         });
@@ -162,7 +168,7 @@ export class SubscriptionLoop {
     this.#inFlight.add(delivery);
     try {
       const key = this.#options.orderingKey?.(delivery);
-      await this.#sequencer.run(key, () => this.#process(delivery));
+      await (key === undefined ? this.#process(delivery) : this.#sequencer.run(key, () => this.#process(delivery)));
     } catch (error) {
       this.#options.logger.error(
         { queue: delivery.queue, messageId: delivery.id, attempt: delivery.attempt, err: serializeError(error) },
@@ -239,8 +245,10 @@ export class SubscriptionLoop {
     this.#running -= n;
     this.#options.pool.release(n);
     const wake = this.#slotFreed;
-    this.#slotFreed = undefined;
-    wake?.();
+    if (wake && (this.#options.concurrency - this.#running >= this.#wakeAtFree || this.#stop.signal.aborted)) {
+      this.#slotFreed = undefined;
+      wake();
+    }
     if (this.#running === 0) {
       for (const resolve of this.#onSettled) resolve();
       this.#onSettled.clear();

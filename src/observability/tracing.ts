@@ -17,13 +17,23 @@ type OtelApi = typeof import("@opentelemetry/api");
 
 let loading: Promise<MessageTracer | undefined> | undefined;
 
-/** The tracer, or undefined when @opentelemetry/api is not installed. Loaded once. */
+/**
+ * The tracer, or undefined when @opentelemetry/api is not installed or no SDK registered a tracer
+ * provider (the API alone only makes no-op spans: not worth their cost per message). Register the
+ * SDK before the worker starts, e.g. at the top of the app module. Loaded once.
+ */
 export function loadTracer(): Promise<MessageTracer | undefined> {
   loading ??= import("@opentelemetry/api").then(
-    (api: OtelApi) => createTracer(api),
+    (api: OtelApi) => (hasSdk(api) ? createTracer(api) : undefined),
     () => undefined,
   );
   return loading;
+}
+
+function hasSdk(api: OtelApi): boolean {
+  const provider = api.trace.getTracerProvider() as { getDelegate?: () => object };
+  const delegate = provider.getDelegate?.() ?? provider;
+  return delegate.constructor.name !== "NoopTracerProvider";
 }
 
 function createTracer(api: OtelApi): MessageTracer {

@@ -1,7 +1,7 @@
 import type { BodyFormat } from "../app/types.js";
 import { DecodeError } from "../errors.js";
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+import { isUtf8 } from "node:buffer";
 
 /**
  * Decodes a payload per the subscription's format. The documented rule for bad input: a payload
@@ -10,12 +10,8 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  */
 export function decodeBody(raw: Uint8Array, format: BodyFormat): unknown {
   if (format === "bytes") return raw;
-  let text: string;
-  try {
-    text = utf8.decode(raw);
-  } catch {
-    throw new DecodeError(`payload is not valid UTF-8 (${raw.byteLength} bytes)`);
-  }
+  if (!isUtf8(raw)) throw new DecodeError(`payload is not valid UTF-8 (${raw.byteLength} bytes)`);
+  const text = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("utf8");
   if (format === "text") return text;
   try {
     return JSON.parse(text);

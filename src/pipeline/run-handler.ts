@@ -1,8 +1,9 @@
-import type { AckPolicy, BodyFormat, Handler, Message, RetryOptions, StandardSchema } from "../app/types.js";
+import type { AckPolicy, BodyFormat, Handler, RetryOptions, StandardSchema } from "../app/types.js";
 import type { Delivery } from "../brokers/contract.js";
-import { ConfigError, DeadLetterNow, DecodeError, RetryLater, serializeError } from "../errors.js";
+import { DeadLetterNow, DecodeError, RetryLater, serializeError } from "../errors.js";
 import { retryDelayMs } from "./backoff.js";
 import { decodeBody } from "./decode.js";
+import { ACK, HandlerMessage } from "./HandlerMessage.js";
 import type { Outcome } from "./outcome.js";
 
 /** A subscription with its options resolved once at start-up, so nothing is merged per message. */
@@ -37,30 +38,15 @@ export async function runHandler(prepared: PreparedHandler, data: DeliveryData, 
     }
     body = result.value;
   }
-  let decision: Outcome | undefined;
-  const decide = (outcome: Outcome) => {
-    if (prepared.ackPolicy !== "manual") {
-      throw new ConfigError(`message.${outcome.type === "ack" ? "ack" : "nack"}() needs ackPolicy: "manual" on queue ${data.queue}`);
-    }
-    decision ??= outcome;
-  };
-  const message: Message<never> = {
-    ack: () => decide({ type: "ack" }),
-    nack: (options) => decide({ type: "retry", delayMs: Math.max(0, options?.delayMs ?? 0), error: undefined }),
-    body: body as never,
-    raw: data.body,
-    headers: data.headers,
-    id: data.id,
-    queue: data.queue,
-    attempt: data.attempt,
-    key: data.key,
-    signal,
-  };
+  const manual = prepared.ackPolicy === "manual";
+  const message = new HandlerMessage(body as never, data, signal, manual);
   try {
-    await prepared.handler(message);
-    if (prepared.ackPolicy !== "manual") return { type: "ack" };
+    const result = prepared.handler(message);
+    // Only a returned promise is awaited: a sync handler costs no extra microtask.
+    if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") await result;
+    if (!manual) return ACK;
     // Manual policy and no decision: give the message back rather than guess.
-    return decision ?? { type: "retry", delayMs: 0, error: { name: "NoAckDecision", message: "handler returned without message.ack() or message.nack()" } };
+    return message.decision ?? { type: "retry", delayMs: 0, error: { name: "NoAckDecision", message: "handler returned without message.ack() or message.nack()" } };
   } catch (error) {
     return failureOutcome(prepared, data.attempt, error);
   }

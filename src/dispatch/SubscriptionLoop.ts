@@ -149,7 +149,7 @@ export class SubscriptionLoop {
       for (const delivery of deliveries) {
         // A receive that was aborted may still return messages: after stop they go straight back.
         if (signal.aborted) void this.#giveBack(delivery);
-        else void this.#handle(delivery);
+        else this.#handle(delivery);
       }
     }
   }
@@ -164,49 +164,73 @@ export class SubscriptionLoop {
     }
   }
 
-  async #handle(delivery: Delivery): Promise<void> {
+  /**
+   * Runs one delivery to its settlement. Not async on purpose: a sync handler on a broker whose ack
+   * is immediate goes through without a chain of promises (this is the per-message hot path).
+   */
+  #handle(delivery: Delivery): void {
     this.#inFlight.add(delivery);
+    let pending: Promise<void> | undefined;
     try {
       const key = this.#options.orderingKey?.(delivery);
-      await (key === undefined ? this.#process(delivery) : this.#sequencer.run(key, () => this.#process(delivery)));
+      pending = (key === undefined ? this.#process(delivery) : this.#sequencer.run(key, () => this.#process(delivery) ?? Promise.resolve())) || undefined;
     } catch (error) {
-      this.#options.logger.error(
-        { queue: delivery.queue, messageId: delivery.id, attempt: delivery.attempt, err: serializeError(error) },
-        "could not settle a message; the broker will redeliver it where it can",
-      );
-    } finally {
-      if (this.#inFlight.delete(delivery)) this.#release(1);
+      this.#settleFailed(delivery, error);
     }
+    if (pending) pending.then(() => this.#finish(delivery), (error: unknown) => this.#settleFailed(delivery, error));
+    else this.#finish(delivery);
   }
 
-  async #process(delivery: Delivery): Promise<void> {
+  #finish(delivery: Delivery): void {
+    if (this.#inFlight.delete(delivery)) this.#release(1);
+  }
+
+  #settleFailed(delivery: Delivery, error: unknown): void {
+    this.#options.logger.error(
+      { queue: delivery.queue, messageId: delivery.id, attempt: delivery.attempt, err: serializeError(error) },
+      "could not settle a message; the broker will redeliver it where it can",
+    );
+    this.#finish(delivery);
+  }
+
+  /** Returns a promise only when something had to wait (async handler, ack round trip, ...). */
+  #process(delivery: Delivery): void | Promise<void> {
     // Abandoned at the shutdown deadline while it waited for its key's turn.
     if (!this.#inFlight.has(delivery)) return;
-    const { maxDeliveries, ackPolicy } = this.#options;
-    if (maxDeliveries !== undefined && delivery.attempt > maxDeliveries) {
-      const outcome: Outcome = {
-        type: "dead",
-        reason: {
-          reason: "poison",
-          error: { name: "PoisonMessage", message: `delivered ${delivery.attempt} times without a result: its handler kept killing the worker` },
-        },
-      };
-      this.#logFailure(delivery, outcome);
-      this.#options.stats?.record(outcome, 0);
-      await settle(delivery, outcome);
-      return;
-    }
-    if (ackPolicy === "before") await delivery.ack();
+    const { maxDeliveries, ackPolicy, tracer } = this.#options;
+    if (maxDeliveries !== undefined && delivery.attempt > maxDeliveries) return this.#deadLetterPoison(delivery);
+    if (ackPolicy === "before") return delivery.ack().then(() => this.#runAndSettle(delivery, false, tracer));
+    return this.#runAndSettle(delivery, true, tracer);
+  }
+
+  #runAndSettle(delivery: Delivery, settleAfter: boolean, tracer: MessageTracer | undefined): void | Promise<void> {
     const started = performance.now();
-    const tracer = this.#options.tracer;
-    const outcome = await (tracer ? tracer.consume(delivery, () => this.#runHandler(delivery)) : this.#runHandler(delivery));
+    const outcome = tracer ? tracer.consume(delivery, () => Promise.resolve(this.#runHandler(delivery))) : this.#runHandler(delivery);
+    if (outcome instanceof Promise) return outcome.then((done) => this.#complete(delivery, done, started, settleAfter));
+    return this.#complete(delivery, outcome, started, settleAfter);
+  }
+
+  #complete(delivery: Delivery, outcome: Outcome, started: number, settleAfter: boolean): void | Promise<void> {
     this.#options.stats?.record(outcome, performance.now() - started);
     if (outcome.type !== "ack") this.#logFailure(delivery, outcome);
-    if (ackPolicy !== "before") await settle(delivery, outcome);
+    if (settleAfter) return settle(delivery, outcome);
+  }
+
+  #deadLetterPoison(delivery: Delivery): Promise<void> {
+    const outcome: Outcome = {
+      type: "dead",
+      reason: {
+        reason: "poison",
+        error: { name: "PoisonMessage", message: `delivered ${delivery.attempt} times without a result: its handler kept killing the worker` },
+      },
+    };
+    this.#logFailure(delivery, outcome);
+    this.#options.stats?.record(outcome, 0);
+    return settle(delivery, outcome);
   }
 
   /** Runs the handler, racing the soft timeout when there is one. */
-  #runHandler(delivery: Delivery): Promise<Outcome> {
+  #runHandler(delivery: Delivery): Outcome | Promise<Outcome> {
     const { runner, id, timeoutMs } = this.#options;
     if (timeoutMs === undefined) return runner.run(id, delivery, this.#deadline.signal);
     const controller = new AbortController();
@@ -221,7 +245,7 @@ export class SubscriptionLoop {
         resolve(this.#options.failure(delivery.attempt, error));
       }, timeoutMs);
     });
-    return Promise.race([runner.run(id, delivery, controller.signal), timedOut]).finally(() => {
+    return Promise.race([Promise.resolve(runner.run(id, delivery, controller.signal)), timedOut]).finally(() => {
       clearTimeout(timer);
       this.#deadline.signal.removeEventListener("abort", onDeadline);
     });

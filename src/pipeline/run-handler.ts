@@ -21,35 +21,50 @@ export type DeliveryData = Pick<Delivery, "id" | "queue" | "body" | "headers" | 
 
 /**
  * Decodes, runs the handler, and says what should happen to the message. Never throws: every
- * failure becomes an Outcome, so one bad message cannot stop the worker.
+ * failure becomes an Outcome, so one bad message cannot stop the worker. Answers synchronously
+ * when the handler is sync and there is no async schema to wait for (the common hot path).
  */
-export async function runHandler(prepared: PreparedHandler, data: DeliveryData, signal: AbortSignal): Promise<Outcome> {
+export function runHandler(prepared: PreparedHandler, data: DeliveryData, signal: AbortSignal): Outcome | Promise<Outcome> {
   let body: unknown;
   try {
     body = decodeBody(data.body, prepared.format);
   } catch (error) {
     return { type: "dead", reason: { reason: "undecodable", error: serializeError(error) } };
   }
-  if (prepared.schema) {
-    const result = await prepared.schema["~standard"].validate(body);
+  const schema = prepared.schema;
+  if (!schema) return callHandler(prepared, body, data, signal);
+  const validated = schema["~standard"].validate(body);
+  const afterValidation = (result: Awaited<typeof validated>): Outcome | Promise<Outcome> => {
     if (result.issues) {
-      const error = { name: "ValidationError", message: describeIssues(result.issues) };
-      return { type: "dead", reason: { reason: "invalid", error } };
+      return { type: "dead", reason: { reason: "invalid", error: { name: "ValidationError", message: describeIssues(result.issues) } } };
     }
-    body = result.value;
-  }
+    return callHandler(prepared, result.value, data, signal);
+  };
+  return validated instanceof Promise ? validated.then(afterValidation) : afterValidation(validated);
+}
+
+function callHandler(prepared: PreparedHandler, body: unknown, data: DeliveryData, signal: AbortSignal): Outcome | Promise<Outcome> {
   const manual = prepared.ackPolicy === "manual";
   const message = new HandlerMessage(body as never, data, signal, manual);
+  let result: unknown;
   try {
-    const result = prepared.handler(message);
-    // Only a returned promise is awaited: a sync handler costs no extra microtask.
-    if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") await result;
-    if (!manual) return ACK;
-    // Manual policy and no decision: give the message back rather than guess.
-    return message.decision ?? { type: "retry", delayMs: 0, error: { name: "NoAckDecision", message: "handler returned without message.ack() or message.nack()" } };
+    result = prepared.handler(message);
   } catch (error) {
     return failureOutcome(prepared, data.attempt, error);
   }
+  if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
+    return Promise.resolve(result).then(
+      () => decided(message),
+      (error: unknown) => failureOutcome(prepared, data.attempt, error),
+    );
+  }
+  return decided(message);
+}
+
+/** Success: ack, or under the manual policy what the handler decided (nothing decided: give it back). */
+function decided(message: HandlerMessage): Outcome {
+  if (!message.manual) return ACK;
+  return message.decision ?? { type: "retry", delayMs: 0, error: { name: "NoAckDecision", message: "handler returned without message.ack() or message.nack()" } };
 }
 
 export function failureOutcome(prepared: PreparedHandler, attempt: number, error: unknown): Outcome {

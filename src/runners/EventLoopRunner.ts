@@ -8,7 +8,7 @@ export class EventLoopRunner implements Runner {
 
   constructor(readonly handlers: ReadonlyMap<string, PreparedHandler>) {}
 
-  run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): Promise<Outcome> {
+  run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): Outcome | Promise<Outcome> {
     const prepared = this.handlers.get(subscriptionId);
     if (!prepared) return Promise.reject(new Error(`no handler for subscription ${subscriptionId}`));
     return runHandler(prepared, data, signal);

@@ -9,6 +9,18 @@ import type { Outcome } from "../pipeline/outcome.js";
 export interface Runner {
   /** "event-loop", "threads", "processes": shown in the ready line. */
   readonly model: string;
-  run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): Promise<Outcome>;
+  /**
+   * The most messages the runner executes at once, when it has such a limit (threads x tasks per
+   * thread). The worker should fetch no more than this: a message fetched beyond it only waits,
+   * hidden from other consumers. Undefined: no limit of its own (the event loop).
+   */
+  readonly capacity?: number;
+  /**
+   * Optional: resolves once the runner can run every subscription (threads have loaded the app
+   * module), rejects with an AppLoadError when it cannot. Call it before the first message.
+   */
+  start?(): Promise<void>;
+  /** May answer synchronously (the event loop, for a sync handler): callers handle both. */
+  run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): Outcome | Promise<Outcome>;
   close(): Promise<void>;
 }

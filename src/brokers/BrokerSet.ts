@@ -1,5 +1,5 @@
 import { ConfigError } from "../errors.js";
-import type { Broker } from "./contract.js";
+import type { Broker, BrokerLog } from "./contract.js";
 import { createBroker } from "./registry.js";
 import { redactUrl } from "./url.js";
 
@@ -14,7 +14,12 @@ export class BrokerSet {
   readonly #opening = new Map<string, Promise<Broker>>();
   #closed: Promise<void> | undefined;
 
-  constructor(defaultUrl: string, named: Record<string, string> = {}) {
+  constructor(
+    defaultUrl: string,
+    named: Record<string, string> = {},
+    /** Where adapters report reconnects and the like; the broker's redacted URL is prefixed. */
+    readonly log: BrokerLog = () => {},
+  ) {
     this.#urls = new Map(Object.entries(named));
     this.#urls.set(DEFAULT_BROKER_NAME, defaultUrl);
   }
@@ -39,7 +44,8 @@ export class BrokerSet {
     let opening = this.#opening.get(name);
     if (!opening) {
       const url = this.url(name);
-      opening = createBroker(url).then(async (broker) => {
+      const shown = redactUrl(url);
+      opening = createBroker(url, (level, message) => this.log(level, `broker ${shown}: ${message}`)).then(async (broker) => {
         await broker.connect();
         return broker;
       });

@@ -8,6 +8,12 @@
  * hoarding). Push brokers (AMQP, Kafka) set their prefetch or pause their fetchers from that credit.
  */
 
+/**
+ * How an adapter reports what it does on its own (reconnects, watchdog, recoveries). Messages never
+ * contain a password: adapters show URLs through redactUrl.
+ */
+export type BrokerLog = (level: "debug" | "info" | "warn" | "error", message: string) => void;
+
 /** Headers travel with a message as plain strings on every broker that can carry them. */
 export type Headers = Record<string, string>;
 

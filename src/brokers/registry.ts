@@ -1,15 +1,15 @@
 import { ConfigError } from "../errors.js";
-import type { Broker } from "./contract.js";
+import type { Broker, BrokerLog } from "./contract.js";
 import { parseBrokerUrl, redactUrl } from "./url.js";
 
 /**
  * Broker URL scheme -> adapter. Adapters are imported lazily, so a worker that only uses SQLite
  * never loads the Redis client, and importing an app module loads none of them.
  */
-const adapters: Record<string, (url: string) => Promise<Broker>> = {
+const adapters: Record<string, (url: string, log: BrokerLog) => Promise<Broker>> = {
   "memory:": async (url) => new (await import("./memory/MemoryBroker.js")).MemoryBroker(url),
-  "redis:": async (url) => (await import("./redis/open-redis-broker.js")).openRedisBroker(url),
-  "rediss:": async (url) => (await import("./redis/open-redis-broker.js")).openRedisBroker(url),
+  "redis:": async (url, log) => (await import("./redis/open-redis-broker.js")).openRedisBroker(url, log),
+  "rediss:": async (url, log) => (await import("./redis/open-redis-broker.js")).openRedisBroker(url, log),
   "sqlite:": async (url) => new (await import("./sqlite/SqliteBroker.js")).SqliteBroker(url),
 };
 
@@ -23,10 +23,10 @@ export function supportedSchemes(): string[] {
 }
 
 /** Creates (does not connect) the adapter for a URL; a ConfigError for an unknown scheme. */
-export async function createBroker(url: string): Promise<Broker> {
+export async function createBroker(url: string, log: BrokerLog = () => {}): Promise<Broker> {
   const { protocol } = parseBrokerUrl(url);
   const open = adapters[protocol];
-  if (open) return open(url);
+  if (open) return open(url, log);
   const known = supportedSchemes().join(", ");
   if (planned.includes(protocol)) {
     throw new ConfigError(`broker ${redactUrl(url)}: ${protocol.slice(0, -1)} is planned but not available yet (available: ${known})`);

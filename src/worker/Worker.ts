@@ -60,7 +60,9 @@ export class Worker {
     this.#app = app;
     this.#options = options;
     this.logger = options.logger ?? createLogger();
-    this.#brokers = new BrokerSet(resolveDefaultBrokerUrl(app, options.broker), app.options.brokers);
+    this.#brokers = new BrokerSet(resolveDefaultBrokerUrl(app, options.broker), app.options.brokers, (level, message) =>
+      this.logger[level](message),
+    );
   }
 
   start(): Promise<void> {

@@ -10,11 +10,13 @@ const adapters: Record<string, (url: string, log: BrokerLog) => Promise<Broker>>
   "memory:": async (url) => new (await import("./memory/MemoryBroker.js")).MemoryBroker(url),
   "redis:": async (url, log) => (await import("./redis/open-redis-broker.js")).openRedisBroker(url, log),
   "rediss:": async (url, log) => (await import("./redis/open-redis-broker.js")).openRedisBroker(url, log),
+  "amqp:": async (url, log) => (await import("./amqp/open-amqp-broker.js")).openAmqpBroker(url, log),
+  "amqps:": async (url, log) => (await import("./amqp/open-amqp-broker.js")).openAmqpBroker(url, log),
   "sqlite:": async (url) => new (await import("./sqlite/SqliteBroker.js")).SqliteBroker(url),
 };
 
 /** Schemes on the roadmap, so a user gets "not yet" instead of "unknown". */
-const planned = ["amqp:", "amqps:", "kafka:", "kinesis:", "sqs:", "nats:"];
+const planned = ["kafka:", "kinesis:", "sqs:", "nats:"];
 
 export const DEFAULT_BROKER_URL = "sqlite://wqueue.db";
 

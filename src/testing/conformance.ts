@@ -42,16 +42,17 @@ const text = (value: string) => new TextEncoder().encode(value);
  * Aborts when `parent` does or after `ms`. Not AbortSignal.any(.., AbortSignal.timeout()): on Node 20
  * the garbage collector may drop the timeout signal inside any() so it never fires (nodejs#57736).
  */
-function withTimeout(parent: AbortSignal, ms: number): AbortSignal {
+async function withTimeout<T>(parent: AbortSignal, ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), ms);
   const onAbort = () => controller.abort();
   parent.addEventListener("abort", onAbort, { once: true });
-  controller.signal.addEventListener("abort", () => {
+  try {
+    return await work(controller.signal);
+  } finally {
     clearTimeout(timer);
     parent.removeEventListener("abort", onAbort);
-  });
-  return controller.signal;
+  }
 }
 const read = (delivery: Delivery) => new TextDecoder().decode(delivery.body);
 
@@ -279,7 +280,7 @@ export function brokerConformanceSuite(options: ConformanceOptions): void {
       await Promise.all(
         consumers.map(async (consumer) => {
           while (seen.length < 100 && !signal.aborted) {
-            const got = await consumer.receive(7, withTimeout(signal, quietMs));
+            const got = await withTimeout(signal, quietMs, (bounded) => consumer.receive(7, bounded));
             for (const d of got) {
               seen.push(read(d));
               await d.ack();

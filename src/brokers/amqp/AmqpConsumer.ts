@@ -1,0 +1,159 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ConsumeMessage } from "amqplib";
+import type { Consumer, Delivery } from "../contract.js";
+import { Wakeup } from "../wakeup.js";
+import type { AmqpBroker } from "./AmqpBroker.js";
+import { AmqpDelivery } from "./AmqpDelivery.js";
+import type { AmqpSession } from "./AmqpSession.js";
+import { ConsumerChannel } from "./ConsumerChannel.js";
+
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5000;
+/** close() waits this long for nacks and dead letters in flight to be confirmed and acked. */
+const SETTLE_WAIT_MS = 2000;
+
+/**
+ * One queue's consumer: basic.consume on a channel of its own with prefetch = maxInFlight, from
+ * creation on. RabbitMQ pushes at most `prefetch` unacked messages, which wait in `#buffer` until
+ * receive() hands them out, so the buffer never holds more than the caller can run at once.
+ *
+ * On every new connection (./AmqpConnection.ts) the queue is declared and consumed again; a channel
+ * that closes while its connection lives (a channel error, the queue deleted) is reopened with
+ * backoff. Buffered deliveries of a closed channel are dropped (RabbitMQ requeued them), and a
+ * pending receive just goes on waiting for the next channel's messages.
+ */
+export class AmqpConsumer implements Consumer {
+  readonly #wakeup = new Wakeup();
+  readonly #settling = new Set<Promise<void>>();
+  readonly #unsubscribe: () => void;
+  #buffer: AmqpDelivery[] = [];
+  #channel: ConsumerChannel | undefined;
+  #attaching: AmqpSession | undefined;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    readonly broker: AmqpBroker,
+    readonly queue: string,
+    readonly deadLetterQueue: string,
+    readonly prefetch: number,
+  ) {
+    this.#unsubscribe = broker.connection.onSession((session) => void this.#attach(session));
+  }
+
+  async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+    // Not connected yet: connect (or join the attempt in flight), so a failure reaches the caller.
+    if (!this.broker.connection.connectedOnce && !this.#closing) await this.broker.connect();
+    for (;;) {
+      if (this.#buffer.length > 0) return this.#take(max);
+      if (this.#closing || signal.aborted) return [];
+      await this.#wakeup.wait(signal);
+    }
+  }
+
+  /** Keeps a nack or dead letter in flight known to close(), which lets it finish first. */
+  track(settling: Promise<void>): Promise<void> {
+    this.#settling.add(settling);
+    const forget = () => this.#settling.delete(settling);
+    settling.then(forget, forget);
+    return settling;
+  }
+
+  /** Idempotent. Closing the channel makes RabbitMQ requeue every unacked message, buffered or handed out. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing = true;
+      this.#unsubscribe();
+      this.#buffer = [];
+      this.#wakeup.notify();
+      await withDeadline(Promise.allSettled([...this.#settling]), SETTLE_WAIT_MS);
+      const channel = this.#channel;
+      this.#channel = undefined;
+      await channel?.close();
+      this.broker.forget(this);
+    })();
+    return this.#closed;
+  }
+
+  #take(max: number): AmqpDelivery[] {
+    const count = Math.max(1, Math.floor(max));
+    if (count >= this.#buffer.length) {
+      const all = this.#buffer;
+      this.#buffer = [];
+      return all;
+    }
+    return this.#buffer.splice(0, count);
+  }
+
+  #onMessage(channel: ConsumerChannel, message: ConsumeMessage | null): void {
+    if (message === null) {
+      // RabbitMQ cancelled the consumer (the queue was deleted): reopen, which declares it again.
+      this.broker.log("warn", `amqp ${this.broker.url}: RabbitMQ cancelled the consumer of ${this.queue}`);
+      channel.session.declarer.forget(this.queue);
+      void channel.close();
+      return;
+    }
+    if (this.#closing || !channel.alive) return; // unacked: requeued when the channel closes
+    if (this.#buffer.push(new AmqpDelivery(this, channel, message)) === 1) this.#wakeup.notify();
+  }
+
+  /** Opens this consumer's channel on `session`, retrying with backoff while the session lives. */
+  async #attach(session: AmqpSession): Promise<void> {
+    if (this.#attaching === session) return;
+    this.#attaching = session;
+    try {
+      for (let failures = 0; !this.#closing && session.alive; failures += 1) {
+        if (failures > 0) await sleep(Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)));
+        if (this.#closing || !session.alive) return;
+        try {
+          await this.#subscribe(session);
+          return;
+        } catch (error) {
+          if (this.#closing || !session.alive) return;
+          const why = this.broker.connection.scrub((error as Error).message);
+          this.broker.log("warn", `amqp ${this.broker.url}: cannot consume ${this.queue} (${why}); retrying`);
+        }
+      }
+    } finally {
+      if (this.#attaching === session) this.#attaching = undefined;
+    }
+  }
+
+  async #subscribe(session: AmqpSession): Promise<void> {
+    const channel = new ConsumerChannel(await session.model.createChannel(), session);
+    channel.channel.on("error", (error: Error) => {
+      if (session.alive) this.broker.log("warn", `amqp ${this.broker.url}: channel of ${this.queue}: ${error.message}`);
+    });
+    channel.channel.on("close", () => this.#channelClosed(channel));
+    try {
+      await channel.channel.prefetch(this.prefetch);
+      await session.declarer.queue(this.queue);
+      await channel.channel.consume(this.queue, (message) => this.#onMessage(channel, message));
+    } catch (error) {
+      if ((error as { code?: number }).code === 404) session.declarer.forget(this.queue); // deleted since
+      await channel.close();
+      throw error;
+    }
+    if (this.#closing) await channel.close();
+    else this.#channel = channel;
+  }
+
+  #channelClosed(channel: ConsumerChannel): void {
+    channel.alive = false;
+    if (this.#buffer.some((delivery) => delivery.channel === channel)) {
+      this.#buffer = this.#buffer.filter((delivery) => delivery.channel !== channel);
+    }
+    if (this.#channel !== channel) return; // closed on purpose, or never in use
+    this.#channel = undefined;
+    // A lost connection closes its channels first; the next session re-attaches. Otherwise, reopen.
+    setTimeout(() => {
+      if (channel.session.alive && !this.#closing && this.#channel === undefined) void this.#attach(channel.session);
+    }, RETRY_FIRST_MS).unref();
+  }
+}
+
+async function withDeadline(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,115 @@
+import type { Channel, ChannelModel, Options } from "amqplib";
+import type { QueueType } from "./amqp-url.js";
+import type { AmqpEventLog } from "./AmqpConnection.js";
+import { delayQueueName } from "./delay-buckets.js";
+
+/**
+ * Declares the queues wqueue uses on one connection, each once (a later use awaits the same
+ * declaration): the queue itself (`durable`, `queueType` from the URL), its dead-letter queue
+ * (always durable) and its delay queues (see ./delay-buckets.ts).
+ *
+ * A queue that already exists with other arguments (declared by a producer, or durable where this
+ * URL says transient) makes RabbitMQ refuse the declaration with 406 PRECONDITION_FAILED and close
+ * the channel; so does a user without the configure permission (403 ACCESS_REFUSED). wqueue then
+ * checks that the queue exists and uses it as it is, with a warning. So declarations run one at a
+ * time on a channel of their own, which such a refusal may close without touching the channels
+ * that publish and consume.
+ */
+export class QueueDeclarer {
+  readonly #declared = new Map<string, Promise<void>>();
+  #channel: Promise<Channel> | undefined;
+  #last: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    readonly model: ChannelModel,
+    readonly durable: boolean,
+    readonly queueType: QueueType,
+    readonly url: string,
+    readonly log: AmqpEventLog,
+  ) {}
+
+  /** A queue messages are published to and consumed from. */
+  queue(name: string): Promise<void> {
+    return this.#declare(name, { durable: this.durable, arguments: this.#typeArguments() });
+  }
+
+  /** A dead-letter queue: durable whatever the URL says, since dead letters wait for a person. */
+  deadLetterQueue(name: string): Promise<void> {
+    return this.#declare(name, { durable: true, arguments: this.#typeArguments() });
+  }
+
+  /** The delay queue of `queue` for one bucket, whose expired messages go back to `queue`. */
+  async delayQueue(queue: string, bucketMs: number): Promise<string> {
+    const name = delayQueueName(queue, bucketMs);
+    const args: Record<string, unknown> = {
+      ...this.#typeArguments(),
+      "x-message-ttl": bucketMs,
+      "x-dead-letter-exchange": "",
+      "x-dead-letter-routing-key": queue,
+    };
+    if (this.queueType === "quorum") {
+      // Quorum queues dead-letter at most once unless told otherwise; at-least-once needs reject-publish.
+      args["x-dead-letter-strategy"] = "at-least-once";
+      args["x-overflow"] = "reject-publish";
+    }
+    await Promise.all([this.queue(queue), this.#declare(name, { durable: this.durable, arguments: args })]);
+    return name;
+  }
+
+  /** Declares `name` again on its next use (RabbitMQ said it does not exist). */
+  forget(name: string): void {
+    this.#declared.delete(name);
+  }
+
+  #typeArguments(): Record<string, unknown> {
+    // Classic is RabbitMQ's default; not naming it matches queues that producers declared bare.
+    return this.queueType === "quorum" ? { "x-queue-type": "quorum" } : {};
+  }
+
+  #declare(name: string, options: Options.AssertQueue): Promise<void> {
+    let declared = this.#declared.get(name);
+    if (declared === undefined) {
+      declared = this.#serially(() => this.#assert(name, options));
+      this.#declared.set(name, declared);
+      declared.catch(() => this.#declared.delete(name)); // the next use tries again
+    }
+    return declared;
+  }
+
+  async #assert(name: string, options: Options.AssertQueue): Promise<void> {
+    try {
+      await (await this.#open()).assertQueue(name, options);
+    } catch (error) {
+      const { code } = error as { code?: number };
+      if (code !== 406 && code !== 403) throw error;
+      await (await this.#open()).checkQueue(name); // still fails if it does not exist
+      const why = (error as Error).message;
+      const problem = code === 406 ? "exists with other arguments" : "may not be declared by this user";
+      this.log("warn", `amqp ${this.url}: queue ${name} ${problem}; using it as it is (${why})`);
+    }
+  }
+
+  #serially<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#last.then(work, work);
+    this.#last = result.catch(() => {});
+    return result;
+  }
+
+  /** The declaring channel, opened again after a refusal closed it. */
+  #open(): Promise<Channel> {
+    if (this.#channel === undefined) {
+      const opening = this.model.createChannel().then((channel) => {
+        channel.on("error", () => {}); // the failing assertQueue reports it
+        channel.on("close", () => {
+          if (this.#channel === opening) this.#channel = undefined;
+        });
+        return channel;
+      });
+      this.#channel = opening;
+      opening.catch(() => {
+        if (this.#channel === opening) this.#channel = undefined;
+      });
+    }
+    return this.#channel;
+  }
+}

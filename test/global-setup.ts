@@ -1,6 +1,7 @@
+import { ensureRabbitmq } from "./setup/ensure-rabbitmq.js";
 import { ensureRedis } from "./setup/ensure-redis.js";
 
 /** Runs once before the suite: every broker the tests use must answer, started here if needed. */
 export default async function setup(): Promise<void> {
-  await ensureRedis();
+  await Promise.all([ensureRedis(), ensureRabbitmq()]);
 }

@@ -56,6 +56,12 @@ export class WQueue {
     if (options.timeoutMs !== undefined && !(Number.isInteger(options.timeoutMs) && options.timeoutMs > 0)) {
       throw new ConfigError(`listenEvents("${queue}"): timeoutMs must be a whole number of milliseconds > 0`);
     }
+    if (options.hardTimeoutMs !== undefined && !(Number.isInteger(options.hardTimeoutMs) && options.hardTimeoutMs > 0)) {
+      throw new ConfigError(`listenEvents("${queue}"): hardTimeoutMs must be a whole number of milliseconds > 0`);
+    }
+    if (options.model !== undefined && options.model !== "event-loop" && options.model !== "threads") {
+      throw new ConfigError(`listenEvents("${queue}"): model must be "event-loop" or "threads"`);
+    }
     if (options.ackPolicy !== undefined && !["after", "before", "manual"].includes(options.ackPolicy)) {
       throw new ConfigError(`listenEvents("${queue}"): ackPolicy must be "after", "before" or "manual"`);
     }

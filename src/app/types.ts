@@ -92,6 +92,16 @@ export interface ListenOptions {
   ordering?: Ordering;
   /** Validates the decoded body; an invalid message is dead-lettered at once (reason "invalid"). */
   schema?: StandardSchema;
+  /**
+   * Where the handler runs: "event-loop" (default: IO-bound handlers) or "threads" (a pool of
+   * worker threads: CPU-bound handlers). `wqueue worker --threads N` / `--model` override it.
+   */
+  model?: "event-loop" | "threads";
+  /**
+   * Threads only: past this the handler's thread is terminated and replaced and the message
+   * retried ("HandlerTimeout"). The event loop cannot stop a handler: use timeoutMs there.
+   */
+  hardTimeoutMs?: number;
 }
 
 export interface Subscription {
@@ -119,4 +129,6 @@ export interface WQueueOptions {
   brokers?: Record<string, string>;
   /** App-wide retry policy. */
   retry?: RetryOptions;
+  /** Size of the thread pool for queues with `model: "threads"`; default the number of CPUs. */
+  threads?: number;
 }

@@ -2,9 +2,13 @@ import type { Server } from "node:http";
 import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../log/logger.js";
-import { startHttpServer } from "../observability/http-server.js";
+import { observeWorker, startHttpServer } from "../observability/http-server.js";
 import { createMetricsRegistry } from "../observability/prometheus.js";
+import { statsSnapshot } from "../observability/stats-snapshot.js";
+import { childIndex, childLogger } from "../supervisor/child.js";
+import { answerStatsRequests, STATS_IPC_ENV } from "../supervisor/stats-ipc.js";
 import { DEFAULT_CONCURRENCY, Worker } from "../worker/Worker.js";
+import { superviseWorkers } from "./supervise-workers.js";
 import { failAndExit } from "./fail.js";
 import { loadApp } from "./load-app.js";
 
@@ -12,6 +16,11 @@ export function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("must be a whole number > 0");
   return n;
+}
+
+function model(value: string): "event-loop" | "threads" {
+  if (value !== "event-loop" && value !== "threads") throw new InvalidArgumentError("event-loop or threads");
+  return value;
 }
 
 function logLevel(value: string): LogLevel {
@@ -28,6 +37,9 @@ interface WorkerFlags {
   shutdownGrace: number;
   http?: string | true;
   httpToken?: string;
+  threads?: number;
+  processes?: number;
+  model?: "event-loop" | "threads";
 }
 
 export function addWorkerCommand(program: Command): void {
@@ -38,6 +50,9 @@ export function addWorkerCommand(program: Command): void {
     .option("-b, --broker <url>", "default broker URL (else WQUEUE_BROKER_URL, else sqlite://wqueue.db)")
     .option("-q, --queues <names>", "only these queues, comma-separated")
     .option("-c, --concurrency <n>", "messages handled at once, across all queues", positiveInt, DEFAULT_CONCURRENCY)
+    .option("--model <model>", "run every queue on this model, whatever the app says: event-loop or threads", model)
+    .option("-t, --threads <n>", "run handlers on a pool of N worker threads (CPU-bound handlers); implies --model threads", positiveInt)
+    .option("-p, --processes <n>", "run N worker processes, each with its own broker connections (and its own threads)", positiveInt)
     .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back", positiveInt, 30_000)
     .option("--http [address]", "serve /metrics, /healthz, /readyz and the dashboard (default 127.0.0.1:9464; a bare port binds loopback)")
     .option("--http-token <token>", "require this bearer token for /metrics, the dashboard API and replays (else WQUEUE_HTTP_TOKEN)")
@@ -47,7 +62,11 @@ export function addWorkerCommand(program: Command): void {
 
 async function runWorker(flags: WorkerFlags): Promise<void> {
   const debug = flags.logLevel === "debug" || flags.logLevel === "trace";
-  const logger = createLogger(flags.logLevel);
+  const logger = childLogger(createLogger(flags.logLevel));
+  if ((flags.processes ?? 1) > 1 && childIndex() === undefined) {
+    await superviseWorkers(flags, logger, debug);
+    return;
+  }
   let worker: Worker;
   let server: Server | undefined;
   try {
@@ -59,8 +78,20 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       shutdownGraceMs: flags.shutdownGrace,
       logger,
       appName: path.relative(process.cwd(), file) || file,
+      model: flags.model ?? (flags.threads ? "threads" : undefined),
+      threads: flags.threads,
+      appModule: flags.app,
     });
     await worker.start();
+    if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
+      const registry = createMetricsRegistry({
+        observer: worker.observer,
+        inFlight: () => worker.inFlightBySubscription(),
+        backlog: () => worker.backlog(),
+      });
+      const started = worker;
+      answerStatsRequests({ snapshot: () => statsSnapshot(started), registry, readiness: () => started.readiness() });
+    }
     if (flags.http !== undefined) {
       const address = flags.http === true ? "127.0.0.1:9464" : flags.http;
       const registry = createMetricsRegistry({
@@ -69,7 +100,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
         backlog: () => worker.backlog(),
       });
       const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
-      server = await startHttpServer({ address, token, worker, registry, logger });
+      server = await startHttpServer({ address, token, observed: observeWorker(worker, registry), logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
       logger.info({ http: where }, `http: dashboard and /metrics on http://${where}/${token ? " (bearer token required)" : ""}`);
@@ -99,4 +130,6 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // A supervised child whose supervisor died drains and exits rather than running on alone.
+  if (childIndex() !== undefined) process.once("disconnect", () => onSignal("SIGTERM"));
 }

@@ -1,3 +1,5 @@
+import type { WQueue } from "../app/WQueue.js";
+import { type BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import type { Broker, Delivery, Headers } from "../brokers/contract.js";
 import { DEAD_HEADER_PREFIX, defaultDeadLetterQueue, originalHeaders } from "../brokers/dead-letter.js";
 import { ConfigError } from "../errors.js";
@@ -17,6 +19,14 @@ export interface DeadLetterView {
   key: string | undefined;
   headers: Headers;
   body: Uint8Array;
+}
+
+/** The broker and dead-letter queue of a queue the app listens on; undefined for other queues. */
+export async function deadLetterTarget(app: WQueue, brokers: BrokerSet, queue: string): Promise<{ broker: Broker; deadQueue: string } | undefined> {
+  const subscription = app.subscriptions.find((s) => s.queue === queue);
+  if (!subscription) return undefined;
+  const broker = await brokers.get(subscription.options.broker ?? DEFAULT_BROKER_NAME);
+  return { broker, deadQueue: subscription.options.deadLetterQueue ?? defaultDeadLetterQueue(queue) };
 }
 
 /** `orders` -> `orders.dead`; a name that already ends in `.dead` is taken as it is. */

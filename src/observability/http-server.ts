@@ -6,18 +6,34 @@ import { ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { Worker } from "../worker/Worker.js";
 import { DASHBOARD_HTML } from "./dashboard-page.js";
+import type { Broker } from "../brokers/contract.js";
 import { type StatsSnapshot, statsSnapshot } from "./stats-snapshot.js";
+
+/** What the endpoint shows: one worker process, or a supervisor's children taken together. */
+export interface ObservedWorker {
+  snapshot(): Promise<StatsSnapshot>;
+  metrics(): Promise<{ contentType: string; text: string }>;
+  readiness(): Promise<{ ready: boolean; problems: string[] }>;
+  deadLettersOf(queue: string): Promise<{ broker: Broker; deadQueue: string } | undefined>;
+}
+
+/** The single-process view: the worker itself and its Prometheus registry. */
+export function observeWorker(worker: Worker, registry: Registry): ObservedWorker {
+  return {
+    snapshot: () => statsSnapshot(worker),
+    metrics: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
+    readiness: async () => worker.readiness(),
+    deadLettersOf: (queue) => worker.deadLettersOf(queue),
+  };
+}
 
 export interface HttpServerOptions {
   /** "PORT", "HOST:PORT" or "[v6]:PORT"; a bare port binds loopback only. */
   address: string;
   /** When set, every route but /healthz, /readyz and the page itself needs `Authorization: Bearer TOKEN`. */
   token?: string;
-  worker: Worker;
-  registry: Registry;
+  observed: ObservedWorker;
   logger: Logger;
-  /** Overrides how /api/stats is built (the process supervisor aggregates its children). */
-  snapshot?: () => Promise<StatsSnapshot>;
 }
 
 export function parseAddress(address: string): { host: string; port: number } {
@@ -41,7 +57,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
     const given = Buffer.from(request.headers.authorization ?? "");
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
-  const snapshot = options.snapshot ?? (() => statsSnapshot(options.worker));
+  const { observed } = options;
 
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
@@ -56,7 +72,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
     const route = `${request.method} ${url.pathname}`;
     if (route === "GET /healthz") return send(response, 200, { ok: true });
     if (route === "GET /readyz") {
-      const readiness = options.worker.readiness();
+      const readiness = await observed.readiness();
       return send(response, readiness.ready ? 200 : 503, readiness);
     }
     if (route === "GET /") {
@@ -66,14 +82,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
     }
     if (!authorized(request)) return send(response, 401, { error: "missing or wrong bearer token" });
     if (route === "GET /metrics") {
-      response.writeHead(200, { "content-type": options.registry.contentType });
-      response.end(await options.registry.metrics());
+      const { contentType, text } = await observed.metrics();
+      response.writeHead(200, { "content-type": contentType });
+      response.end(text);
       return;
     }
-    if (route === "GET /api/stats") return send(response, 200, await snapshot());
+    if (route === "GET /api/stats") return send(response, 200, await observed.snapshot());
     if (route === "GET /api/dead-letters" || route === "POST /api/dead-letters/replay") {
       const queue = url.searchParams.get("queue") ?? "";
-      const target = await options.worker.deadLettersOf(queue);
+      const target = await observed.deadLettersOf(queue);
       if (!target) return send(response, 404, { error: `this worker does not listen on queue "${queue}"` });
       const limit = Math.min(1000, Number(url.searchParams.get("limit") ?? 100) || 100);
       if (request.method === "GET") {

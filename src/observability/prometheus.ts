@@ -50,6 +50,8 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
     name: "wqueue_queue_backlog",
     help: "Messages waiting in the queue (or consumer lag), where the broker tells",
     labelNames,
+    // Every child process sees the same queue: across processes take the largest, not the sum.
+    aggregator: "max",
     registers: [registry],
     async collect() {
       this.reset();

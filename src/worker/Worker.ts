@@ -1,17 +1,19 @@
+import { availableParallelism } from "node:os";
+import type { RetryOptions, Subscription } from "../app/types.js";
 import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import type { Broker, Consumer } from "../brokers/contract.js";
-import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
+import { deadLetterTarget } from "../dead-letters/dead-letters.js";
 import { CreditPool } from "../dispatch/CreditPool.js";
 import { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
 import { AppLoadError, ConfigError } from "../errors.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { DEFAULT_RETRY } from "../pipeline/backoff.js";
-import { failureOutcome, type PreparedHandler } from "../pipeline/run-handler.js";
+import { failureOutcome } from "../pipeline/run-handler.js";
 import { orderingKeyOf } from "../dispatch/ordering.js";
 import { WorkerObserver } from "../observability/WorkerObserver.js";
 import { loadTracer } from "../observability/tracing.js";
-import { EventLoopRunner } from "../runners/EventLoopRunner.js";
+import { createRunner, type RunnerHandler } from "../runners/create-runner.js";
 import type { Runner } from "../runners/Runner.js";
 
 export interface WorkerOptions {
@@ -26,6 +28,18 @@ export interface WorkerOptions {
   logger?: Logger;
   /** Shown in the ready line, e.g. the module path. */
   appName?: string;
+  /** Runs every queue on this model, whatever each queue asks for (the CLI's --threads / --model). */
+  model?: "event-loop" | "threads";
+  /** Threads in the pool; default the app's `threads`, else the number of CPUs. */
+  threads?: number;
+  /** The app module as the CLI was given it: worker threads import it to find the handlers. */
+  appModule?: string;
+}
+
+interface SelectedSubscription {
+  id: string;
+  brokerName: string;
+  subscription: Subscription;
 }
 
 export const DEFAULT_CONCURRENCY = 10;
@@ -48,7 +62,7 @@ export class Worker {
   #model = "";
   #limit = 0;
   readonly #consumers: Consumer[] = [];
-  #runner: Runner | undefined;
+  readonly #runners: Runner[] = [];
   #started: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
   #forceNow: (() => void) | undefined;
@@ -67,6 +81,7 @@ export class Worker {
 
   start(): Promise<void> {
     this.#started ??= this.#start().catch(async (error: unknown) => {
+      await Promise.allSettled(this.#runners.map((runner) => runner.close()));
       await this.#brokers.close();
       throw error;
     });
@@ -77,39 +92,31 @@ export class Worker {
     const subscriptions = this.#selectSubscriptions();
     const requested = this.#options.concurrency ?? DEFAULT_CONCURRENCY;
     if (!(Number.isInteger(requested) && requested > 0)) throw new ConfigError(`concurrency must be a whole number > 0, got ${requested}`);
-    // Every queue keeps one receive outstanding, so the limit is at least the number of queues.
-    const limit = Math.max(requested, subscriptions.length);
-    if (limit > requested) {
-      this.logger.warn(`concurrency raised from ${requested} to ${limit}: each of the ${limit} queues needs one slot`);
-    }
-
-    const handlers = new Map<string, PreparedHandler>();
     const appRetry = { ...DEFAULT_RETRY, ...this.#app.options.retry };
-    for (const { id, subscription } of subscriptions) {
-      const retry = subscription.options.retry;
-      handlers.set(id, {
-        handler: subscription.handler,
-        format: subscription.options.decode ?? "json",
-        retry: retry === false ? undefined : { ...appRetry, ...retry },
-        ackPolicy: subscription.options.ackPolicy,
-        schema: subscription.options.schema,
-      });
+    const runners = await this.#createRunners(subscriptions, appRetry);
+    // Threads run at most `capacity` messages: fetch that plus the one receive each queue holds,
+    // never so many that fetched messages wait out their visibility timeout.
+    const eventLoopOnly = runners.threads === undefined;
+    const wanted = eventLoopOnly || runners.eventLoop ? requested : Math.min(requested, (runners.threads?.capacity ?? requested) + subscriptions.length);
+    // Every queue keeps one receive outstanding, so the limit is at least the number of queues.
+    const limit = Math.max(wanted, subscriptions.length);
+    if (limit > wanted) {
+      this.logger.warn(`concurrency raised from ${wanted} to ${limit}: each of the ${limit} queues needs one slot`);
     }
-    const runner = new EventLoopRunner(handlers);
-    this.#runner = runner;
 
     const pool = new CreditPool(limit, subscriptions.length);
     const tracer = await loadTracer();
     const described: string[] = [];
     for (const { id, brokerName, subscription } of subscriptions) {
       const broker = await this.#brokers.get(brokerName);
-      const concurrency = Math.min(subscription.options.concurrency ?? limit, limit);
+      const { runner, prepared } = runners.of(id);
+      const runnerLimit = runner.capacity === undefined ? limit : Math.min(limit, runner.capacity + 1);
+      const concurrency = Math.min(subscription.options.concurrency ?? runnerLimit, limit);
       const consumer = broker.consumer(subscription.queue, {
         deadLetterQueue: subscription.options.deadLetterQueue,
         maxInFlight: concurrency,
       });
       this.#consumers.push(consumer);
-      const prepared = handlers.get(id) as PreparedHandler;
       this.#loops.push(
         new SubscriptionLoop({
           id,
@@ -132,20 +139,61 @@ export class Worker {
       );
       this.#subscriptionIds.push(id);
       this.#backlogReaders.set(id, async () => broker.backlog?.(subscription.queue));
-      described.push(`${subscription.queue} @ ${broker.url} (${broker.kind}, ${broker.features.delivery})`);
+      described.push(`${subscription.queue} @ ${broker.url} (${broker.kind}, ${broker.features.delivery}${runners.mixed ? `, ${runner.model}` : ""})`);
     }
     this.#app.usePublishBrokers(this.#brokers);
-    this.#model = runner.model;
+    this.#model = runners.describe();
     this.#limit = limit;
     for (const loop of this.#loops) loop.start();
     const appName = this.#options.appName ?? this.#app.options.name ?? "app";
     this.logger.info(
-      { app: appName, model: runner.model, concurrency: limit, queues: described },
-      `ready: ${appName}, model ${runner.model} (concurrency ${limit}), queues: ${described.join("; ")}`,
+      { app: appName, model: this.#model, concurrency: limit, queues: described },
+      `ready: ${appName}, model ${this.#model} (concurrency ${limit}), queues: ${described.join("; ")}`,
     );
   }
 
-  #selectSubscriptions() {
+  /**
+   * One runner per model in use: the event loop for some queues and a thread pool for others can
+   * share a worker. The worker's `model` option (the CLI) overrides each queue's own choice.
+   */
+  async #createRunners(subscriptions: SelectedSubscription[], appRetry: Required<RetryOptions>) {
+    const handlers = { "event-loop": new Map<string, RunnerHandler>(), threads: new Map<string, RunnerHandler>() };
+    for (const { id, subscription } of subscriptions) {
+      const retry = subscription.options.retry;
+      const model = this.#options.model ?? subscription.options.model ?? "event-loop";
+      handlers[model].set(id, {
+        handler: subscription.handler,
+        format: subscription.options.decode ?? "json",
+        retry: retry === false ? undefined : { ...appRetry, ...retry },
+        ackPolicy: subscription.options.ackPolicy,
+        schema: subscription.options.schema,
+        hardTimeoutMs: subscription.options.hardTimeoutMs,
+      });
+    }
+    const eventLoop = handlers["event-loop"].size > 0 ? createRunner({ kind: "event-loop" }, handlers["event-loop"], undefined) : undefined;
+    if (eventLoop) this.#runners.push(eventLoop);
+    let threads: Runner | undefined;
+    const count = this.#options.threads ?? this.#app.options.threads ?? availableParallelism();
+    if (handlers.threads.size > 0) {
+      threads = createRunner({ kind: "threads", threads: count }, handlers.threads, this.#options.appModule, { logger: this.logger });
+      this.#runners.push(threads);
+      await threads.start?.();
+    }
+    return {
+      eventLoop,
+      threads,
+      mixed: eventLoop !== undefined && threads !== undefined,
+      of: (id: string) => {
+        const onThreads = handlers.threads.get(id);
+        const prepared = (onThreads ?? handlers["event-loop"].get(id)) as RunnerHandler;
+        return { runner: (onThreads ? threads : eventLoop) as Runner, prepared };
+      },
+      describe: () =>
+        [eventLoop && "event-loop", threads && `threads (${count})`].filter(Boolean).join(" + "),
+    };
+  }
+
+  #selectSubscriptions(): SelectedSubscription[] {
     const all = this.#app.subscriptions.map((subscription) => {
       const brokerName = subscription.options.broker ?? DEFAULT_BROKER_NAME;
       return { id: `${brokerName}/${subscription.queue}`, brokerName, subscription };
@@ -164,11 +212,8 @@ export class Worker {
   }
 
   /** The broker and dead-letter queue of a subscribed queue (for the dashboard's dead letters). */
-  async deadLettersOf(queue: string): Promise<{ broker: Broker; deadQueue: string } | undefined> {
-    const subscription = this.#app.subscriptions.find((s) => s.queue === queue);
-    if (!subscription) return undefined;
-    const broker = await this.#brokers.get(subscription.options.broker ?? DEFAULT_BROKER_NAME);
-    return { broker, deadQueue: subscription.options.deadLetterQueue ?? defaultDeadLetterQueue(queue) };
+  deadLettersOf(queue: string): Promise<{ broker: Broker; deadQueue: string } | undefined> {
+    return deadLetterTarget(this.#app, this.#brokers, queue);
   }
 
   /** The model and worker-wide limit, once started. */
@@ -242,7 +287,7 @@ export class Worker {
     }
     clearTimeout(timer);
     await Promise.allSettled(this.#consumers.map((consumer) => consumer.close()));
-    await this.#runner?.close();
+    await Promise.allSettled(this.#runners.map((runner) => runner.close()));
     this.#app.usePublishBrokers(undefined);
     await this.#brokers.close();
     this.logger.info("stopped");

@@ -1,0 +1,68 @@
+import type { ChildProcess } from "node:child_process";
+import type { Server } from "node:http";
+import { resolveDefaultBrokerUrl } from "../app/WQueue.js";
+import { BrokerSet } from "../brokers/BrokerSet.js";
+import { deadLetterTarget } from "../dead-letters/dead-letters.js";
+import type { Logger } from "../log/logger.js";
+import { startHttpServer } from "../observability/http-server.js";
+import { childArgv } from "../supervisor/child.js";
+import { observeChildren, STATS_IPC_ENV } from "../supervisor/stats-ipc.js";
+import { superviseProcesses } from "../supervisor/supervise.js";
+import { failAndExit } from "./fail.js";
+import { loadApp } from "./load-app.js";
+
+/** The worker flags that belong to the supervisor: the HTTP endpoint is served once, here. */
+function withoutHttpFlags(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--http-token") i += 1;
+    else if (arg === "--http") {
+      if (argv[i + 1] !== undefined && !(argv[i + 1] as string).startsWith("-")) i += 1; // its optional address
+    } else if (!arg.startsWith("--http=") && !arg.startsWith("--http-token=")) out.push(arg);
+  }
+  return out;
+}
+
+/**
+ * `wqueue worker --processes N`: run N children (each a full worker) under the supervisor, and
+ * with --http serve one endpoint for all of them. The app is loaded here too (no connection is
+ * opened until a dead-letter request comes), so the dashboard can list and replay dead letters.
+ */
+export async function superviseWorkers(
+  flags: { app: string; broker?: string; processes?: number; http?: string | true; httpToken?: string },
+  logger: Logger,
+  debug: boolean,
+): Promise<void> {
+  const children = new Map<number, ChildProcess>();
+  const http = flags.http;
+  let server: Server | undefined;
+  let brokers: BrokerSet | undefined;
+  try {
+    const { app } = await loadApp(flags.app);
+    const done = superviseProcesses({
+      processes: flags.processes as number,
+      argv: withoutHttpFlags(childArgv(process.argv.slice(2))),
+      logger,
+      env: http === undefined ? process.env : { ...process.env, [STATS_IPC_ENV]: "1" },
+      onChild: (index, child) => children.set(index, child),
+    });
+    if (http !== undefined) {
+      const openBrokers = new BrokerSet(resolveDefaultBrokerUrl(app, flags.broker), app.options.brokers);
+      brokers = openBrokers;
+      const observed = observeChildren(children, (queue) => deadLetterTarget(app, openBrokers, queue));
+      const address = http === true ? "127.0.0.1:9464" : http;
+      server = await startHttpServer({ address, token: flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN, observed, logger });
+      const bound = server.address();
+      const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
+      logger.info({ http: where }, `http: dashboard and /metrics for all ${flags.processes} processes on http://${where}/`);
+    }
+    const code = await done;
+    server?.closeAllConnections();
+    server?.close();
+    await brokers?.close();
+    process.exit(code);
+  } catch (error) {
+    failAndExit(error, debug);
+  }
+}

@@ -1,0 +1,387 @@
+import { randomUUID } from "node:crypto";
+import { createRequire } from "node:module";
+import { pathToFileURL } from "node:url";
+import { BroadcastChannel, type ResourceLimits } from "node:worker_threads";
+import { Piscina } from "piscina";
+import { AppLoadError, ConfigError, serializeError } from "../errors.js";
+import type { Logger } from "../log/logger.js";
+import type { Outcome } from "../pipeline/outcome.js";
+import { type DeliveryData, failureOutcome, type PreparedHandler } from "../pipeline/run-handler.js";
+import { HandlerAbandoned, HandlerCrashed, HandlerTimeout, RunnerClosed } from "./errors.js";
+import type { Runner } from "./Runner.js";
+import {
+  type AbortNotice,
+  type ProbeReply,
+  type RunTask,
+  STARTED,
+  type ThreadReply,
+  type ThreadSetup,
+  type ThreadSubscriptionSettings,
+  type ThreadTask,
+} from "./thread-protocol.js";
+
+/** A subscription as the thread runner sees it: settings only, the handler lives in the threads. */
+export interface ThreadSubscription extends ThreadSubscriptionSettings {
+  /**
+   * Past this, the handler's thread is terminated and replaced, and the message is retried
+   * (HandlerTimeout). Such a message runs alone on its thread, so the kill takes nothing else.
+   */
+  hardTimeoutMs?: number;
+}
+
+export interface ThreadPoolRunnerOptions {
+  /** Threads in the pool (each runs `tasksPerThread` messages at a time). */
+  threads: number;
+  /** The app module, as given to `wqueue worker -a`: every thread imports it to find the handlers. */
+  appModule: string;
+  /** Subscription id (`${broker}/${queue}`) -> settings. */
+  subscriptions: ReadonlyMap<string, ThreadSubscription>;
+  /**
+   * Messages one thread runs at once. Default 1: CPU-bound handlers gain nothing from more, and a
+   * hard timeout or crash then takes down only the message at fault.
+   */
+  tasksPerThread?: number;
+  /** Where the app module spec is resolved from; default process.cwd(). */
+  cwd?: string;
+  /**
+   * On close, how long handlers still running (their message.signal just aborted) get to return
+   * before their threads are terminated. Default 1000 ms.
+   */
+  closeGraceMs?: number;
+  /** V8 heap limits per thread: a thread over them dies alone (HandlerCrashed), not the process. */
+  resourceLimits?: ResourceLimits;
+  logger?: Logger;
+}
+
+interface Job {
+  readonly task: number;
+  readonly sub: string;
+  readonly settings: ThreadSubscription;
+  readonly data: DeliveryData;
+  readonly signal: AbortSignal;
+  readonly resolve: (outcome: Outcome) => void;
+  submitted: boolean;
+  done: boolean;
+  timedOut: boolean;
+  kill?: AbortController;
+  timer?: NodeJS.Timeout;
+}
+
+/**
+ * Runs handlers on a pool of worker threads (piscina), for CPU-bound handlers. The delivery, and so
+ * the ack, stays on the caller's thread; a thread gets the message's data, its body copied into a
+ * fresh ArrayBuffer that is transferred, not cloned. Messages beyond the pool's free slots wait
+ * here, not in piscina's queue, so one given up before it starts never reaches a thread.
+ *
+ * - `message.signal` in the thread aborts when the caller's signal aborts (one BroadcastChannel
+ *   message per abort, listing the tasks it concerns: nothing is created per message for this).
+ * - A subscription's `hardTimeoutMs` counts from the thread's note that the handler started and is
+ *   enforced by terminating the thread; a thread that dies (process.exit, uncaught exception,
+ *   resourceLimits) is replaced too. Either way the message's Outcome is a retry (HandlerTimeout /
+ *   HandlerCrashed; a dead letter once its attempts are spent), and the other threads keep going.
+ */
+export class ThreadPoolRunner implements Runner {
+  readonly model = "threads";
+  /** The most messages running at once; the worker should fetch no more than this. */
+  readonly capacity: number;
+  readonly #options: ThreadPoolRunnerOptions;
+  readonly #pool: Piscina<ThreadTask, ThreadReply>;
+  readonly #aborts: BroadcastChannel;
+  /** For HandlerTimeout / HandlerCrashed outcomes: failureOutcome needs only `retry`. */
+  readonly #retryPolicies = new Map<string, PreparedHandler>();
+  readonly #waiting: Job[] = [];
+  readonly #running = new Map<number, Job>();
+  readonly #bySignal = new WeakMap<AbortSignal, Set<Job>>();
+  #nextTask = 1;
+  #started: Promise<void> | undefined;
+  /** Called when the last running task finishes (close() waits for it). */
+  #onIdle: (() => void) | undefined;
+  #closed: Promise<void> | undefined;
+
+  constructor(options: ThreadPoolRunnerOptions) {
+    const tasksPerThread = options.tasksPerThread ?? 1;
+    for (const [name, value] of [["threads", options.threads], ["tasksPerThread", tasksPerThread]] as const) {
+      if (!(Number.isInteger(value) && value > 0)) throw new ConfigError(`${name} must be a whole number > 0, got ${value}`);
+    }
+    const subscriptions: ThreadSetup["subscriptions"] = {};
+    for (const [id, settings] of options.subscriptions) {
+      const { hardTimeoutMs } = settings;
+      if (hardTimeoutMs !== undefined && !(Number.isFinite(hardTimeoutMs) && hardTimeoutMs > 0)) {
+        throw new ConfigError(`${id}: hardTimeoutMs must be a number of milliseconds > 0, got ${hardTimeoutMs}`);
+      }
+      subscriptions[id] = { format: settings.format, retry: settings.retry, ackPolicy: settings.ackPolicy };
+      this.#retryPolicies.set(id, { handler: inThread, format: settings.format, retry: settings.retry });
+    }
+    this.#options = options;
+    this.capacity = options.threads * tasksPerThread;
+    const setup: ThreadSetup = {
+      appModule: options.appModule,
+      cwd: options.cwd ?? process.cwd(),
+      subscriptions,
+      abortChannel: `wqueue-aborts-${randomUUID()}`,
+    };
+    this.#aborts = new BroadcastChannel(setup.abortChannel);
+    (this.#aborts as unknown as { unref(): void }).unref();
+    const entry = threadEntry();
+    const ready = new Set<number>();
+    this.#pool = new Piscina<ThreadTask, ThreadReply>({
+      loadBalancer: readyThreadsFirst(ready, tasksPerThread),
+      filename: entry.filename,
+      execArgv: entry.execArgv,
+      minThreads: options.threads,
+      maxThreads: options.threads,
+      concurrentTasksPerWorker: tasksPerThread,
+      idleTimeout: Number.POSITIVE_INFINITY,
+      // "sync": an idle thread blocks in Atomics.wait and wakes at once for the next message (about
+      // half the dispatch cost of "async"). The price: work a handler leaves running after it
+      // returns (un-awaited timers, sockets) pauses while its thread has nothing to do.
+      atomics: "sync",
+      recordTiming: false,
+      workerData: setup,
+      resourceLimits: options.resourceLimits,
+    });
+    // 'workerCreate' comes once a thread has loaded the app (at once for the first threads, which
+    // start() probes); a replacement thread gets no message before.
+    this.#pool.on("workerCreate", (thread: { id: number }) => ready.add(thread.id));
+    this.#pool.on("workerDestroy", (thread: { id: number }) => ready.delete(thread.id));
+    this.#pool.on("message", (note: unknown) => this.#onStarted(note));
+    // Piscina emits 'error' for a thread that dies with no task on it; unhandled, that would
+    // crash the worker. The dead thread is replaced either way.
+    this.#pool.on("error", (error: unknown) => {
+      options.logger?.warn({ err: serializeError(error) }, "a handler thread died while idle; it was replaced");
+    });
+  }
+
+  /**
+   * Resolves once every thread has loaded the app and found every subscription's handler; rejects
+   * with an AppLoadError otherwise. Optional (run() works without it), but the worker calls it so
+   * that a module that cannot load in a thread fails at start, not as retried messages.
+   */
+  start(): Promise<void> {
+    this.#started ??= this.#probe();
+    return this.#started;
+  }
+
+  async #probe(): Promise<void> {
+    const replies = await Promise.all(
+      Array.from({ length: this.#options.threads }, () =>
+        (this.#pool.run({ kind: "probe" }) as Promise<ProbeReply>).catch((error: unknown) => ({
+          kind: "probe" as const,
+          error: serializeError(error),
+        })),
+      ),
+    );
+    for (const reply of replies) {
+      if ("error" in reply) {
+        throw new AppLoadError(`in a worker thread: ${reply.error.message}`);
+      }
+      const missing = [...this.#options.subscriptions.keys()].filter((id) => !reply.ids.includes(id));
+      if (missing.length > 0) {
+        throw new AppLoadError(
+          `a worker thread imported ${this.#options.appModule} but found no handler for ${missing.join(", ")}: ` +
+            "threads find handlers by importing the module, so it must register them when imported",
+        );
+      }
+    }
+  }
+
+  run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): Promise<Outcome> {
+    const settings = this.#options.subscriptions.get(subscriptionId);
+    if (!settings) return Promise.reject(new Error(`no handler for subscription ${subscriptionId}`));
+    if (this.#closed) return Promise.resolve(closedOutcome(subscriptionId));
+    return new Promise<Outcome>((resolve) => {
+      const job: Job = { task: this.#nextTask++, sub: subscriptionId, settings, data, signal, resolve, submitted: false, done: false, timedOut: false };
+      this.#watch(job);
+      if (this.#running.size < this.capacity) this.#submit(job);
+      else this.#waiting.push(job);
+    });
+  }
+
+  /**
+   * Closes the pool. Handlers still running (abandoned at the shutdown deadline, their signals
+   * aborted) get closeGraceMs to return, then their threads are terminated. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      for (const job of this.#waiting.splice(0)) this.#finish(job, closedOutcome(job.sub));
+      if (this.#running.size > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => {
+            this.#onIdle = resolve;
+          }),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, this.#options.closeGraceMs ?? 1000);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+      await this.#pool.destroy();
+      for (const job of [...this.#running.values()]) this.#finish(job, closedOutcome(job.sub));
+      this.#aborts.close();
+    })();
+    return this.#closed;
+  }
+
+  #submit(job: Job): void {
+    job.submitted = true;
+    this.#running.set(job.task, job);
+    const { data } = job;
+    const body = new Uint8Array(data.body.byteLength);
+    body.set(data.body);
+    const task: RunTask = {
+      task: job.task,
+      sub: job.sub,
+      id: data.id,
+      queue: data.queue,
+      body,
+      headers: data.headers,
+      key: data.key,
+      attempt: data.attempt,
+    };
+    if (job.signal.aborted) task.aborted = serializeError(job.signal.reason);
+    let signal: AbortSignal | undefined;
+    if (job.settings.hardTimeoutMs !== undefined) {
+      task.notify = true;
+      job.kill = new AbortController();
+      signal = job.kill.signal;
+    }
+    (this.#pool.run(task, { transferList: [body.buffer], signal }) as Promise<Outcome>).then(
+      (outcome) => this.#finish(job, outcome),
+      (error: unknown) => this.#finish(job, this.#failed(job, error)),
+    );
+  }
+
+  /** The hard timeout runs from the thread's start note, not from submission (thread start-up). */
+  #onStarted(note: unknown): void {
+    const task = (note as { [STARTED]?: number } | null)?.[STARTED];
+    if (task === undefined) return;
+    const job = this.#running.get(task);
+    if (!job || job.done || job.timer || !job.kill) return;
+    const kill = job.kill;
+    job.timer = setTimeout(() => {
+      job.timedOut = true;
+      kill.abort(); // piscina terminates the thread running the task and starts a new one
+    }, job.settings.hardTimeoutMs);
+  }
+
+  #failed(job: Job, error: unknown): Outcome {
+    if (this.#closed) return closedOutcome(job.sub);
+    const policy = this.#retryPolicies.get(job.sub) as PreparedHandler;
+    if (job.timedOut) {
+      const timeout = new HandlerTimeout(
+        `handler of ${job.sub} ran past its hard timeout of ${job.settings.hardTimeoutMs} ms: its thread was terminated and replaced`,
+      );
+      return failureOutcome(policy, job.data.attempt, timeout);
+    }
+    return failureOutcome(policy, job.data.attempt, crashError(job.sub, error));
+  }
+
+  #finish(job: Job, outcome: Outcome): void {
+    if (job.done) return;
+    job.done = true;
+    clearTimeout(job.timer);
+    this.#bySignal.get(job.signal)?.delete(job);
+    if (job.submitted) {
+      this.#running.delete(job.task);
+      if (this.#running.size === 0) this.#onIdle?.();
+      if (!this.#closed) {
+        const next = this.#waiting.shift();
+        if (next) this.#submit(next);
+      }
+    }
+    job.resolve(outcome);
+  }
+
+  /** One abort listener per signal (the dispatcher shares one per queue), none per message. */
+  #watch(job: Job): void {
+    let jobs = this.#bySignal.get(job.signal);
+    if (!jobs) {
+      jobs = new Set();
+      this.#bySignal.set(job.signal, jobs);
+      const signal = job.signal;
+      if (!signal.aborted) signal.addEventListener("abort", () => this.#onAbort(signal), { once: true });
+    }
+    jobs.add(job);
+  }
+
+  #onAbort(signal: AbortSignal): void {
+    const jobs = this.#bySignal.get(signal);
+    if (!jobs) return;
+    const tasks: number[] = [];
+    for (const job of [...jobs]) {
+      if (job.submitted) {
+        tasks.push(job.task);
+      } else {
+        // Given up before it started: it never reaches a thread.
+        const index = this.#waiting.indexOf(job);
+        if (index >= 0) this.#waiting.splice(index, 1);
+        const error = new HandlerAbandoned(`${job.sub}: the message was given up before its handler started`);
+        this.#finish(job, { type: "retry", delayMs: 0, error: serializeError(error) });
+      }
+    }
+    if (tasks.length > 0) this.#aborts.postMessage({ tasks, reason: serializeError(signal.reason) } satisfies AbortNotice);
+  }
+}
+
+type LoadBalancer = NonNullable<NonNullable<ConstructorParameters<typeof Piscina>[0]>["loadBalancer"]>;
+
+/**
+ * Piscina's least-busy balancer, except that it skips threads still starting: piscina would hand a
+ * message to a replacement thread while it loads the app (seconds, from source) though another
+ * thread is free the moment after. A message that finds no ready thread waits in piscina's queue.
+ */
+function readyThreadsFirst(ready: ReadonlySet<number>, maximumUsage: number): LoadBalancer {
+  return (task, workers) => {
+    let candidate: (typeof workers)[number] | null = null;
+    let lowest = maximumUsage;
+    for (const worker of workers) {
+      if (!ready.has(worker.id)) continue;
+      if (worker.currentUsage === 0) return worker;
+      if (worker.isRunningAbortableTask || task.isAbortable) continue;
+      if (worker.currentUsage < lowest) {
+        candidate = worker;
+        lowest = worker.currentUsage;
+      }
+    }
+    return candidate;
+  };
+}
+
+function inThread(): never {
+  throw new Error("thread runner handlers run in the threads");
+}
+
+/** A forced close gives the message back as it was: no attempt is charged to the handler. */
+function closedOutcome(sub: string): Outcome {
+  const error = new RunnerClosed(`${sub}: the thread pool closed before the handler finished`);
+  return { type: "retry", delayMs: 0, error: serializeError(error) };
+}
+
+/** Why piscina failed a task, as a HandlerCrashed that keeps the thread's own stack when there is one. */
+function crashError(sub: string, cause: unknown): HandlerCrashed {
+  const original = cause instanceof Error ? cause : new Error(String(cause));
+  const exited = /^worker exited with code: (-?\d+)/.exec(original.message);
+  const why = exited
+    ? `the thread exited with code ${exited[1]}`
+    : original.message === "Terminating worker thread"
+      ? "the thread was terminated (another message on it timed out or crashed)"
+      : `the thread died: ${original.name}: ${original.message}`;
+  const crashed = new HandlerCrashed(`handler of ${sub} did not finish: ${why}; the thread was replaced`, { cause });
+  // The uncaught error's own stack points at the handler; piscina's exit error says nothing.
+  if (!exited && original.stack) crashed.stack = `${crashed.name}: ${crashed.message}\n${original.stack.split("\n").slice(1).join("\n")}`;
+  return crashed;
+}
+
+/**
+ * The thread script beside this file: thread-entry.js in the build, thread-entry.ts when running
+ * from source (vitest, `node --import tsx`), in which case the threads load tsx first.
+ */
+export function threadEntry(): { filename: string; execArgv?: string[] } {
+  const fromSource = import.meta.url.endsWith(".ts");
+  const filename = new URL(fromSource ? "./thread-entry.ts" : "./thread-entry.js", import.meta.url).href;
+  if (!fromSource) return { filename };
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+  const hasTsx = process.execArgv.some((arg) => arg.includes("tsx"));
+  return { filename, execArgv: hasTsx ? [...process.execArgv] : [...process.execArgv, "--import", tsx] };
+}

@@ -1,0 +1,125 @@
+import type { ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from "prom-client";
+import type { ObservedWorker } from "../observability/http-server.js";
+import type { QueueSnapshot, StatsSnapshot } from "../observability/stats-snapshot.js";
+
+/**
+ * Under --processes, one HTTP endpoint shows the whole worker: the supervisor asks each child for
+ * its stats over the fork IPC channel and adds them up (Prometheus metrics through prom-client's
+ * AggregatorRegistry). A child that does not answer within REPLY_MS counts as not ready.
+ */
+export const STATS_IPC_ENV = "WQUEUE_STATS_IPC";
+const REPLY_MS = 2000;
+
+interface StatsRequest {
+  type: "wqueue:stats?";
+  id: string;
+}
+interface StatsReply {
+  type: "wqueue:stats";
+  id: string;
+  snapshot: StatsSnapshot;
+  metrics: MetricObjectWithValues<MetricValue<string>>[];
+  readiness: { ready: boolean; problems: string[] };
+}
+
+/** In a child: answer the supervisor's stats requests. */
+export function answerStatsRequests(
+  source: { snapshot(): Promise<StatsSnapshot>; registry: Registry; readiness(): { ready: boolean; problems: string[] } },
+): void {
+  process.on("message", (message: StatsRequest) => {
+    if (message?.type !== "wqueue:stats?") return;
+    void (async () => {
+      const reply: StatsReply = {
+        type: "wqueue:stats",
+        id: message.id,
+        snapshot: await source.snapshot(),
+        metrics: await source.registry.getMetricsAsJSON(),
+        readiness: source.readiness(),
+      };
+      process.send?.(reply);
+    })();
+  });
+}
+
+function ask(index: number, child: ChildProcess): Promise<StatsReply | string> {
+  if (!child.connected) return Promise.resolve(`child ${index} is not running`);
+  const id = randomUUID();
+  return new Promise((resolve) => {
+    const onMessage = (message: StatsReply) => {
+      if (message?.type !== "wqueue:stats" || message.id !== id) return;
+      done(message);
+    };
+    const timer = setTimeout(() => done(`child ${index} did not answer within ${REPLY_MS} ms`), REPLY_MS);
+    const done = (result: StatsReply | string) => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      resolve(result);
+    };
+    child.on("message", onMessage);
+    child.send({ type: "wqueue:stats?", id } satisfies StatsRequest, (error) => error && done(`child ${index}: ${error.message}`));
+  });
+}
+
+function mergeQueues(snapshots: StatsSnapshot[]): QueueSnapshot[] {
+  const merged = new Map<string, QueueSnapshot>();
+  for (const queue of snapshots.flatMap((s) => s.queues)) {
+    const key = `${queue.queue}\n${queue.broker}`;
+    const seen = merged.get(key);
+    if (!seen) {
+      merged.set(key, { ...queue });
+      continue;
+    }
+    for (const field of ["received", "succeeded", "failed", "retried", "deadLettered", "inFlight"] as const) seen[field] += queue[field];
+    // The same queue seen by every child: its backlog once; latency: the slowest child's.
+    for (const field of ["backlog", "p50Ms", "p95Ms"] as const) {
+      seen[field] = seen[field] === null ? queue[field] : Math.max(seen[field] as number, queue[field] ?? 0);
+    }
+  }
+  return [...merged.values()];
+}
+
+/** The supervisor's view of its children for the HTTP endpoint. */
+export function observeChildren(
+  children: ReadonlyMap<number, ChildProcess>,
+  deadLettersOf: ObservedWorker["deadLettersOf"],
+): ObservedWorker {
+  const gather = async () => {
+    const replies = await Promise.all([...children].map(([index, child]) => ask(index, child)));
+    return {
+      answered: replies.filter((r): r is StatsReply => typeof r !== "string"),
+      problems: replies.filter((r): r is string => typeof r === "string"),
+    };
+  };
+  return {
+    async snapshot() {
+      const { answered } = await gather();
+      const snapshots = answered.map((r) => r.snapshot);
+      return {
+        time: Date.now(),
+        pid: process.pid,
+        uptimeSeconds: Math.round(process.uptime()),
+        model: snapshots[0]?.model ?? "starting",
+        concurrency: snapshots.reduce((sum, s) => sum + s.concurrency, 0),
+        processes: snapshots.length,
+        queues: mergeQueues(snapshots),
+        recentFailures: snapshots
+          .flatMap((s) => s.recentFailures)
+          .sort((a, b) => b.at.localeCompare(a.at))
+          .slice(0, 50),
+      };
+    },
+    async metrics() {
+      const { answered } = await gather();
+      const registry = AggregatorRegistry.aggregate(answered.map((r) => r.metrics));
+      return { contentType: registry.contentType, text: await registry.metrics() };
+    },
+    async readiness() {
+      const { answered, problems } = await gather();
+      for (const reply of answered) problems.push(...reply.readiness.problems);
+      return { ready: problems.length === 0 && answered.length > 0, problems };
+    },
+    deadLettersOf,
+  };
+}

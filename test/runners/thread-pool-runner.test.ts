@@ -1,0 +1,221 @@
+/**
+ * ThreadPoolRunner on its own (no broker): what crosses the thread boundary and what comes back.
+ * The scenarios every model shares are in runner-suite.test.ts.
+ */
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Outcome } from "../../src/pipeline/outcome.js";
+import type { DeliveryData } from "../../src/pipeline/run-handler.js";
+import { createRunner } from "../../src/runners/create-runner.js";
+import { EventLoopRunner } from "../../src/runners/EventLoopRunner.js";
+import { type ThreadPoolRunnerOptions, ThreadPoolRunner, type ThreadSubscription } from "../../src/runners/ThreadPoolRunner.js";
+import { tempDir, writeApp } from "../cli/run-cli.js";
+
+const retry = { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 };
+const runners: ThreadPoolRunner[] = [];
+afterEach(async () => {
+  await Promise.all(runners.splice(0).map((runner) => runner.close()));
+});
+
+function delivery(queue: string, body: Uint8Array | string, attempt = 1): DeliveryData {
+  return { id: "m1", queue, body: typeof body === "string" ? Buffer.from(body) : body, headers: { h: "v" }, key: "k", attempt };
+}
+
+/** A runner over an app whose handlers are `source` (code using `app`); every queue decodes JSON. */
+async function threads(
+  source: string,
+  queues: Record<string, Partial<ThreadSubscription>>,
+  options: Partial<ThreadPoolRunnerOptions> = {},
+): Promise<ThreadPoolRunner> {
+  const dir = tempDir();
+  const file = writeApp(dir, "app.ts", `export const app = new WQueue();\n${source}`);
+  const subscriptions = new Map(Object.entries(queues).map(([queue, s]) => [`default/${queue}`, { format: "json" as const, retry, ...s }]));
+  const runner = new ThreadPoolRunner({ threads: 2, appModule: file, subscriptions, ...options });
+  runners.push(runner);
+  await runner.start();
+  return runner;
+}
+
+const never = new AbortController().signal;
+
+/** The handler reports what it saw by throwing it: the outcome carries the message back. */
+function reported(outcome: Outcome): unknown {
+  if (outcome.type !== "retry") throw new Error(`expected a retry outcome, got ${JSON.stringify(outcome)}`);
+  return JSON.parse(outcome.error?.message ?? "null");
+}
+
+describe("ThreadPoolRunner", () => {
+  it("gives the thread the message's bytes in a fresh transferred buffer and leaves the delivery's intact", async () => {
+    const runner = await threads(
+      `app.listenEvents("raw", (m) => {
+        throw new Error(JSON.stringify({ bytes: [...m.raw], own: m.raw.byteOffset === 0 && m.raw.buffer.byteLength === m.raw.byteLength,
+          body: [...m.body], headers: m.headers, key: m.key, id: m.id, attempt: m.attempt, queue: m.queue }));
+      }, { decode: "bytes" });`,
+      { raw: { format: "bytes" } },
+    );
+    // Not UTF-8, and a view into a larger buffer, as pooled Buffers are.
+    const pool = new Uint8Array([9, 9, 0xff, 0x00, 0xc3, 0x28, 7, 9]);
+    const body = pool.subarray(2, 7);
+    const seen = reported(await runner.run("default/raw", delivery("raw", body, 2), never));
+    expect(seen).toEqual({ bytes: [0xff, 0, 0xc3, 0x28, 7], own: true, body: [0xff, 0, 0xc3, 0x28, 7], headers: { h: "v" }, key: "k", id: "m1", attempt: 2, queue: "raw" });
+    expect([...body]).toEqual([0xff, 0, 0xc3, 0x28, 7]);
+    expect(pool.byteLength).toBe(8);
+  });
+
+  it("returns a handler's error with its name, message and stack from the thread", async () => {
+    const runner = await threads(`class PaymentDeclined extends Error { override name = "PaymentDeclined"; }
+app.listenEvents("pay", () => { throw new PaymentDeclined("card 42 declined"); });`, { pay: {} });
+    const outcome = await runner.run("default/pay", delivery("pay", "{}"), never);
+    expect(outcome).toMatchObject({ type: "retry", error: { name: "PaymentDeclined", message: "card 42 declined" } });
+    expect(outcome.type === "retry" && outcome.error?.stack).toMatch(/^PaymentDeclined: card 42 declined\n\s+at /);
+    // Past maxAttempts the same failure dead-letters, as on the event loop.
+    expect(await runner.run("default/pay", delivery("pay", "{}", 3), never)).toMatchObject({
+      type: "dead",
+      reason: { reason: "handler-failed", error: { name: "PaymentDeclined" } },
+    });
+  });
+
+  it("acks, and dead-letters an undecodable body in the thread", async () => {
+    const runner = await threads(`app.listenEvents("ok", () => {});`, { ok: {} });
+    expect(await runner.run("default/ok", delivery("ok", '{"a":1}'), never)).toEqual({ type: "ack" });
+    expect(await runner.run("default/ok", delivery("ok", "not json"), never)).toMatchObject({ type: "dead", reason: { reason: "undecodable" } });
+  });
+
+  it("runs handlers on different threads at the same time", async () => {
+    const dir = tempDir();
+    // Each handler blocks its thread until the other has started: only true parallelism ends it.
+    const runner = await threads(
+      `import { existsSync, writeFileSync } from "node:fs";
+app.listenEvents("spin", (m) => {
+  writeFileSync(${JSON.stringify(dir)} + "/started-" + m.body.me, "");
+  const deadline = Date.now() + 15000;
+  while (!existsSync(${JSON.stringify(dir)} + "/started-" + m.body.other)) if (Date.now() > deadline) throw new Error("alone");
+});`,
+      { spin: {} },
+    );
+    const outcomes = await Promise.all([
+      runner.run("default/spin", delivery("spin", '{"me":"a","other":"b"}'), never),
+      runner.run("default/spin", delivery("spin", '{"me":"b","other":"a"}'), never),
+    ]);
+    expect(outcomes).toEqual([{ type: "ack" }, { type: "ack" }]);
+  }, 30_000);
+
+  it("aborts message.signal in the thread when the caller's signal aborts", async () => {
+    const runner = await threads(
+      `app.listenEvents("wait", (m) => new Promise((_, reject) => m.signal.addEventListener("abort", () => reject(m.signal.reason))));`,
+      { wait: {} },
+    );
+    const controller = new AbortController();
+    const running = runner.run("default/wait", delivery("wait", "{}"), controller.signal);
+    // The handler is running (its thread has it) before the abort.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const reason = new Error("worker shutdown deadline passed");
+    reason.name = "ShutdownDeadline";
+    controller.abort(reason);
+    expect(await running).toMatchObject({ type: "retry", error: { name: "ShutdownDeadline", message: "worker shutdown deadline passed" } });
+  });
+
+  it("never starts a waiting message whose signal aborted: it comes back as HandlerAbandoned", async () => {
+    const dir = tempDir();
+    const runner = await threads(
+      `import { appendFileSync } from "node:fs";
+app.listenEvents("wait", (m) => { appendFileSync(${JSON.stringify(path.join(dir, "ran"))}, m.body.n + "\\n");
+  return new Promise((resolve) => m.signal.addEventListener("abort", resolve)); });`,
+      { wait: {} },
+      { threads: 1 },
+    );
+    const controller = new AbortController();
+    const first = runner.run("default/wait", delivery("wait", '{"n":1}'), controller.signal);
+    const second = runner.run("default/wait", delivery("wait", '{"n":2}'), controller.signal);
+    controller.abort(new Error("deadline"));
+    expect(await second).toMatchObject({ type: "retry", delayMs: 0, error: { name: "HandlerAbandoned" } });
+    expect(await first).toEqual({ type: "ack" });
+  });
+
+  it("terminates threads still running at close() after closeGraceMs: their messages go back as RunnerClosed", async () => {
+    const runner = await threads(`app.listenEvents("stuck", () => { for (;;) {} });`, { stuck: {} }, { closeGraceMs: 100 });
+    const running = runner.run("default/stuck", delivery("stuck", "{}"), never);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await runner.close();
+    expect(await running).toMatchObject({ type: "retry", delayMs: 0, error: { name: "RunnerClosed" } });
+    expect(await runner.run("default/stuck", delivery("stuck", "{}"), never)).toMatchObject({ error: { name: "RunnerClosed" } });
+  });
+
+  it("reports an uncaught exception in the thread as HandlerCrashed with the thread's stack", async () => {
+    const runner = await threads(
+      `app.listenEvents("later", () => { setTimeout(() => { throw new RangeError("bad index 7"); }, 1); return new Promise((r) => setTimeout(r, 1000)); });
+app.listenEvents("ok", () => {});`,
+      { later: {}, ok: {} },
+    );
+    const outcome = await runner.run("default/later", delivery("later", "{}"), never);
+    expect(outcome).toMatchObject({ type: "retry", error: { name: "HandlerCrashed", message: expect.stringContaining("RangeError: bad index 7") } });
+    expect(outcome.type === "retry" && outcome.error?.stack).toContain("app.ts");
+    // The pool is whole again.
+    expect(await Promise.all([1, 2].map(() => runner.run("default/ok", delivery("ok", "{}"), never)))).toEqual([{ type: "ack" }, { type: "ack" }]);
+  });
+
+  it("confines an out-of-memory handler to its thread (resourceLimits): HandlerCrashed, a retry", async () => {
+    const runner = await threads(
+      `app.listenEvents("hog", () => { const keep = []; for (;;) keep.push(new Array(100_000).fill(keep.length)); });
+app.listenEvents("ok", () => {});`,
+      { hog: {}, ok: {} },
+      { resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 } },
+    );
+    const outcome = await runner.run("default/hog", delivery("hog", "{}"), never);
+    expect(outcome).toMatchObject({ type: "retry", error: { name: "HandlerCrashed", message: expect.stringMatching(/memory/i) } });
+    expect(await runner.run("default/ok", delivery("ok", "{}"), never)).toEqual({ type: "ack" });
+  }, 30_000);
+
+  it("start() fails with AppLoadError when threads cannot find the handlers", async () => {
+    const dir = tempDir();
+    const file = writeApp(
+      dir,
+      "main-only.ts",
+      `import { isMainThread } from "node:worker_threads";
+export const app = new WQueue();
+if (isMainThread) app.listenEvents("q", () => {});`,
+    );
+    const runner = new ThreadPoolRunner({ threads: 1, appModule: file, subscriptions: new Map([["default/q", { format: "json", retry }]]) });
+    runners.push(runner);
+    await expect(runner.start()).rejects.toMatchObject({ name: "AppLoadError", message: expect.stringContaining("found no handler for default/q") });
+  });
+
+  it("start() fails with AppLoadError when the module throws in a thread", async () => {
+    const file = writeApp(tempDir(), "no-threads.ts", `import { isMainThread } from "node:worker_threads";
+if (!isMainThread) throw new Error("this module refuses threads");
+export const app = new WQueue();`);
+    const runner = new ThreadPoolRunner({ threads: 1, appModule: file, subscriptions: new Map([["default/q", { format: "json", retry }]]) });
+    runners.push(runner);
+    await expect(runner.start()).rejects.toMatchObject({ name: "AppLoadError", message: expect.stringContaining("this module refuses threads") });
+  });
+
+  it("rejects bad settings with ConfigError", () => {
+    const subscriptions = new Map([["default/q", { format: "json" as const, retry, hardTimeoutMs: -1 }]]);
+    expect(() => new ThreadPoolRunner({ threads: 1, appModule: "x.ts", subscriptions })).toThrow(/hardTimeoutMs must be/);
+    expect(() => new ThreadPoolRunner({ threads: 0, appModule: "x.ts", subscriptions: new Map() })).toThrow(/threads must be/);
+  });
+});
+
+describe("createRunner", () => {
+  const handlers = new Map([["default/q", { handler: () => {}, format: "json" as const, retry }]]);
+
+  it("builds the event loop runner", () => {
+    const runner = createRunner({ kind: "event-loop" }, handlers, undefined);
+    expect(runner).toBeInstanceOf(EventLoopRunner);
+    expect(runner.model).toBe("event-loop");
+    expect(runner.capacity).toBeUndefined();
+  });
+
+  it("builds a thread pool with its capacity", async () => {
+    const runner = createRunner({ kind: "threads", threads: 3 }, handlers, "app.ts");
+    expect(runner.model).toBe("threads");
+    expect(runner.capacity).toBe(3);
+    await runner.close();
+  });
+
+  it("refuses threads without an app module", () => {
+    expect(() => createRunner({ kind: "threads", threads: 2 }, handlers, undefined)).toThrow(
+      "threads need an app module path: run through the CLI or pass appModule",
+    );
+  });
+});

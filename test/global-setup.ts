@@ -1,7 +1,8 @@
+import { ensureKafka } from "./setup/ensure-kafka.js";
 import { ensureRabbitmq } from "./setup/ensure-rabbitmq.js";
 import { ensureRedis } from "./setup/ensure-redis.js";
 
 /** Runs once before the suite: every broker the tests use must answer, started here if needed. */
 export default async function setup(): Promise<void> {
-  await Promise.all([ensureRedis(), ensureRabbitmq()]);
+  await Promise.all([ensureRedis(), ensureRabbitmq(), ensureKafka()]);
 }

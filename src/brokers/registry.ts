@@ -12,11 +12,12 @@ const adapters: Record<string, (url: string, log: BrokerLog) => Promise<Broker>>
   "rediss:": async (url, log) => (await import("./redis/open-redis-broker.js")).openRedisBroker(url, log),
   "amqp:": async (url, log) => (await import("./amqp/open-amqp-broker.js")).openAmqpBroker(url, log),
   "amqps:": async (url, log) => (await import("./amqp/open-amqp-broker.js")).openAmqpBroker(url, log),
+  "kafka:": async (url, log) => (await import("./kafka/open-kafka-broker.js")).openKafkaBroker(url, log),
   "sqlite:": async (url) => new (await import("./sqlite/SqliteBroker.js")).SqliteBroker(url),
 };
 
 /** Schemes on the roadmap, so a user gets "not yet" instead of "unknown". */
-const planned = ["kafka:", "kinesis:", "sqs:", "nats:"];
+const planned = ["kinesis:", "sqs:", "nats:"];
 
 export const DEFAULT_BROKER_URL = "sqlite://wqueue.db";
 

@@ -36,7 +36,7 @@ app.listenEvents("cpu", () => { let x = 0; for (let i = 0; i < 1e5; i++) x += i;
     await waitFor(
       () => `all 40 messages in /api/stats (last: ${JSON.stringify(stats.queues)})`,
       async () => {
-        stats = await (await fetch(`${base}/api/stats`)).json();
+        stats = (await (await fetch(`${base}/api/stats`)).json()) as typeof stats;
         const done = (queue: string) => stats.queues.find((q) => q.queue === queue)?.succeeded;
         return done("io") === 30 && done("cpu") === 10;
       },

@@ -1,0 +1,130 @@
+import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
+import { BrokerUnreachableError } from "../../errors.js";
+import type { Broker, BrokerFeatures, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
+import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { KafkaConsumer } from "./KafkaConsumer.js";
+import { createKafkaClient, describeKafkaError, type KafkaEventLog } from "./kafka-client.js";
+import { toKafkaMessage } from "./kafka-headers.js";
+import type { KafkaUrl } from "./kafka-url.js";
+import { TopicRegistry } from "./topics.js";
+
+/**
+ * Apache Kafka (`kafka://host:port[,host:port]?group=NAME&partitions=N`), through kafkajs.
+ *
+ * A queue is a topic, created on first use with `partitions` partitions. Each consumer is a member
+ * of the URL's consumer group, so workers sharing the group split a topic's partitions. Delivery
+ * is at-least-once: an offset is committed only below every unfinished message of its partition.
+ * nack({ delayMs }) keeps the record in this process and hands it out again after the delay
+ * (retries with backoff in the worker, not a retry topic), so a delay does not survive a crash:
+ * the record then comes back at once, with its attempt counted. Headers and keys are Kafka's own.
+ */
+export class KafkaBroker implements Broker {
+  readonly kind = "kafka";
+  readonly url: string;
+  readonly features: BrokerFeatures = {
+    delivery: "at-least-once",
+    headers: true,
+    durableDelay: false,
+    durable: true,
+    ordered: true,
+    partitioned: true,
+  };
+  readonly client: Kafka;
+  readonly topics: TopicRegistry;
+  readonly #consumers = new Set<KafkaConsumer>();
+  #connected: Promise<void> | undefined;
+  #admin: Promise<Admin> | undefined;
+  #producer: Promise<Producer> | undefined;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    readonly config: KafkaUrl,
+    readonly log: KafkaEventLog = () => {},
+  ) {
+    this.url = config.shown;
+    this.client = createKafkaClient(config, log);
+    this.topics = new TopicRegistry(() => this.admin(), config.partitions);
+  }
+
+  /** Checks that a seed broker answers, trying once: BrokerUnreachableError within a few seconds. */
+  connect(): Promise<void> {
+    this.#connected ??= (async () => {
+      // The cluster's retries come from the client, not from admin({ retry }): a client of its own.
+      const probe = createKafkaClient(this.config, () => {}, { retries: 0 }).admin();
+      try {
+        await probe.connect();
+      } catch (error) {
+        this.#connected = undefined; // the next connect() tries again
+        throw new BrokerUnreachableError(`cannot reach Kafka at ${this.url}: ${describeKafkaError(error)}`);
+      } finally {
+        await probe.disconnect().catch(() => {});
+      }
+    })();
+    return this.#connected;
+  }
+
+  consumer(queue: string, options: ConsumerOptions = {}): Consumer {
+    const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
+    const consumer = new KafkaConsumer(this, queue, deadLetterQueue, options.maxInFlight);
+    if (this.#closing) void consumer.close();
+    else this.#consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Resolves once every partition leader and its in-sync replicas have the messages (acks=all). */
+  async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
+    if (this.#closing) throw new Error(`Kafka broker ${this.url} is closed`);
+    if (messages.length === 0) return;
+    await this.topics.ensure(queue);
+    const producer = await this.#connectedProducer();
+    const now = Date.now();
+    await producer.send({ topic: queue, acks: -1, messages: messages.map((message) => toKafkaMessage(message, now)) });
+  }
+
+  /** The shared admin client (topic creation, committed offsets), connected on first use. */
+  admin(): Promise<Admin> {
+    this.#admin ??= this.#connectClient(this.client.admin(), () => {
+      this.#admin = undefined;
+    });
+    return this.#admin;
+  }
+
+  forget(consumer: KafkaConsumer): void {
+    this.#consumers.delete(consumer);
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing = true;
+      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
+      const clients = await Promise.allSettled([this.#producer, this.#admin]);
+      for (const client of clients) {
+        if (client.status === "fulfilled") await client.value?.disconnect().catch(() => {});
+      }
+    })();
+    return this.#closed;
+  }
+
+  #connectedProducer(): Promise<Producer> {
+    this.#producer ??= this.#connectClient(
+      // Java's murmur2 partitioner: a key lands on the same partition as from a Java producer.
+      this.client.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false }),
+      () => {
+        this.#producer = undefined;
+      },
+    );
+    return this.#producer;
+  }
+
+  /** Connects a kafkajs client; a failed connect is forgotten so the next use tries again. */
+  async #connectClient<T extends { connect(): Promise<void> }>(client: T, forget: () => void): Promise<T> {
+    try {
+      await client.connect();
+      return client;
+    } catch (error) {
+      forget();
+      throw new BrokerUnreachableError(`cannot reach Kafka at ${this.url}: ${describeKafkaError(error)}`);
+    }
+  }
+}

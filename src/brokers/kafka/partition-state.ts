@@ -1,0 +1,198 @@
+import type { KafkaMessage } from "kafkajs";
+import { encodeDeliveries } from "./commit-metadata.js";
+import { Fifo } from "./fifo.js";
+import { NOT_BEFORE_HEADER, notBeforeOf } from "./kafka-headers.js";
+
+/** One fetched record, until finished (acked or dead-lettered): kafkajs's message as it came. */
+export interface KafkaRecord {
+  readonly state: PartitionState;
+  /** Kafka offsets are int64; a Number is exact below 2^53, which no partition reaches. */
+  readonly offset: number;
+  readonly message: KafkaMessage;
+  /** Estimated key + value bytes, for flow control (the batch's average, see addBatch). */
+  readonly size: number;
+  /** Times handed out, counting deliveries by earlier owners (commit metadata). */
+  deliveries: number;
+  done: boolean;
+}
+
+/** How many unfinished records a commit's metadata looks at (it holds fewer anyway). */
+const METADATA_SCAN = 4096;
+
+/**
+ * What this consumer holds of one assigned partition: every unfinished record in offset order, in
+ * one array with two cursors. `#head` is the lowest unfinished record, and so the only safe commit
+ * point: a crash then never skips a message, whatever finished out of order above it. `#next` is
+ * the next record never handed out; nacked records come back through `#due`.
+ *
+ * One instance lives for one assignment. When the partition is revoked it is emptied and marked,
+ * and settles of its records that arrive later do nothing (the new owner redelivers them).
+ */
+export class PartitionState {
+  revoked = false;
+  /** Waiting in the OffsetCommitter's next commit. */
+  marked = false;
+  /** The partition number as Delivery.partition shows it. */
+  readonly partitionName: string;
+  #records: KafkaRecord[] = [];
+  #head = 0;
+  #next = 0;
+  /** Nacked records whose delay passed: handed out before fresh ones. */
+  readonly #due = new Fifo<KafkaRecord>();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  /** Delivery counts of earlier owners, by offset; undefined until read from the group. */
+  #prior: Map<number, number> | undefined;
+  #nextOffset = -1;
+  #bufferedBytes = 0;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    /** Called when a delayed record becomes ready. */
+    readonly onDue: () => void,
+  ) {
+    this.partitionName = String(partition);
+  }
+
+  /** Records are handed out only once earlier owners' delivery counts are known. */
+  get loaded(): boolean {
+    return this.#prior !== undefined;
+  }
+
+  setPrior(counts: Map<number, number>): void {
+    this.#prior ??= counts;
+  }
+
+  /** Records fetched and waiting to be handed out (nacked ones waiting for their delay not counted). */
+  get buffered(): number {
+    return this.#records.length - this.#next + this.#due.length;
+  }
+
+  /** Their keys' and values' bytes. */
+  get bufferedBytes(): number {
+    return this.#bufferedBytes;
+  }
+
+  /**
+   * Takes a fetched batch. A rejoin makes kafkajs fetch again from the committed offset: records
+   * below what this assignment already holds are those, and are dropped. Nothing but the offset is
+   * read here: the records are read again only when handed out, often after the CPU cache has
+   * moved on, so each is touched as few times as possible. Sizes are estimated from the batch's
+   * first and last records (a topic's records are mostly alike); they only steer flow control.
+   */
+  addBatch(messages: KafkaMessage[]): void {
+    if (this.revoked || messages.length === 0) return;
+    const size = (sizeOf(messages[0] as KafkaMessage) + sizeOf(messages[messages.length - 1] as KafkaMessage)) >> 1;
+    for (const message of messages) {
+      const offset = Number(message.offset);
+      if (offset < this.#nextOffset) continue;
+      this.#nextOffset = offset + 1;
+      this.#records.push({ state: this, offset, message, size, deliveries: 0, done: false });
+      this.#bufferedBytes += size;
+    }
+  }
+
+  /**
+   * Moves up to `max` ready records to `out`, due retries first, each counted as delivered.
+   * A record published with a delay (x-wqueue-not-before) is held back here until its time.
+   */
+  take(max: number, out: KafkaRecord[], now = Date.now()): void {
+    const prior = this.#prior;
+    if (prior === undefined || this.revoked) return;
+    while (out.length < max) {
+      let record: KafkaRecord;
+      if (this.#due.length > 0) {
+        record = this.#due.shift() as KafkaRecord;
+        this.#bufferedBytes -= record.size;
+      } else if (this.#next < this.#records.length) {
+        record = this.#records[this.#next] as KafkaRecord;
+        this.#next += 1;
+        this.#bufferedBytes -= record.size;
+        const headers = record.message.headers;
+        if (headers?.[NOT_BEFORE_HEADER] !== undefined && notBeforeOf(headers) > now) {
+          this.#later(record, notBeforeOf(headers) - now);
+          continue;
+        }
+      } else {
+        return;
+      }
+      if (prior.size > 0) {
+        record.deliveries += prior.get(record.offset) ?? 0;
+        prior.delete(record.offset);
+      }
+      record.deliveries += 1;
+      out.push(record);
+    }
+  }
+
+  /** The record is finished: the commit point may move past it. */
+  finish(record: KafkaRecord): void {
+    record.done = true;
+    const records = this.#records;
+    let head = this.#head;
+    while (head < records.length && (records[head] as KafkaRecord).done) head += 1;
+    // Drop the finished prefix once it is long and most of the array (cursors move with it).
+    if (head >= 1024 && head * 2 >= records.length) {
+      this.#records = records.slice(head);
+      this.#next -= head;
+      head = 0;
+    }
+    this.#head = head;
+  }
+
+  /** Hands the record out again after `delayMs`; its offset stays uncommitted meanwhile. */
+  retry(record: KafkaRecord, delayMs: number): void {
+    if (this.revoked || record.done) return;
+    if (delayMs > 0) this.#later(record, delayMs);
+    else {
+      this.#ready(record, this.#due);
+      this.onDue();
+    }
+  }
+
+  /** The offset to commit (the lowest unfinished, else the next to fetch); undefined before any fetch. */
+  commitPoint(): number | undefined {
+    return this.#records[this.#head]?.offset ?? (this.#nextOffset >= 0 ? this.#nextOffset : undefined);
+  }
+
+  /** Commit metadata for `commitPoint()`: the delivery counts of unfinished records handed out. */
+  metadata(base: number): string | null {
+    const counts: [number, number][] = [];
+    const end = Math.min(this.#records.length, this.#head + METADATA_SCAN);
+    for (let i = this.#head; i < end; i += 1) {
+      const record = this.#records[i] as KafkaRecord;
+      if (!record.done && record.deliveries > 0) counts.push([record.offset, record.deliveries]);
+    }
+    return encodeDeliveries(base, counts);
+  }
+
+  revoke(): void {
+    this.revoked = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    this.#records = [];
+    this.#head = 0;
+    this.#next = 0;
+    this.#due.clear();
+    this.#bufferedBytes = 0;
+  }
+
+  #ready(record: KafkaRecord, queue: Fifo<KafkaRecord>): void {
+    this.#bufferedBytes += record.size;
+    queue.push(record);
+  }
+
+  #later(record: KafkaRecord, delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (this.revoked || record.done) return;
+      this.#ready(record, this.#due);
+      this.onDue();
+    }, delayMs);
+    this.#timers.add(timer);
+  }
+}
+
+function sizeOf(message: KafkaMessage): number {
+  return (message.value?.length ?? 0) + (message.key?.length ?? 0);
+}

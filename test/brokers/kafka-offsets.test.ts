@@ -1,0 +1,148 @@
+import type { KafkaMessage } from "kafkajs";
+import { describe, expect, it } from "vitest";
+import { OffsetCommitter } from "../../src/brokers/kafka/offset-committer.js";
+import { type KafkaRecord, PartitionState } from "../../src/brokers/kafka/partition-state.js";
+import { waitFor } from "../helpers.js";
+
+// Unit tests of the offset bookkeeping, without a broker: what may be committed, when.
+
+const message = (offset: number, headers: KafkaMessage["headers"] = {}): KafkaMessage => ({
+  key: null,
+  value: Buffer.from(`m${offset}`),
+  offset: String(offset),
+  timestamp: "0",
+  attributes: 0,
+  headers,
+});
+
+function partition(offsets: number[], prior = new Map<number, number>()) {
+  let due = 0;
+  const state = new PartitionState("topic", 0, () => {
+    due += 1;
+  });
+  state.setPrior(prior);
+  state.addBatch(offsets.map((offset) => message(offset)));
+  const take = (max: number) => {
+    const out: KafkaRecord[] = [];
+    state.take(max, out);
+    return out;
+  };
+  return { state, take, due: () => due };
+}
+
+describe("kafka partition state", () => {
+  it("commits only below the lowest unfinished offset, whatever finished above it", () => {
+    const { state, take } = partition([10, 11, 12, 13]);
+    expect(state.commitPoint()).toBe(10);
+    const [r10, r11, r12, r13] = take(4) as KafkaRecord[];
+    state.finish(r11 as KafkaRecord);
+    state.finish(r13 as KafkaRecord);
+    expect(state.commitPoint()).toBe(10);
+    state.finish(r10 as KafkaRecord);
+    expect(state.commitPoint()).toBe(12);
+    state.finish(r12 as KafkaRecord);
+    expect(state.commitPoint()).toBe(14); // all done: the next offset to fetch
+  });
+
+  it("keeps its cursors right when it drops a long finished prefix", () => {
+    const { state, take } = partition(Array.from({ length: 5000 }, (_, i) => i));
+    const first = take(3000);
+    for (const record of first.slice(0, 2500)) state.finish(record);
+    expect(state.commitPoint()).toBe(2500);
+    expect(state.buffered).toBe(2000);
+    expect(take(3).map((r) => r.offset)).toEqual([3000, 3001, 3002]);
+    for (const record of first.slice(2500)) state.finish(record);
+    expect(state.commitPoint()).toBe(3000);
+    expect(state.metadata(3000)).toBe("wq1:0.1,1.1,2.1");
+  });
+
+  it("drops records fetched again after a rejoin, below what it already holds", () => {
+    const { state, take } = partition([0, 1, 2]);
+    state.addBatch([message(1), message(3)]);
+    expect(take(10).map((r) => r.offset)).toEqual([0, 1, 2, 3]);
+  });
+
+  it("counts deliveries, including earlier owners' from commit metadata, and lists them for the next commit", () => {
+    const { state, take } = partition([5, 6], new Map([[5, 2]]));
+    const [r5, r6] = take(2) as KafkaRecord[];
+    expect(r5?.deliveries).toBe(3);
+    expect(r6?.deliveries).toBe(1);
+    expect(state.metadata(5)).toBe("wq1:0.3,1.1");
+    state.finish(r6 as KafkaRecord);
+    expect(state.metadata(5)).toBe("wq1:0.3");
+  });
+
+  it("hands a nacked record out again after its delay, before fresh ones", async () => {
+    const { state, take, due } = partition([0, 1]);
+    const [r0] = take(1) as KafkaRecord[];
+    state.retry(r0 as KafkaRecord, 50);
+    expect(take(1).map((r) => r.offset)).toEqual([1]);
+    expect(take(1)).toEqual([]);
+    await waitFor("the retry to be due", () => due() === 1, 2000);
+    const [again] = take(1);
+    expect(again?.offset).toBe(0);
+    expect(again?.deliveries).toBe(2);
+    expect(state.commitPoint()).toBe(0); // unfinished meanwhile
+  });
+
+  it("holds a record published with a delay until its time", async () => {
+    const state = new PartitionState("topic", 0, () => {});
+    state.setPrior(new Map());
+    state.addBatch([message(0, { "x-wqueue-not-before": Buffer.from(String(Date.now() + 100)) })]);
+    const out: KafkaRecord[] = [];
+    state.take(1, out);
+    expect(out).toEqual([]);
+    await waitFor(
+      "the delayed record",
+      () => {
+        state.take(1, out);
+        return out.length === 1;
+      },
+      2000,
+    );
+  });
+
+  it("is emptied on revoke: later settles and retries do nothing", () => {
+    const { state, take } = partition([0, 1]);
+    const [r0] = take(1) as KafkaRecord[];
+    state.revoke();
+    state.retry(r0 as KafkaRecord, 0);
+    expect(take(5)).toEqual([]);
+    expect(state.buffered).toBe(0);
+  });
+
+  it("hands out nothing until earlier owners' delivery counts are known", () => {
+    const state = new PartitionState("topic", 0, () => {});
+    state.addBatch([message(0)]);
+    const out: KafkaRecord[] = [];
+    state.take(1, out);
+    expect(out).toEqual([]);
+    state.setPrior(new Map());
+    state.take(1, out);
+    expect(out.map((r) => r.offset)).toEqual([0]);
+  });
+});
+
+describe("kafka offset committer", () => {
+  it("batches marks into one commit at once after a quiet spell, skipping unchanged partitions", async () => {
+    const sent: { partition: number; offset: string }[][] = [];
+    const committer = new OffsetCommitter(
+      async (offsets) => {
+        sent.push(offsets.map(({ partition, offset }) => ({ partition, offset })));
+      },
+      () => {},
+    );
+    const { state, take } = partition([0, 1, 2]);
+    const records = take(3);
+    for (const record of records) {
+      state.finish(record);
+      committer.mark(state);
+    }
+    await waitFor("the first commit", () => sent.length === 1, 2000);
+    expect(sent[0]).toEqual([{ partition: 0, offset: "3" }]);
+    committer.mark(state); // nothing changed: no second commit
+    await committer.flush();
+    expect(sent).toHaveLength(1);
+    committer.stop();
+  });
+});

@@ -13,11 +13,12 @@ const adapters: Record<string, (url: string, log: BrokerLog) => Promise<Broker>>
   "amqp:": async (url, log) => (await import("./amqp/open-amqp-broker.js")).openAmqpBroker(url, log),
   "amqps:": async (url, log) => (await import("./amqp/open-amqp-broker.js")).openAmqpBroker(url, log),
   "kafka:": async (url, log) => (await import("./kafka/open-kafka-broker.js")).openKafkaBroker(url, log),
+  "sqs:": async (url, log) => (await import("./sqs/open-sqs-broker.js")).openSqsBroker(url, log),
   "sqlite:": async (url) => new (await import("./sqlite/SqliteBroker.js")).SqliteBroker(url),
 };
 
 /** Schemes on the roadmap, so a user gets "not yet" instead of "unknown". */
-const planned = ["kinesis:", "sqs:", "nats:"];
+const planned = ["kinesis:", "nats:"];
 
 export const DEFAULT_BROKER_URL = "sqlite://wqueue.db";
 

@@ -1,0 +1,145 @@
+import { GetQueueAttributesCommand, ListQueuesCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import { BrokerUnreachableError, ConfigError } from "../../errors.js";
+import type { Broker, BrokerFeatures, BrokerLog, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
+import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { BatchCalls } from "./BatchCalls.js";
+import { QueueDirectory } from "./QueueDirectory.js";
+import { sqsQueueName } from "./queue-names.js";
+import { SqsConsumer } from "./SqsConsumer.js";
+import { sendBatches } from "./send-batches.js";
+import { createSqsClient, describeSqsError, isAuthFailure, isQueueMissing } from "./sqs-client.js";
+import type { SqsUrl } from "./sqs-url.js";
+
+/** connect() gives up after this long, whatever the SDK's retries. */
+const CONNECT_TIMEOUT_MS = 8000;
+
+/**
+ * Amazon SQS, or a local SQS server such as ElasticMQ (`sqs://`, options in ./sqs-url.ts), through
+ * the AWS SDK v3. At least once: a received message stays hidden for the visibility timeout,
+ * extended while its handler runs; ack deletes it; a consumer that closes makes its unsettled
+ * messages visible at once, and one that dies (kill -9) loses nothing: they come back when the
+ * timeout passes, their attempt counted by SQS's ApproximateReceiveCount.
+ *
+ * Queues are created on first use (./QueueDirectory.ts; names mapped by ./queue-names.ts), message
+ * format in ./message-codec.ts, acks and visibility changes batched per turn (./BatchCalls.ts).
+ *
+ * Features: durable on AWS (ElasticMQ keeps messages in memory unless configured with its
+ * persistence: a restart of the test server loses them); delays kept by SQS (durableDelay);
+ * ordered false: standard queues promise no order. FIFO queues (`name.fifo`, or all queues with
+ * `?fifo=true`, which reports ordered) keep order per message group, which is the message key.
+ */
+export class SqsBroker implements Broker {
+  readonly kind = "sqs";
+  readonly url: string;
+  readonly features: BrokerFeatures;
+  readonly client: SQSClient;
+  readonly queues: QueueDirectory;
+  readonly calls: BatchCalls;
+  readonly #consumers = new Set<SqsConsumer>();
+  #connected: Promise<void> | undefined;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    readonly config: SqsUrl,
+    readonly log: BrokerLog,
+  ) {
+    this.url = config.url;
+    // With fifo=true every queue keeps order per message key (messages without one share a group).
+    const ordered = config.fifo;
+    this.features = { delivery: "at-least-once", headers: true, durableDelay: true, durable: true, ordered };
+    this.client = createSqsClient(config);
+    this.queues = new QueueDirectory(this.client, config.redrive, config.fifo);
+    this.calls = new BatchCalls(this.client);
+  }
+
+  /** Checks the endpoint answers as SQS (ListQueues), with short timeouts and one retry. */
+  connect(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`sqs broker ${this.url} is closed`));
+    this.#connected ??= this.#probe().catch((error: unknown) => {
+      this.#connected = undefined;
+      throw error;
+    });
+    return this.#connected;
+  }
+
+  /**
+   * Throws ConfigError at once for a queue name SQS cannot have. `maxInFlight` is not needed: SQS
+   * is pulled, and a receive never asks for more than its `max`.
+   */
+  consumer(queue: string, options: ConsumerOptions = {}): Consumer {
+    const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
+    sqsQueueName(queue, this.config.fifo);
+    sqsQueueName(deadLetterQueue, this.config.fifo);
+    const consumer = new SqsConsumer(this, queue, deadLetterQueue);
+    if (this.#closed) void consumer.close();
+    else this.#consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Resolves once SQS stored every message (SendMessageBatch, in order: ./send-batches.ts). */
+  async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
+    if (this.#closed) throw new Error(`sqs broker ${this.url} is closed`);
+    if (messages.length === 0) return;
+    try {
+      await sendBatches(this.client, queue, await this.queues.info(queue), messages);
+    } catch (error) {
+      if (!isQueueMissing(error)) throw error;
+      // The cached queue is gone (deleted, a local server restarted): create it again, send again.
+      this.queues.forget(queue);
+      await sendBatches(this.client, queue, await this.queues.info(queue), messages);
+    }
+  }
+
+  /** SQS's ApproximateNumberOfMessages: visible messages, not those in flight or delayed. */
+  async backlog(queue: string): Promise<number> {
+    const { url } = await this.queues.info(queue);
+    const command = new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["ApproximateNumberOfMessages"] });
+    const answer = await this.client.send(command);
+    return Number(answer.Attributes?.ApproximateNumberOfMessages ?? 0);
+  }
+
+  forget(consumer: SqsConsumer): void {
+    this.#consumers.delete(consumer);
+  }
+
+  /** Idempotent: closes every consumer (their unsettled messages visible again), sends pending acks, ends the client. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
+      await this.calls.flush();
+      this.client.destroy();
+    })();
+    return this.#closed;
+  }
+
+  async #probe(): Promise<void> {
+    const probe = createSqsClient(this.config, { maxAttempts: 2, connectionTimeoutMs: 2000 });
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), CONNECT_TIMEOUT_MS);
+    try {
+      await probe.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal: controller.signal });
+    } catch (error) {
+      const failure = this.#connectError(error, controller.signal.aborted);
+      if (failure !== undefined) throw failure;
+    } finally {
+      clearTimeout(timer);
+      probe.destroy();
+    }
+  }
+
+  /** Access denied to ListQueues still proves SQS answers and knows the credentials: not an error. */
+  #connectError(error: unknown, timedOut: boolean): Error | undefined {
+    const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+    const status = e.$metadata?.httpStatusCode;
+    const why = timedOut ? `no answer within ${CONNECT_TIMEOUT_MS} ms` : describeSqsError(error);
+    if (e.name === "CredentialsProviderError") {
+      return new ConfigError(`sqs ${this.url}: no AWS credentials found (${e.message}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE`);
+    }
+    if (/region is missing/i.test(e.message ?? "")) {
+      return new ConfigError(`sqs ${this.url}: no AWS region; add ?region=... to the URL or set AWS_REGION`);
+    }
+    if (isAuthFailure(error)) return new BrokerUnreachableError(`sqs ${this.url} refused the credentials: ${why}`, { cause: error });
+    if (status !== undefined && status < 500 && !timedOut) return undefined;
+    return new BrokerUnreachableError(`sqs ${this.url} does not answer: ${why}`, { cause: error });
+  }
+}

@@ -1,0 +1,99 @@
+import { ConfigError } from "../../errors.js";
+import { parseBrokerUrl, redactUrl } from "../url.js";
+
+/**
+ * `sqs://[accessKey:secret@]host:port[?region=us-east-1&visibility=30&wait=20&redrive=N&fifo=false&tls=false]`
+ * for a local SQS endpoint (ElasticMQ, LocalStack), `sqs://[?region=...]` with no host for AWS itself.
+ *
+ * - No host: AWS. Region, credentials and endpoint come from the SDK's defaults (AWS_REGION or
+ *   ~/.aws/config, the default credential chain: environment, SSO, web identity, instance role),
+ *   unless `?region=` or user:password are given. The same app runs unchanged on AWS.
+ * - A host: the endpoint `http://host:port` (`tls=true`: https), region `?region=` (default
+ *   us-east-1), credentials user:password or the dummy `x`/`x` a local server accepts.
+ * - `visibility` (seconds, SQS's unit; default 30, 1..43200): how long a received message stays
+ *   hidden. A handler running longer keeps its message: the adapter extends it while it runs.
+ * - `wait` (seconds, 1..20; default 20): the long poll of an idle consumer.
+ * - `redrive=N` (1..1000): queues this adapter creates get SQS's own RedrivePolicy to `<queue>.dead`
+ *   after N receives, a safety net for messages whose handler kills the worker every time. Keep the
+ *   worker's retry limit (maxAttempts) below N, so wqueue dead-letters first, with the error headers.
+ * - `fifo=true`: every queue of this broker is a FIFO queue, as if its name ended in `.fifo`
+ *   (./queue-names.ts), and the broker reports `ordered` (per message key).
+ */
+export interface SqsUrl {
+  /** Redacted: the only form that goes into logs and errors. */
+  url: string;
+  /** `http(s)://host:port`, or undefined for AWS's own endpoints. */
+  endpoint: string | undefined;
+  /** Undefined on AWS without `?region=`: the SDK's default region provider decides. */
+  region: string | undefined;
+  /** From the URL's user:password, or dummy ones for a local endpoint; undefined: the default chain. */
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  visibilitySeconds: number;
+  waitSeconds: number;
+  redrive: number | undefined;
+  /** Every queue is a FIFO queue (`?fifo=true`); otherwise only names ending in `.fifo` are. */
+  fifo: boolean;
+}
+
+export const DEFAULT_VISIBILITY_SECONDS = 30;
+/** SQS refuses a visibility timeout (and so a nack delay) above 12 hours. */
+export const MAX_VISIBILITY_SECONDS = 43_200;
+const LOCAL_REGION = "us-east-1";
+const KNOWN = new Set(["region", "visibility", "wait", "redrive", "fifo", "tls"]);
+
+export function parseSqsUrl(url: string): SqsUrl {
+  const parsed = parseBrokerUrl(url);
+  const shown = redactUrl(url);
+  if (parsed.protocol !== "sqs:") throw new ConfigError(`broker ${shown}: not an sqs:// URL`);
+  for (const name of parsed.searchParams.keys()) {
+    if (!KNOWN.has(name)) throw new ConfigError(`broker ${shown}: unknown parameter ${name} (known: ${[...KNOWN].join(", ")})`);
+  }
+  if (parsed.pathname !== "" && parsed.pathname !== "/") {
+    throw new ConfigError(`broker ${shown}: an sqs:// URL names no path; queues are named by the subscriptions`);
+  }
+  const region = parsed.searchParams.get("region") || undefined;
+  if (region !== undefined && !/^[a-z0-9-]+$/.test(region)) throw new ConfigError(`broker ${shown}: region=${region} is not a region name`);
+  const local = parsed.hostname !== "";
+  const tls = booleanParam(parsed, "tls", shown);
+  const user = decode(parsed.username);
+  const password = decode(parsed.password);
+  if ((user === "") !== (password === "")) {
+    throw new ConfigError(`broker ${shown}: give both access key id and secret (sqs://KEY:SECRET@host), or neither`);
+  }
+  const given = user === "" ? undefined : { accessKeyId: user, secretAccessKey: password };
+  return {
+    url: shown,
+    endpoint: local ? `${tls ? "https" : "http"}://${parsed.host}` : undefined,
+    region: region ?? (local ? LOCAL_REGION : undefined),
+    credentials: given ?? (local ? { accessKeyId: "x", secretAccessKey: "x" } : undefined),
+    visibilitySeconds: rangeParam(parsed, "visibility", DEFAULT_VISIBILITY_SECONDS, 1, MAX_VISIBILITY_SECONDS, shown),
+    waitSeconds: rangeParam(parsed, "wait", 20, 1, 20, shown),
+    redrive: parsed.searchParams.has("redrive") ? rangeParam(parsed, "redrive", 0, 1, 1000, shown) : undefined,
+    fifo: booleanParam(parsed, "fifo", shown),
+  };
+}
+
+function rangeParam(url: URL, name: string, fallback: number, min: number, max: number, shown: string): number {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`broker ${shown}: ${name}=${raw} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function booleanParam(url: URL, name: string, shown: string): boolean {
+  const raw = url.searchParams.get(name);
+  if (raw === null || raw === "false" || raw === "0") return false;
+  if (raw === "true" || raw === "1") return true;
+  throw new ConfigError(`broker ${shown}: ${name}=${raw} must be true or false`);
+}
+
+function decode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}

@@ -1,9 +1,10 @@
 import { ensureElasticmq } from "./setup/ensure-elasticmq.js";
 import { ensureKafka } from "./setup/ensure-kafka.js";
+import { ensureNats } from "./setup/ensure-nats.js";
 import { ensureRabbitmq } from "./setup/ensure-rabbitmq.js";
 import { ensureRedis } from "./setup/ensure-redis.js";
 
 /** Runs once before the suite: every broker the tests use must answer, started here if needed. */
 export default async function setup(): Promise<void> {
-  await Promise.all([ensureRedis(), ensureRabbitmq(), ensureKafka(), ensureElasticmq()]);
+  await Promise.all([ensureRedis(), ensureRabbitmq(), ensureKafka(), ensureElasticmq(), ensureNats()]);
 }

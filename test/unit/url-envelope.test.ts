@@ -14,8 +14,8 @@ describe("redactUrl", () => {
 
   it("unknown and planned schemes fail with the URL redacted", async () => {
     await expect(createBroker("foo://u:pw@h")).rejects.toThrow(/unknown scheme "foo".*available: memory, redis/);
-    await expect(createBroker("nats://u:pw@h")).rejects.toThrow(/nats is planned but not available yet/);
-    await expect(createBroker("nats://u:pw@h")).rejects.not.toThrow(/pw/);
+    await expect(createBroker("kinesis://u:pw@h")).rejects.toThrow(/kinesis is planned but not available yet/);
+    await expect(createBroker("kinesis://u:pw@h")).rejects.not.toThrow(/pw/);
   });
 });
 

@@ -24,6 +24,8 @@ import { openRedisBroker } from "../src/brokers/redis/open-redis-broker.js";
 const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+/** The adapter under test is the plain list mode, no longer redis://'s default (mode=reliable is). */
+const LIST_URL = `${URL}${URL.includes("?") ? "&" : "?"}mode=list`;
 const WARMUP = Math.min(20_000, Math.ceil(N / 10));
 /** A small JSON event, as `RPUSH queue '{"n":5}'` from any producer would send. */
 const body = (i: number) => `{"event":"signup","n":${i}}`;
@@ -92,7 +94,7 @@ const rawLpop100Awaits = raw("(b+) raw `LPOP key 100` + the same per-message awa
 const adapter: Case = {
   name: "(c) adapter: `receive(100)` + no-op handler + `ack()` per message",
   async start(queue, count) {
-    const broker = openRedisBroker(URL);
+    const broker = openRedisBroker(LIST_URL);
     await broker.connect();
     // The blocking connection opens on the first receive: open it now, on an empty queue.
     await broker.consumer(`${queue}.warm-up`).receive(1, AbortSignal.timeout(20));
@@ -139,7 +141,7 @@ const worker: Case = {
       if (handled === 1) first();
       if (handled === count) last();
     });
-    const running = new Worker(app, { broker: URL, concurrency: 100, logger: createLogger("silent") });
+    const running = new Worker(app, { broker: LIST_URL, concurrency: 100, logger: createLogger("silent") });
     await running.start();
     await within(firstSeen, 10_000, "the worker's first message");
     return { consume: () => within(lastSeen, 300_000, "the worker's last message"), stop: () => running.stop() };

@@ -9,7 +9,7 @@ requireRedis();
 
 /** This file's brokers use database 15, which also exercises the `/db` part of the URL. */
 const DB = 15;
-const url = Object.assign(new URL(REDIS_URL), { pathname: `/${DB}` }).toString();
+const url = Object.assign(new URL(REDIS_URL), { pathname: `/${DB}`, search: "?mode=list" }).toString();
 const created: string[] = [];
 const queueName = () => {
   const queue = `redis-list-test.${randomUUID().slice(0, 8)}`;
@@ -140,11 +140,16 @@ describe("redis list adapter", () => {
     await broker.close();
   });
 
-  it("names the valid modes for one that does not exist yet", () => {
-    expect(() => openRedisBroker("redis://127.0.0.1:6379?mode=reliable")).toThrow(ConfigError);
-    expect(() => openRedisBroker("redis://127.0.0.1:6379?mode=reliable")).toThrow(/not available yet/);
-    expect(() => openRedisBroker("redis://:pw@127.0.0.1:6379?mode=nope")).toThrow(/valid: list; reliable and stream/);
+  it("is the explicit mode=list; redis:// alone is the reliable mode; an unknown mode names the valid ones", () => {
+    expect(openRedisBroker(url).kind).toBe("redis-list");
+    expect(openRedisBroker("redis://127.0.0.1:6379").kind).toBe("redis-reliable");
+    expect(openRedisBroker("redis://127.0.0.1:6379?mode=stream").kind).toBe("redis-stream");
+    expect(() => openRedisBroker("redis://:pw@127.0.0.1:6379?mode=nope")).toThrow(ConfigError);
+    expect(() => openRedisBroker("redis://:pw@127.0.0.1:6379?mode=nope")).toThrow(/unknown mode=nope \(valid: reliable, list, stream; default reliable\)/);
     expect(() => openRedisBroker("redis://:pw@127.0.0.1:6379?mode=nope")).not.toThrow(/pw/);
+    expect(() => openRedisBroker("redis://127.0.0.1:6379?mode=list&group=g")).toThrow(/\?group= applies to mode=stream only/);
+    expect(() => openRedisBroker("redis://127.0.0.1:6379?heartbeatTtl=5")).toThrow(/heartbeatTtl=5 must be at least 100/);
+    expect(() => openRedisBroker("redis://127.0.0.1:6379?mode=stream&maxlen=-1")).toThrow(/maxlen=-1 must be a whole number/);
   });
 
   it("counts and browses waiting messages without taking them", async () => {
@@ -244,7 +249,7 @@ describe("redis list adapter", () => {
   it("reconnects a reader whose link went silent (watchdog), and closes within ~1 s over a dead link", async () => {
     const proxy = await freezableProxy();
     const events: string[] = [];
-    const broker = openRedisBroker(`${proxy.url}/${DB}`, (level, message) => {
+    const broker = openRedisBroker(`${proxy.url}/${DB}?mode=list`, (level, message) => {
       events.push(`${level} ${message}`);
     });
     try {

@@ -1,20 +1,44 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
 import type { Broker } from "../contract.js";
-import { parseBrokerUrl, redactUrl } from "../url.js";
+import { intParam, parseBrokerUrl, redactUrl } from "../url.js";
 import { RedisListBroker } from "./RedisListBroker.js";
+import { RedisReliableBroker } from "./RedisReliableBroker.js";
+import { RedisStreamBroker } from "./RedisStreamBroker.js";
 
 /**
- * `redis://[:password@]host:port[/db]?mode=list` (and `rediss://` for TLS) -> the Redis adapter of
- * that mode. Each mode is one class; this file picks it and owns how every mode opens its ioredis
- * clients (RedisClients), so a new mode is one more line in `modes`.
+ * `redis://[:password@]host:port[/db][?mode=reliable|list|stream]` (and `rediss://` for TLS) -> the
+ * Redis adapter of that mode. Each mode is one class; this file picks it, reads the mode's own URL
+ * parameters, and owns how every mode opens its ioredis clients (RedisClients).
+ *
+ * - `reliable` (the default): lists, at least once; `?heartbeatTtl=MS` (default 10000).
+ * - `list`: the seed's plain lists, at most once.
+ * - `stream`: Redis Streams with a consumer group, at least once; `?group=NAME` (default wqueue),
+ *   `?claimIdle=MS` (default 30000), `?maxlen=N` (default 0: publish does not trim).
  */
-const modes: Record<string, (clients: RedisClients) => Broker> = {
-  list: (clients) => new RedisListBroker(clients),
+const modes: Record<string, { params: string[]; open: (clients: RedisClients, url: URL) => Broker }> = {
+  reliable: {
+    params: ["heartbeatTtl"],
+    open: (clients, url) => new RedisReliableBroker(clients, { heartbeatTtlMs: atLeast(url, "heartbeatTtl", 10_000, 100) }),
+  },
+  list: { params: [], open: (clients) => new RedisListBroker(clients) },
+  stream: {
+    params: ["group", "claimIdle", "maxlen"],
+    open: (clients, url) =>
+      new RedisStreamBroker(clients, {
+        group: url.searchParams.get("group") || "wqueue",
+        claimIdleMs: atLeast(url, "claimIdle", 30_000, 10),
+        maxlen: intParam(url, "maxlen", 0),
+      }),
+  },
 };
+export const DEFAULT_MODE = "reliable";
 
-/** Modes on the roadmap, so a user gets "not available yet" instead of "unknown". */
-const planned = ["reliable", "stream"];
+function atLeast(url: URL, name: string, fallback: number, least: number): number {
+  const value = intParam(url, name, fallback);
+  if (value < least) throw new ConfigError(`broker URL parameter ${name}=${value} must be at least ${least}`);
+  return value;
+}
 
 /** Where an adapter reports connection trouble; messages never contain the password. */
 export type RedisEventLog = (level: "debug" | "info" | "warn" | "error", message: string) => void;
@@ -22,18 +46,27 @@ export type RedisEventLog = (level: "debug" | "info" | "warn" | "error", message
 export function openRedisBroker(url: string, onEvent?: RedisEventLog): Broker {
   const parsed = parseBrokerUrl(url);
   const shown = redactUrl(url);
-  const mode = parsed.searchParams.get("mode") ?? "list";
-  const open = modes[mode];
-  if (!open) {
-    const valid = `valid: ${Object.keys(modes).join(", ")}; ${planned.join(" and ")} are not available yet`;
-    const what = planned.includes(mode) ? `mode=${mode} is not available yet` : `unknown mode=${mode}`;
-    throw new ConfigError(`broker ${shown}: ${what} (${valid})`);
+  const mode = parsed.searchParams.get("mode") ?? DEFAULT_MODE;
+  const chosen = modes[mode];
+  if (!chosen) {
+    throw new ConfigError(`broker ${shown}: unknown mode=${mode} (valid: ${Object.keys(modes).join(", ")}; default ${DEFAULT_MODE})`);
   }
   if (!/^\/?\d*$/.test(parsed.pathname)) {
     throw new ConfigError(`broker ${shown}: the path must be a database number, as in redis://host:6379/0`);
   }
-  parsed.searchParams.delete("mode"); // wqueue's own parameter, not an ioredis option
-  return open(new RedisClients(parsed.toString(), shown, onEvent ?? (() => {})));
+  for (const [other, { params }] of Object.entries(modes)) {
+    const misplaced = other === mode ? undefined : params.find((name) => parsed.searchParams.has(name));
+    if (misplaced) throw new ConfigError(`broker ${shown}: ?${misplaced}= applies to mode=${other} only, not mode=${mode}`);
+  }
+  return chosen.open(new RedisClients(redisOnly(parsed), shown, onEvent ?? (() => {})), parsed);
+}
+
+/** The URL without wqueue's own parameters, which ioredis would otherwise take as client options. */
+function redisOnly(url: URL): string {
+  const copy = new URL(url);
+  copy.searchParams.delete("mode");
+  for (const { params } of Object.values(modes)) for (const name of params) copy.searchParams.delete(name);
+  return copy.toString();
 }
 
 const CONNECT_TIMEOUT_MS = 3000;

@@ -1,0 +1,98 @@
+import type { Redis } from "ioredis";
+import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
+import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { unwrap } from "../envelope.js";
+import { defineDelayedScripts } from "./delayed-set.js";
+import { publishToList } from "./list-publish.js";
+import type { RedisClients } from "./open-redis-broker.js";
+import { ReliableConsumer } from "./ReliableConsumer.js";
+import { untag } from "./reliable-item.js";
+import { defineReliableScripts } from "./reliable-scripts.js";
+import { RedisBrokerBase } from "./redis-broker-base.js";
+
+export interface ReliableOptions {
+  /** Lifetime of a consumer's heartbeat key (`?heartbeatTtl=MS`, default 10000); refreshed every third of it. */
+  heartbeatTtlMs: number;
+}
+
+/**
+ * Reliable Redis lists (`redis://host:6379`, or `?mode=reliable`): AT LEAST ONCE. Producers RPUSH
+ * to the plain list `<queue>` as in mode=list, and WQueue publishes the same way. Each consumer has
+ * an id (./consumer-id.ts) and atomically moves what it takes into its own processing list
+ * `<queue>:wqueue:processing:<id>` (./reliable-reader.ts); ack removes it from there, nack puts it
+ * back at the tail (or into the delayed set), deadLetter moves it to the dead-letter list: each one
+ * Lua script (./reliable-scripts.ts). A consumer that dies (its heartbeat key expires) has its
+ * processing list handed back to the head of the queue by the reaper every consumer runs; one that
+ * closes hands its own back. Attempts count every delivery, a dead consumer's included (see
+ * ./reliable-item.ts). Messages survive a Redis restart only as far as its persistence (AOF, RDB)
+ * keeps them, hence `durable: false`.
+ *
+ * Connections: one for commands, opened by connect(); one blocking connection per consumer, opened
+ * by its first receive (BLMOVE blocks on one list only).
+ */
+export class RedisReliableBroker extends RedisBrokerBase implements Broker {
+  readonly kind = "redis-reliable";
+  readonly features: BrokerFeatures = {
+    delivery: "at-least-once",
+    headers: true,
+    durableDelay: true,
+    durable: false,
+    ordered: true,
+  };
+  readonly #consumers = new Set<ReliableConsumer>();
+
+  constructor(
+    clients: RedisClients,
+    readonly options: ReliableOptions,
+  ) {
+    super(clients);
+  }
+
+  protected prepare(client: Redis): void {
+    defineDelayedScripts(client);
+    defineReliableScripts(client);
+  }
+
+  consumer(queue: string, options: ConsumerOptions = {}): Consumer {
+    const consumer = new ReliableConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue));
+    this.#consumers.add(consumer);
+    return this.track(consumer);
+  }
+
+  override forget(consumer: { close(): Promise<void> }): void {
+    this.#consumers.delete(consumer as ReliableConsumer);
+    super.forget(consumer);
+  }
+
+  async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    const soonest = await publishToList(await this.commandClient(), queue, messages);
+    if (Number.isFinite(soonest)) this.noteDelayed(queue, soonest);
+  }
+
+  /** Tells the readers of `queue` that a delayed message is due in `delayMs`. */
+  noteDelayed(queue: string, delayMs: number): void {
+    for (const consumer of this.#consumers) if (consumer.queue === queue) consumer.noteDelayed(delayMs);
+  }
+
+  /** Messages waiting in the list (taken, delayed and dead ones not counted), for metrics. */
+  async backlog(queue: string): Promise<number> {
+    return (await this.commandClient()).llen(queue);
+  }
+
+  /** The first `limit` messages of the list, left in place; `id` is the position. */
+  async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+    const items = await (await this.commandClient()).lrangeBuffer(queue, 0, Math.max(0, limit - 1));
+    return items.map((raw, index) => {
+      const { body, headers, key } = unwrap(untag(raw));
+      return { id: String(index), body, headers, key };
+    });
+  }
+
+  /** A blocking connection for one consumer's reader; undefined once the broker is closed. */
+  async readerConnection(): Promise<{ client: Redis; commands: Redis } | undefined> {
+    const commands = await this.commandClient();
+    if (this.closed) return undefined;
+    return { client: this.openBlocking("reliable-reader"), commands };
+  }
+}

@@ -1,0 +1,147 @@
+import type { Consumer, Delivery } from "../contract.js";
+import { ReadRequest } from "./blocking-reader.js";
+import { consumerId } from "./consumer-id.js";
+import { HAND_BACK_DEADLINE_MS, within } from "./deadline.js";
+import type { RedisReliableBroker } from "./RedisReliableBroker.js";
+import { ReliableDelivery } from "./ReliableDelivery.js";
+import { type ReliableKeys, reliableKeys } from "./reliable-item.js";
+import { ReliableReader } from "./reliable-reader.js";
+import type { ReliableClient } from "./reliable-scripts.js";
+import { TickBatcher } from "./tick-batcher.js";
+
+/** Items per ack script call: bounds the arguments of one call. */
+const ACK_CHUNK = 1000;
+
+/**
+ * One reliable-mode consumer of one queue (see ./RedisReliableBroker.ts). Its first receive opens
+ * its reader and starts its heartbeat (the key `<queue>:wqueue:consumer:<id>`, TTL heartbeatTtl,
+ * refreshed every third of it, plus registration in `<queue>:wqueue:consumers`), so a consumer
+ * that never received leaves nothing in Redis. Acks are batched per turn of the event loop into one
+ * script call. close() stops the reader and the heartbeat, sends pending acks, then hands every
+ * unsettled message back to the head of the queue in its original order and unregisters.
+ */
+export class ReliableConsumer implements Consumer {
+  readonly id = consumerId();
+  readonly keys: ReliableKeys;
+  /** Handed out, not yet settled: what resync() must not hand back. */
+  readonly unsettled = new Set<ReliableDelivery>();
+  readonly acks = new TickBatcher<ReliableDelivery>((deliveries) => this.#sendAcks(deliveries));
+  #reader: ReliableReader | undefined;
+  #request: ReadRequest<Buffer> | undefined;
+  #receiving: Promise<unknown> | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #beating: Promise<unknown> | undefined;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    readonly broker: RedisReliableBroker,
+    readonly queue: string,
+    readonly deadLetterQueue: string,
+  ) {
+    this.keys = reliableKeys(queue, this.id);
+  }
+
+  get script(): ReliableClient {
+    return this.broker.commands as ReliableClient;
+  }
+
+  receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+    if (this.#closed || signal.aborted) return Promise.resolve([]);
+    const request = this.#request;
+    const receiving = request
+      ? request.reader.read(request, max, signal).then(this.#toDeliveries)
+      : this.#firstReceive(max, signal);
+    this.#receiving = receiving;
+    return receiving;
+  }
+
+  async #firstReceive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+    const connection = await this.broker.readerConnection();
+    if (connection === undefined) return [];
+    if (this.#closed) {
+      await this.broker.clients.quit(connection.client); // closed while it was opening
+      return [];
+    }
+    const { heartbeatTtlMs } = this.broker.options;
+    this.#reader ??= new ReliableReader(connection.client, connection.commands, this.broker.clients, {
+      keys: this.keys,
+      consumerId: this.id,
+      heartbeatTtlMs,
+      unsettled: () => [...this.unsettled].map((delivery) => delivery.stored),
+    });
+    this.#heartbeat ??= setInterval(() => this.#beat(), Math.max(10, Math.floor(heartbeatTtlMs / 3))).unref();
+    this.#request ??= new ReadRequest<Buffer>(this.queue, this.#reader);
+    return this.#toDeliveries(await this.#reader.read(this.#request, max, signal));
+  }
+
+  readonly #toDeliveries = (items: Buffer[]): Delivery[] => {
+    const deliveries: Delivery[] = [];
+    for (const item of items) {
+      const delivery = new ReliableDelivery(this, item);
+      this.unsettled.add(delivery);
+      deliveries.push(delivery);
+    }
+    return deliveries;
+  };
+
+  noteDelayed(delayMs: number): void {
+    this.#reader?.noteDelayed(delayMs);
+  }
+
+  #beat(): void {
+    if (this.#beating) return; // the last one has not come back yet
+    const { heartbeat, consumers } = this.keys;
+    this.#beating = this.script
+      .wqueueReliableHeartbeat(2, heartbeat, consumers, this.broker.options.heartbeatTtlMs, this.id)
+      .then(
+        (alive) => {
+          if (alive === 0 && !this.#closed) {
+            this.broker.clients.log("warn", `redis ${this.broker.url}: consumer ${this.id} of ${this.queue} missed its heartbeat; its unsettled messages may have gone to other consumers`);
+          }
+        },
+        (error: Error) => this.broker.clients.log("debug", `redis ${this.broker.url}: heartbeat of ${this.id} failed: ${error.message}`),
+      )
+      .finally(() => {
+        this.#beating = undefined;
+      });
+  }
+
+  /** One script call per ACK_CHUNK acks; the deliveries leave `unsettled` once it completed (or failed). */
+  async #sendAcks(deliveries: ReliableDelivery[]): Promise<void> {
+    try {
+      for (let start = 0; start < deliveries.length; start += ACK_CHUNK) {
+        const items = deliveries.slice(start, start + ACK_CHUNK).map((delivery) => delivery.stored);
+        await this.script.wqueueReliableAck(1, this.keys.processing, ...items);
+      }
+    } finally {
+      for (const delivery of deliveries) this.unsettled.delete(delivery);
+    }
+  }
+
+  /** Idempotent. Hands unsettled messages back to the head of the queue, in their original order. */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#request) this.#request.reader.cancel(this.#request);
+    await this.#receiving?.catch(() => {});
+    if (this.#reader) {
+      await this.#reader.close();
+      clearInterval(this.#heartbeat);
+      const { processing, source, consumers, heartbeat } = this.keys;
+      const log = this.broker.clients.log;
+      const handBack = async () => {
+        await this.#beating;
+        await this.acks.flush();
+        await this.script.wqueueReliableRelease(4, processing, source, consumers, heartbeat, this.id);
+      };
+      const done = await within(handBack(), HAND_BACK_DEADLINE_MS, (error) => {
+        log("warn", `redis ${this.broker.url}: consumer ${this.id} could not hand its messages back (${error.message}); the reaper will once its heartbeat expires`);
+      });
+      if (!done) log("warn", `redis ${this.broker.url}: consumer ${this.id} got no answer handing its messages back within ${HAND_BACK_DEADLINE_MS} ms; the reaper will once its heartbeat expires`);
+    }
+    this.broker.forget(this);
+  }
+}

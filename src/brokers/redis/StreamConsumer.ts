@@ -1,0 +1,99 @@
+import type { Consumer, Delivery } from "../contract.js";
+import { ReadRequest } from "./blocking-reader.js";
+import { HAND_BACK_DEADLINE_MS, within } from "./deadline.js";
+import type { RedisStreamBroker } from "./RedisStreamBroker.js";
+import { StreamDelivery } from "./StreamDelivery.js";
+import { RELEASED_IDLE_MS, type StreamEntry } from "./stream-reader.js";
+import type { StreamClient } from "./stream-scripts.js";
+import { TickBatcher } from "./tick-batcher.js";
+
+/** Ids per XACK: bounds the arguments of one command. */
+const ACK_CHUNK = 1000;
+
+/**
+ * One stream-mode consumer of one queue (see ./RedisStreamBroker.ts). Acks are one XACK per turn of
+ * the event loop. close() ends a pending receive, sends pending acks, then releases its unsettled
+ * entries (XCLAIM ... IDLE, keeping their delivery count) so the group's next claim, by any
+ * consumer, takes them at once instead of after claimIdle.
+ */
+export class StreamConsumer implements Consumer {
+  /** Handed out, not yet settled, by entry id. */
+  readonly unsettled = new Map<string, StreamDelivery>();
+  readonly acks = new TickBatcher<StreamDelivery>((deliveries) => this.#sendAcks(deliveries));
+  #request: ReadRequest<StreamEntry> | undefined;
+  #receiving: Promise<unknown> | undefined;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    readonly broker: RedisStreamBroker,
+    readonly queue: string,
+    readonly deadLetterQueue: string,
+  ) {}
+
+  get script(): StreamClient {
+    return this.broker.commands as StreamClient;
+  }
+
+  receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+    if (this.#closed || signal.aborted) return Promise.resolve([]);
+    const request = this.#request;
+    const receiving = request
+      ? request.reader.read(request, max, signal).then(this.#toDeliveries)
+      : this.#firstReceive(max, signal);
+    this.#receiving = receiving;
+    return receiving;
+  }
+
+  async #firstReceive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+    const reader = await this.broker.reader();
+    if (reader === undefined || this.#closed) return [];
+    this.#request ??= new ReadRequest<StreamEntry>(this.queue, reader);
+    return this.#toDeliveries(await reader.read(this.#request, max, signal));
+  }
+
+  readonly #toDeliveries = (entries: StreamEntry[]): Delivery[] => {
+    const deliveries: Delivery[] = [];
+    for (const entry of entries) {
+      const delivery = new StreamDelivery(this, entry);
+      this.unsettled.set(entry.id, delivery);
+      deliveries.push(delivery);
+    }
+    return deliveries;
+  };
+
+  /** One XACK per ACK_CHUNK acks; the deliveries leave `unsettled` once it completed (or failed). */
+  async #sendAcks(deliveries: StreamDelivery[]): Promise<void> {
+    try {
+      for (let start = 0; start < deliveries.length; start += ACK_CHUNK) {
+        const ids = deliveries.slice(start, start + ACK_CHUNK).map((delivery) => delivery.id);
+        await this.script.xack(this.queue, this.broker.options.group, ...ids);
+      }
+    } finally {
+      for (const delivery of deliveries) this.unsettled.delete(delivery.id);
+    }
+  }
+
+  /** Idempotent. Releases unsettled entries to the group's next claim. */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#request) this.#request.reader.cancel(this.#request);
+    await this.#receiving?.catch(() => {});
+    const log = this.broker.clients.log;
+    const handBack = async () => {
+      await this.acks.flush();
+      const ids = [...this.unsettled.keys()];
+      if (ids.length === 0) return;
+      const { group } = this.broker.options;
+      await this.script.xclaim(this.queue, group, this.broker.consumerName, 0, ...ids, "IDLE", RELEASED_IDLE_MS, "JUSTID");
+    };
+    const done = await within(handBack(), HAND_BACK_DEADLINE_MS, (error) => {
+      log("warn", `redis ${this.broker.url}: could not release the unsettled entries of ${this.queue} (${error.message}); they are claimed after claimIdle`);
+    });
+    if (!done) log("warn", `redis ${this.broker.url}: no answer releasing the unsettled entries of ${this.queue} within ${HAND_BACK_DEADLINE_MS} ms; they are claimed after claimIdle`);
+    this.broker.forget(this);
+  }
+}

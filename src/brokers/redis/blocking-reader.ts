@@ -1,0 +1,280 @@
+import { setTimeout as delay } from "node:timers/promises";
+import type { Redis } from "ioredis";
+import type { RedisClients } from "./open-redis-broker.js";
+
+/** The longest blocking read: the loop comes round at least this often. */
+export const BLOCK_MS = 2000;
+/**
+ * The watchdog: a reply (a blocking read included) this late means a dead link, so the connection
+ * is dropped and reopened (ioredis `socketTimeout`, armed by RedisClients.background). A worker
+ * never sits connected but not consuming.
+ */
+export const READER_SILENCE_MS = BLOCK_MS + 3000;
+/** CLIENT UNBLOCK may reach Redis before the blocking read it targets; it is then retried this often. */
+const UNBLOCK_RETRY_MS = 5;
+/** close() waits this long for the loop to come back before dropping the blocking connection. */
+const CLOSE_DEADLINE_MS = 2000;
+
+/** One consumer's pending receive. A consumer has one receive at a time, so it reuses one request. */
+export class ReadRequest<T> {
+  max = 1;
+  /** Aborted, or its consumer closed: it gets [] unless the read in flight brings it items. */
+  cancelled = false;
+  signal: AbortSignal | undefined;
+  resolve: ((items: T[]) => void) | undefined;
+  reject: ((error: Error) => void) | undefined;
+  readonly onAbort = () => this.reader.cancel(this);
+
+  constructor(
+    readonly queue: string,
+    readonly reader: BlockingReader<T>,
+  ) {}
+}
+
+/**
+ * The loop of one blocking connection, shared by the Redis modes; a mode fills in how to read. Each
+ * round: resync() after a reconnect, housekeep() when dueAt() has come (delayed moves, reaping,
+ * claiming), readReady() for every pending receive without blocking, and only when that brought
+ * nothing, readBlocking() on the queues of all pending receives for at most BLOCK_MS (less when
+ * dueAt() is sooner). A receive for a queue outside the blocking read, an abort, a close or an
+ * earlier due time interrupts it with CLIENT UNBLOCK from the command connection. Whatever a read
+ * brings is handed to its receive, aborted or not, so nothing taken from Redis is dropped.
+ */
+export abstract class BlockingReader<T> {
+  protected readonly pending: ReadRequest<T>[] = [];
+  /** Every queue read so far, in first-read order. */
+  protected readonly queues: string[] = [];
+  #clientId: number | undefined;
+  #everReady = false;
+  #resyncDue = false;
+  /** Keys of the blocking read in flight, if one is. */
+  #blocking: string[] | undefined;
+  #blockUntil = 0;
+  #generation = 0;
+  #interruptFor = -1;
+  #unblockedFor = -1;
+  #unblocking = false;
+  #wakeup: (() => void) | undefined;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #loop: Promise<void> | undefined;
+
+  readonly name: string;
+
+  constructor(
+    /** The blocking connection (from clients.background(..., READER_SILENCE_MS)): only this loop sends on it. */
+    readonly client: Redis,
+    /** Sends CLIENT UNBLOCK; never blocks. */
+    readonly commands: Redis,
+    readonly clients: RedisClients,
+    role = "reader",
+  ) {
+    this.name = `redis ${clients.url} (${role})`;
+    client.on("ready", () => {
+      this.#clientId = undefined;
+      if (this.#everReady) this.#resyncDue = true;
+      this.#everReady = true;
+      client.client("ID").then(
+        (id) => {
+          this.#clientId = id;
+        },
+        () => {}, // the connection dropped again; the next "ready" retries
+      );
+      this.#wake();
+    });
+  }
+
+  /** When housekeep() next wants to run (ms since the epoch); Infinity: never. */
+  protected abstract dueAt(): number;
+  protected abstract housekeep(): Promise<void>;
+  /** Reads without blocking, finish()ing requests; true when the round made progress (do not block). */
+  protected abstract readReady(batch: ReadRequest<T>[]): Promise<boolean>;
+  /** One blocking read on `keys` (distinct queues of the pending requests) of at most `waitMs`. */
+  protected abstract readBlocking(keys: string[], waitMs: number): Promise<void>;
+  /** After the blocking connection came back: recover what a lost reply may have taken. */
+  protected async resync(): Promise<void> {}
+  /** Runs resync() before the next read (a command whose reply was lost may have taken items). */
+  protected requestResync(): void {
+    this.#resyncDue = true;
+  }
+
+  /** The longest blocking read this mode allows. */
+  protected blockMs(): number {
+    return BLOCK_MS;
+  }
+
+  /** Resolves with 1..max items of request.queue, or [] once cancelled. */
+  read(request: ReadRequest<T>, max: number, signal: AbortSignal): Promise<T[]> {
+    if (request.resolve !== undefined) {
+      return Promise.reject(new Error(`queue ${request.queue}: a receive is already pending on this consumer`));
+    }
+    if (this.#closing || signal.aborted) return Promise.resolve([]);
+    this.#loop ??= this.#run().catch((error: Error) =>
+      this.clients.log("error", `${this.name}: reader stopped: ${error.message}`),
+    );
+    return new Promise<T[]>((resolve, reject) => {
+      request.max = Math.max(1, Math.floor(max));
+      request.cancelled = false;
+      request.signal = signal;
+      request.resolve = resolve;
+      request.reject = reject;
+      signal.addEventListener("abort", request.onAbort);
+      this.pending.push(request);
+      if (!this.queues.includes(request.queue)) {
+        this.queues.push(request.queue);
+        this.onNewQueue(request.queue);
+      }
+      if (this.#blocking === undefined) this.#wake();
+      else if (!this.#blocking.includes(request.queue)) this.#interrupt();
+    });
+  }
+
+  /** A queue is read for the first time (a subclass may want housekeeping at once). */
+  protected onNewQueue(_queue: string): void {}
+
+  /** Ends a pending receive promptly: with [] or with what the read in flight brought. */
+  cancel(request: ReadRequest<T>): void {
+    if (request.resolve === undefined || request.cancelled) return;
+    request.cancelled = true;
+    if (this.#blocking === undefined) this.#wake();
+    else this.#interrupt();
+  }
+
+  /** Housekeeping is now due at `at`: cut a blocking read that would outlast it. */
+  protected wakeBy(at: number): void {
+    if (this.#blocking !== undefined && at < this.#blockUntil) this.#interrupt();
+  }
+
+  /** Idempotent: ends every pending receive, then quits the blocking connection. */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closing = true;
+    this.#interrupt();
+    this.#wake();
+    const deadline = setTimeout(() => {
+      this.clients.log("warn", `${this.name}: the reader did not stop within ${CLOSE_DEADLINE_MS} ms; dropping its connection`);
+      this.client.disconnect();
+    }, CLOSE_DEADLINE_MS);
+    await this.#loop;
+    clearTimeout(deadline);
+    await this.clients.quit(this.client);
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    for (;;) {
+      this.#settleCancelled();
+      if (this.pending.length === 0) {
+        if (this.#closing) return;
+        await this.#sleep(Number.POSITIVE_INFINITY);
+        continue;
+      }
+      if (this.client.status !== "ready") {
+        await this.#sleep(1000); // "ready" wakes it sooner
+        continue;
+      }
+      try {
+        if (this.#resyncDue) {
+          this.#resyncDue = false;
+          await this.resync().catch((error: unknown) => {
+            this.#resyncDue = true; // try again next round
+            throw error;
+          });
+        }
+        if (Date.now() >= this.dueAt()) await this.housekeep();
+        const progressed = await this.readReady(this.pending.slice());
+        if (!progressed && !this.#closing && !this.pending.some((request) => request.cancelled)) await this.#block();
+        failures = 0;
+      } catch (error) {
+        failures += 1;
+        // A lost connection was already reported by the client; anything else is news.
+        const level = this.client.status === "ready" ? "warn" : "debug";
+        this.clients.log(level, `${this.name}: read failed (${(error as Error).message}); retrying`);
+        await this.#sleep(Math.min(50 * 2 ** failures, 2000));
+      }
+    }
+  }
+
+  async #block(): Promise<void> {
+    const keys: string[] = [];
+    for (const request of this.pending) if (!keys.includes(request.queue)) keys.push(request.queue);
+    const now = Date.now();
+    const waitMs = Math.max(10, Math.min(this.blockMs(), this.dueAt() - now));
+    this.#blocking = keys;
+    this.#blockUntil = now + waitMs;
+    this.#generation += 1;
+    try {
+      await this.readBlocking(keys, waitMs);
+    } finally {
+      this.#blocking = undefined;
+    }
+  }
+
+  /** Interrupts the blocking read in flight, retrying CLIENT UNBLOCK until it lands or the read ends. */
+  #interrupt(): void {
+    if (this.#blocking === undefined) return;
+    this.#interruptFor = this.#generation;
+    if (!this.#unblocking) void this.#unblock();
+  }
+
+  async #unblock(): Promise<void> {
+    this.#unblocking = true;
+    try {
+      while (
+        this.#blocking !== undefined &&
+        this.#generation === this.#interruptFor &&
+        this.#unblockedFor !== this.#interruptFor
+      ) {
+        const target = this.#interruptFor;
+        const id = this.#clientId;
+        const unblocked = id === undefined ? 0 : await this.commands.client("UNBLOCK", id);
+        if (unblocked === 1) this.#unblockedFor = target;
+        else await delay(UNBLOCK_RETRY_MS);
+      }
+    } catch (error) {
+      this.clients.log("warn", `${this.name}: CLIENT UNBLOCK failed (${(error as Error).message})`);
+    } finally {
+      this.#unblocking = false;
+    }
+  }
+
+  #settleCancelled(): void {
+    for (let index = this.pending.length - 1; index >= 0; index -= 1) {
+      const request = this.pending[index] as ReadRequest<T>;
+      if (request.cancelled || this.#closing) this.finish(request, []);
+    }
+  }
+
+  /** Answers a pending request with items (possibly []) or fails it. */
+  protected finish(request: ReadRequest<T>, outcome: T[] | Error): void {
+    const index = this.pending.indexOf(request);
+    if (index >= 0) this.pending.splice(index, 1);
+    const { resolve, reject, signal } = request;
+    signal?.removeEventListener("abort", request.onAbort);
+    request.resolve = request.reject = request.signal = undefined;
+    if (outcome instanceof Error) reject?.(outcome);
+    else resolve?.(outcome);
+  }
+
+  /** Waits `ms` or until #wake(): new work, a cancel, a close, or the connection becoming ready. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const wake = () => {
+        clearTimeout(timer);
+        if (this.#wakeup === wake) this.#wakeup = undefined;
+        resolve();
+      };
+      if (Number.isFinite(ms)) timer = setTimeout(wake, ms);
+      this.#wakeup = wake;
+    });
+  }
+
+  #wake(): void {
+    this.#wakeup?.();
+  }
+}

@@ -1,0 +1,34 @@
+import type { Redis } from "ioredis";
+import type { OutgoingMessage } from "../contract.js";
+import { wrap } from "../envelope.js";
+import { addDelayed } from "./delayed-set.js";
+
+/** Values per RPUSH when a publish is split. */
+const RPUSH_CHUNK = 1000;
+
+/**
+ * How both list modes (mode=list, mode=reliable) publish: each message as ../envelope.ts makes it
+ * (its raw body when it has no headers, key or attempt, so plain consumers can read it), RPUSHed to
+ * `queue`; messages with a delay go to the delayed set of ./delayed-set.ts instead. Returns the
+ * shortest delay among them (Infinity: none), so the caller can wake its reader in time.
+ */
+export async function publishToList(client: Redis, queue: string, messages: OutgoingMessage[]): Promise<number> {
+  const now: Buffer[] = [];
+  const later: [number, Buffer][] = [];
+  for (const message of messages) {
+    if (message.delayMs !== undefined && message.delayMs > 0) later.push([message.delayMs, wrap(message)]);
+    else now.push(wrap(message));
+  }
+  if (now.length > 0 && now.length <= RPUSH_CHUNK) await client.rpush(queue, ...now);
+  else if (now.length > 0) {
+    // Chunked so no single command holds Redis for long; pipelined, so still one round trip.
+    const pipeline = client.pipeline();
+    for (let start = 0; start < now.length; start += RPUSH_CHUNK) {
+      pipeline.rpush(queue, ...now.slice(start, start + RPUSH_CHUNK));
+    }
+    for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
+  }
+  if (later.length === 0) return Number.POSITIVE_INFINITY;
+  await addDelayed(client, queue, later);
+  return later.reduce((soonest, [delayMs]) => Math.min(soonest, delayMs), Number.POSITIVE_INFINITY);
+}

@@ -1,0 +1,63 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { Redis } from "ioredis";
+import type { Consumer, Delivery } from "../../src/brokers/contract.js";
+
+export const text = (value: string) => new TextEncoder().encode(value);
+export const read = (delivery: Delivery) => Buffer.from(delivery.body).toString();
+
+/** Polls `condition` until it holds, failing after `timeoutMs`. */
+export async function waitFor(what: string, condition: () => Promise<boolean> | boolean, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Receives until `count` deliveries came, failing after `timeoutMs`. */
+export async function receiveN(consumer: Consumer, count: number, timeoutMs = 5000, max = count): Promise<Delivery[]> {
+  const signal = AbortSignal.timeout(timeoutMs);
+  const got: Delivery[] = [];
+  while (got.length < count && !signal.aborted) got.push(...(await consumer.receive(Math.min(max, count - got.length), signal)));
+  if (got.length < count) throw new Error(`received ${got.length} of ${count} messages within ${timeoutMs} ms`);
+  return got;
+}
+
+/** ./redis-child.ts `hold`: a process that receives `count` messages and holds them until killed. */
+export function holdingChild(url: string, queue: string, count: number): { child: ChildProcess; lines: () => { id: string; attempt: number; body: string }[] } {
+  const script = fileURLToPath(new URL("./redis-child.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--import", "tsx", script, "hold", url, queue, String(count)], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  const lines = () => out.split("\n").filter((line) => line.trim() !== "").map((line) => JSON.parse(line));
+  return { child, lines };
+}
+
+export async function killChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await exited;
+}
+
+/**
+ * Counts the commands clients send to a (private) Redis, by name, with MONITOR: commands a Lua
+ * script runs inside Redis are left out, so the count is round trips' worth of commands.
+ */
+export async function countCommands(monitorOn: Redis): Promise<{ counts: Map<string, number>; total(): number; stop(): void }> {
+  const counts = new Map<string, number>();
+  const monitor = await monitorOn.monitor();
+  monitor.on("monitor", (_time: string, args: string[], source: string) => {
+    if (source === "lua") return;
+    const name = String(args[0]).toLowerCase();
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  });
+  return {
+    counts,
+    total: () => [...counts.values()].reduce((sum, n) => sum + n, 0),
+    stop: () => monitor.disconnect(),
+  };
+}

@@ -1,0 +1,4 @@
+import { privateServerScenarios } from "./redis-private-scenarios.js";
+
+// Batching, restart and persistence scenarios of mode=stream, each on a redis-server of its own.
+privateServerScenarios("stream");

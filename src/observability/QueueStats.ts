@@ -13,6 +13,9 @@ export interface RecentFailure {
 
 const LATENCY_WINDOW = 512;
 
+/** Upper bounds (seconds) of the handler duration histogram's buckets. */
+export const DURATION_BUCKETS = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 /**
  * Per-queue counters in plain numbers, updated on every message with no allocation: the source
  * for Prometheus counters (read at scrape time), the dashboard and `wqueue stats`.
@@ -26,8 +29,9 @@ export class QueueStats {
   /** Handler durations of the latest messages, in ms, as a ring. */
   readonly #latencies = new Float64Array(LATENCY_WINDOW);
   #latencyCount = 0;
-  /** Set by the Prometheus registry when metrics are on: feeds the duration histogram. */
-  onDuration: ((ms: number) => void) | undefined;
+  /** Handler durations per bucket of DURATION_BUCKETS (not cumulative), the last for +Inf. */
+  readonly durationBuckets = new Float64Array(DURATION_BUCKETS.length + 1);
+  durationSumSeconds = 0;
 
   constructor(
     readonly queue: string,
@@ -37,7 +41,11 @@ export class QueueStats {
   record(outcome: Outcome, durationMs: number): void {
     this.#latencies[this.#latencyCount % LATENCY_WINDOW] = durationMs;
     this.#latencyCount += 1;
-    this.onDuration?.(durationMs);
+    const seconds = durationMs / 1000;
+    this.durationSumSeconds += seconds;
+    let bucket = 0;
+    while (bucket < DURATION_BUCKETS.length && seconds > (DURATION_BUCKETS[bucket] as number)) bucket += 1;
+    this.durationBuckets[bucket] = (this.durationBuckets[bucket] ?? 0) + 1;
     if (outcome.type === "ack") {
       this.succeeded += 1;
       return;

@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, type Metric, Registry, collectDefaultMetrics } from "prom-client";
+import { DURATION_BUCKETS } from "./QueueStats.js";
 import type { WorkerObserver } from "./WorkerObserver.js";
 
 /** What the metrics read from the running worker at scrape time. */
@@ -62,16 +63,38 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
       }
     },
   });
-  const duration = new Histogram({
-    name: "wqueue_handler_duration_seconds",
-    help: "Handler run time, decode included",
-    labelNames,
-    buckets: [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [registry],
-  });
-  for (const stats of source.observer.queues.values()) {
-    const child = duration.labels({ queue: stats.queue, broker: stats.broker });
-    stats.onDuration = (ms) => child.observe(ms / 1000);
-  }
+  registry.registerMetric(durationHistogram(source) as unknown as Metric);
   return registry;
+}
+
+/**
+ * The handler duration histogram, built at scrape time from the buckets QueueStats fills: a
+ * prom-client Histogram would cost a label lookup and an observe() per message on the hot path.
+ */
+function durationHistogram(source: MetricsSource) {
+  const name = "wqueue_handler_duration_seconds";
+  return {
+    name,
+    help: "Handler run time, decode included",
+    type: "histogram",
+    aggregator: "sum",
+    collect: undefined,
+    reset() {},
+    async get() {
+      const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+      for (const stats of source.observer.queues.values()) {
+        const labels = { queue: stats.queue, broker: stats.broker };
+        let cumulative = 0;
+        DURATION_BUCKETS.forEach((bound, i) => {
+          cumulative += stats.durationBuckets[i] as number;
+          values.push({ labels: { ...labels, le: bound }, value: cumulative, metricName: `${name}_bucket` });
+        });
+        cumulative += stats.durationBuckets[DURATION_BUCKETS.length] as number;
+        values.push({ labels: { ...labels, le: "+Inf" }, value: cumulative, metricName: `${name}_bucket` });
+        values.push({ labels, value: stats.durationSumSeconds, metricName: `${name}_sum` });
+        values.push({ labels, value: cumulative, metricName: `${name}_count` });
+      }
+      return { name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+    },
+  };
 }

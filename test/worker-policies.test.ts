@@ -158,3 +158,45 @@ describe("ordering", () => {
     expect(peakKeys).toBeGreaterThan(1);
   });
 });
+
+describe("retries and bad input", () => {
+  it("a handler failing twice then succeeding is called 3 times, with growing gaps", async () => {
+    const times: number[] = [];
+    const url = `memory://${randomUUID()}`;
+    const app = new WQueue({ broker: url, retry: { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 10_000 } });
+    app.listenEvents("flaky", (m) => {
+      times.push(Date.now());
+      if (m.attempt < 3) throw new Error(`failure ${m.attempt}`);
+    });
+    const worker = new Worker(app, { logger: memoryLogger().logger });
+    workers.push(worker);
+    await worker.start();
+    await new MemoryBroker(url).publish("flaky", [{ body: Buffer.from("{}") }]);
+    await waitFor("the third attempt", () => times.length === 3);
+    const [first, second, third] = times as [number, number, number];
+    // Full jitter keeps each delay in [cap/2, cap]: 50..100 ms, then 100..200 ms.
+    expect(second - first).toBeGreaterThanOrEqual(45);
+    expect(third - second).toBeGreaterThanOrEqual(95);
+    expect(third - second).toBeGreaterThan((second - first) * 0.9);
+  });
+
+  it("a thrown non-Error and a __proto__ key are handled with clear reasons and pollute nothing", async () => {
+    const seen: unknown[] = [];
+    const { push, deadHeaders } = await run(
+      "odd",
+      (message) => {
+        const body = message.body as Record<string, unknown>;
+        if (body.throwString) throw "plain string thrown";
+        seen.push(body);
+      },
+      { retry: false },
+    );
+    await push('{"throwString":true}');
+    await push('{"__proto__":{"polluted":"yes"},"ok":1}');
+    await waitFor("the dead letter and the good message", () => deadHeaders().length === 1 && seen.length === 1);
+    expect(deadHeaders()[0]?.["x-wqueue-dead-error-name"]).toBe("NonError");
+    expect(deadHeaders()[0]?.["x-wqueue-dead-error-message"]).toBe("plain string thrown");
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.hasOwn(seen[0] as object, "__proto__")).toBe(true);
+  });
+});

@@ -1,0 +1,98 @@
+// `npm run bench:bullmq`: WQueue's at-least-once Redis modes against BullMQ, in one run.
+// BullMQ: its Worker with a no-op processor at concurrency 50, jobs added with addBulk before the
+// clock starts. WQueue: `wqueue`'s Worker with a no-op handler at concurrency 50 on the reliable list
+// and on Streams, messages pushed before the clock starts. Each clock runs from the first handled
+// message to the last. Interleaved rounds; medians and the median of each round's ratio.
+//   BENCH_MESSAGES=50000 BENCH_ROUNDS=3 npm run bench:bullmq
+import { Queue, Worker as BullWorker } from "bullmq";
+import { Redis } from "ioredis";
+import { WQueue } from "../src/app/WQueue.js";
+import { createBroker } from "../src/brokers/registry.js";
+import { createLogger } from "../src/log/logger.js";
+import { Worker } from "../src/worker/Worker.js";
+
+const N = Number(process.env.BENCH_MESSAGES ?? 50_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const REDIS = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+const CONCURRENCY = 50;
+const payload = { event: "signup", n: 0 };
+
+/** Resolves with msgs/s once `count` handler calls happened, timed from the first. */
+function counter(count: number) {
+  let handled = 0;
+  let started = 0;
+  let finish: (rate: number) => void = () => {};
+  const done = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
+  const tick = () => {
+    if (handled === 0) started = performance.now();
+    handled += 1;
+    if (handled === count) finish(count / ((performance.now() - started) / 1000));
+  };
+  return { tick, done };
+}
+
+async function bullmq(round: number): Promise<number> {
+  const name = `bench-bullmq-${round}-${Date.now()}`;
+  const connection = { host: "127.0.0.1", port: 6379 };
+  const queue = new Queue(name, { connection });
+  for (let i = 0; i < N; i += 1000) {
+    await queue.addBulk(Array.from({ length: Math.min(1000, N - i) }, () => ({ name: "job", data: payload, opts: { removeOnComplete: true } })));
+  }
+  const { tick, done } = counter(N);
+  const worker = new BullWorker(name, async () => tick(), { connection, concurrency: CONCURRENCY });
+  const rate = await done;
+  await worker.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  return rate;
+}
+
+async function wqueue(mode: "reliable" | "stream", round: number): Promise<number> {
+  const queue = `bench.${mode}.${round}.${Date.now()}`;
+  const url = `${REDIS}?mode=${mode}`;
+  const producer = await createBroker(url);
+  await producer.connect();
+  const body = Buffer.from(JSON.stringify(payload));
+  for (let i = 0; i < N; i += 1000) await producer.publish(queue, Array.from({ length: Math.min(1000, N - i) }, () => ({ body })));
+  await producer.close();
+  const app = new WQueue();
+  const { tick, done } = counter(N);
+  app.listenEvents(queue, () => tick());
+  const worker = new Worker(app, { broker: url, concurrency: CONCURRENCY, logger: createLogger("silent") });
+  await worker.start();
+  const rate = await done;
+  await worker.stop();
+  const redis = new Redis(REDIS);
+  const keys = await redis.keys(`${queue}*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+  return rate;
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+const rates = { bullmq: [] as number[], reliable: [] as number[], stream: [] as number[] };
+const ratios = { reliable: [] as number[], stream: [] as number[] };
+for (let round = 0; round < ROUNDS; round++) {
+  const b = await bullmq(round);
+  const r = await wqueue("reliable", round);
+  const s = await wqueue("stream", round);
+  rates.bullmq.push(b);
+  rates.reliable.push(r);
+  rates.stream.push(s);
+  ratios.reliable.push(r / b);
+  ratios.stream.push(s / b);
+  process.stderr.write(`round ${round + 1}: BullMQ ${Math.round(b)}, reliable ${Math.round(r)}, stream ${Math.round(s)} msgs/s\n`);
+}
+const f = (n: number) => Math.round(n).toLocaleString("en");
+console.log(`### WQueue on Redis vs BullMQ
+
+${N.toLocaleString("en")} messages per case, no-op handler, concurrency 50, ${ROUNDS} interleaved rounds, Node ${process.version}.
+
+| consumer | msgs/s (median) | vs BullMQ (median of round ratios) | target |
+| --- | ---: | ---: | --- |
+| BullMQ Worker | ${f(median(rates.bullmq))} | 1.00x | |
+| WQueue, reliable list | ${f(median(rates.reliable))} | ${median(ratios.reliable).toFixed(2)}x | >= 5x |
+| WQueue, Streams | ${f(median(rates.stream))} | ${median(ratios.stream).toFixed(2)}x | >= 3x |`);
+process.exit(0);

@@ -83,24 +83,20 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       appModule: flags.app,
     });
     await worker.start();
-    if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
-      const registry = createMetricsRegistry({
-        observer: worker.observer,
-        inFlight: () => worker.inFlightBySubscription(),
-        backlog: () => worker.backlog(),
+    const started = worker;
+    const registry = () =>
+      createMetricsRegistry({
+        observer: started.observer,
+        inFlight: () => started.inFlightBySubscription(),
+        backlog: () => started.backlog(),
       });
-      const started = worker;
-      answerStatsRequests({ snapshot: () => statsSnapshot(started), registry, readiness: () => started.readiness() });
+    if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
+      answerStatsRequests({ snapshot: () => statsSnapshot(started), registry: registry(), readiness: () => started.readiness() });
     }
     if (flags.http !== undefined) {
       const address = flags.http === true ? "127.0.0.1:9464" : flags.http;
-      const registry = createMetricsRegistry({
-        observer: worker.observer,
-        inFlight: () => worker.inFlightBySubscription(),
-        backlog: () => worker.backlog(),
-      });
       const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
-      server = await startHttpServer({ address, token, observed: observeWorker(worker, registry), logger });
+      server = await startHttpServer({ address, token, observed: observeWorker(worker, registry()), logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
       logger.info({ http: where }, `http: dashboard and /metrics on http://${where}/${token ? " (bearer token required)" : ""}`);

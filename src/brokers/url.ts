@@ -16,7 +16,15 @@ export function redactUrl(url: string): string {
   for (const name of ["password", "token", "secret", "sasl_password"]) {
     if (parsed.searchParams.has(name)) parsed.searchParams.set(name, "***");
   }
-  return parsed.toString().replaceAll("%2A%2A%2A", "***");
+  // A URL inside a parameter (kinesis://...?checkpoints=redis://:pw@host) hides its password too.
+  for (const [name, value] of [...parsed.searchParams]) {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) parsed.searchParams.set(name, redactUrl(value));
+  }
+  // The query is written back by hand: URLSearchParams would percent-encode "***" and nested URLs.
+  const query = [...parsed.searchParams].map(([name, value]) => `${name}=${value.replace(/[&#\s%]/g, encodeURIComponent)}`);
+  parsed.search = "";
+  const base = parsed.toString().replaceAll("%2A%2A%2A", "***");
+  return query.length > 0 ? `${base}?${query.join("&")}` : base;
 }
 
 /** Parses a broker URL, failing with a ConfigError that shows only the redacted form. */
@@ -37,4 +45,32 @@ export function intParam(url: URL, name: string, fallback: number): number {
     throw new ConfigError(`broker URL parameter ${name}=${raw} must be a whole number >= 0`);
   }
   return value;
+}
+
+/** A whole-number query parameter within [min, max], with a default and an error naming the URL. */
+export function rangeParam(url: URL, name: string, fallback: number, min: number, max: number, shown: string): number {
+  const raw = url.searchParams.get(name);
+  if (raw === null) return fallback;
+  const value = Number(raw);
+  if (raw.trim() === "" || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`broker ${shown}: ${name}=${raw} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** A true/false (or 1/0) query parameter; absent is false. */
+export function booleanParam(url: URL, name: string, shown: string): boolean {
+  const raw = url.searchParams.get(name);
+  if (raw === null || raw === "false" || raw === "0") return false;
+  if (raw === "true" || raw === "1") return true;
+  throw new ConfigError(`broker ${shown}: ${name}=${raw} must be true or false`);
+}
+
+/** A URL's user or password part, percent-decoded (left as it is when malformed). */
+export function decodeUserInfo(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
 }

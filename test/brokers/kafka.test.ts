@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Kafka, logLevel, Partitioners } from "kafkajs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Broker, Consumer, Delivery } from "../../src/brokers/contract.js";
-import { decodeDeliveries, encodeDeliveries } from "../../src/brokers/kafka/commit-metadata.js";
+import { decodeDeliveries, encodeDeliveries } from "../../src/brokers/delivery-counts.js";
 import { parseKafkaUrl } from "../../src/brokers/kafka/kafka-url.js";
 import { openKafkaBroker } from "../../src/brokers/kafka/open-kafka-broker.js";
 import { BrokerUnreachableError, ConfigError } from "../../src/errors.js";

@@ -2,7 +2,7 @@ import type { KafkaMessage } from "kafkajs";
 import type { Consumer, DeadLetterReason, Delivery } from "../contract.js";
 import { deadLetterHeaders } from "../dead-letter.js";
 import { Wakeup } from "../wakeup.js";
-import { decodeDeliveries } from "./commit-metadata.js";
+import { decodeDeliveries } from "../delivery-counts.js";
 import { KafkaDelivery, type RecordSettler } from "./KafkaDelivery.js";
 import type { KafkaBroker } from "./KafkaBroker.js";
 import { GroupMember } from "./group-member.js";

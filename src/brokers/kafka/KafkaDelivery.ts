@@ -16,7 +16,7 @@ export interface RecordSettler {
 /**
  * One handed-out Kafka record. `id` is "partition:offset", unique within the topic. `attempt`
  * starts at the record's x-wqueue-attempt header (1 without it) and counts every hand-out since,
- * by this consumer and by earlier owners of the partition (see commit-metadata.ts).
+ * by this consumer and by earlier owners of the partition (see ../delivery-counts.ts).
  */
 export class KafkaDelivery extends SettleOnceDelivery {
   readonly attempt: number;

@@ -1,6 +1,6 @@
 import type { KafkaMessage } from "kafkajs";
-import { encodeDeliveries } from "./commit-metadata.js";
-import { Fifo } from "./fifo.js";
+import { encodeDeliveries } from "../delivery-counts.js";
+import { Fifo } from "../fifo.js";
 import { NOT_BEFORE_HEADER, notBeforeOf } from "./kafka-headers.js";
 
 /** One fetched record, until finished (acked or dead-lettered): kafkajs's message as it came. */

@@ -1,5 +1,5 @@
 import { GetQueueAttributesCommand, ListQueuesCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import { BrokerUnreachableError, ConfigError } from "../../errors.js";
+import { connectFailure } from "../aws/sdk-errors.js";
 import type { Broker, BrokerFeatures, BrokerLog, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
 import { BatchCalls } from "./BatchCalls.js";
@@ -7,7 +7,7 @@ import { QueueDirectory } from "./QueueDirectory.js";
 import { sqsQueueName } from "./queue-names.js";
 import { SqsConsumer } from "./SqsConsumer.js";
 import { sendBatches } from "./send-batches.js";
-import { createSqsClient, describeSqsError, isAuthFailure, isQueueMissing } from "./sqs-client.js";
+import { createSqsClient, isQueueMissing } from "./sqs-client.js";
 import type { SqsUrl } from "./sqs-url.js";
 
 /** connect() gives up after this long, whatever the SDK's retries. */
@@ -119,27 +119,11 @@ export class SqsBroker implements Broker {
     try {
       await probe.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal: controller.signal });
     } catch (error) {
-      const failure = this.#connectError(error, controller.signal.aborted);
+      const failure = connectFailure(error, `sqs ${this.url}`, controller.signal.aborted, CONNECT_TIMEOUT_MS);
       if (failure !== undefined) throw failure;
     } finally {
       clearTimeout(timer);
       probe.destroy();
     }
-  }
-
-  /** Access denied to ListQueues still proves SQS answers and knows the credentials: not an error. */
-  #connectError(error: unknown, timedOut: boolean): Error | undefined {
-    const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
-    const status = e.$metadata?.httpStatusCode;
-    const why = timedOut ? `no answer within ${CONNECT_TIMEOUT_MS} ms` : describeSqsError(error);
-    if (e.name === "CredentialsProviderError") {
-      return new ConfigError(`sqs ${this.url}: no AWS credentials found (${e.message}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE`);
-    }
-    if (/region is missing/i.test(e.message ?? "")) {
-      return new ConfigError(`sqs ${this.url}: no AWS region; add ?region=... to the URL or set AWS_REGION`);
-    }
-    if (isAuthFailure(error)) return new BrokerUnreachableError(`sqs ${this.url} refused the credentials: ${why}`, { cause: error });
-    if (status !== undefined && status < 500 && !timedOut) return undefined;
-    return new BrokerUnreachableError(`sqs ${this.url} does not answer: ${why}`, { cause: error });
   }
 }

@@ -1,4 +1,5 @@
 import { SQSClient, type SQSClientConfig } from "@aws-sdk/client-sqs";
+import { errorName } from "../aws/sdk-errors.js";
 import type { SqsUrl } from "./sqs-url.js";
 
 /**
@@ -38,61 +39,10 @@ export function createSqsClient(config: SqsUrl, options: ClientOptions = {}): SQ
   return new SQSClient(settings);
 }
 
-/** What the SDK's errors carry that matters here. */
-interface SdkError {
-  name?: string;
-  message?: string;
-  code?: string;
-  $fault?: "client" | "server";
-  $metadata?: { httpStatusCode?: number };
-}
-
 const QUEUE_MISSING = new Set(["QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"]);
-const THROTTLED = new Set(["ThrottlingException", "RequestThrottled", "Throttling", "KmsThrottled"]);
-const AUTH_FAILED = new Set([
-  "InvalidClientTokenId",
-  "SignatureDoesNotMatch",
-  "UnrecognizedClientException",
-  "ExpiredToken",
-  "ExpiredTokenException",
-  "MissingAuthenticationToken",
-  "InvalidSecurity",
-  "IncompleteSignature",
-]);
 
 export function isQueueMissing(error: unknown): boolean {
-  return QUEUE_MISSING.has((error as SdkError)?.name ?? "");
+  return QUEUE_MISSING.has(errorName(error));
 }
 
-/** The request was cancelled through its abortSignal. */
-export function isAbort(error: unknown): boolean {
-  return (error as SdkError)?.name === "AbortError";
-}
-
-/** The credentials were refused (not: no credentials found, which is the CredentialsProviderError). */
-export function isAuthFailure(error: unknown): boolean {
-  return AUTH_FAILED.has((error as SdkError)?.name ?? "");
-}
-
-/** No HTTP answer at all: refused, reset, timed out, DNS. The endpoint is down or unreachable. */
-export function isNetworkError(error: unknown): boolean {
-  const e = error as SdkError;
-  return e?.$metadata?.httpStatusCode === undefined && !isAbort(error) && (e?.code !== undefined || e?.name === "TimeoutError");
-}
-
-/** Worth trying again after a pause: the endpoint is down, overloaded, throttling or failed itself. */
-export function isTransient(error: unknown): boolean {
-  const e = error as SdkError;
-  if (isNetworkError(error)) return true;
-  const status = e?.$metadata?.httpStatusCode ?? 0;
-  return status >= 500 || e?.$fault === "server" || THROTTLED.has(e?.name ?? "");
-}
-
-/** One line for logs and errors: the SDK error's name and message, no request ids or stacks. */
-export function describeSqsError(error: unknown): string {
-  const e = error as SdkError;
-  const name = e?.name ?? "Error";
-  const message = e?.message ?? String(error);
-  const detail = e?.code !== undefined && !message.includes(e.code) ? ` (${e.code})` : "";
-  return `${name}: ${message}${detail}`;
-}
+export { describeAwsError as describeSqsError, isAbort, isAuthFailure, isNetworkError, isTransient } from "../aws/sdk-errors.js";

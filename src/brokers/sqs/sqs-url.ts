@@ -1,5 +1,5 @@
 import { ConfigError } from "../../errors.js";
-import { parseBrokerUrl, redactUrl } from "../url.js";
+import { booleanParam, decodeUserInfo, parseBrokerUrl, rangeParam, redactUrl } from "../url.js";
 
 /**
  * `sqs://[accessKey:secret@]host:port[?region=us-east-1&visibility=30&wait=20&redrive=N&fifo=false&tls=false]`
@@ -55,8 +55,8 @@ export function parseSqsUrl(url: string): SqsUrl {
   if (region !== undefined && !/^[a-z0-9-]+$/.test(region)) throw new ConfigError(`broker ${shown}: region=${region} is not a region name`);
   const local = parsed.hostname !== "";
   const tls = booleanParam(parsed, "tls", shown);
-  const user = decode(parsed.username);
-  const password = decode(parsed.password);
+  const user = decodeUserInfo(parsed.username);
+  const password = decodeUserInfo(parsed.password);
   if ((user === "") !== (password === "")) {
     throw new ConfigError(`broker ${shown}: give both access key id and secret (sqs://KEY:SECRET@host), or neither`);
   }
@@ -71,29 +71,4 @@ export function parseSqsUrl(url: string): SqsUrl {
     redrive: parsed.searchParams.has("redrive") ? rangeParam(parsed, "redrive", 0, 1, 1000, shown) : undefined,
     fifo: booleanParam(parsed, "fifo", shown),
   };
-}
-
-function rangeParam(url: URL, name: string, fallback: number, min: number, max: number, shown: string): number {
-  const raw = url.searchParams.get(name);
-  if (raw === null) return fallback;
-  const value = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`broker ${shown}: ${name}=${raw} must be a whole number from ${min} to ${max}`);
-  }
-  return value;
-}
-
-function booleanParam(url: URL, name: string, shown: string): boolean {
-  const raw = url.searchParams.get(name);
-  if (raw === null || raw === "false" || raw === "0") return false;
-  if (raw === "true" || raw === "1") return true;
-  throw new ConfigError(`broker ${shown}: ${name}=${raw} must be true or false`);
-}
-
-function decode(value: string): string {
-  try {
-    return decodeURIComponent(value);
-  } catch {
-    return value;
-  }
 }

@@ -1,15 +1,14 @@
 /**
- * Delivery counts that survive a consumer, kept in the metadata string of the group's committed
- * offset (Kafka stores it beside the offset; a commit replaces it).
+ * Delivery counts that survive a consumer, for logs that do not count deliveries (Kafka, Kinesis).
+ * `Delivery.attempt` must count every delivery, including those of a consumer that closed or died
+ * with the message unsettled. So each commit (Kafka: the metadata string beside the committed
+ * offset; Kinesis: the text beside the checkpoint) lists the records at or after the commit point
+ * that were handed out and are not finished yet, with how often: `wq1:0.1,3.2` = the record at the
+ * commit point delivered once, the third after it twice. Positions count records, so they mean the
+ * same to the next owner, which reads them when it takes the partition or shard over.
  *
- * Kafka does not count deliveries, yet `Delivery.attempt` must count every one, including those of
- * a consumer that closed or died with the message unsettled. So each commit of a partition lists
- * the records at or above the committed offset that were handed out and are not finished yet, with
- * how often: `wq1:0.1,3.2` = offset+0 delivered once, offset+3 twice. The next owner reads it when
- * it is assigned the partition and starts those records' attempt counts there.
- *
- * Bounded by the broker's `offset.metadata.max.bytes` (4096 by default): the lowest offsets are
- * kept, since the lowest unfinished record is the one a crash loop redelivers first.
+ * Bounded by Kafka's `offset.metadata.max.bytes` (4096 by default): the lowest positions are kept,
+ * since the lowest unfinished record is the one a crash loop redelivers first.
  */
 const PREFIX = "wq1:";
 export const MAX_METADATA_CHARS = 3000;

@@ -14,12 +14,13 @@ const adapters: Record<string, (url: string, log: BrokerLog) => Promise<Broker>>
   "amqps:": async (url, log) => (await import("./amqp/open-amqp-broker.js")).openAmqpBroker(url, log),
   "kafka:": async (url, log) => (await import("./kafka/open-kafka-broker.js")).openKafkaBroker(url, log),
   "sqs:": async (url, log) => (await import("./sqs/open-sqs-broker.js")).openSqsBroker(url, log),
+  "kinesis:": async (url, log) => (await import("./kinesis/open-kinesis-broker.js")).openKinesisBroker(url, log),
   "nats:": async (url, log) => (await import("./nats/open-nats-broker.js")).openNatsBroker(url, log),
   "sqlite:": async (url) => new (await import("./sqlite/SqliteBroker.js")).SqliteBroker(url),
 };
 
 /** Schemes on the roadmap, so a user gets "not yet" instead of "unknown". */
-const planned = ["kinesis:"];
+const planned: string[] = [];
 
 export const DEFAULT_BROKER_URL = "sqlite://wqueue.db";
 

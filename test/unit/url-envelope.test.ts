@@ -10,12 +10,18 @@ describe("redactUrl", () => {
     expect(redactUrl("redis://127.0.0.1:6379?password=pw&mode=list")).toBe("redis://127.0.0.1:6379?password=***&mode=list");
     expect(redactUrl("redis://127.0.0.1:6379")).toBe("redis://127.0.0.1:6379");
     expect(redactUrl("not a url//user:pw@x")).not.toContain("pw@");
+    // A URL inside a parameter hides its password too, and stays readable.
+    expect(redactUrl("kinesis://AK:SECRET@h:4568?checkpoints=redis://:pw@127.0.0.1:6379/2&app=a")).toBe(
+      "kinesis://AK:***@h:4568?checkpoints=redis://:***@127.0.0.1:6379/2&app=a",
+    );
   });
 
-  it("unknown and planned schemes fail with the URL redacted", async () => {
+  it("unknown schemes and bad options fail with the URL redacted", async () => {
     await expect(createBroker("foo://u:pw@h")).rejects.toThrow(/unknown scheme "foo".*available: memory, redis/);
-    await expect(createBroker("kinesis://u:pw@h")).rejects.toThrow(/kinesis is planned but not available yet/);
-    await expect(createBroker("kinesis://u:pw@h")).rejects.not.toThrow(/pw/);
+    const bad = createBroker("kinesis://u:pw@h?checkpoints=redis://:secret@r&shards=0");
+    await expect(bad).rejects.toThrow(/shards=0 must be a whole number from 1/);
+    await expect(bad).rejects.not.toThrow(/pw|secret/);
+    await expect(createBroker("kinesis://h?checkpoints=mysql://db")).rejects.toThrow(/must be a redis:\/\/, rediss:\/\/ or sqlite:\/\/ URL/);
   });
 });
 

@@ -1,0 +1,144 @@
+import { type KinesisClient, ListStreamsCommand } from "@aws-sdk/client-kinesis";
+import { connectFailure } from "../aws/sdk-errors.js";
+import type { Broker, BrokerFeatures, BrokerLog, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
+import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { browseStream } from "./browse-stream.js";
+import { createKinesisClient, isStreamMissing } from "./kinesis-client.js";
+import type { KinesisUrl } from "./kinesis-url.js";
+import { KinesisConsumer } from "./KinesisConsumer.js";
+import type { LeaseStore } from "./leases/LeaseStore.js";
+import { openLeaseStore } from "./leases/open-lease-store.js";
+import { putRecords } from "./put-records.js";
+import { toKinesisRecord } from "./record-codec.js";
+import { StreamDirectory } from "./StreamDirectory.js";
+
+/** connect() gives up after this long, whatever the SDK's retries. */
+const CONNECT_TIMEOUT_MS = 8000;
+
+/**
+ * Amazon Kinesis Data Streams, or a local server such as kinesis-local (`kinesis://`, options in
+ * ./kinesis-url.ts), through the AWS SDK v3. A queue is a stream, created on first use.
+ *
+ * The workers of one app share a stream's shards through leases kept in the checkpoint store
+ * (./ShardBalancer.ts, ./leases/); each reads its shards in order and checkpoints below the first
+ * unfinished record (./ShardState.ts), so delivery is at least once: after a crash the next owner
+ * reads again from the checkpoint. After a reshard a child shard is read once its parents are.
+ * nack({ delayMs }) keeps the record in this process and hands it out again later (Kinesis has no
+ * redelivery), so a delay does not survive a crash: the record then comes back at once, its attempt
+ * counted (the checkpoint keeps delivery counts). Dead letters go to another stream.
+ */
+export class KinesisBroker implements Broker {
+  readonly kind = "kinesis";
+  readonly url: string;
+  readonly features: BrokerFeatures = {
+    delivery: "at-least-once",
+    headers: true,
+    durableDelay: false,
+    durable: true,
+    ordered: true,
+    partitioned: true,
+  };
+  readonly client: KinesisClient;
+  readonly streams: StreamDirectory;
+  readonly #consumers = new Set<KinesisConsumer>();
+  #connected: Promise<void> | undefined;
+  #store: Promise<LeaseStore> | undefined;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    readonly config: KinesisUrl,
+    readonly log: BrokerLog,
+  ) {
+    this.url = config.url;
+    this.client = createKinesisClient(config);
+    this.streams = new StreamDirectory(this.client, config.shards);
+  }
+
+  /** Checks the endpoint answers as Kinesis (ListStreams), with short timeouts. */
+  connect(): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error(`kinesis broker ${this.url} is closed`));
+    this.#connected ??= this.#probe().catch((error: unknown) => {
+      this.#connected = undefined;
+      throw error;
+    });
+    return this.#connected;
+  }
+
+  consumer(queue: string, options: ConsumerOptions = {}): Consumer {
+    const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
+    const consumer = new KinesisConsumer(this, queue, deadLetterQueue, options.maxInFlight);
+    if (this.#closed) void consumer.close();
+    else this.#consumers.add(consumer);
+    return consumer;
+  }
+
+  /** Resolves once Kinesis stored every record (./put-records.ts), in order per key. */
+  async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
+    if (this.#closed) throw new Error(`kinesis broker ${this.url} is closed`);
+    if (messages.length === 0) return;
+    await this.streams.ensure(queue);
+    const now = Date.now();
+    const records = messages.map((message) => toKinesisRecord(message, now));
+    try {
+      await putRecords(this.client, queue, records);
+    } catch (error) {
+      if (!isStreamMissing(error)) throw error;
+      this.streams.forget(queue); // deleted meanwhile: create it again, send again
+      await this.streams.ensure(queue);
+      await putRecords(this.client, queue, records);
+    }
+  }
+
+  /** Records of `queue` this app has not finished, left where they are (./browse-stream.ts). */
+  async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+    return browseStream(this.client, this.streams, await this.leaseStore(), queue, limit);
+  }
+
+  /** The app's lease and checkpoint store, connected on first use and shared by the consumers. */
+  leaseStore(): Promise<LeaseStore> {
+    this.#store ??= (async () => {
+      const store = await openLeaseStore(this.config.checkpoints, this.config.app, this.log);
+      try {
+        await store.connect();
+        return store;
+      } catch (error) {
+        await store.close().catch(() => {});
+        throw error;
+      }
+    })().catch((error: unknown) => {
+      this.#store = undefined;
+      throw error;
+    });
+    return this.#store;
+  }
+
+  forget(consumer: KinesisConsumer): void {
+    this.#consumers.delete(consumer);
+  }
+
+  /** Idempotent: closes every consumer (checkpoints written, leases released), then the clients. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
+      const store = await this.#store?.catch(() => undefined);
+      await store?.close().catch(() => {});
+      this.client.destroy();
+    })();
+    return this.#closed;
+  }
+
+  async #probe(): Promise<void> {
+    const probe = createKinesisClient(this.config, { maxAttempts: 2 });
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), CONNECT_TIMEOUT_MS);
+    try {
+      await probe.send(new ListStreamsCommand({ Limit: 1 }), { abortSignal: controller.signal });
+    } catch (error) {
+      const failure = connectFailure(error, `kinesis ${this.url}`, controller.signal.aborted, CONNECT_TIMEOUT_MS);
+      if (failure !== undefined) throw failure;
+    } finally {
+      clearTimeout(timer);
+      probe.destroy();
+    }
+  }
+}

@@ -1,0 +1,238 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Consumer, DeadLetterReason, Delivery } from "../contract.js";
+import { describeAwsError, isTransient } from "../aws/sdk-errors.js";
+import { deadLetterHeaders } from "../dead-letter.js";
+import { Wakeup } from "../wakeup.js";
+import { CheckpointWriter } from "./CheckpointWriter.js";
+import type { KinesisBroker } from "./KinesisBroker.js";
+import { KinesisDelivery, type RecordSettler } from "./KinesisDelivery.js";
+import type { LeaseStore, ShardCheckpoint } from "./leases/LeaseStore.js";
+import { ShardBalancer, type ShardOwner } from "./ShardBalancer.js";
+import { ShardReader } from "./ShardReader.js";
+import { type ShardRecord, ShardState } from "./ShardState.js";
+
+/** How long close() waits for its last checkpoints and releases before giving up on them. */
+const CLOSE_WAIT_MS = 5000;
+
+/**
+ * The receiving side of one stream: a ShardBalancer takes this worker's share of the shard leases,
+ * a ShardReader per leased shard reads into its ShardState, receive() hands records out of them
+ * (fairly across shards, each in sequence order), settles move each shard's checkpoint, and a
+ * CheckpointWriter stores it every second. Each consumer is its own worker in the lease store.
+ */
+export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
+  readonly #states = new Map<string, ShardState>();
+  readonly #readers = new Map<string, ShardReader>();
+  readonly #wakeup = new Wakeup();
+  /** Notified on every settle, for hand-overs waiting until their shard has nothing out. */
+  readonly #settles = new Wakeup();
+  readonly #closeSignal = new AbortController();
+  readonly worker = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
+  readonly #bufferLimit: number;
+  #store: LeaseStore | undefined;
+  #balancer: ShardBalancer | undefined;
+  #writer: CheckpointWriter | undefined;
+  #started: Promise<void> | undefined;
+  #failure: Error | undefined;
+  #startFailures = 0;
+  #turn = 0;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(
+    readonly broker: KinesisBroker,
+    readonly queue: string,
+    readonly deadLetterQueue: string,
+    maxInFlight: number | undefined,
+  ) {
+    this.#bufferLimit = Math.min(10_000, Math.max(2000, 4 * (maxInFlight ?? 100)));
+    this.#start();
+  }
+
+  async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+    while (!signal.aborted && !this.#closing) {
+      const failure = this.#failure;
+      if (failure) {
+        this.#failure = undefined;
+        this.#start(); // the caller backs off and asks again
+        throw new Error(`kinesis ${this.broker.url}: consumer of ${this.queue} cannot start: ${failure.message}`);
+      }
+      const records = this.#take(Math.max(1, Math.floor(max)));
+      if (records.length > 0) return records.map((record) => new KinesisDelivery(this, record));
+      await this.#wakeup.wait(signal);
+    }
+    return [];
+  }
+
+  ack(record: ShardRecord): void {
+    const state = record.shard;
+    state.finish(record);
+    this.#settles.notify();
+    if (state.complete) void this.#finishShard(state);
+  }
+
+  nack(record: ShardRecord, delayMs: number): void {
+    record.shard.retry(record, delayMs);
+    this.#settles.notify();
+  }
+
+  async deadLetter(delivery: KinesisDelivery, reason: DeadLetterReason): Promise<void> {
+    const { record } = delivery;
+    if (record.shard.revoked || record.done) return;
+    try {
+      const headers = deadLetterHeaders(delivery, reason);
+      await this.broker.publish(this.deadLetterQueue, [{ body: delivery.body, headers, key: delivery.key }]);
+    } catch (error) {
+      this.nack(record, 1000); // not finished: hand it out again rather than stall the shard
+      throw error;
+    }
+    this.ack(record);
+  }
+
+  // ShardOwner: called by the balancer.
+  held(): { active: string[]; draining: string[] } {
+    const active: string[] = [];
+    const draining: string[] = [];
+    for (const state of this.#states.values()) (state.draining ? draining : active).push(state.shardId);
+    return { active, draining };
+  }
+
+  start(shardId: string, checkpoint: ShardCheckpoint | undefined): void {
+    if (this.#closing || this.#states.has(shardId)) return;
+    const state = new ShardState(this.queue, shardId, checkpoint, () => this.#wakeup.notify());
+    const reader = new ShardReader(this.broker.client, state, {
+      pollMs: this.broker.config.pollMs,
+      bufferLimit: this.#bufferLimit,
+      log: this.broker.log,
+      onRecords: () => this.#wakeup.notify(),
+      onEnd: () => {
+        if (state.complete) void this.#finishShard(state);
+      },
+      onFailed: () => void this.#leave(state),
+    });
+    this.#states.set(shardId, state);
+    this.#readers.set(shardId, reader);
+    this.broker.log("info", `kinesis stream ${this.queue}: reading shard ${shardId} ${checkpoint ? `after ${checkpoint.sequence}` : "from its start"}`);
+    reader.start();
+  }
+
+  lose(shardId: string): void {
+    const state = this.#states.get(shardId);
+    if (state === undefined) return;
+    this.broker.log("info", `kinesis stream ${this.queue}: lost the lease of shard ${shardId}`);
+    state.revoke();
+    this.#forget(state);
+  }
+
+  handOver(shardId: string): void {
+    const state = this.#states.get(shardId);
+    if (state === undefined || state.draining) return;
+    state.draining = true;
+    void this.#leave(state, this.broker.config.leaseMs);
+  }
+
+  /** Commits what is finished (and the delivery counts of what is not), then releases every lease. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing = true;
+      this.#closeSignal.abort();
+      this.#wakeup.notify();
+      this.broker.forget(this);
+      await this.#started?.catch(() => {});
+      await this.#balancer?.stop();
+      this.#writer?.stop();
+      const leaving = Promise.all([...this.#states.values()].map((state) => this.#leave(state)));
+      await Promise.race([leaving, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
+      await this.#store?.leave(this.queue, this.worker).catch(() => {});
+      for (const state of this.#states.values()) state.revoke();
+    })();
+    return this.#closed;
+  }
+
+  #start(): void {
+    this.#started = (async () => {
+      const store = await this.broker.leaseStore();
+      await this.broker.streams.ensure(this.queue);
+      if (this.#closing) return;
+      this.#store = store;
+      this.#startFailures = 0;
+      this.#writer = new CheckpointWriter(store, this.worker, () => this.#states.values(), (state) => this.lose(state.shardId), this.broker.log);
+      this.#balancer = new ShardBalancer(store, this.queue, this.worker, this.broker.config.leaseMs, () => this.broker.streams.shards(this.queue), this, this.broker.log);
+      this.#writer.start();
+      this.#balancer.start();
+    })().catch((error: Error) => {
+      if (this.#closing) return;
+      if (isTransient(error)) {
+        // Kinesis down or throttling (a restart, say): try again by itself, as the readers do.
+        this.#startFailures += 1;
+        const delay = Math.min(10_000, 250 * 2 ** Math.min(this.#startFailures, 6));
+        if (this.#startFailures === 1) this.broker.log("warn", `kinesis stream ${this.queue}: cannot start yet, retrying: ${describeAwsError(error)}`);
+        setTimeout(() => this.#closing || this.#start(), delay).unref();
+        return;
+      }
+      // Anything else (the checkpoint store unreachable, access denied) is the caller's to report.
+      this.#failure = error;
+      this.#wakeup.notify();
+    });
+  }
+
+  #take(max: number): ShardRecord[] {
+    const states = [...this.#states.values()];
+    const out: ShardRecord[] = [];
+    if (states.length === 0) return out;
+    this.#turn = (this.#turn + 1) % states.length;
+    for (let progress = true; progress && out.length < max; ) {
+      progress = false;
+      const share = Math.ceil((max - out.length) / states.length);
+      for (let i = 0; i < states.length && out.length < max; i += 1) {
+        const state = states[(this.#turn + i) % states.length] as ShardState;
+        const before = out.length;
+        state.take(Math.min(max, before + share), out);
+        if (out.length > before) {
+          progress = true;
+          this.#readers.get(state.shardId)?.room();
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Every record of a closed shard is finished: SHARD_END lets its children start. */
+  async #finishShard(state: ShardState): Promise<void> {
+    if (state.revoked || !this.#states.has(state.shardId)) return;
+    this.broker.log("info", `kinesis stream ${this.queue}: shard ${state.shardId} finished (resharded); its children may start`);
+    await this.#leave(state);
+    this.#balancer?.tickNow();
+  }
+
+  /**
+   * Stops reading the shard, waits up to `waitMs` for the records out with handlers, writes the
+   * checkpoint and releases the lease, so the next owner starts where this one stopped.
+   */
+  async #leave(state: ShardState, waitMs = 0): Promise<void> {
+    state.draining = true;
+    await this.#readers.get(state.shardId)?.stop();
+    const deadline = Date.now() + waitMs;
+    while (!state.drained && !state.revoked && Date.now() < deadline && !this.#closing) {
+      await this.#settles.wait(this.#closeSignal.signal, deadline - Date.now());
+    }
+    if (state.revoked) return;
+    const store = this.#store;
+    try {
+      if (store && (await this.#writer?.flush(state)) !== false) await store.release(this.queue, state.shardId, this.worker);
+    } catch (error) {
+      this.broker.log("warn", `kinesis stream ${this.queue} shard ${state.shardId}: lease not released (it expires instead): ${(error as Error).message}`);
+    }
+    state.revoke();
+    this.#forget(state);
+  }
+
+  #forget(state: ShardState): void {
+    if (this.#states.get(state.shardId) === state) this.#states.delete(state.shardId);
+    const reader = this.#readers.get(state.shardId);
+    this.#readers.delete(state.shardId);
+    void reader?.stop();
+    this.#wakeup.notify();
+  }
+}

@@ -1,0 +1,77 @@
+import { ConfigError } from "../../errors.js";
+import { booleanParam, decodeUserInfo, parseBrokerUrl, rangeParam, redactUrl } from "../url.js";
+
+/**
+ * `kinesis://[accessKey:secret@]host:port[?region=..&tls=false&app=NAME&checkpoints=URL&shards=N&lease=MS&poll=MS]`
+ * for a local Kinesis endpoint (kinesis-local, LocalStack), `kinesis://[?region=...]` with no host
+ * for AWS itself.
+ *
+ * - No host: AWS; region, credentials and endpoint from the SDK's defaults (AWS_REGION, the default
+ *   credential chain) unless `?region=` or user:password are given. A host: `http://host:port`
+ *   (`tls=true`: https), region us-east-1 unless given, dummy credentials unless given.
+ * - `app` (default "wqueue"): the application, as the KCL names it. Workers of one app share each
+ *   stream's shards through leases and checkpoints; two apps each read every record.
+ * - `checkpoints` (default redis://127.0.0.1:6379): where leases and checkpoints live, a redis://,
+ *   rediss:// or sqlite:// URL (./leases/). SQLite suits workers on one machine only.
+ * - `shards` (default 1): shard count of streams this adapter creates on first use.
+ * - `lease` (ms, default 10000): a worker that stops renewing for this long loses its shards to the
+ *   others. Renewed every third of it.
+ * - `poll` (ms, default 250): pause between reads of a shard that had nothing new. AWS allows five
+ *   reads a second per shard, shared by every app reading it.
+ */
+export interface KinesisUrl {
+  /** Redacted: the only form that goes into logs and errors. */
+  url: string;
+  endpoint: string | undefined;
+  region: string | undefined;
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  app: string;
+  /** Not redacted: only ever handed to the lease store, which redacts it itself. */
+  checkpoints: string;
+  shards: number;
+  leaseMs: number;
+  pollMs: number;
+}
+
+export const DEFAULT_CHECKPOINTS = "redis://127.0.0.1:6379";
+const LOCAL_REGION = "us-east-1";
+const KNOWN = new Set(["region", "tls", "app", "checkpoints", "shards", "lease", "poll"]);
+
+export function parseKinesisUrl(url: string): KinesisUrl {
+  const parsed = parseBrokerUrl(url);
+  const shown = redactUrl(url);
+  if (parsed.protocol !== "kinesis:") throw new ConfigError(`broker ${shown}: not a kinesis:// URL`);
+  for (const name of parsed.searchParams.keys()) {
+    if (!KNOWN.has(name)) throw new ConfigError(`broker ${shown}: unknown parameter ${name} (known: ${[...KNOWN].join(", ")})`);
+  }
+  if (parsed.pathname !== "" && parsed.pathname !== "/") {
+    throw new ConfigError(`broker ${shown}: a kinesis:// URL names no path; streams are named by the subscriptions`);
+  }
+  const region = parsed.searchParams.get("region") || undefined;
+  if (region !== undefined && !/^[a-z0-9-]+$/.test(region)) throw new ConfigError(`broker ${shown}: region=${region} is not a region name`);
+  const app = parsed.searchParams.get("app") ?? "wqueue";
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(app)) throw new ConfigError(`broker ${shown}: app=${app} must be 1-128 of A-Z a-z 0-9 _ . -`);
+  const checkpoints = parsed.searchParams.get("checkpoints") ?? DEFAULT_CHECKPOINTS;
+  if (!/^(redis|rediss|sqlite):/.test(checkpoints)) {
+    throw new ConfigError(`broker ${shown}: checkpoints=${redactUrl(checkpoints)} must be a redis://, rediss:// or sqlite:// URL`);
+  }
+  const local = parsed.hostname !== "";
+  const tls = booleanParam(parsed, "tls", shown);
+  const user = decodeUserInfo(parsed.username);
+  const password = decodeUserInfo(parsed.password);
+  if ((user === "") !== (password === "")) {
+    throw new ConfigError(`broker ${shown}: give both access key id and secret (kinesis://KEY:SECRET@host), or neither`);
+  }
+  const given = user === "" ? undefined : { accessKeyId: user, secretAccessKey: password };
+  return {
+    url: shown,
+    endpoint: local ? `${tls ? "https" : "http"}://${parsed.host}` : undefined,
+    region: region ?? (local ? LOCAL_REGION : undefined),
+    credentials: given ?? (local ? { accessKeyId: "x", secretAccessKey: "x" } : undefined),
+    app,
+    checkpoints,
+    shards: rangeParam(parsed, "shards", 1, 1, 10_000, shown),
+    leaseMs: rangeParam(parsed, "lease", 10_000, 300, 3_600_000, shown),
+    pollMs: rangeParam(parsed, "poll", 250, 10, 60_000, shown),
+  };
+}

@@ -3,15 +3,18 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
 import { createBroker } from "../../src/brokers/registry.js";
+import { requireNats } from "../brokers/nats-server.js";
 import { type PrivateRedis, startPrivateRedis } from "../brokers/redis-private-server.js";
+import { requireSqs } from "../brokers/sqs-server.js";
 import { KAFKA_URL } from "../setup/ensure-kafka.js";
 import { type RunningCli, startCli, tempDir, writeApp } from "../cli/run-cli.js";
 import { waitFor } from "../helpers.js";
 
 /**
  * The delivery promise end to end: a real `wqueue worker` child process killed with SIGKILL at
- * random moments (reliable Redis on a private redis-server, RabbitMQ, Kafka), and a private Redis
- * server itself killed and restarted. Every message must be handled at least once.
+ * random moments (reliable Redis on a private redis-server, RabbitMQ, Kafka, SQS on ElasticMQ, NATS
+ * JetStream), and a private Redis server itself killed and restarted. Every message must be handled
+ * at least once.
  */
 const running: RunningCli[] = [];
 const servers: PrivateRedis[] = [];
@@ -55,6 +58,9 @@ function summary(ids: number[], count: number) {
 }
 
 describe("nothing lost (worker child processes killed, brokers restarted)", () => {
+  // Their queues (SQS) and streams (NATS) are deleted when the file ends.
+  const sqs = requireSqs({ prefix: "kill" });
+  const nats = requireNats("kill");
   /** Each broker: where the worker reads (a fresh queue) and how the test publishes to it. */
   const brokers: { name: string; setup: () => Promise<{ url: string; queue: string; publish: (ids: number[]) => Promise<void> }> }[] = [
     {
@@ -73,6 +79,16 @@ describe("nothing lost (worker child processes killed, brokers restarted)", () =
     {
       name: "Kafka",
       setup: async () => viaAdapter(`${KAFKA_URL}?group=kill-${randomUUID().slice(0, 8)}`, `kill.${randomUUID().slice(0, 8)}`),
+    },
+    {
+      // A killed worker's received messages come back once their visibility (2 s) runs out.
+      name: "SQS (ElasticMQ)",
+      setup: async () => viaAdapter(sqs.url("&visibility=2"), sqs.queueName()),
+    },
+    {
+      // A killed worker's unacked messages go to the next one after ackWait (2 s).
+      name: "NATS JetStream",
+      setup: async () => viaAdapter(`${nats.url}&ackWait=2000`, `kill.${randomUUID().slice(0, 8)}`),
     },
   ];
 

@@ -6,7 +6,10 @@
  *       (the least a consumer that survives a restart must do);
  *   (b) the adapter, driven as the worker drives it: a loop of receive(100), then every delivery's
  *       no-op handler and ack() started together, awaited before the next receive. The adapter
- *       takes its shard leases, reads every shard, and checkpoints in Redis every second.
+ *       takes its shard leases, reads every shard, stores delivery counts before each hand-out and
+ *       checkpoints in Redis every second;
+ *   (c) the same with onePerPartition, as the worker asks under its default ordering on Kinesis
+ *       (by shard): one record per shard at a time, so a checkpoint write per record.
  * Both read the same preloaded stream from its start (records stay in a stream after reading; the
  * adapter uses a new app name each time, so it has no checkpoint yet). Preloading is not timed:
  * PutRecords on kinesis-local is slow. After an unmeasured warm-up, rounds are interleaved and the
@@ -100,12 +103,12 @@ const raw: Case = {
   },
 };
 
-const adapter: Case = {
-  name: "(b) adapter: `receive(100)`, no-op handler + `ack()` per delivery, the batch run together",
+const adapter = (name: string, onePerPartition: boolean): Case => ({
+  name,
   async consume(stream, count) {
     const app = `bench-${randomUUID().slice(0, 8)}`;
     const broker = openKinesisBroker(`${URL}${URL.includes("?") ? "&" : "?"}app=${app}&checkpoints=${REDIS_URL}&poll=50`);
-    const consumer = broker.consumer(stream, { maxInFlight: 100 });
+    const consumer = broker.consumer(stream, { maxInFlight: 100, onePerPartition });
     const signal = AbortSignal.timeout(600_000);
     for (let got = 0; got < count; ) {
       const deliveries: Delivery[] = await consumer.receive(100, signal);
@@ -124,7 +127,7 @@ const adapter: Case = {
       if (keys.length > 0) await redis.del(...keys);
     };
   },
-};
+});
 
 interface Sample {
   rate: number;
@@ -156,7 +159,11 @@ async function main(): Promise<void> {
   process.stderr.write(`preloading ${N.toLocaleString("en-US")} records on ${SHARDS} shards (untimed) ...\n`);
   const stream = await preload(N);
   try {
-    const cases = [raw, adapter];
+    const cases = [
+      raw,
+      adapter("(b) adapter: `receive(100)`, no-op handler + `ack()` per delivery, the batch run together", false),
+      adapter("(c) adapter, one record per shard at a time (the worker's default ordering on Kinesis)", true),
+    ];
     for (const test of cases) await measure(test, stream, N);
     const samples: Sample[][] = cases.map(() => []);
     for (let round = 1; round <= ROUNDS; round += 1) {
@@ -167,7 +174,7 @@ async function main(): Promise<void> {
       }
     }
     const rates = samples.map((values) => values.map((sample) => sample.rate));
-    const [a, b] = rates.map(median) as [number, number];
+    const [a, b, c] = rates.map(median) as [number, number, number];
     const rows = cases.map(({ name }, index) => {
       const values = rates[index] ?? [];
       const cpu = median((samples[index] ?? []).map((sample) => sample.cpuMicros)).toFixed(1);
@@ -184,6 +191,7 @@ otherwise) on loopback, checkpoints in Redis, Node ${process.version}, ${cpus()[
 ${rows.join("\n")}
 
 - (b)/(a): ${(b / a).toFixed(2)}x (target >= ${TARGET}x: ${b / a >= TARGET ? "met" : "NOT met"})
+- (c)/(a): ${(c / a).toFixed(2)}x: one record per shard in flight, its delivery count stored before it is handed out
 `);
   } finally {
     await client.send(new DeleteStreamCommand({ StreamName: stream, EnforceConsumerDeletion: true }));

@@ -79,6 +79,13 @@ export interface ConsumerOptions {
    * Push brokers size their prefetch window or fetch buffer from it; pull brokers may ignore it.
    */
   maxInFlight?: number;
+  /**
+   * The caller runs one message per partition at a time (ordering by partition), so a partitioned
+   * adapter may hand out no more than that: what it hands out is then exactly what runs, and
+   * delivery counts it keeps itself stay exact (records waiting behind a crashing one are not
+   * counted as delivered). Adapters without partitions ignore it.
+   */
+  onePerPartition?: boolean;
 }
 
 export interface Consumer {

@@ -8,11 +8,16 @@ export type OrderingKey = (delivery: Delivery) => string | undefined;
  * Kinesis), none elsewhere. A message without a key runs unordered.
  */
 export function orderingKeyOf(ordering: Ordering | undefined, partitioned: boolean): OrderingKey | undefined {
-  const chosen = ordering ?? (partitioned ? "partition" : "none");
+  const chosen = resolvedOrdering(ordering, partitioned);
   if (chosen === "none") return undefined;
   if (chosen === "key") return (delivery) => delivery.key;
   if (chosen === "partition") return (delivery) => delivery.partition;
   if (typeof chosen === "function") return chosen;
   const header = chosen.header;
   return (delivery) => delivery.headers[header];
+}
+
+/** The ordering a subscription runs with, its default filled in. */
+export function resolvedOrdering(ordering: Ordering | undefined, partitioned: boolean): Ordering {
+  return ordering ?? (partitioned ? "partition" : "none");
 }

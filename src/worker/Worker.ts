@@ -10,7 +10,7 @@ import { AppLoadError, ConfigError } from "../errors.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { DEFAULT_RETRY } from "../pipeline/backoff.js";
 import { failureOutcome } from "../pipeline/run-handler.js";
-import { orderingKeyOf } from "../dispatch/ordering.js";
+import { orderingKeyOf, resolvedOrdering } from "../dispatch/ordering.js";
 import { WorkerObserver } from "../observability/WorkerObserver.js";
 import { loadTracer } from "../observability/tracing.js";
 import { createRunner, type RunnerHandler } from "../runners/create-runner.js";
@@ -112,9 +112,11 @@ export class Worker {
       const { runner, prepared } = runners.of(id);
       const runnerLimit = runner.capacity === undefined ? limit : Math.min(limit, runner.capacity + 1);
       const concurrency = Math.min(subscription.options.concurrency ?? runnerLimit, limit);
+      const partitioned = broker.features.partitioned === true;
       const consumer = broker.consumer(subscription.queue, {
         deadLetterQueue: subscription.options.deadLetterQueue,
         maxInFlight: concurrency,
+        onePerPartition: partitioned && resolvedOrdering(subscription.options.ordering, partitioned) === "partition",
       });
       this.#consumers.push(consumer);
       this.#loops.push(
@@ -130,7 +132,7 @@ export class Worker {
           timeoutMs: subscription.options.timeoutMs,
           // Poison detection: deliveries past the retry limit mean the worker died mid-message.
           maxDeliveries: prepared.retry?.maxAttempts ?? appRetry.maxAttempts,
-          orderingKey: orderingKeyOf(subscription.options.ordering, broker.features.partitioned === true),
+          orderingKey: orderingKeyOf(subscription.options.ordering, partitioned),
           failure: (attempt, error) => failureOutcome(prepared, attempt, error),
           stats: this.observer.queue(id, subscription.queue, broker.url),
           observer: this.observer,

@@ -165,6 +165,51 @@ describe("kinesis: shards move between workers, reshards keep order", () => {
   }, 240_000);
 });
 
+describe("kinesis: a record whose handler kills the worker every time", () => {
+  it("is counted across the crashes and dead-lettered as poison after maxAttempts deliveries; the rest is handled", async () => {
+    const stream = server.streamName();
+    await server.createStream(stream, 1);
+    const dir = tempDir();
+    const out = path.join(dir, "handled.txt");
+    const file = writeApp(
+      dir,
+      "app.ts",
+      `import { appendFileSync } from "node:fs";
+export const app = new WQueue({ retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 } });
+app.listenEvents(${JSON.stringify(stream)}, async (m: { body: { id: number; poison?: boolean } }) => {
+  if (m.body.poison) process.kill(process.pid, "SIGKILL");
+  appendFileSync(${JSON.stringify(out)}, m.body.id + "\\n");
+});`,
+    );
+    const bodies = Array.from({ length: 20 }, (_, id) => ({ key: "one-key", data: JSON.stringify(id === 5 ? { id, poison: true } : { id }) }));
+    await server.put(stream, bodies);
+    const url = server.url(`app=${app}&checkpoints=${REDIS_URL}&lease=1500&poll=50`);
+    const ids = () => (existsSync(out) ? new Set(readFileSync(out, "utf8").split("\n").filter(Boolean).map(Number)) : new Set<number>());
+    let crashes = 0;
+    while (ids().size < 19 && crashes <= 6) {
+      const worker = startWorker(file, url);
+      const code = await Promise.race([
+        worker.exited,
+        waitFor(() => `all but the poison record (${ids().size} handled, ${crashes} crashes; missing ${Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 5 && !ids().has(i))}; ${worker.stdout.slice(-6).join(" | ")})`, () => ids().size >= 19, 30_000).then(() => "done"),
+      ]);
+      if (code === "done") {
+        worker.child.kill("SIGTERM");
+        expect(await worker.exited).toBe(0);
+      } else {
+        crashes += 1;
+        if (code !== null) throw new Error(`the worker exited with ${code}, not killed: ${worker.stderr.slice(-5).join(" | ")}`);
+      }
+    }
+    const dead = (await server.readAll(`${stream}.dead`)).map((record) => JSON.parse(record.data.toString()));
+    console.log(`kinesis poison: ${crashes} crashes, then dead-lettered: ${JSON.stringify(dead)}`);
+    expect(ids().size).toBe(19);
+    expect(crashes).toBe(3);
+    expect(dead).toHaveLength(1);
+    expect(dead[0]?.b ? JSON.parse(Buffer.from(dead[0].b, "base64").toString()) : undefined).toEqual({ id: 5, poison: true });
+    expect(dead[0]?.h?.["x-wqueue-dead-reason"]).toBe("poison");
+  }, 120_000);
+});
+
 async function shardsOf(stream: string) {
   return (await server.raw.send(new ListShardsCommand({ StreamName: stream }))).Shards ?? [];
 }

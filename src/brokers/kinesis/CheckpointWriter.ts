@@ -13,6 +13,8 @@ export const CHECKPOINT_INTERVAL_MS = 1000;
 export class CheckpointWriter {
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<void> | undefined;
+  /** The last write of each shard, which the next one waits for. */
+  readonly #queue = new WeakMap<ShardState, Promise<boolean>>();
 
   constructor(
     readonly store: LeaseStore,
@@ -39,8 +41,17 @@ export class CheckpointWriter {
     await Promise.all([...this.states()].filter((state) => state.dirty).map((state) => this.flush(state)));
   }
 
-  /** Writes the shard's checkpoint if it changed; false when the lease is no longer ours. */
-  async flush(state: ShardState): Promise<boolean> {
+  /**
+   * Writes the shard's checkpoint if it changed; false when the lease is no longer ours. Writes of
+   * one shard go one after another, so an older checkpoint never lands after a newer one.
+   */
+  flush(state: ShardState): Promise<boolean> {
+    const write = (this.#queue.get(state) ?? Promise.resolve(true)).then(() => this.#write(state));
+    this.#queue.set(state, write);
+    return write;
+  }
+
+  async #write(state: ShardState): Promise<boolean> {
     if (state.revoked) return false;
     state.dirty = false;
     const checkpoint = state.checkpoint();

@@ -66,7 +66,7 @@ export class KinesisBroker implements Broker {
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
     const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
-    const consumer = new KinesisConsumer(this, queue, deadLetterQueue, options.maxInFlight);
+    const consumer = new KinesisConsumer(this, queue, deadLetterQueue, options.maxInFlight, options.onePerPartition);
     if (this.#closed) void consumer.close();
     else this.#consumers.add(consumer);
     return consumer;

@@ -45,6 +45,8 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     readonly queue: string,
     readonly deadLetterQueue: string,
     maxInFlight: number | undefined,
+    /** The caller runs one record per shard at a time: hand out no more (ConsumerOptions.onePerPartition). */
+    readonly onePerShard = false,
   ) {
     this.#bufferLimit = Math.min(10_000, Math.max(2000, 4 * (maxInFlight ?? 100)));
     this.#start();
@@ -58,7 +60,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
         this.#start(); // the caller backs off and asks again
         throw new Error(`kinesis ${this.broker.url}: consumer of ${this.queue} cannot start: ${failure.message}`);
       }
-      const records = this.#take(Math.max(1, Math.floor(max)));
+      const records = await this.#counted(this.#take(Math.max(1, Math.floor(max))));
       if (records.length > 0) return records.map((record) => new KinesisDelivery(this, record));
       await this.#wakeup.wait(signal);
     }
@@ -69,12 +71,14 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     const state = record.shard;
     state.finish(record);
     this.#settles.notify();
+    if (this.onePerShard) this.#wakeup.notify(); // the shard's next record may go now
     if (state.complete) void this.#finishShard(state);
   }
 
   nack(record: ShardRecord, delayMs: number): void {
     record.shard.retry(record, delayMs);
     this.#settles.notify();
+    if (this.onePerShard) this.#wakeup.notify();
   }
 
   async deadLetter(delivery: KinesisDelivery, reason: DeadLetterReason): Promise<void> {
@@ -188,7 +192,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
       for (let i = 0; i < states.length && out.length < max; i += 1) {
         const state = states[(this.#turn + i) % states.length] as ShardState;
         const before = out.length;
-        state.take(Math.min(max, before + share), out);
+        state.take(Math.min(max, before + share), out, this.onePerShard);
         if (out.length > before) {
           progress = true;
           this.#readers.get(state.shardId)?.room();
@@ -196,6 +200,22 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
       }
     }
     return out;
+  }
+
+  /**
+   * Stores the delivery counts of the records being handed out before they go (one conditional
+   * write per shard in the batch). Kinesis counts nothing itself: without this, a record whose
+   * handler kills the worker at once would come back to the next owner as a first delivery every
+   * time, and the poison rule (dead-letter past maxAttempts deliveries) could never stop the loop.
+   * Records of a shard whose lease turns out lost are not handed out.
+   */
+  async #counted(records: ShardRecord[]): Promise<ShardRecord[]> {
+    const writer = this.#writer;
+    if (records.length === 0 || writer === undefined) return records;
+    const states = new Set(records.map((record) => record.shard));
+    const held = await Promise.all([...states].map(async (state) => ((await writer.flush(state)) ? undefined : state)));
+    const lost = new Set(held.filter((state) => state !== undefined));
+    return lost.size === 0 ? records : records.filter((record) => !lost.has(record.shard));
   }
 
   /** Every record of a closed shard is finished: SHARD_END lets its children start. */

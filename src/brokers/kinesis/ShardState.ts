@@ -51,6 +51,8 @@ export class ShardState {
   readonly #due = new Fifo<ShardRecord>();
   readonly #timers = new Set<NodeJS.Timeout>();
   readonly #prior: Map<number, number>;
+  /** Index past the last record an earlier owner counted. */
+  readonly #priorEnd: number;
   /** Sequence of the last record finished with none unfinished before it (the checkpoint). */
   #finishedThrough: string;
   #lastRead: string | undefined;
@@ -66,6 +68,7 @@ export class ShardState {
   ) {
     this.#finishedThrough = resume?.sequence ?? FROM_START;
     this.#prior = decodeDeliveries(0, resume?.metadata);
+    this.#priorEnd = Math.max(0, ...this.#prior.keys()) + 1;
     this.#lastWritten = `${this.#finishedThrough} ${resume?.metadata ?? null}`;
   }
 
@@ -110,9 +113,16 @@ export class ShardState {
     }
   }
 
-  /** Moves up to `max` ready records to `out`, due retries first, each counted as delivered. */
-  take(max: number, out: ShardRecord[], now = Date.now()): void {
+  /**
+   * Moves up to `max` ready records to `out`, due retries first, each counted as delivered; with
+   * `onePerShard`, none while one is out, and then only one (the caller runs them in order).
+   */
+  take(max: number, out: ShardRecord[], onePerShard = false, now = Date.now()): void {
     if (this.revoked || this.draining) return;
+    if (onePerShard) {
+      if (this.#outstanding > 0) return;
+      max = Math.min(max, out.length + 1);
+    }
     while (out.length < max) {
       let record: ShardRecord;
       if (this.#due.length > 0) record = this.#due.shift() as ShardRecord;
@@ -167,7 +177,8 @@ export class ShardState {
   checkpoint(): ShardCheckpoint | undefined {
     const sequence = this.complete ? SHARD_END : this.#finishedThrough;
     const counts: [number, number][] = [];
-    const end = Math.min(this.#records.length, this.#head + METADATA_SCAN);
+    // Only records handed out, or counted by an earlier owner, can have deliveries: not the read-ahead.
+    const end = Math.min(this.#records.length, this.#head + METADATA_SCAN, Math.max(this.#next, this.#priorEnd - this.#base));
     for (let i = this.#head; i < end; i += 1) {
       const record = this.#records[i] as ShardRecord;
       if (!record.done && record.deliveries > 0) counts.push([record.index, record.deliveries]);

@@ -7,21 +7,29 @@ import type { Broker, Consumer, Delivery } from "../brokers/contract.js";
  * adapter runs it against a real broker. Cases that do not apply to a broker are skipped with the
  * reason the adapter gives; features decide the rest. Each case uses its own fresh queue name.
  */
-export type ConformanceCase =
-  | "publish-receive"
-  | "credit"
-  | "batch"
-  | "ack-removes"
-  | "nack-redelivers"
-  | "nack-delay"
-  | "dead-letter"
-  | "close-during-receive"
-  | "abort-during-receive"
-  | "wakes-on-publish"
-  | "order"
-  | "unsettled-return-on-close"
-  | "competing-consumers"
-  | "broker-restart";
+export const CONFORMANCE_CASES = [
+  "publish-receive",
+  "credit",
+  "batch",
+  "ack-removes",
+  "nack-redelivers",
+  "nack-delay",
+  "dead-letter",
+  "close-during-receive",
+  "abort-during-receive",
+  "wakes-on-publish",
+  "order",
+  "unsettled-return-on-close",
+  "competing-consumers",
+  "broker-restart",
+] as const;
+
+export type ConformanceCase = (typeof CONFORMANCE_CASES)[number];
+
+/** A `skip` that runs only `only` (e.g. the restart case on a private server), all others skipped for `reason`. */
+export function skipAllBut(only: ConformanceCase[], reason: string): Partial<Record<ConformanceCase, string>> {
+  return Object.fromEntries(CONFORMANCE_CASES.filter((name) => !only.includes(name)).map((name) => [name, reason]));
+}
 
 export interface ConformanceOptions {
   /** Shown in the describe block, e.g. "redis list". */

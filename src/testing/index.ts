@@ -1,1 +1,1 @@
-export { brokerConformanceSuite, type ConformanceCase, type ConformanceOptions } from "./conformance.js";
+export { brokerConformanceSuite, CONFORMANCE_CASES, type ConformanceCase, type ConformanceOptions, skipAllBut } from "./conformance.js";

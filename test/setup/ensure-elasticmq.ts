@@ -1,22 +1,13 @@
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { ROOT, runScript, tail } from "./run-script.js";
 
 export const ELASTICMQ_PORT = 9324;
 /** The adapter's URL of the test server: a local endpoint, dummy credentials are implied. */
 export const SQS_URL = `sqs://127.0.0.1:${ELASTICMQ_PORT}?region=us-east-1`;
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const SCRIPT = join(root, "scripts", "elasticmq.sh");
-const ELASTICMQ_DIR = process.env.ELASTICMQ_DIR ?? join(root, ".elasticmq");
+const ELASTICMQ_DIR = process.env.ELASTICMQ_DIR ?? join(ROOT, ".elasticmq");
 /** A first run downloads about 40 jars (~35 MB) from Maven Central before the server starts. */
 const TIMEOUT_MS = 300_000;
-
-function tail(path: string, lines = 30): string {
-  if (!existsSync(path)) return "";
-  return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
-}
 
 /**
  * Makes sure an SQS server answers on 127.0.0.1:`port` (9324 unless a test asks for a private one):
@@ -25,7 +16,7 @@ function tail(path: string, lines = 30): string {
  * tail and how to start it by hand (tests never skip silently).
  */
 export async function ensureElasticmq(port = ELASTICMQ_PORT): Promise<void> {
-  const { code, output } = await runScript([], port);
+  const { code, output } = await run([], port);
   if (code === 0) return;
   const logPath = join(ELASTICMQ_DIR, `elasticmq-${port}.log`);
   const log = tail(logPath);
@@ -44,29 +35,10 @@ export async function ensureElasticmq(port = ELASTICMQ_PORT): Promise<void> {
 
 /** Stops the ElasticMQ that scripts/elasticmq.sh started on `port` (for private test servers). */
 export async function stopElasticmq(port: number): Promise<void> {
-  const { code, output } = await runScript(["stop"], port);
+  const { code, output } = await run(["stop"], port);
   if (code !== 0) throw new Error(`scripts/elasticmq.sh stop failed (${code}): ${output}`);
 }
 
-async function runScript(args: string[], port: number): Promise<{ code: number | string; output: string }> {
-  const output: string[] = [];
-  const code = await new Promise<number | string>((resolve) => {
-    const child = spawn("bash", [SCRIPT, ...args], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, ELASTICMQ_PORT: String(port) },
-    });
-    const timer = setTimeout(() => {
-      child.kill("SIGTERM");
-      resolve(`timed out after ${TIMEOUT_MS / 1000} s`);
-    }, TIMEOUT_MS);
-    child.stdout.on("data", (chunk: Buffer) => output.push(chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => output.push(chunk.toString()));
-    child.on("error", (error) => resolve(error.message));
-    child.on("close", (status) => {
-      clearTimeout(timer);
-      resolve(status ?? "killed");
-    });
-  });
-  return { code, output: output.join("").trim() };
+function run(args: string[], port: number): ReturnType<typeof runScript> {
+  return runScript("elasticmq.sh", args, { ELASTICMQ_PORT: String(port) }, TIMEOUT_MS);
 }

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { unwrap, wrap } from "../../src/brokers/envelope.js";
 import { createBroker } from "../../src/brokers/registry.js";
 import { redactUrl } from "../../src/brokers/url.js";
+import { parseKinesisUrl } from "../../src/brokers/kinesis/kinesis-url.js";
+import { parseSqsUrl } from "../../src/brokers/sqs/sqs-url.js";
 
 describe("redactUrl", () => {
   it("hides passwords and secret query values, keeps the rest", () => {
@@ -41,5 +43,31 @@ describe("envelope", () => {
   it("hands a broken envelope over raw instead of failing", () => {
     const broken = Buffer.from('{"__wqueue__":1,"b":');
     expect(unwrap(broken).body).toBe(broken);
+  });
+});
+
+describe("AWS broker URLs (sqs://, kinesis://)", () => {
+  it("a host means a local endpoint with dummy credentials; no host means AWS's own defaults", () => {
+    expect(parseKinesisUrl("kinesis://127.0.0.1:4568")).toMatchObject({
+      endpoint: "http://127.0.0.1:4568",
+      region: "us-east-1",
+      credentials: { accessKeyId: "x", secretAccessKey: "x" },
+      app: "wqueue",
+      checkpoints: "redis://127.0.0.1:6379",
+      shards: 1,
+    });
+    expect(parseKinesisUrl("kinesis://")).toMatchObject({ endpoint: undefined, region: undefined, credentials: undefined });
+    expect(parseSqsUrl("sqs://AK:S%2Fx@h:9324?tls=true&region=eu-west-1")).toMatchObject({
+      endpoint: "https://h:9324",
+      region: "eu-west-1",
+      credentials: { accessKeyId: "AK", secretAccessKey: "S/x" },
+    });
+  });
+
+  it("refuses unknown parameters, paths and half credentials, naming the redacted URL", () => {
+    expect(() => parseKinesisUrl("kinesis://h?visibility=3")).toThrow(/unknown parameter visibility \(known: region, tls, app, checkpoints/);
+    expect(() => parseSqsUrl("sqs://h/queue")).toThrow(/sqs:\/\/ URLs name no path; queues are named by the subscriptions/);
+    expect(() => parseKinesisUrl("kinesis://AK@h")).toThrow(/give both access key id and secret \(kinesis:\/\/KEY:SECRET@host\)/);
+    expect(() => parseKinesisUrl("kinesis://AK:SECRET@h?app=a%20b")).toThrow(/kinesis:\/\/AK:\*\*\*@h.*app=a b must be/);
   });
 });

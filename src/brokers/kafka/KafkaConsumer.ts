@@ -1,6 +1,7 @@
 import type { KafkaMessage } from "kafkajs";
 import type { Consumer, DeadLetterReason, Delivery } from "../contract.js";
 import { deadLetterHeaders } from "../dead-letter.js";
+import { takeRoundRobin } from "../round-robin.js";
 import { Wakeup } from "../wakeup.js";
 import { decodeDeliveries } from "../delivery-counts.js";
 import { KafkaDelivery, type RecordSettler } from "./KafkaDelivery.js";
@@ -104,22 +105,14 @@ export class KafkaConsumer implements Consumer, RecordSettler {
 
   #take(max: number): KafkaRecord[] {
     const states = [...this.#states.values()];
-    const out: KafkaRecord[] = [];
-    if (states.length === 0) return out;
-    this.#turn = (this.#turn + 1) % states.length;
-    for (let progress = true; progress && out.length < max; ) {
-      progress = false;
-      const share = Math.ceil((max - out.length) / states.length);
-      for (let i = 0; i < states.length && out.length < max; i += 1) {
-        const state = states[(this.#turn + i) % states.length] as PartitionState;
-        const before = out.length;
-        state.take(Math.min(max, before + share), out);
-        if (out.length > before) {
-          progress = true;
-          this.#committer.mark(state); // delivery counts changed: they travel with the next commit
-        }
-      }
-    }
+    this.#turn = (this.#turn + 1) % Math.max(1, states.length);
+    const out = takeRoundRobin<PartitionState, KafkaRecord>(
+      states,
+      max,
+      this.#turn,
+      (state, upTo, into) => state.take(upTo, into),
+      (state) => this.#committer.mark(state), // delivery counts changed: they travel with the next commit
+    );
     this.#flow.taken(this.#states);
     return out;
   }

@@ -1,5 +1,5 @@
 import { type KinesisClient, ListStreamsCommand } from "@aws-sdk/client-kinesis";
-import { connectFailure } from "../aws/sdk-errors.js";
+import { probeEndpoint } from "../aws/probe-endpoint.js";
 import type { Broker, BrokerFeatures, BrokerLog, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
 import { browseStream } from "./browse-stream.js";
@@ -11,9 +11,6 @@ import { openLeaseStore } from "./leases/open-lease-store.js";
 import { putRecords } from "./put-records.js";
 import { toKinesisRecord } from "./record-codec.js";
 import { StreamDirectory } from "./StreamDirectory.js";
-
-/** connect() gives up after this long, whatever the SDK's retries. */
-const CONNECT_TIMEOUT_MS = 8000;
 
 /**
  * Amazon Kinesis Data Streams, or a local server such as kinesis-local (`kinesis://`, options in
@@ -127,18 +124,12 @@ export class KinesisBroker implements Broker {
     return this.#closed;
   }
 
-  async #probe(): Promise<void> {
+  #probe(): Promise<void> {
     const probe = createKinesisClient(this.config, { maxAttempts: 2 });
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), CONNECT_TIMEOUT_MS);
-    try {
-      await probe.send(new ListStreamsCommand({ Limit: 1 }), { abortSignal: controller.signal });
-    } catch (error) {
-      const failure = connectFailure(error, `kinesis ${this.url}`, controller.signal.aborted, CONNECT_TIMEOUT_MS);
-      if (failure !== undefined) throw failure;
-    } finally {
-      clearTimeout(timer);
-      probe.destroy();
-    }
+    return probeEndpoint(
+      `kinesis ${this.url}`,
+      (abortSignal) => probe.send(new ListStreamsCommand({ Limit: 1 }), { abortSignal }),
+      () => probe.destroy(),
+    );
   }
 }

@@ -3,6 +3,7 @@ import { hostname } from "node:os";
 import type { Consumer, DeadLetterReason, Delivery } from "../contract.js";
 import { describeAwsError, isTransient } from "../aws/sdk-errors.js";
 import { deadLetterHeaders } from "../dead-letter.js";
+import { takeRoundRobin } from "../round-robin.js";
 import { Wakeup } from "../wakeup.js";
 import { CheckpointWriter } from "./CheckpointWriter.js";
 import type { KinesisBroker } from "./KinesisBroker.js";
@@ -183,23 +184,14 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
 
   #take(max: number): ShardRecord[] {
     const states = [...this.#states.values()];
-    const out: ShardRecord[] = [];
-    if (states.length === 0) return out;
-    this.#turn = (this.#turn + 1) % states.length;
-    for (let progress = true; progress && out.length < max; ) {
-      progress = false;
-      const share = Math.ceil((max - out.length) / states.length);
-      for (let i = 0; i < states.length && out.length < max; i += 1) {
-        const state = states[(this.#turn + i) % states.length] as ShardState;
-        const before = out.length;
-        state.take(Math.min(max, before + share), out, this.onePerShard);
-        if (out.length > before) {
-          progress = true;
-          this.#readers.get(state.shardId)?.room();
-        }
-      }
-    }
-    return out;
+    this.#turn = (this.#turn + 1) % Math.max(1, states.length);
+    return takeRoundRobin<ShardState, ShardRecord>(
+      states,
+      max,
+      this.#turn,
+      (state, upTo, into) => state.take(upTo, into, this.onePerShard),
+      (state) => this.#readers.get(state.shardId)?.room(),
+    );
   }
 
   /**

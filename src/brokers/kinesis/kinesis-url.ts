@@ -1,5 +1,6 @@
 import { ConfigError } from "../../errors.js";
-import { booleanParam, decodeUserInfo, parseBrokerUrl, rangeParam, redactUrl } from "../url.js";
+import { type AwsEndpoint, parseAwsUrl } from "../aws/aws-url.js";
+import { rangeParam, redactUrl } from "../url.js";
 
 /**
  * `kinesis://[accessKey:secret@]host:port[?region=..&tls=false&app=NAME&checkpoints=URL&shards=N&lease=MS&poll=MS]`
@@ -19,12 +20,7 @@ import { booleanParam, decodeUserInfo, parseBrokerUrl, rangeParam, redactUrl } f
  * - `poll` (ms, default 250): pause between reads of a shard that had nothing new. AWS allows five
  *   reads a second per shard, shared by every app reading it.
  */
-export interface KinesisUrl {
-  /** Redacted: the only form that goes into logs and errors. */
-  url: string;
-  endpoint: string | undefined;
-  region: string | undefined;
-  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+export interface KinesisUrl extends AwsEndpoint {
   app: string;
   /** Not redacted: only ever handed to the lease store, which redacts it itself. */
   checkpoints: string;
@@ -34,40 +30,18 @@ export interface KinesisUrl {
 }
 
 export const DEFAULT_CHECKPOINTS = "redis://127.0.0.1:6379";
-const LOCAL_REGION = "us-east-1";
-const KNOWN = new Set(["region", "tls", "app", "checkpoints", "shards", "lease", "poll"]);
 
 export function parseKinesisUrl(url: string): KinesisUrl {
-  const parsed = parseBrokerUrl(url);
-  const shown = redactUrl(url);
-  if (parsed.protocol !== "kinesis:") throw new ConfigError(`broker ${shown}: not a kinesis:// URL`);
-  for (const name of parsed.searchParams.keys()) {
-    if (!KNOWN.has(name)) throw new ConfigError(`broker ${shown}: unknown parameter ${name} (known: ${[...KNOWN].join(", ")})`);
-  }
-  if (parsed.pathname !== "" && parsed.pathname !== "/") {
-    throw new ConfigError(`broker ${shown}: a kinesis:// URL names no path; streams are named by the subscriptions`);
-  }
-  const region = parsed.searchParams.get("region") || undefined;
-  if (region !== undefined && !/^[a-z0-9-]+$/.test(region)) throw new ConfigError(`broker ${shown}: region=${region} is not a region name`);
+  const { parsed, endpoint } = parseAwsUrl(url, "kinesis", ["app", "checkpoints", "shards", "lease", "poll"], "streams");
+  const shown = endpoint.url;
   const app = parsed.searchParams.get("app") ?? "wqueue";
   if (!/^[A-Za-z0-9_.-]{1,128}$/.test(app)) throw new ConfigError(`broker ${shown}: app=${app} must be 1-128 of A-Z a-z 0-9 _ . -`);
   const checkpoints = parsed.searchParams.get("checkpoints") ?? DEFAULT_CHECKPOINTS;
   if (!/^(redis|rediss|sqlite):/.test(checkpoints)) {
     throw new ConfigError(`broker ${shown}: checkpoints=${redactUrl(checkpoints)} must be a redis://, rediss:// or sqlite:// URL`);
   }
-  const local = parsed.hostname !== "";
-  const tls = booleanParam(parsed, "tls", shown);
-  const user = decodeUserInfo(parsed.username);
-  const password = decodeUserInfo(parsed.password);
-  if ((user === "") !== (password === "")) {
-    throw new ConfigError(`broker ${shown}: give both access key id and secret (kinesis://KEY:SECRET@host), or neither`);
-  }
-  const given = user === "" ? undefined : { accessKeyId: user, secretAccessKey: password };
   return {
-    url: shown,
-    endpoint: local ? `${tls ? "https" : "http"}://${parsed.host}` : undefined,
-    region: region ?? (local ? LOCAL_REGION : undefined),
-    credentials: given ?? (local ? { accessKeyId: "x", secretAccessKey: "x" } : undefined),
+    ...endpoint,
     app,
     checkpoints,
     shards: rangeParam(parsed, "shards", 1, 1, 10_000, shown),

@@ -1,5 +1,5 @@
 import { GetQueueAttributesCommand, ListQueuesCommand, type SQSClient } from "@aws-sdk/client-sqs";
-import { connectFailure } from "../aws/sdk-errors.js";
+import { probeEndpoint } from "../aws/probe-endpoint.js";
 import type { Broker, BrokerFeatures, BrokerLog, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
 import { BatchCalls } from "./BatchCalls.js";
@@ -9,9 +9,6 @@ import { SqsConsumer } from "./SqsConsumer.js";
 import { sendBatches } from "./send-batches.js";
 import { createSqsClient, isQueueMissing } from "./sqs-client.js";
 import type { SqsUrl } from "./sqs-url.js";
-
-/** connect() gives up after this long, whatever the SDK's retries. */
-const CONNECT_TIMEOUT_MS = 8000;
 
 /**
  * Amazon SQS, or a local SQS server such as ElasticMQ (`sqs://`, options in ./sqs-url.ts), through
@@ -112,18 +109,12 @@ export class SqsBroker implements Broker {
     return this.#closed;
   }
 
-  async #probe(): Promise<void> {
+  #probe(): Promise<void> {
     const probe = createSqsClient(this.config, { maxAttempts: 2, connectionTimeoutMs: 2000 });
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), CONNECT_TIMEOUT_MS);
-    try {
-      await probe.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal: controller.signal });
-    } catch (error) {
-      const failure = connectFailure(error, `sqs ${this.url}`, controller.signal.aborted, CONNECT_TIMEOUT_MS);
-      if (failure !== undefined) throw failure;
-    } finally {
-      clearTimeout(timer);
-      probe.destroy();
-    }
+    return probeEndpoint(
+      `sqs ${this.url}`,
+      (abortSignal) => probe.send(new ListQueuesCommand({ MaxResults: 1 }), { abortSignal }),
+      () => probe.destroy(),
+    );
   }
 }

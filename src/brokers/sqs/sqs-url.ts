@@ -1,5 +1,5 @@
-import { ConfigError } from "../../errors.js";
-import { booleanParam, decodeUserInfo, parseBrokerUrl, rangeParam, redactUrl } from "../url.js";
+import { type AwsEndpoint, parseAwsUrl } from "../aws/aws-url.js";
+import { booleanParam, rangeParam } from "../url.js";
 
 /**
  * `sqs://[accessKey:secret@]host:port[?region=us-east-1&visibility=30&wait=20&redrive=N&fifo=false&tls=false]`
@@ -19,15 +19,7 @@ import { booleanParam, decodeUserInfo, parseBrokerUrl, rangeParam, redactUrl } f
  * - `fifo=true`: every queue of this broker is a FIFO queue, as if its name ended in `.fifo`
  *   (./queue-names.ts), and the broker reports `ordered` (per message key).
  */
-export interface SqsUrl {
-  /** Redacted: the only form that goes into logs and errors. */
-  url: string;
-  /** `http(s)://host:port`, or undefined for AWS's own endpoints. */
-  endpoint: string | undefined;
-  /** Undefined on AWS without `?region=`: the SDK's default region provider decides. */
-  region: string | undefined;
-  /** From the URL's user:password, or dummy ones for a local endpoint; undefined: the default chain. */
-  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+export interface SqsUrl extends AwsEndpoint {
   visibilitySeconds: number;
   waitSeconds: number;
   redrive: number | undefined;
@@ -38,34 +30,12 @@ export interface SqsUrl {
 export const DEFAULT_VISIBILITY_SECONDS = 30;
 /** SQS refuses a visibility timeout (and so a nack delay) above 12 hours. */
 export const MAX_VISIBILITY_SECONDS = 43_200;
-const LOCAL_REGION = "us-east-1";
-const KNOWN = new Set(["region", "visibility", "wait", "redrive", "fifo", "tls"]);
 
 export function parseSqsUrl(url: string): SqsUrl {
-  const parsed = parseBrokerUrl(url);
-  const shown = redactUrl(url);
-  if (parsed.protocol !== "sqs:") throw new ConfigError(`broker ${shown}: not an sqs:// URL`);
-  for (const name of parsed.searchParams.keys()) {
-    if (!KNOWN.has(name)) throw new ConfigError(`broker ${shown}: unknown parameter ${name} (known: ${[...KNOWN].join(", ")})`);
-  }
-  if (parsed.pathname !== "" && parsed.pathname !== "/") {
-    throw new ConfigError(`broker ${shown}: an sqs:// URL names no path; queues are named by the subscriptions`);
-  }
-  const region = parsed.searchParams.get("region") || undefined;
-  if (region !== undefined && !/^[a-z0-9-]+$/.test(region)) throw new ConfigError(`broker ${shown}: region=${region} is not a region name`);
-  const local = parsed.hostname !== "";
-  const tls = booleanParam(parsed, "tls", shown);
-  const user = decodeUserInfo(parsed.username);
-  const password = decodeUserInfo(parsed.password);
-  if ((user === "") !== (password === "")) {
-    throw new ConfigError(`broker ${shown}: give both access key id and secret (sqs://KEY:SECRET@host), or neither`);
-  }
-  const given = user === "" ? undefined : { accessKeyId: user, secretAccessKey: password };
+  const { parsed, endpoint } = parseAwsUrl(url, "sqs", ["visibility", "wait", "redrive", "fifo"], "queues");
+  const shown = endpoint.url;
   return {
-    url: shown,
-    endpoint: local ? `${tls ? "https" : "http"}://${parsed.host}` : undefined,
-    region: region ?? (local ? LOCAL_REGION : undefined),
-    credentials: given ?? (local ? { accessKeyId: "x", secretAccessKey: "x" } : undefined),
+    ...endpoint,
     visibilitySeconds: rangeParam(parsed, "visibility", DEFAULT_VISIBILITY_SECONDS, 1, MAX_VISIBILITY_SECONDS, shown),
     waitSeconds: rangeParam(parsed, "wait", 20, 1, 20, shown),
     redrive: parsed.searchParams.has("redrive") ? rangeParam(parsed, "redrive", 0, 1, 1000, shown) : undefined,

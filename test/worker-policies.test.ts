@@ -1,9 +1,14 @@
 import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod";
 import { WQueue } from "../src/app/WQueue.js";
 import type { ListenOptions, Message } from "../src/app/types.js";
+import type { Broker } from "../src/brokers/contract.js";
 import { MemoryBroker } from "../src/brokers/memory/MemoryBroker.js";
+import { listDeadLetters, replayDeadLetters } from "../src/dead-letters/dead-letters.js";
 import { Worker } from "../src/worker/Worker.js";
 import { memoryLogger, waitFor } from "./helpers.js";
 
@@ -198,5 +203,48 @@ describe("retries and bad input", () => {
     expect(deadHeaders()[0]?.["x-wqueue-dead-error-message"]).toBe("plain string thrown");
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.hasOwn(seen[0] as object, "__proto__")).toBe(true);
+  });
+});
+
+describe("dead letters on another broker (deadLetterBroker)", () => {
+  it("publishes them there with the usual headers, acks them on their own broker, and replays them back to it", async () => {
+    const url = `memory://${randomUUID()}`;
+    const dir = mkdtempSync(join(tmpdir(), "wqueue-dlb-"));
+    const app = new WQueue({ broker: url, brokers: { dead: `sqlite://${join(dir, "dead.db")}` }, retry: { maxAttempts: 2, baseDelayMs: 5, maxDelayMs: 10 } });
+    let fail = true;
+    const handled: string[] = [];
+    app.listenEvents(
+      "orders",
+      (m: Message<{ id: number }>) => {
+        if (fail) throw new TypeError(`bad order ${m.body.id}`);
+        handled.push(JSON.stringify(m.body));
+      },
+      { deadLetterBroker: "dead" },
+    );
+    const worker = new Worker(app, { logger: memoryLogger().logger });
+    workers.push(worker);
+    await worker.start();
+    const own = new MemoryBroker(url);
+    await own.publish("orders", [{ body: Buffer.from('{"id":7}'), headers: { "x-origin": "shop" } }]);
+
+    const target = await worker.deadLettersOf("orders");
+    expect(target?.broker.url).toContain("dead.db");
+    let letters: Awaited<ReturnType<typeof listDeadLetters>> = [];
+    await waitFor("the dead letter on the SQLite broker", async () => {
+      letters = await listDeadLetters(target?.broker as Broker, "orders.dead", 10);
+      return letters.length === 1;
+    });
+    expect(letters[0]).toMatchObject({ queue: "orders", reason: "handler-failed", error: "TypeError: bad order 7", attempts: 2 });
+    expect(letters[0]?.headers["x-origin"]).toBe("shop");
+    expect(own.waiting("orders")).toEqual([]); // acked on its own broker
+    expect(own.waiting("orders.dead")).toEqual([]); // and not dead-lettered there
+
+    fail = false;
+    const replayed = await replayDeadLetters(target?.broker as Broker, target?.deadQueue as string, { limit: 10, replayTo: target?.replayBroker });
+    expect(replayed).toBe(1);
+    await waitFor("the replayed order handled", () => handled.length === 1);
+    expect(handled).toEqual(['{"id":7}']);
+    expect(await listDeadLetters(target?.broker as Broker, "orders.dead", 10)).toEqual([]);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

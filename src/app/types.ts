@@ -79,8 +79,14 @@ export interface ListenOptions {
   concurrency?: number;
   /** Retry policy, merged over the app's; `false` dead-letters on the first failure. */
   retry?: RetryOptions | false;
-  /** Dead-letter queue on the same broker; default `<queue>.dead`. */
+  /** Dead-letter queue; default `<queue>.dead`, on the queue's own broker unless deadLetterBroker says. */
   deadLetterQueue?: string;
+  /**
+   * Name of a broker from `new WQueue({ brokers })` (or "default") that takes this queue's dead
+   * letters instead of its own broker: e.g. Kinesis or Kafka records into a Redis or SQS queue,
+   * where they can be listed and replayed one by one. Replay publishes back to the queue's broker.
+   */
+  deadLetterBroker?: string;
   /** When the message is acknowledged; default "after" (the handler succeeded). */
   ackPolicy?: AckPolicy;
   /**

@@ -9,6 +9,7 @@ interface Flags {
   broker?: string;
   limit: number;
   to?: string;
+  toBroker?: string;
   json?: boolean;
 }
 
@@ -60,10 +61,17 @@ export function addDeadLettersCommand(program: Command): void {
 
   common(command.command("replay").description("publish dead letters back to the queue they died on"))
     .option("--to <queue>", "publish them to this queue instead")
+    .option("--to-broker <url>", "publish them on this broker (the queue's, when its dead letters are kept on another: deadLetterBroker)")
     .action((queue: string, flags: Flags) =>
       withBroker(flags, async (broker) => {
-        const count = await replayDeadLetters(broker, deadQueueOf(queue), { limit: flags.limit, to: flags.to });
-        process.stderr.write(`replayed ${count} dead letter(s) from ${deadQueueOf(queue)}\n`);
+        const other = flags.toBroker === undefined ? undefined : new BrokerSet(flags.toBroker);
+        try {
+          const replayTo = await other?.get();
+          const count = await replayDeadLetters(broker, deadQueueOf(queue), { limit: flags.limit, to: flags.to, replayTo });
+          process.stderr.write(`replayed ${count} dead letter(s) from ${deadQueueOf(queue)}${other ? ` to ${replayTo?.url}` : ""}\n`);
+        } finally {
+          await other?.close();
+        }
       }),
     );
 

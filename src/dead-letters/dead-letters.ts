@@ -21,12 +21,21 @@ export interface DeadLetterView {
   body: Uint8Array;
 }
 
-/** The broker and dead-letter queue of a queue the app listens on; undefined for other queues. */
-export async function deadLetterTarget(app: WQueue, brokers: BrokerSet, queue: string): Promise<{ broker: Broker; deadQueue: string } | undefined> {
+/** Where a queue's dead letters are (`broker`, `deadQueue`), and the queue's own broker, which replay publishes to. */
+export interface DeadLetterTarget {
+  broker: Broker;
+  deadQueue: string;
+  replayBroker: Broker;
+}
+
+/** The dead letters of a queue the app listens on; undefined for other queues. */
+export async function deadLetterTarget(app: WQueue, brokers: BrokerSet, queue: string): Promise<DeadLetterTarget | undefined> {
   const subscription = app.subscriptions.find((s) => s.queue === queue);
   if (!subscription) return undefined;
-  const broker = await brokers.get(subscription.options.broker ?? DEFAULT_BROKER_NAME);
-  return { broker, deadQueue: subscription.options.deadLetterQueue ?? defaultDeadLetterQueue(queue) };
+  const { options } = subscription;
+  const replayBroker = await brokers.get(options.broker ?? DEFAULT_BROKER_NAME);
+  const broker = options.deadLetterBroker === undefined ? replayBroker : await brokers.get(options.deadLetterBroker);
+  return { broker, deadQueue: options.deadLetterQueue ?? defaultDeadLetterQueue(queue), replayBroker };
 }
 
 /** `orders` -> `orders.dead`; a name that already ends in `.dead` is taken as it is. */
@@ -89,12 +98,16 @@ async function drain(broker: Broker, deadQueue: string, limit: number, each: (de
   return done;
 }
 
-/** Publishes dead letters back to the queue they died on (or `to`) as new messages, attempt 1. */
-export function replayDeadLetters(broker: Broker, deadQueue: string, options: { limit: number; to?: string }): Promise<number> {
+/**
+ * Publishes dead letters back to the queue they died on (or `to`) as new messages, attempt 1, on
+ * `replayTo` (default: the broker they are on; another when the queue's dead letters go elsewhere).
+ */
+export function replayDeadLetters(broker: Broker, deadQueue: string, options: { limit: number; to?: string; replayTo?: Broker }): Promise<number> {
+  const replayTo = options.replayTo ?? broker;
   return drain(broker, deadQueue, options.limit, async (delivery) => {
     const target = options.to ?? view(delivery).queue;
     if (!target) throw new ConfigError(`dead letter ${delivery.id} does not say which queue it came from: use --to QUEUE`);
-    await broker.publish(target, [{ body: delivery.body, headers: originalHeaders(delivery.headers), key: delivery.key }]);
+    await replayTo.publish(target, [{ body: delivery.body, headers: originalHeaders(delivery.headers), key: delivery.key }]);
   });
 }
 

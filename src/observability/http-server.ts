@@ -1,12 +1,11 @@
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
-import { listDeadLetters, replayDeadLetters } from "../dead-letters/dead-letters.js";
+import { type DeadLetterTarget, listDeadLetters, replayDeadLetters } from "../dead-letters/dead-letters.js";
 import { ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { Worker } from "../worker/Worker.js";
 import { DASHBOARD_HTML } from "./dashboard-page.js";
-import type { Broker } from "../brokers/contract.js";
 import { type StatsSnapshot, statsSnapshot } from "./stats-snapshot.js";
 
 /** What the endpoint shows: one worker process, or a supervisor's children taken together. */
@@ -14,7 +13,7 @@ export interface ObservedWorker {
   snapshot(): Promise<StatsSnapshot>;
   metrics(): Promise<{ contentType: string; text: string }>;
   readiness(): Promise<{ ready: boolean; problems: string[] }>;
-  deadLettersOf(queue: string): Promise<{ broker: Broker; deadQueue: string } | undefined>;
+  deadLettersOf(queue: string): Promise<DeadLetterTarget | undefined>;
 }
 
 /** The single-process view: the worker itself and its Prometheus registry. */
@@ -97,7 +96,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
         const letters = await listDeadLetters(target.broker, target.deadQueue, limit);
         return send(response, 200, letters.map(({ body, ...rest }) => ({ ...rest, body: Buffer.from(body).toString("utf8") })));
       }
-      const replayed = await replayDeadLetters(target.broker, target.deadQueue, { limit });
+      const replayed = await replayDeadLetters(target.broker, target.deadQueue, { limit, replayTo: target.replayBroker });
       options.logger.info({ queue, replayed }, `replayed ${replayed} dead letter(s) of ${queue} from the dashboard`);
       return send(response, 200, { replayed });
     }

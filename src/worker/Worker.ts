@@ -2,8 +2,10 @@ import { availableParallelism } from "node:os";
 import type { RetryOptions, Subscription } from "../app/types.js";
 import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
-import type { Broker, Consumer } from "../brokers/contract.js";
-import { deadLetterTarget } from "../dead-letters/dead-letters.js";
+import type { Consumer } from "../brokers/contract.js";
+import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
+import { type DeadLetterTarget, deadLetterTarget } from "../dead-letters/dead-letters.js";
+import { DeadLettersElsewhere } from "../dead-letters/dead-letters-elsewhere.js";
 import { CreditPool } from "../dispatch/CreditPool.js";
 import { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
 import { AppLoadError, ConfigError } from "../errors.js";
@@ -113,11 +115,16 @@ export class Worker {
       const runnerLimit = runner.capacity === undefined ? limit : Math.min(limit, runner.capacity + 1);
       const concurrency = Math.min(subscription.options.concurrency ?? runnerLimit, limit);
       const partitioned = broker.features.partitioned === true;
-      const consumer = broker.consumer(subscription.queue, {
-        deadLetterQueue: subscription.options.deadLetterQueue,
+      const { deadLetterQueue, deadLetterBroker } = subscription.options;
+      let consumer: Consumer = broker.consumer(subscription.queue, {
+        deadLetterQueue,
         maxInFlight: concurrency,
         onePerPartition: partitioned && resolvedOrdering(subscription.options.ordering, partitioned) === "partition",
       });
+      if (deadLetterBroker !== undefined && deadLetterBroker !== brokerName) {
+        const target = await this.#brokers.get(deadLetterBroker);
+        consumer = new DeadLettersElsewhere(consumer, target, deadLetterQueue ?? defaultDeadLetterQueue(subscription.queue));
+      }
       this.#consumers.push(consumer);
       this.#loops.push(
         new SubscriptionLoop({
@@ -214,7 +221,7 @@ export class Worker {
   }
 
   /** The broker and dead-letter queue of a subscribed queue (for the dashboard's dead letters). */
-  deadLettersOf(queue: string): Promise<{ broker: Broker; deadQueue: string } | undefined> {
+  deadLettersOf(queue: string): Promise<DeadLetterTarget | undefined> {
     return deadLetterTarget(this.#app, this.#brokers, queue);
   }
 

@@ -17,9 +17,11 @@ import {
   type Shard,
 } from "@aws-sdk/client-kinesis";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { Redis } from "ioredis";
 import { afterAll, beforeAll } from "vitest";
 import { waitFor } from "../helpers.js";
 import { ensureKinesis, KINESIS_DIR, KINESIS_PORT, stopKinesis } from "../setup/ensure-kinesis.js";
+import { REDIS_URL } from "../setup/ensure-redis.js";
 import { freePort } from "./sqs-server.js";
 
 /**
@@ -262,5 +264,16 @@ async function deleteStream(client: KinesisClient, name: string): Promise<void> 
       if (StreamDescriptionSummary === undefined || StreamDescriptionSummary.StreamStatus === "DELETING") return;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+  }
+}
+
+/** Deletes the leases and checkpoints an app kept in the test Redis (the adapter's default store). */
+export async function dropKinesisApp(app: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    const keys = await redis.keys(`wqueue:kinesis:${app}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    redis.disconnect();
   }
 }

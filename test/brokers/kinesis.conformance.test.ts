@@ -2,13 +2,12 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Redis } from "ioredis";
 import { afterAll } from "vitest";
 import type { Broker } from "../../src/brokers/contract.js";
 import { openKinesisBroker } from "../../src/brokers/kinesis/open-kinesis-broker.js";
 import { brokerConformanceSuite, skipAllBut } from "../../src/testing/conformance.js";
 import { REDIS_URL } from "../setup/ensure-redis.js";
-import { requireKinesis } from "./kinesis-server.js";
+import { dropKinesisApp, requireKinesis } from "./kinesis-server.js";
 
 // Every case runs against the real kinesis-local on 127.0.0.1:4568, with leases and checkpoints in
 // the real Redis under an app of this file's own; each open() is a new SDK client, as separate
@@ -30,12 +29,7 @@ function tracked(broker: Broker): Broker {
   });
 }
 
-afterAll(async () => {
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`wqueue:kinesis:${app}:*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
-});
+afterAll(() => dropKinesisApp(app));
 
 brokerConformanceSuite({
   name: "kinesis (kinesis-local, checkpoints in Redis)",

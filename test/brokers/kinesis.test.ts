@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Broker, Consumer, Delivery } from "../../src/brokers/contract.js";
 import { openKinesisBroker } from "../../src/brokers/kinesis/open-kinesis-broker.js";
 import { waitFor } from "../helpers.js";
 import { REDIS_URL } from "../setup/ensure-redis.js";
-import { requireKinesis } from "./kinesis-server.js";
+import { dropKinesisApp, requireKinesis } from "./kinesis-server.js";
 
 // The Kinesis adapter's own behaviour beyond the conformance suite, on the real kinesis-local with
 // leases and checkpoints in the real Redis (keys of this file's app deleted at the end).
@@ -16,12 +15,7 @@ const opened: Broker[] = [];
 afterEach(async () => {
   await Promise.all(opened.splice(0).map((broker) => broker.close()));
 });
-afterAll(async () => {
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`wqueue:kinesis:${app}:*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
-});
+afterAll(() => dropKinesisApp(app));
 
 function open(query = ""): Broker {
   const broker = openKinesisBroker(server.url(`?app=${app}&checkpoints=${REDIS_URL}&lease=1500&poll=50${query}`));

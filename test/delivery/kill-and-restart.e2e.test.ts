@@ -3,17 +3,19 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { randomUUID } from "node:crypto";
 import { createBroker } from "../../src/brokers/registry.js";
+import { dropKinesisApp, requireKinesis } from "../brokers/kinesis-server.js";
 import { requireNats } from "../brokers/nats-server.js";
 import { type PrivateRedis, startPrivateRedis } from "../brokers/redis-private-server.js";
 import { requireSqs } from "../brokers/sqs-server.js";
 import { KAFKA_URL } from "../setup/ensure-kafka.js";
+import { REDIS_URL } from "../setup/ensure-redis.js";
 import { type RunningCli, startCli, tempDir, writeApp } from "../cli/run-cli.js";
 import { waitFor } from "../helpers.js";
 
 /**
  * The delivery promise end to end: a real `wqueue worker` child process killed with SIGKILL at
- * random moments (reliable Redis on a private redis-server, RabbitMQ, Kafka, SQS on ElasticMQ, NATS
- * JetStream), and a private Redis server itself killed and restarted. Every message must be handled
+ * random moments (reliable Redis on a private redis-server, RabbitMQ, Kafka, SQS on ElasticMQ, Kinesis
+ * on kinesis-local, NATS JetStream), and a private Redis server itself killed and restarted. Every message must be handled
  * at least once.
  */
 const running: RunningCli[] = [];
@@ -61,6 +63,7 @@ describe("nothing lost (worker child processes killed, brokers restarted)", () =
   // Their queues (SQS) and streams (NATS) are deleted when the file ends.
   const sqs = requireSqs({ prefix: "kill" });
   const nats = requireNats("kill");
+  const kinesis = requireKinesis({ prefix: "kill" });
   /** Each broker: where the worker reads (a fresh queue) and how the test publishes to it. */
   const brokers: { name: string; setup: () => Promise<{ url: string; queue: string; publish: (ids: number[]) => Promise<void> }> }[] = [
     {
@@ -84,6 +87,16 @@ describe("nothing lost (worker child processes killed, brokers restarted)", () =
       // A killed worker's received messages come back once their visibility (2 s) runs out.
       name: "SQS (ElasticMQ)",
       setup: async () => viaAdapter(sqs.url("&visibility=2"), sqs.queueName()),
+    },
+    {
+      // The restarted worker takes the shards over once the killed one's leases expire (1.5 s).
+      name: "Kinesis (kinesis-local, checkpoints in Redis)",
+      setup: async () => {
+        const app = `kill-${randomUUID().slice(0, 8)}`;
+        cleanups.push(() => dropKinesisApp(app));
+        const stream = kinesis.streamName();
+        return viaAdapter(kinesis.url(`app=${app}&checkpoints=${REDIS_URL}&lease=1500&poll=50&shards=4`), stream);
+      },
     },
     {
       // A killed worker's unacked messages go to the next one after ackWait (2 s).

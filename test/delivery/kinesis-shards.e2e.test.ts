@@ -2,9 +2,8 @@ import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { ListShardsCommand, SplitShardCommand } from "@aws-sdk/client-kinesis";
-import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { requireKinesis } from "../brokers/kinesis-server.js";
+import { dropKinesisApp, requireKinesis } from "../brokers/kinesis-server.js";
 import { type RunningCli, startCli, tempDir, writeApp } from "../cli/run-cli.js";
 import { waitFor } from "../helpers.js";
 import { REDIS_URL } from "../setup/ensure-redis.js";
@@ -22,12 +21,7 @@ const running: RunningCli[] = [];
 afterEach(() => {
   for (const cli of running.splice(0)) cli.child.kill("SIGKILL");
 });
-afterAll(async () => {
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`wqueue:kinesis:${app}:*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
-});
+afterAll(() => dropKinesisApp(app));
 
 interface Handled {
   pid: number;

@@ -90,9 +90,12 @@ export class RedisClients {
     readonly log: RedisEventLog,
   ) {}
 
-  /** A connected client for commands; commands issued while it reconnects wait a few retries. */
-  async connect(role: string): Promise<Redis> {
-    const client = this.#create(role, { lazyConnect: true, maxRetriesPerRequest: 5, socketTimeout: COMMAND_SILENCE_MS });
+  /**
+   * A connected client for commands; commands issued while it reconnects wait a few retries.
+   * `extra` adds client options (e.g. auto-pipelining for many small concurrent commands).
+   */
+  async connect(role: string, extra: RedisOptions = {}): Promise<Redis> {
+    const client = this.#create(role, { lazyConnect: true, maxRetriesPerRequest: 5, socketTimeout: COMMAND_SILENCE_MS, ...extra });
     let lastError: Error | undefined;
     const remember = (error: Error) => {
       lastError = error;

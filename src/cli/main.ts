@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { supportedSchemes } from "../brokers/registry.js";
 import { addDeadLettersCommand } from "./dead-letters-command.js";
 import { addPushCommand } from "./push-command.js";
 import { addStatsCommand } from "./stats-command.js";
@@ -9,7 +10,7 @@ import { addWorkerCommand } from "./worker-command.js";
 const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
 const program = new Command("wqueue")
-  .description("WQueue: run event handlers on message queues (Redis, SQLite, memory; more brokers coming)")
+  .description(`WQueue: run event handlers on message queues (${supportedSchemes().join(", ")})`)
   .version(version)
   .showHelpAfterError()
   .configureOutput({ outputError: (text, write) => write(`wqueue: ${text.replace(/^error: /, "")}`) });

@@ -20,7 +20,8 @@ const CLOSE_WAIT_MS = 5000;
  * The receiving side of one stream: a ShardBalancer takes this worker's share of the shard leases,
  * a ShardReader per leased shard reads into its ShardState, receive() hands records out of them
  * (fairly across shards, each in sequence order), settles move each shard's checkpoint, and a
- * CheckpointWriter stores it every second. Each consumer is its own worker in the lease store.
+ * CheckpointWriter stores it before each hand-out (with the delivery counts) and every second.
+ * Each consumer is its own worker in the lease store.
  */
 export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
   readonly #states = new Map<string, ShardState>();

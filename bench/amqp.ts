@@ -22,6 +22,7 @@ import { cpus } from "node:os";
 import amqp from "amqplib";
 import type { Delivery } from "../src/brokers/contract.js";
 import { openAmqpBroker } from "../src/brokers/amqp/open-amqp-broker.js";
+import { interleavedRounds, type Sample, summarize, timed } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -141,29 +142,16 @@ const adapter: Case = {
   },
 };
 
-/** msgs/s, and this process's CPU time per message (user + system, µs): the client's own cost. */
-interface Sample {
-  rate: number;
-  cpuMicros: number;
-}
-
 async function measure(test: Case, count: number): Promise<Sample> {
   const queue = await preload(count);
   const run = await test.start(queue, count);
-  const started = process.hrtime.bigint();
-  const cpu = process.cpuUsage();
-  await run.consume();
-  const used = process.cpuUsage(cpu);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const sample = await timed(count, () => run.consume());
   await run.stop();
   const { messageCount } = await adminChannel.checkQueue(queue);
   await adminChannel.deleteQueue(queue);
   if (messageCount !== 0) throw new Error(`${messageCount} messages left in ${queue}`);
-  return { rate: count / seconds, cpuMicros: (used.user + used.system) / count };
+  return sample;
 }
-
-const format = (rate: number) => Math.round(rate).toLocaleString("en-US");
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
 
 async function main(): Promise<void> {
   try {
@@ -174,25 +162,10 @@ async function main(): Promise<void> {
   }
   adminChannel = await admin.createConfirmChannel();
   const cases = [raw, rawBatched, adapter];
-  for (const test of cases) await measure(test, WARMUP);
-  const samples: Sample[][] = cases.map(() => []);
-  for (let round = 1; round <= ROUNDS; round += 1) {
-    for (const [index, test] of cases.entries()) {
-      const sample = await measure(test, N);
-      samples[index]?.push(sample);
-      const cpu = sample.cpuMicros.toFixed(1);
-      process.stderr.write(`round ${round} ${test.name}: ${format(sample.rate)} msgs/s, ${cpu} µs CPU/msg\n`);
-    }
-  }
-  const rates = samples.map((values) => values.map((sample) => sample.rate));
-  const [a, aPlus, b] = rates.map(median) as [number, number, number];
+  const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, WARMUP), (test) => measure(test, N));
+  const { medians, rows } = summarize(cases, samples);
+  const [a, aPlus, b] = medians as [number, number, number];
   const version = String(admin.connection.serverProperties.version ?? "?");
-  const rows = cases.map(({ name }, index) => {
-    const values = rates[index] ?? [];
-    const cpu = median((samples[index] ?? []).map((sample) => sample.cpuMicros)).toFixed(1);
-    const range = `${format(Math.min(...values))} - ${format(Math.max(...values))}`;
-    return `| ${name} | ${format(median(values))} | ${range} | ${cpu} |`;
-  });
   console.log(`### RabbitMQ adapter throughput
 
 ${N.toLocaleString("en-US")} persistent messages of about ${body(N).length} bytes in a durable classic queue, one consumer,

@@ -36,6 +36,7 @@ import { Redis } from "ioredis";
 import type { Delivery } from "../src/brokers/contract.js";
 import { openKinesisBroker } from "../src/brokers/kinesis/open-kinesis-broker.js";
 import { parseKinesisUrl } from "../src/brokers/kinesis/kinesis-url.js";
+import { interleavedRounds, type Sample, summarize, timed } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -129,23 +130,14 @@ const adapter = (name: string, onePerPartition: boolean): Case => ({
   },
 });
 
-interface Sample {
-  rate: number;
-  cpuMicros: number;
-}
-
 async function measure(test: Case, stream: string, count: number): Promise<Sample> {
-  const started = process.hrtime.bigint();
-  const cpu = process.cpuUsage();
-  const cleanup = await test.consume(stream, count);
-  const used = process.cpuUsage(cpu);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  let cleanup: () => Promise<void> = async () => {};
+  const sample = await timed(count, async () => {
+    cleanup = await test.consume(stream, count);
+  });
   await cleanup();
-  return { rate: count / seconds, cpuMicros: (used.user + used.system) / count };
+  return sample;
 }
-
-const format = (rate: number) => Math.round(rate).toLocaleString("en-US");
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
 
 async function main(): Promise<void> {
   const probe = openKinesisBroker(URL);
@@ -164,22 +156,9 @@ async function main(): Promise<void> {
       adapter("(b) adapter: `receive(100)`, no-op handler + `ack()` per delivery, the batch run together", false),
       adapter("(c) adapter, one record per shard at a time (the worker's default ordering on Kinesis)", true),
     ];
-    for (const test of cases) await measure(test, stream, N);
-    const samples: Sample[][] = cases.map(() => []);
-    for (let round = 1; round <= ROUNDS; round += 1) {
-      for (const [index, test] of cases.entries()) {
-        const sample = await measure(test, stream, N);
-        samples[index]?.push(sample);
-        process.stderr.write(`round ${round} ${test.name}: ${format(sample.rate)} msgs/s, ${sample.cpuMicros.toFixed(1)} µs CPU/msg\n`);
-      }
-    }
-    const rates = samples.map((values) => values.map((sample) => sample.rate));
-    const [a, b, c] = rates.map(median) as [number, number, number];
-    const rows = cases.map(({ name }, index) => {
-      const values = rates[index] ?? [];
-      const cpu = median((samples[index] ?? []).map((sample) => sample.cpuMicros)).toFixed(1);
-      return `| ${name} | ${format(median(values))} | ${format(Math.min(...values))} - ${format(Math.max(...values))} | ${cpu} |`;
-    });
+    const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, stream, N), (test) => measure(test, stream, N));
+    const { medians, rows } = summarize(cases, samples);
+    const [a, b, c] = medians as [number, number, number];
     console.log(`### Kinesis adapter throughput
 
 ${N.toLocaleString("en-US")} records of about ${body(N).length} bytes in a ${SHARDS}-shard stream, read from its start by one consumer.

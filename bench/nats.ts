@@ -24,6 +24,7 @@ import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { Delivery } from "../src/brokers/contract.js";
 import { openNatsBroker } from "../src/brokers/nats/open-nats-broker.js";
 import { streamNameFor } from "../src/brokers/nats/subjects.js";
+import { interleavedRounds, type Sample, summarize, timed } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -109,21 +110,11 @@ const adapter: Case = {
   },
 };
 
-/** msgs/s, and this process's CPU time per message (user + system, µs): the client's own cost. */
-interface Sample {
-  rate: number;
-  cpuMicros: number;
-}
-
 async function measure(test: Case, count: number): Promise<Sample> {
   const { queue, stream } = await preload(count);
   try {
     const run = await test.start(queue, stream, count);
-    const started = process.hrtime.bigint();
-    const cpu = process.cpuUsage();
-    await run.consume();
-    const used = process.cpuUsage(cpu);
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const sample = await timed(count, () => run.consume());
     await run.stop();
     const deadline = Date.now() + 10_000;
     let left = (await jsm.streams.info(stream)).state.messages;
@@ -132,14 +123,11 @@ async function measure(test: Case, count: number): Promise<Sample> {
       left = (await jsm.streams.info(stream)).state.messages;
     }
     if (left !== 0) throw new Error(`${left} messages left in ${stream}`);
-    return { rate: count / seconds, cpuMicros: (used.user + used.system) / count };
+    return sample;
   } finally {
     await jsm.streams.delete(stream).catch(() => {});
   }
 }
-
-const format = (rate: number) => Math.round(rate).toLocaleString("en-US");
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
 
 async function main(): Promise<void> {
   try {
@@ -150,24 +138,9 @@ async function main(): Promise<void> {
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log`);
   }
   const cases = [raw, adapter];
-  for (const test of cases) await measure(test, WARMUP);
-  const samples: Sample[][] = cases.map(() => []);
-  for (let round = 1; round <= ROUNDS; round += 1) {
-    for (const [index, test] of cases.entries()) {
-      const sample = await measure(test, N);
-      samples[index]?.push(sample);
-      const cpu = sample.cpuMicros.toFixed(1);
-      process.stderr.write(`round ${round} ${test.name}: ${format(sample.rate)} msgs/s, ${cpu} µs CPU/msg\n`);
-    }
-  }
-  const rates = samples.map((values) => values.map((sample) => sample.rate));
-  const [a, b] = rates.map(median) as [number, number];
-  const rows = cases.map(({ name }, index) => {
-    const values = rates[index] ?? [];
-    const cpu = median((samples[index] ?? []).map((sample) => sample.cpuMicros)).toFixed(1);
-    const range = `${format(Math.min(...values))} - ${format(Math.max(...values))}`;
-    return `| ${name} | ${format(median(values))} | ${range} | ${cpu} |`;
-  });
+  const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, WARMUP), (test) => measure(test, N));
+  const { medians, rows } = summarize(cases, samples);
+  const [a, b] = medians as [number, number];
   console.log(`### NATS JetStream adapter throughput
 
 ${N.toLocaleString("en-US")} messages of about ${body(N).length} bytes in a work-queue stream (file storage), one consumer,

@@ -31,6 +31,7 @@ import {
 import type { Delivery } from "../src/brokers/contract.js";
 import { openSqsBroker } from "../src/brokers/sqs/open-sqs-broker.js";
 import { parseSqsUrl } from "../src/brokers/sqs/sqs-url.js";
+import { interleavedRounds, type Sample, summarize, timed } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -119,31 +120,18 @@ const adapter: Case = {
   },
 };
 
-/** msgs/s, and this process's CPU time per message (user + system, µs): the client's own cost. */
-interface Sample {
-  rate: number;
-  cpuMicros: number;
-}
-
 async function measure(test: Case, count: number): Promise<Sample> {
   const queue = await preload(count);
   const run = test.start(queue, count);
-  const started = process.hrtime.bigint();
-  const cpu = process.cpuUsage();
-  await run.consume();
-  const used = process.cpuUsage(cpu);
-  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const sample = await timed(count, () => run.consume());
   await run.stop();
   const names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] as const;
   const { Attributes = {} } = await admin.send(new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: [...names] }));
   await admin.send(new DeleteQueueCommand({ QueueUrl: queue.url }));
   const left = Number(Attributes.ApproximateNumberOfMessages) + Number(Attributes.ApproximateNumberOfMessagesNotVisible);
   if (left !== 0) throw new Error(`${left} messages left in ${queue.name}`);
-  return { rate: count / seconds, cpuMicros: (used.user + used.system) / count };
+  return sample;
 }
-
-const format = (rate: number) => Math.round(rate).toLocaleString("en-US");
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
 
 async function main(): Promise<void> {
   const probe = openSqsBroker(URL);
@@ -155,24 +143,9 @@ async function main(): Promise<void> {
     await probe.close();
   }
   const cases = [raw, adapter];
-  for (const test of cases) await measure(test, WARMUP);
-  const samples: Sample[][] = cases.map(() => []);
-  for (let round = 1; round <= ROUNDS; round += 1) {
-    for (const [index, test] of cases.entries()) {
-      const sample = await measure(test, N);
-      samples[index]?.push(sample);
-      const cpu = sample.cpuMicros.toFixed(1);
-      process.stderr.write(`round ${round} ${test.name}: ${format(sample.rate)} msgs/s, ${cpu} µs CPU/msg\n`);
-    }
-  }
-  const rates = samples.map((values) => values.map((sample) => sample.rate));
-  const [a, b] = rates.map(median) as [number, number];
-  const rows = cases.map(({ name }, index) => {
-    const values = rates[index] ?? [];
-    const cpu = median((samples[index] ?? []).map((sample) => sample.cpuMicros)).toFixed(1);
-    const range = `${format(Math.min(...values))} - ${format(Math.max(...values))}`;
-    return `| ${name} | ${format(median(values))} | ${range} | ${cpu} |`;
-  });
+  const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, WARMUP), (test) => measure(test, N));
+  const { medians, rows } = summarize(cases, samples);
+  const [a, b] = medians as [number, number];
   console.log(`### SQS adapter throughput
 
 ${N.toLocaleString("en-US")} messages of about ${body(N).length} bytes in a standard queue, one consumer.

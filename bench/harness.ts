@@ -1,0 +1,56 @@
+/**
+ * What the adapter-vs-raw-client benchmarks (amqp, nats, sqs, kinesis) share: timing one case,
+ * running the cases in interleaved rounds after a warm-up, and the table rows of their medians.
+ */
+
+/** msgs/s, and this process's CPU time per message (user + system, µs): the client's own cost. */
+export interface Sample {
+  rate: number;
+  cpuMicros: number;
+}
+
+export const format = (rate: number) => Math.round(rate).toLocaleString("en-US");
+export const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] as number;
+
+/** Times `consume`, which handles `count` messages: wall-clock rate and this process's CPU per message. */
+export async function timed(count: number, consume: () => Promise<void>): Promise<Sample> {
+  const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
+  await consume();
+  const used = process.cpuUsage(cpu);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return { rate: count / seconds, cpuMicros: (used.user + used.system) / count };
+}
+
+/**
+ * One unrecorded `warmUp` pass of every case, then `rounds` rounds of every case in turn (so the
+ * machine's changing load falls on all alike), each sample reported on stderr; samples per case.
+ */
+export async function interleavedRounds<C extends { name: string }>(
+  cases: C[],
+  rounds: number,
+  warmUp: (test: C) => Promise<unknown>,
+  measure: (test: C) => Promise<Sample>,
+): Promise<Sample[][]> {
+  for (const test of cases) await warmUp(test);
+  const samples: Sample[][] = cases.map(() => []);
+  for (let round = 1; round <= rounds; round += 1) {
+    for (const [index, test] of cases.entries()) {
+      const sample = await measure(test);
+      samples[index]?.push(sample);
+      process.stderr.write(`round ${round} ${test.name}: ${format(sample.rate)} msgs/s, ${sample.cpuMicros.toFixed(1)} µs CPU/msg\n`);
+    }
+  }
+  return samples;
+}
+
+/** The median rate of each case, and its table row `| name | median | min - max | median CPU |`. */
+export function summarize(cases: { name: string }[], samples: Sample[][]): { medians: number[]; rows: string[] } {
+  const rates = samples.map((values) => values.map((sample) => sample.rate));
+  const rows = cases.map(({ name }, index) => {
+    const values = rates[index] ?? [];
+    const cpu = median((samples[index] ?? []).map((sample) => sample.cpuMicros)).toFixed(1);
+    return `| ${name} | ${format(median(values))} | ${format(Math.min(...values))} - ${format(Math.max(...values))} | ${cpu} |`;
+  });
+  return { medians: rates.map(median), rows };
+}

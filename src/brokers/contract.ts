@@ -90,6 +90,25 @@ export interface ConsumerOptions {
 
 export interface Consumer {
   /**
+   * How long a received, unsettled delivery stays owned by this consumer (hidden from every other
+   * consumer, and not handed out again to this one) unless extended: the SQLite visibility, the
+   * NATS ack wait, the SQS visibility timeout, the Redis Streams claim idle time. Undefined: owned
+   * until it is settled or this consumer dies (a connection, heartbeat or partition lease that the
+   * adapter keeps alive itself), so there is nothing to renew.
+   *
+   * The dispatcher (dispatch/LeaseKeeper.ts) calls `extend` for every delivery it still holds well
+   * before this runs out, for as long as it holds it: a handler slower than the lease runs once.
+   */
+  readonly leaseMs?: number;
+  /**
+   * Renews the lease of these deliveries (received from this consumer, not yet settled as far as
+   * the caller knows) to `leaseMs` from now, in as few broker calls as the broker allows. A
+   * delivery settled meanwhile, or already lost to another consumer, is skipped: it never rejects
+   * for that. Rejects only when the broker could not be reached (the next round tries again).
+   * A settle that follows must not be overtaken by this extension (e.g. a nack's delay).
+   */
+  extend?(deliveries: readonly Delivery[]): Promise<void>;
+  /**
    * Resolves with 1..max deliveries as soon as any are available, or with [] once `signal` aborts.
    * Waits (blocking read, long poll, subscription) while the queue is empty. After an abort it
    * resolves promptly; it may still return deliveries it had already taken from the broker, which

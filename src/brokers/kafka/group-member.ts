@@ -18,6 +18,8 @@ export interface MemberEvents {
 }
 
 const RESTART_MAX_MS = 10_000;
+/** A member that sends no heartbeat for this long is evicted and its partitions reassigned. */
+export const SESSION_TIMEOUT_MS = 10_000;
 
 /**
  * One consumer-group member reading one topic: a kafkajs consumer with manual commits, started at
@@ -89,7 +91,7 @@ export class GroupMember {
     const consumer = this.kafka.consumer({
       groupId: this.groupId,
       partitionAssigners: [SubscriptionRoundRobin],
-      sessionTimeout: 10_000,
+      sessionTimeout: SESSION_TIMEOUT_MS,
       rebalanceTimeout: 20_000,
       heartbeatInterval: 1000,
       maxWaitTimeInMs: 500,

@@ -2,14 +2,18 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Kafka, logLevel } from "kafkajs";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Broker, Consumer, Delivery } from "../../src/brokers/contract.js";
+import { SESSION_TIMEOUT_MS } from "../../src/brokers/kafka/group-member.js";
 import { openKafkaBroker } from "../../src/brokers/kafka/open-kafka-broker.js";
+import { waitFor } from "../helpers.js";
 import { ensureKafka, KAFKA_URL } from "../setup/ensure-kafka.js";
 
 /**
- * The Kafka adapter when a worker dies holding a record (a child process SIGKILLed, as a handler
- * that kills its worker would), on the real broker.
+ * Who owns a Kafka record while its handler runs, on the real broker: a worker that dies holding
+ * one (a child process SIGKILLed, as a handler that kills its worker would), and one that holds it
+ * far longer than the group's session timeout.
  */
 beforeAll(() => ensureKafka(), 300_000);
 
@@ -21,6 +25,11 @@ const names = () => {
   const id = randomUUID().slice(0, 8);
   return { topic: `kafka-crash.${id}`, group: `kafka-crash-${id}` };
 };
+
+const raw = new Kafka({ clientId: "kafka-ownership-test", brokers: ["127.0.0.1:9092"], logLevel: logLevel.NOTHING });
+const admin = raw.admin();
+beforeAll(() => admin.connect(), 300_000);
+afterAll(() => admin.disconnect());
 
 const opened: Broker[] = [];
 const children: ChildProcess[] = [];
@@ -92,5 +101,40 @@ describe("kafka adapter, worker killed holding a record", () => {
     await third?.ack();
     const rest = third ? await receiveN((await open(url)).consumer(topic), 2, 45_000) : [];
     expect(rest.map(read)).toEqual(["after-1", "after-2"]);
+  }, 120_000);
+});
+
+describe("kafka adapter, a handler running 3x the session timeout", () => {
+  it("keeps its record: heartbeats go on while it runs, the other member never gets it, its ack commits", async () => {
+    const { topic, group } = names();
+    const url = `${KAFKA_URL}?group=${group}&partitions=2`;
+    await admin.createTopics({ topics: [{ topic, numPartitions: 2 }], waitForLeaders: true });
+    const a = (await open(url)).consumer(topic);
+    const b = (await open(url)).consumer(topic);
+    // Both members join first (each owns one partition), so no join moves a record during the hold.
+    await waitFor("both members in a stable group", async () => {
+      const { groups } = await admin.describeGroups([group]);
+      return groups[0]?.state === "Stable" && groups[0].members.length === 2;
+    }, 60_000);
+    const producer = raw.producer();
+    await producer.connect();
+    await producer.send({ topic, messages: [{ partition: 0, value: "slow-0" }, { partition: 1, value: "slow-1" }] });
+    await producer.disconnect();
+    const held = await Promise.all([a, b].map((consumer) => receiveN(consumer, 1, 60_000)));
+    expect(held.flat().map(read).sort()).toEqual(["slow-0", "slow-1"]);
+
+    // Both "handlers" run for 3 session timeouts while each member keeps asking for more.
+    const again: string[] = [];
+    const holdUntil = AbortSignal.timeout(3 * SESSION_TIMEOUT_MS);
+    await Promise.all(
+      [a, b].map(async (consumer) => {
+        while (!holdUntil.aborted) again.push(...(await consumer.receive(10, holdUntil)).map(read));
+      }),
+    );
+    expect(again).toEqual([]);
+    await Promise.all(held.flat().map((delivery) => delivery.ack()));
+    await Promise.all([a, b].map((consumer) => consumer.close()));
+    const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    expect(committed?.partitions.map((p) => p.offset)).toEqual(["1", "1"]);
   }, 120_000);
 });

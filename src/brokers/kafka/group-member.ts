@@ -1,5 +1,5 @@
 import type { Consumer as KafkaJsConsumer, Kafka, KafkaMessage, TopicPartitionOffsetAndMetadata } from "kafkajs";
-import { SubscriptionRoundRobin } from "./assigner.js";
+import { GROUP_ASSIGNERS } from "./assigner.js";
 import { FETCH_MAX_BYTES } from "./fetch-flow.js";
 import { describeKafkaError, type KafkaEventLog } from "./kafka-client.js";
 
@@ -90,7 +90,7 @@ export class GroupMember {
   async #launch(): Promise<void> {
     const consumer = this.kafka.consumer({
       groupId: this.groupId,
-      partitionAssigners: [SubscriptionRoundRobin],
+      partitionAssigners: GROUP_ASSIGNERS,
       sessionTimeout: SESSION_TIMEOUT_MS,
       rebalanceTimeout: 20_000,
       heartbeatInterval: 1000,

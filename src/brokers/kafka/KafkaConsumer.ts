@@ -113,6 +113,12 @@ export class KafkaConsumer implements Consumer, RecordSettler {
       (state, upTo, into) => state.take(upTo, into),
       (state) => this.#committer.mark(state), // delivery counts changed: they travel with the next commit
     );
+    for (const state of states) {
+      if (state.tombstones === 0) continue;
+      this.broker.log("debug", `${this.queue} partition ${state.partition}: skipped ${state.tombstones} tombstone(s) (null value)`);
+      state.tombstones = 0;
+      this.#committer.mark(state);
+    }
     this.#flow.taken(this.#states);
     return out;
   }

@@ -32,6 +32,8 @@ export class PartitionState {
   revoked = false;
   /** Waiting in the OffsetCommitter's next commit. */
   marked = false;
+  /** Tombstones skipped by take() since the owner last looked (it commits past them and resets this). */
+  tombstones = 0;
   /** The partition number as Delivery.partition shows it. */
   readonly partitionName: string;
   #records: KafkaRecord[] = [];
@@ -94,7 +96,8 @@ export class PartitionState {
 
   /**
    * Moves up to `max` ready records to `out`, due retries first, each counted as delivered.
-   * A record published with a delay (x-wqueue-not-before) is held back here until its time.
+   * A record published with a delay (x-wqueue-not-before) is held back here until its time;
+   * a tombstone is finished without being handed out.
    */
   take(max: number, out: KafkaRecord[], now = Date.now()): void {
     const prior = this.#prior;
@@ -108,6 +111,12 @@ export class PartitionState {
         record = this.#records[this.#next] as KafkaRecord;
         this.#next += 1;
         this.#bufferedBytes -= record.size;
+        if (record.message.value === null) {
+          // A tombstone (null value: "key deleted", for compaction) is no job: finished unseen.
+          this.finish(record);
+          this.tombstones += 1;
+          continue;
+        }
         const headers = record.message.headers;
         if (headers?.[NOT_BEFORE_HEADER] !== undefined && notBeforeOf(headers) > now) {
           this.#later(record, notBeforeOf(headers) - now);

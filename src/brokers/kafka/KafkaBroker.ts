@@ -74,7 +74,7 @@ export class KafkaBroker implements Broker {
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
     const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
     checkTopicName(queue, this.url); // the dead-letter topic may live on another broker: checked on publish
-    const consumer = new KafkaConsumer(this, queue, deadLetterQueue, options.maxInFlight);
+    const consumer = new KafkaConsumer(this, queue, deadLetterQueue, options.maxInFlight, options.onePerPartition);
     if (this.#closing) void consumer.close();
     else this.#consumers.add(consumer);
     return consumer;

@@ -12,16 +12,49 @@
  */
 const PREFIX = "wq1:";
 export const MAX_METADATA_CHARS = 3000;
+/** The longest range a reader accepts (a writer never claims more than a few thousand ahead). */
+const MAX_RANGE = 65_536;
 
 /** Builds the metadata for a commit at `base` from (offset, deliveries) pairs in offset order. */
 export function encodeDeliveries(base: number, entries: Iterable<readonly [number, number]>): string | null {
+  return encodeDeliveriesCounted(base, entries).text;
+}
+
+/**
+ * encodeDeliveries, and how many of the first entries it holds (the rest did not fit). A run of
+ * consecutive positions with the same count is written as one range, `first-last.count`
+ * (`wq1:0-499.1`: 500 records delivered once), so a long write-ahead window stays small. Readers
+ * from before ranges skip them (they count those records from 1 again): compatible both ways.
+ */
+export function encodeDeliveriesCounted(base: number, entries: Iterable<readonly [number, number]>): { text: string | null; written: number } {
   let text = PREFIX;
-  for (const [offset, deliveries] of entries) {
-    const entry = `${text.length > PREFIX.length ? "," : ""}${offset - base}.${deliveries}`;
-    if (text.length + entry.length > MAX_METADATA_CHARS) break;
+  let written = 0;
+  /** The run being built: positions first..last, all `count`, covering `size` entries. */
+  let run: { first: number; last: number; count: number; size: number } | undefined;
+  const flush = (): boolean => {
+    if (run === undefined) return true;
+    const span = run.first === run.last ? `${run.first}` : `${run.first}-${run.last}`;
+    const entry = `${text.length > PREFIX.length ? "," : ""}${span}.${run.count}`;
+    if (text.length + entry.length > MAX_METADATA_CHARS) return false;
     text += entry;
+    written += run.size;
+    return true;
+  };
+  for (const [offset, deliveries] of entries) {
+    const position = offset - base;
+    if (run !== undefined && position === run.last + 1 && deliveries === run.count) {
+      run.last = position;
+      run.size += 1;
+      continue;
+    }
+    if (!flush()) {
+      run = undefined;
+      break;
+    }
+    run = { first: position, last: position, count: deliveries, size: 1 };
   }
-  return text.length > PREFIX.length ? text : null;
+  flush();
+  return { text: written > 0 ? text : null, written };
 }
 
 /** Reads metadata written by encodeDeliveries; anything else (another client's text) means none. */
@@ -29,10 +62,12 @@ export function decodeDeliveries(base: number, metadata: string | null | undefin
   const counts = new Map<number, number>();
   if (!metadata?.startsWith(PREFIX)) return counts;
   for (const entry of metadata.slice(PREFIX.length).split(",")) {
-    const [delta, deliveries] = entry.split(".").map(Number);
-    if (Number.isInteger(delta) && Number.isInteger(deliveries) && (delta as number) >= 0 && (deliveries as number) > 0) {
-      counts.set(base + (delta as number), deliveries as number);
-    }
+    const [span = "", count = ""] = entry.split(".");
+    const [first, last = first] = span.split("-").map(Number);
+    const deliveries = Number(count);
+    if (!(Number.isInteger(first) && Number.isInteger(last) && Number.isInteger(deliveries))) continue;
+    if ((first as number) < 0 || (last as number) < (first as number) || (last as number) - (first as number) > MAX_RANGE || deliveries <= 0) continue;
+    for (let delta = first as number; delta <= (last as number); delta += 1) counts.set(base + delta, deliveries);
   }
   return counts;
 }

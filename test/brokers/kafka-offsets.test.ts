@@ -53,7 +53,7 @@ describe("kafka partition state", () => {
     expect(take(3).map((r) => r.offset)).toEqual([3000, 3001, 3002]);
     for (const record of first.slice(2500)) state.finish(record);
     expect(state.commitPoint()).toBe(3000);
-    expect(state.metadata(3000)).toBe("wq1:0.1,1.1,2.1");
+    expect(state.metadata(3000)).toBe("wq1:0-2.1");
   });
 
   it("drops records fetched again after a rejoin, below what it already holds", () => {
@@ -88,6 +88,37 @@ describe("kafka partition state", () => {
     state.finish(again as KafkaRecord);
     expect(take(5).map((r) => [r.offset, r.deliveries])).toEqual([[1, 1]]);
     expect(state.metadata(1)).toBe("wq1:0.1"); // offset 2 never counted
+  });
+
+  it("write-ahead: hands out only records a confirmed commit counts, claiming a window ahead", () => {
+    const { state } = partition([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    state.claimAhead = 4;
+    const take = (max: number) => {
+      const out: KafkaRecord[] = [];
+      state.take(max, out);
+      return out;
+    };
+    expect(take(3)).toEqual([]);
+    expect(state.blocked).toBe(true); // nothing counted yet
+    expect(state.metadata(0)).toBe("wq1:0-3.1"); // one delivery claimed for the next 4
+    expect(take(3)).toEqual([]); // not confirmed yet: the commit may still fail
+    state.confirmClaims();
+    const first = take(3);
+    expect(first.map((r) => r.offset)).toEqual([0, 1, 2]);
+    expect(state.refill).toBe(true); // half the window is used: claim more now
+    expect(take(3).map((r) => r.offset)).toEqual([3]);
+    expect(state.blocked).toBe(true);
+    // The next commit lists the 4 out and claims 4 more; a failed one changes nothing.
+    expect(state.metadata(0)).toBe("wq1:0-7.1");
+    state.confirmClaims();
+    state.retry(first[0] as KafkaRecord, 0); // back in the queue: its second delivery is not counted yet
+    expect(take(1)).toEqual([]);
+    expect(state.metadata(0)).toBe("wq1:0.2,1-7.1");
+    state.confirmClaims();
+    expect(take(1).map((r) => [r.offset, r.deliveries])).toEqual([[0, 2]]);
+    // On close only what was handed out is counted: the next owner sees 4-7 as first deliveries.
+    state.claimAhead = 0;
+    expect(state.metadata(0)).toBe("wq1:0.2,1-3.1");
   });
 
   it("hands a nacked record out again after its delay, before fresh ones", async () => {
@@ -142,6 +173,33 @@ describe("kafka partition state", () => {
 });
 
 describe("kafka offset committer", () => {
+  it("commits at once, not at the interval, once eagerAfter acks wait", async () => {
+    const sent: string[][] = [];
+    const committer = new OffsetCommitter(
+      async (offsets) => {
+        sent.push(offsets.map(({ offset }) => offset));
+      },
+      () => {},
+      2,
+    );
+    const { state, take } = partition([0, 1, 2, 3]);
+    const records = take(4);
+    state.finish(records[0] as KafkaRecord);
+    committer.acked(state);
+    await waitFor("the first commit (after a quiet spell: at once)", () => sent.length === 1, 2000);
+    // Within the interval: one ack waits for it, the second sends at once.
+    state.finish(records[1] as KafkaRecord);
+    committer.acked(state);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(sent).toHaveLength(1);
+    state.finish(records[2] as KafkaRecord);
+    committer.acked(state);
+    await waitFor("the eager commit", () => sent.length === 2, 150); // the interval is 200 ms
+    expect(sent[1]).toEqual(["3"]);
+    committer.stop();
+  });
+
+
   it("batches marks into one commit at once after a quiet spell, skipping unchanged partitions", async () => {
     const sent: { partition: number; offset: string }[][] = [];
     const committer = new OffsetCommitter(

@@ -348,8 +348,26 @@ describe("kafka adapter", () => {
       [13, 2],
     ]);
     expect(decodeDeliveries(5, "written by another client").size).toBe(0);
-    const many = encodeDeliveries(0, Array.from({ length: 5000 }, (_, i) => [i, 1] as const)) as string;
+    const many = encodeDeliveries(0, Array.from({ length: 5000 }, (_, i) => [i, (i % 2) + 1] as const)) as string;
     expect(many.length).toBeLessThanOrEqual(3000);
     expect(decodeDeliveries(0, many).has(0)).toBe(true);
+    // A run of consecutive records with one count is a range (a write-ahead window stays small).
+    const run = encodeDeliveries(100, [
+      [100, 2],
+      [101, 1],
+      [102, 1],
+      [103, 1],
+      [105, 1],
+    ]);
+    expect(run).toBe("wq1:0.2,1-3.1,5.1");
+    expect([...decodeDeliveries(100, run)]).toEqual([
+      [100, 2],
+      [101, 1],
+      [102, 1],
+      [103, 1],
+      [105, 1],
+    ]);
+    expect(decodeDeliveries(0, "wq1:0-4096.1").size).toBe(4097);
+    expect(decodeDeliveries(0, "wq1:0-99999999.1,3-1.1").size).toBe(0); // absurd or reversed ranges are ignored
   });
 });

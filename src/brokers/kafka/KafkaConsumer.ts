@@ -7,11 +7,13 @@ import { decodeDeliveries } from "../delivery-counts.js";
 import { KafkaDelivery, type RecordSettler } from "./KafkaDelivery.js";
 import type { KafkaBroker } from "./KafkaBroker.js";
 import { GroupMember } from "./group-member.js";
-import { FetchFlow } from "./fetch-flow.js";
+import { DEFAULT_BUFFER, FetchFlow } from "./fetch-flow.js";
 import { describeKafkaError } from "./kafka-client.js";
 import { OffsetCommitter } from "./offset-committer.js";
 import { type KafkaRecord, PartitionState } from "./partition-state.js";
 
+/** The most records per partition a commit counts ahead of their hand-out (PartitionState.claimAhead). */
+const MAX_CLAIM_AHEAD = 4096;
 /** How long close() waits for its last commit before leaving the group anyway. */
 const CLOSE_COMMIT_MS = 5000;
 
@@ -28,6 +30,16 @@ export class KafkaConsumer implements Consumer, RecordSettler {
   readonly #committer: OffsetCommitter;
   readonly #flow: FetchFlow;
   #turn = 0;
+  /** The last #take left a ready record waiting for a commit that counts it. */
+  #blocked = false;
+  /** The last #take used up half a partition's claimed window: commit the next claims now. */
+  #refill = false;
+  /**
+   * Records per partition whose next delivery each commit counts ahead (PartitionState.claimAhead):
+   * the caller's concurrency at first, doubled each time a receive had to wait for a commit, so a
+   * fast consumer claims what it hands out in about one commit round trip and never waits.
+   */
+  #claimAhead: number;
   #closing = false;
   #closed: Promise<void> | undefined;
 
@@ -52,8 +64,9 @@ export class KafkaConsumer implements Consumer, RecordSettler {
       },
       broker.log,
     );
-    this.#committer = new OffsetCommitter((offsets) => this.#member.commit(offsets), broker.log);
+    this.#committer = new OffsetCommitter((offsets) => this.#member.commit(offsets), broker.log, Math.max(1, Math.floor(maxInFlight ?? DEFAULT_BUFFER)));
     this.#flow = new FetchFlow(maxInFlight, this.#member);
+    this.#claimAhead = Math.min(MAX_CLAIM_AHEAD, Math.max(1, Math.floor(maxInFlight ?? DEFAULT_BUFFER)));
     this.#member.start();
   }
 
@@ -61,7 +74,19 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     while (!signal.aborted && !this.#closing) {
       const failure = this.#member.takeFailure();
       if (failure) throw new Error(`kafka ${this.broker.url}: consumer of ${this.queue} failed: ${describeKafkaError(failure)}`);
-      const records = await this.#counted(this.#take(Math.max(1, Math.floor(max))));
+      const want = Math.max(1, Math.floor(max));
+      let records = this.#take(want);
+      if (records.length === 0 && this.#blocked) {
+        // Ready records wait for a commit that counts their delivery (write-ahead, see
+        // PartitionState.claimAhead). If it fails they go out anyway: a stalled consumer is worse
+        // than a missed count.
+        this.#widenClaims();
+        const written = await this.#committer.flush();
+        if (this.#closing) break;
+        records = this.#take(want, !written);
+        if (records.length === 0 && this.#blocked) records = this.#take(want, true); // claims cut short: never stall
+      }
+      if (this.#refill) void this.#committer.flush(); // claim the next ones before they are needed
       if (records.length > 0) return records.map((record) => new KafkaDelivery(this, record));
       await this.#wakeup.wait(signal);
     }
@@ -71,7 +96,7 @@ export class KafkaConsumer implements Consumer, RecordSettler {
   ack(record: KafkaRecord): void {
     if (record.state.revoked || record.done) return;
     record.state.finish(record);
-    this.#committer.mark(record.state);
+    this.#committer.acked(record.state);
     if (this.onePerPartition) this.#wakeup.notify(); // the partition's next record may go now
   }
 
@@ -99,6 +124,11 @@ export class KafkaConsumer implements Consumer, RecordSettler {
       this.#closing = true;
       this.#wakeup.notify();
       this.broker.forget(this);
+      // The last commit counts only what was handed out: records claimed ahead never ran here.
+      for (const state of this.#states.values()) {
+        state.claimAhead = 0;
+        this.#committer.mark(state);
+      }
       await Promise.race([this.#committer.flush(), new Promise((resolve) => setTimeout(resolve, CLOSE_COMMIT_MS).unref())]);
       this.#committer.stop();
       this.#revokeAll();
@@ -107,17 +137,31 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     return this.#closed;
   }
 
-  #take(max: number): KafkaRecord[] {
+  #widenClaims(): void {
+    if (this.#claimAhead >= MAX_CLAIM_AHEAD) return;
+    this.#claimAhead = Math.min(MAX_CLAIM_AHEAD, this.#claimAhead * 2);
+    for (const state of this.#states.values()) state.claimAhead = this.#claimAhead;
+  }
+
+  /** Takes what may go out now (`force`: also records whose delivery no commit counts yet). */
+  #take(max: number, force = false): KafkaRecord[] {
     const states = [...this.#states.values()];
     this.#turn = (this.#turn + 1) % Math.max(1, states.length);
     const out = takeRoundRobin<PartitionState, KafkaRecord>(
       states,
       max,
       this.#turn,
-      (state, upTo, into) => state.take(upTo, into, this.onePerPartition),
+      (state, upTo, into) => state.take(upTo, into, this.onePerPartition, force),
       (state) => this.#committer.mark(state), // delivery counts changed: they travel with the next commit
     );
+    this.#blocked = false;
+    this.#refill = false;
     for (const state of states) {
+      if (state.blocked || state.refill) {
+        this.#committer.mark(state);
+        this.#blocked ||= state.blocked;
+        this.#refill ||= state.refill;
+      }
       if (state.tombstones === 0) continue;
       this.broker.log("debug", `${this.queue} partition ${state.partition}: skipped ${state.tombstones} tombstone(s) (null value)`);
       state.tombstones = 0;
@@ -125,21 +169,6 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     }
     this.#flow.taken(this.#states);
     return out;
-  }
-
-  /**
-   * Commits the delivery counts of the records being handed out before they go: one commit for the
-   * whole batch, every partition in it, carrying each partition's commit point too. Kafka counts
-   * nothing itself: without this, a record whose handler kills the worker at once comes back to the
-   * next owner as a first delivery every time, so the poison rule never stops the loop and the
-   * records behind it never run. A commit that fails is retried by the committer and the records go
-   * out anyway (a stalled consumer is worse than a missed count); those of a partition revoked
-   * meanwhile do not (its new owner reads them from the committed offset).
-   */
-  async #counted(records: KafkaRecord[]): Promise<KafkaRecord[]> {
-    if (records.length === 0) return records;
-    await this.#committer.flush();
-    return records.some((record) => record.state.revoked) ? records.filter((record) => !record.state.revoked) : records;
   }
 
   #onBatch(partition: number, messages: KafkaMessage[]): void {
@@ -167,6 +196,7 @@ export class KafkaConsumer implements Consumer, RecordSettler {
 
   #assign(partitions: number[]): void {
     const states = partitions.map((partition) => new PartitionState(this.queue, partition, () => this.#wakeup.notify()));
+    for (const state of states) state.claimAhead = this.#claimAhead;
     for (const state of states) this.#states.set(state.partition, state);
     if (states.length > 0) void this.#loadPriorDeliveries(states);
   }

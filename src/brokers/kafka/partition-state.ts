@@ -1,5 +1,5 @@
 import type { KafkaMessage } from "kafkajs";
-import { encodeDeliveries } from "../delivery-counts.js";
+import { encodeDeliveriesCounted } from "../delivery-counts.js";
 import { Fifo } from "../fifo.js";
 import { NOT_BEFORE_HEADER, notBeforeOf } from "./kafka-headers.js";
 
@@ -13,6 +13,9 @@ export interface KafkaRecord {
   readonly size: number;
   /** Times handed out, counting deliveries by earlier owners (commit metadata). */
   deliveries: number;
+  /** The count the latest confirmed commit lists for it, valid while `claimEpoch` is the state's. */
+  claimed: number;
+  claimEpoch: number;
   done: boolean;
   /** Handed out and not settled yet (a nacked record waiting for its retry is not out). */
   out: boolean;
@@ -36,6 +39,18 @@ export class PartitionState {
   marked = false;
   /** Tombstones skipped by take() since the owner last looked (it commits past them and resets this). */
   tombstones = 0;
+  /**
+   * Write-ahead of delivery counts (0: off). Each commit's metadata claims one more delivery for
+   * the next `claimAhead` records not yet handed out, and take() hands out only records whose next
+   * delivery a confirmed commit already counts: a record that kills the worker is seen with its
+   * count by the next owner, without a round trip per hand-out. A crash over-counts by one the
+   * claimed records that never ran (harmless: see DESIGN, suspects). close() sets it to 0.
+   */
+  claimAhead = 0;
+  /** take() stopped at a ready record whose delivery no confirmed commit counts yet. */
+  blocked = false;
+  /** Fewer than half the window is still claimed ahead: time for the next commit. */
+  refill = false;
   /** The partition number as Delivery.partition shows it. */
   readonly partitionName: string;
   #records: KafkaRecord[] = [];
@@ -49,6 +64,10 @@ export class PartitionState {
   #nextOffset = -1;
   /** Records out with handlers. */
   #outstanding = 0;
+  /** Bumped by each confirmed commit: older claims are void (the commit replaced their metadata). */
+  #claimEpoch = 0;
+  /** The claims of the commit being sent, confirmed when it succeeds. */
+  #pendingClaims: [KafkaRecord, number][] = [];
   #bufferedBytes = 0;
 
   constructor(
@@ -66,7 +85,9 @@ export class PartitionState {
   }
 
   setPrior(counts: Map<number, number>): void {
-    this.#prior ??= counts;
+    if (this.#prior !== undefined) return;
+    this.#prior = counts;
+    for (const record of this.#records) record.deliveries += counts.get(record.offset) ?? 0;
   }
 
   /** Records fetched and waiting to be handed out (nacked ones waiting for their delay not counted). */
@@ -88,12 +109,13 @@ export class PartitionState {
    */
   addBatch(messages: KafkaMessage[]): void {
     if (this.revoked || messages.length === 0) return;
+    const prior = this.#prior;
     const size = (sizeOf(messages[0] as KafkaMessage) + sizeOf(messages[messages.length - 1] as KafkaMessage)) >> 1;
     for (const message of messages) {
       const offset = Number(message.offset);
       if (offset < this.#nextOffset) continue;
       this.#nextOffset = offset + 1;
-      this.#records.push({ state: this, offset, message, size, deliveries: 0, done: false, out: false });
+      this.#records.push({ state: this, offset, message, size, deliveries: prior?.get(offset) ?? 0, claimed: 0, claimEpoch: 0, done: false, out: false });
       this.#bufferedBytes += size;
     }
   }
@@ -105,45 +127,64 @@ export class PartitionState {
    * out, and then only one (the caller runs them in order): the records behind a crashing one are
    * then not counted as delivered.
    */
-  take(max: number, out: KafkaRecord[], onePerPartition = false, now = Date.now()): void {
-    const prior = this.#prior;
-    if (prior === undefined || this.revoked) return;
+  take(max: number, out: KafkaRecord[], onePerPartition = false, force = false, now = Date.now()): void {
+    this.blocked = false;
+    if (this.#prior === undefined || this.revoked) return;
     if (onePerPartition) {
       if (this.#outstanding > 0) return;
       max = Math.min(max, out.length + 1);
     }
+    const guarded = this.claimAhead > 0 && !force;
     while (out.length < max) {
       let record: KafkaRecord;
-      if (this.#due.length > 0) {
-        record = this.#due.shift() as KafkaRecord;
+      const retried = this.#due.peek();
+      if (retried !== undefined) {
+        if (guarded && !this.#covered(retried)) {
+          this.blocked = true;
+          break;
+        }
+        this.#due.shift();
+        record = retried;
         this.#bufferedBytes -= record.size;
       } else if (this.#next < this.#records.length) {
         record = this.#records[this.#next] as KafkaRecord;
-        this.#next += 1;
-        this.#bufferedBytes -= record.size;
         if (record.message.value === null) {
           // A tombstone (null value: "key deleted", for compaction) is no job: finished unseen.
+          this.#next += 1;
+          this.#bufferedBytes -= record.size;
           this.finish(record);
           this.tombstones += 1;
           continue;
         }
         const headers = record.message.headers;
         if (headers?.[NOT_BEFORE_HEADER] !== undefined && notBeforeOf(headers) > now) {
+          this.#next += 1;
+          this.#bufferedBytes -= record.size;
           this.#later(record, notBeforeOf(headers) - now);
           continue;
         }
+        if (guarded && !this.#covered(record)) {
+          this.blocked = true;
+          break;
+        }
+        this.#next += 1;
+        this.#bufferedBytes -= record.size;
       } else {
-        return;
-      }
-      if (prior.size > 0) {
-        record.deliveries += prior.get(record.offset) ?? 0;
-        prior.delete(record.offset);
+        break;
       }
       record.deliveries += 1;
       record.out = true;
       this.#outstanding += 1;
       out.push(record);
     }
+    if (this.claimAhead > 0) {
+      const halfway = this.#records[this.#next + (this.claimAhead >> 1)];
+      this.refill = halfway !== undefined && !this.#covered(halfway);
+    }
+  }
+
+  #covered(record: KafkaRecord): boolean {
+    return record.claimEpoch === this.#claimEpoch && record.claimed > record.deliveries;
   }
 
   /** The record is finished: the commit point may move past it. */
@@ -178,15 +219,43 @@ export class PartitionState {
     return this.#records[this.#head]?.offset ?? (this.#nextOffset >= 0 ? this.#nextOffset : undefined);
   }
 
-  /** Commit metadata for `commitPoint()`: the delivery counts of unfinished records handed out. */
+  /**
+   * Commit metadata for `commitPoint()`: the delivery counts of the unfinished records handed out,
+   * and (with claimAhead) one more for the next records not out, so they may go out before the
+   * following commit. Earlier owners' counts of records not fetched yet are kept. The claims take
+   * effect for take() when the commit succeeds (confirmClaims).
+   */
   metadata(base: number): string | null {
-    const counts: [number, number][] = [];
-    const end = Math.min(this.#records.length, this.#head + METADATA_SCAN);
+    const entries: [number, number][] = [];
+    const claims: [KafkaRecord, number][] = [];
+    const ahead = this.claimAhead;
+    const end = Math.min(this.#records.length, this.#head + METADATA_SCAN, ahead > 0 ? this.#next + ahead : Number.POSITIVE_INFINITY);
     for (let i = this.#head; i < end; i += 1) {
       const record = this.#records[i] as KafkaRecord;
-      if (!record.done && record.deliveries > 0) counts.push([record.offset, record.deliveries]);
+      if (record.done) continue;
+      const count = ahead === 0 ? record.deliveries : record.out ? Math.max(record.deliveries, this.#claimOf(record)) : record.deliveries + 1;
+      if (count === 0) continue;
+      entries.push([record.offset, count]);
+      claims.push([record, count]);
     }
-    return encodeDeliveries(base, counts);
+    for (const [offset, count] of this.#prior ?? []) if (offset >= this.#nextOffset) entries.push([offset, count]);
+    const { text, written } = encodeDeliveriesCounted(base, entries);
+    this.#pendingClaims = written >= claims.length ? claims : claims.slice(0, written);
+    return text;
+  }
+
+  /** The commit carrying the last metadata() succeeded: its claims replace every earlier one. */
+  confirmClaims(): void {
+    this.#claimEpoch += 1;
+    for (const [record, count] of this.#pendingClaims) {
+      record.claimed = count;
+      record.claimEpoch = this.#claimEpoch;
+    }
+    this.#pendingClaims = [];
+  }
+
+  #claimOf(record: KafkaRecord): number {
+    return record.claimEpoch === this.#claimEpoch ? record.claimed : 0;
   }
 
   revoke(): void {

@@ -21,37 +21,45 @@ export function encodeDeliveries(base: number, entries: Iterable<readonly [numbe
 }
 
 /**
- * encodeDeliveries, and how many of the first entries it holds (the rest did not fit). A run of
- * consecutive positions with the same count is written as one range, `first-last.count`
- * (`wq1:0-499.1`: 500 records delivered once), so a long write-ahead window stays small. Readers
- * from before ranges skip them (they count those records from 1 again): compatible both ways.
+ * encodeDeliveries, and how many of the first entries it holds (the rest did not fit). An entry
+ * may stand for a run, `[first, count, last]`: every offset first..last with that count. Runs of
+ * consecutive offsets with one count are written as one range, `first-last.count` (`wq1:0-499.1`:
+ * 500 records delivered once), so a long write-ahead window stays small. Readers from before
+ * ranges skip them (they count those records from 1 again): compatible both ways.
  */
-export function encodeDeliveriesCounted(base: number, entries: Iterable<readonly [number, number]>): { text: string | null; written: number } {
+export function encodeDeliveriesCounted(
+  base: number,
+  entries: Iterable<readonly [number, number, number?]>,
+): { text: string | null; written: number } {
   let text = PREFIX;
   let written = 0;
-  /** The run being built: positions first..last, all `count`, covering `size` entries. */
-  let run: { first: number; last: number; count: number; size: number } | undefined;
+  /** The run being built: positions first..last, all `count`, from `size` entries. */
+  let first = -1;
+  let last = -1;
+  let count = 0;
+  let size = 0;
   const flush = (): boolean => {
-    if (run === undefined) return true;
-    const span = run.first === run.last ? `${run.first}` : `${run.first}-${run.last}`;
-    const entry = `${text.length > PREFIX.length ? "," : ""}${span}.${run.count}`;
+    if (size === 0) return true;
+    const entry = `${text.length > PREFIX.length ? "," : ""}${first === last ? first : `${first}-${last}`}.${count}`;
     if (text.length + entry.length > MAX_METADATA_CHARS) return false;
     text += entry;
-    written += run.size;
+    written += size;
     return true;
   };
-  for (const [offset, deliveries] of entries) {
-    const position = offset - base;
-    if (run !== undefined && position === run.last + 1 && deliveries === run.count) {
-      run.last = position;
-      run.size += 1;
+  for (const [offset, deliveries, lastOffset = offset] of entries) {
+    if (size > 0 && offset - base === last + 1 && deliveries === count) {
+      last = lastOffset - base;
+      size += 1;
       continue;
     }
     if (!flush()) {
-      run = undefined;
+      size = 0;
       break;
     }
-    run = { first: position, last: position, count: deliveries, size: 1 };
+    first = offset - base;
+    last = lastOffset - base;
+    count = deliveries;
+    size = 1;
   }
   flush();
   return { text: written > 0 ? text : null, written };

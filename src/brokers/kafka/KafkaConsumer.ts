@@ -86,7 +86,7 @@ export class KafkaConsumer implements Consumer, RecordSettler {
         records = this.#take(want, !written);
         if (records.length === 0 && this.#blocked) records = this.#take(want, true); // claims cut short: never stall
       }
-      if (this.#refill) void this.#committer.flush(); // claim the next ones before they are needed
+      if (this.#refill) this.#committer.hurry(); // claim the next ones before they are needed
       if (records.length > 0) return records.map((record) => new KafkaDelivery(this, record));
       await this.#wakeup.wait(signal);
     }

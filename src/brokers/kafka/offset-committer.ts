@@ -31,6 +31,8 @@ export class OffsetCommitter {
   #acks = 0;
   /** The scheduled commit goes at once (not at the interval). */
   #soon = false;
+  /** hurry() was called: the next commit goes at once. */
+  #urgent = false;
 
   constructor(
     readonly send: (offsets: TopicPartitionOffsetAndMetadata[]) => Promise<void>,
@@ -38,6 +40,15 @@ export class OffsetCommitter {
     /** Acks that make the next commit go without waiting for the interval. */
     readonly eagerAfter = Number.POSITIVE_INFINITY,
   ) {}
+
+  /** The next commit should go as soon as the one in flight (if any) is done: marked partitions only. */
+  hurry(): void {
+    if (this.#stopped || this.#soon) return;
+    this.#urgent = true;
+    if (this.#inFlight !== undefined) return; // its end schedules the next one, at once
+    clearTimeout(this.#timer);
+    this.#schedule();
+  }
 
   /** A record of the partition finished: its commit point may have moved. */
   acked(state: PartitionState): void {
@@ -73,7 +84,7 @@ export class OffsetCommitter {
   }
 
   #schedule(): void {
-    const wait = this.#acks >= this.eagerAfter ? 0 : Math.max(0, this.#lastCommitAt + COMMIT_INTERVAL_MS - Date.now());
+    const wait = this.#urgent || this.#acks >= this.eagerAfter ? 0 : Math.max(0, this.#lastCommitAt + COMMIT_INTERVAL_MS - Date.now());
     this.#soon = wait === 0;
     this.#timer = setTimeout(() => void this.#commit(), wait);
   }
@@ -82,6 +93,7 @@ export class OffsetCommitter {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#soon = false;
+    this.#urgent = false;
     const offsets: TopicPartitionOffsetAndMetadata[] = [];
     const sent: [PartitionState, string][] = [];
     for (const state of this.#marked) {

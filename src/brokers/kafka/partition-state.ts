@@ -68,6 +68,9 @@ export class PartitionState {
   #claimEpoch = 0;
   /** The claims of the commit being sent, confirmed when it succeeds. */
   #pendingClaims: [KafkaRecord, number][] = [];
+  /** Records never handed out below this offset have their next delivery counted (one range). */
+  #freshClaimEnd = -1;
+  #pendingFreshEnd = -1;
   #bufferedBytes = 0;
 
   constructor(
@@ -87,7 +90,7 @@ export class PartitionState {
   setPrior(counts: Map<number, number>): void {
     if (this.#prior !== undefined) return;
     this.#prior = counts;
-    for (const record of this.#records) record.deliveries += counts.get(record.offset) ?? 0;
+    for (const record of this.#records) record.deliveries += takeCount(counts, record.offset);
   }
 
   /** Records fetched and waiting to be handed out (nacked ones waiting for their delay not counted). */
@@ -115,7 +118,7 @@ export class PartitionState {
       const offset = Number(message.offset);
       if (offset < this.#nextOffset) continue;
       this.#nextOffset = offset + 1;
-      this.#records.push({ state: this, offset, message, size, deliveries: prior?.get(offset) ?? 0, claimed: 0, claimEpoch: 0, done: false, out: false });
+      this.#records.push({ state: this, offset, message, size, deliveries: prior === undefined ? 0 : takeCount(prior, offset), claimed: 0, claimEpoch: 0, done: false, out: false });
       this.#bufferedBytes += size;
     }
   }
@@ -163,7 +166,7 @@ export class PartitionState {
           this.#later(record, notBeforeOf(headers) - now);
           continue;
         }
-        if (guarded && !this.#covered(record)) {
+        if (guarded && record.offset >= this.#freshClaimEnd) {
           this.blocked = true;
           break;
         }
@@ -179,7 +182,7 @@ export class PartitionState {
     }
     if (this.claimAhead > 0) {
       const halfway = this.#records[this.#next + (this.claimAhead >> 1)];
-      this.refill = halfway !== undefined && !this.#covered(halfway);
+      this.refill = halfway !== undefined && halfway.offset >= this.#freshClaimEnd;
     }
   }
 
@@ -226,27 +229,47 @@ export class PartitionState {
    * effect for take() when the commit succeeds (confirmClaims).
    */
   metadata(base: number): string | null {
-    const entries: [number, number][] = [];
+    const entries: (readonly [number, number, number?])[] = [];
     const claims: [KafkaRecord, number][] = [];
     const ahead = this.claimAhead;
-    const end = Math.min(this.#records.length, this.#head + METADATA_SCAN, ahead > 0 ? this.#next + ahead : Number.POSITIVE_INFINITY);
-    for (let i = this.#head; i < end; i += 1) {
-      const record = this.#records[i] as KafkaRecord;
+    const records = this.#records;
+    const scanEnd = Math.min(records.length, this.#head + METADATA_SCAN);
+    // Handed out at least once (or held back for a delay): one by one, with their claims.
+    for (let i = this.#head, end = Math.min(this.#next, scanEnd); i < end; i += 1) {
+      const record = records[i] as KafkaRecord;
       if (record.done) continue;
       const count = ahead === 0 ? record.deliveries : record.out ? Math.max(record.deliveries, this.#claimOf(record)) : record.deliveries + 1;
       if (count === 0) continue;
       entries.push([record.offset, count]);
       claims.push([record, count]);
     }
+    // Never handed out: earlier owners' counts, plus (write-ahead) one more for the next `ahead`, as runs.
+    const listed = entries.length;
+    let freshEnd = -1;
+    let run: [number, number, number] | undefined;
+    for (let i = this.#next, end = ahead > 0 ? Math.min(scanEnd, this.#next + ahead) : scanEnd; i < end; i += 1) {
+      const record = records[i] as KafkaRecord;
+      const count = ahead > 0 ? record.deliveries + 1 : record.deliveries;
+      freshEnd = record.offset + 1;
+      if (count === 0) continue;
+      if (run !== undefined && record.offset === run[2] + 1 && count === run[1]) run[2] = record.offset;
+      else {
+        run = [record.offset, count, record.offset];
+        entries.push(run);
+      }
+    }
+    const fresh = entries.length - listed;
     for (const [offset, count] of this.#prior ?? []) if (offset >= this.#nextOffset) entries.push([offset, count]);
     const { text, written } = encodeDeliveriesCounted(base, entries);
     this.#pendingClaims = written >= claims.length ? claims : claims.slice(0, written);
+    this.#pendingFreshEnd = ahead > 0 && written >= listed + fresh ? freshEnd : -1;
     return text;
   }
 
   /** The commit carrying the last metadata() succeeded: its claims replace every earlier one. */
   confirmClaims(): void {
     this.#claimEpoch += 1;
+    this.#freshClaimEnd = this.#pendingFreshEnd;
     for (const [record, count] of this.#pendingClaims) {
       record.claimed = count;
       record.claimEpoch = this.#claimEpoch;
@@ -290,6 +313,14 @@ export class PartitionState {
     }, delayMs);
     this.#timers.add(timer);
   }
+}
+
+/** An earlier owner's count of a record now fetched: it moves onto the record. */
+function takeCount(prior: Map<number, number>, offset: number): number {
+  if (prior.size === 0) return 0;
+  const count = prior.get(offset) ?? 0;
+  if (count > 0) prior.delete(offset);
+  return count;
 }
 
 function sizeOf(message: KafkaMessage): number {

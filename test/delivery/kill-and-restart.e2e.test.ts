@@ -87,9 +87,11 @@ describe("nothing lost (worker child processes killed, brokers restarted)", () =
     {
       name: "Kafka",
       setup: async () => viaAdapter(`${KAFKA_URL}?group=kill-${randomUUID().slice(0, 8)}`, `kill.${randomUUID().slice(0, 8)}`),
-      // Every hand-out commits first, so a kill redoes only what was out with handlers at the last
-      // commit (at most the concurrency), plus what finished above a slower one (none here).
-      duplicatesPerKill: (concurrency) => concurrency,
+      // Acks are committed once `concurrency` of them wait (and every 200 ms), so a kill redoes what
+      // was out with handlers at the last commit (at most the concurrency) and the acks since
+      // (under the concurrency, plus one commit round trip's), plus what finished above a slower
+      // one (none here): 2x the concurrency.
+      duplicatesPerKill: (concurrency) => 2 * concurrency,
     },
     {
       // A killed worker's received messages come back once their visibility (2 s) runs out.

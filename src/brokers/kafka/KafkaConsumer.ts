@@ -21,7 +21,9 @@ const CLOSE_COMMIT_MS = 5000;
  * The receiving side of one queue (topic): a group member fetches into per-partition buffers,
  * receive() hands out of them, settles move each partition's commit point (partition-state.ts),
  * an OffsetCommitter sends those points in batches, and a FetchFlow pauses fetching while the
- * buffer is full. A batch mixes partitions fairly, each in offset order.
+ * buffer is full. A batch mixes partitions fairly, each in offset order. A record goes out only
+ * once a commit counts its delivery (write-ahead, PartitionState.claimAhead), so a record whose
+ * handler kills the worker reaches its verdict on the next owners.
  */
 export class KafkaConsumer implements Consumer, RecordSettler {
   readonly #states = new Map<number, PartitionState>();

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, afterEach } from "vitest";
 import type { Broker, Delivery } from "../../src/brokers/contract.js";
 import { createBroker } from "../../src/brokers/registry.js";
 import { dropKinesisApp, requireKinesis } from "../brokers/kinesis-server.js";
@@ -29,26 +28,21 @@ export interface EdgeTarget {
   takeDeadLetters(): Promise<Delivery[]>;
   /** What `queue` itself hands out now to a new consumer (taken and acked). */
   takeQueued(): Promise<Delivery[]>;
+  /** Closes what setup() opened (tests of one file run concurrently: each closes its own). */
+  close(): Promise<void>;
 }
 
 const LEASE_MS = 2000;
 
-/** Call at the top level of a test file: registers the per-test cleanup of what setup() opens. */
+/** Call at the top level of a test file (the shared servers' fixtures register their hooks). */
 export function edgeBrokers(prefix: string): EdgeBroker[] {
-  const cleanups: (() => Promise<void>)[] = [];
-  afterEach(async () => {
-    await Promise.allSettled(cleanups.splice(0).map((cleanup) => cleanup()));
-  });
-  afterAll(async () => {
-    await Promise.allSettled(cleanups.splice(0).map((cleanup) => cleanup()));
-  });
   const sqs = requireSqs({ prefix });
   const nats = requireNats(prefix);
   const kinesis = requireKinesis({ prefix });
   const name = () => `${prefix}.${randomUUID().slice(0, 8)}`;
 
   /** `deadUrl`: where the test reads dead letters, when that must not join the worker's group. */
-  async function viaAdapter(url: string, queue: string, deadUrl = url): Promise<EdgeTarget> {
+  async function viaAdapter(url: string, queue: string, deadUrl = url, cleanups: (() => Promise<void>)[] = []): Promise<EdgeTarget> {
     const broker = await createBroker(url);
     await broker.connect();
     cleanups.push(() => broker.close());
@@ -63,6 +57,9 @@ export function edgeBrokers(prefix: string): EdgeBroker[] {
       publish: (bodies) => broker.publish(queue, bodies.map((body) => ({ body: Buffer.from(JSON.stringify(body)) }))),
       takeDeadLetters: takeWhatIsThere(deadBroker, `${queue}.dead`),
       takeQueued: takeWhatIsThere(broker, queue),
+      close: async () => {
+        await Promise.allSettled(cleanups.map((cleanup) => cleanup()));
+      },
     };
   }
 
@@ -88,8 +85,8 @@ export function edgeBrokers(prefix: string): EdgeBroker[] {
       leaseMs: LEASE_MS,
       setup: async () => {
         const app = name().replace(".", "-");
-        cleanups.push(() => dropKinesisApp(app));
-        return viaAdapter(kinesis.url(`app=${app}&checkpoints=${REDIS_URL}&lease=${LEASE_MS}&poll=50`), kinesis.streamName());
+        const url = kinesis.url(`app=${app}&checkpoints=${REDIS_URL}&lease=${LEASE_MS}&poll=50`);
+        return viaAdapter(url, kinesis.streamName(), url, [() => dropKinesisApp(app)]);
       },
     },
   ];

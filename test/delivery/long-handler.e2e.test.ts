@@ -41,6 +41,7 @@ describe.concurrent("a handler slower than the broker's lease", () => {
     "$name: a handler running 3x the lease runs exactly once, is acked, and a second worker does not get it",
     async ({ setup, leaseMs }) => {
       const target = await setup();
+      try {
       const { file, out } = slowApp(tempDir(), target.queue, 3 * leaseMs);
       const workers = [0, 1].map(() => {
         const cli = startCli(["worker", "-a", file, "--broker", target.url]);
@@ -63,6 +64,9 @@ describe.concurrent("a handler slower than the broker's lease", () => {
       expect([...ended].sort()).toEqual(["0", "1", "2", "3"]);
       // Acked: nothing of it is left on the queue for the next consumer.
       expect((await target.takeQueued()).map((d) => Buffer.from(d.body).toString())).toEqual([]);
+      } finally {
+        await target.close();
+      }
     },
     180_000,
   );

@@ -52,6 +52,7 @@ describe.concurrent("a message whose handler kills its worker", () => {
     "$name: a handler that $how is dead-lettered as poison; the 29 others are handled, none dead-lettered",
     async ({ setup, kill }) => {
       const target = await setup();
+      try {
       const { file, out } = poisonApp(tempDir(), target.queue, kill);
       await target.publish(Array.from({ length: COUNT }, (_, id) => ({ id, poison: id === POISON })));
       const dead: Delivery[] = [];
@@ -65,7 +66,9 @@ describe.concurrent("a message whose handler kills its worker", () => {
           exited = true;
         });
         await waitFor(
-          () => `the worker to die, or 29 handled and a dead letter (handled ${handled(out).size}, dead ${dead.length}, deaths ${deaths})`,
+          () =>
+            `the worker to die, or 29 handled and a dead letter (handled ${handled(out).size}, dead ${dead.length}, deaths ${deaths}); ` +
+            `the worker said: ${[...cli.stdout, ...cli.stderr].slice(-6).join("\n")}`,
           async () => {
             if (exited) return true;
             if (handled(out).size < COUNT - 1) return false;
@@ -89,6 +92,9 @@ describe.concurrent("a message whose handler kills its worker", () => {
       // The scenario was real: the handler did take the worker down before the verdict.
       expect(deaths).toBeGreaterThan(0);
       console.log(`poison on ${target.url}: worker died ${deaths} times; verdict: ${dead[0]?.headers["x-wqueue-dead-error-message"]}`);
+      } finally {
+        await target.close();
+      }
     },
     300_000,
   );

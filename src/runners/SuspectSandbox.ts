@@ -88,6 +88,7 @@ export class SuspectSandbox {
       if (this.#closed || signal.aborted) return abandoned("the worker gave the message up before it ran");
       return { kind: "unavailable", why: (error as Error).message };
     }
+    if (this.#closed || signal.aborted) return abandoned("the worker gave the message up before it ran");
     const task = this.#nextTask++;
     return new Promise<SandboxResult>((resolve) => {
       const timers: NodeJS.Timeout[] = [];

@@ -314,12 +314,22 @@ describe("sqlite URL", () => {
     expect(() => new SqliteBroker("sqlite://x.db?poll=soon")).toThrow(/poll=soon/);
   });
 
-  it("creates missing parent directories and keeps the URL as given", async () => {
-    const url = `sqlite://${join(dir, "a", "b", "nested.db")}?visibility=1000`;
-    const broker = new SqliteBroker(url);
+  it("refuses a missing directory with a ConfigError instead of creating it", async () => {
+    const missing = join(dir, "no-such-dir", "b");
+    const broker = new SqliteBroker(`sqlite://${join(missing, "typo.db")}?visibility=1000`);
     brokers.push(broker);
-    expect(broker.url).toBe(url);
-    await broker.connect();
-    expect(existsSync(join(dir, "a", "b", "nested.db"))).toBe(true);
+    await expect(broker.connect()).rejects.toThrow(ConfigError);
+    await expect(broker.publish("q", [{ body: text("x") }])).rejects.toThrow(
+      `broker sqlite://${join(missing, "typo.db")}?visibility=1000: directory ${missing} does not exist`,
+    );
+    expect(existsSync(join(dir, "no-such-dir"))).toBe(false);
+  });
+
+  it("shows the absolute path of the file in its URL, parameters as given and redacted", () => {
+    expect(new SqliteBroker("sqlite://rel/x.db?visibility=1000").url).toBe(`sqlite://${resolve("rel/x.db")}?visibility=1000`);
+    expect(new SqliteBroker("sqlite:x.db").url).toBe(`sqlite://${resolve("x.db")}`);
+    expect(new SqliteBroker("sqlite:///abs/dir with space/x.db?password=hunter2").url).toBe(
+      "sqlite:///abs/dir with space/x.db?password=***",
+    );
   });
 });

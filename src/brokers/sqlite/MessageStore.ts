@@ -1,5 +1,3 @@
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { Headers, OutgoingMessage } from "../contract.js";
 
@@ -76,7 +74,6 @@ export class MessageStore {
   readonly #runInTransaction: Database.Transaction<(work: () => unknown) => unknown>;
 
   constructor(path: string) {
-    mkdirSync(dirname(path), { recursive: true });
     this.#db = new Database(path, { timeout: 5000 });
     this.#db.pragma("busy_timeout = 5000");
     this.#db.pragma("journal_mode = WAL");

@@ -16,10 +16,10 @@ function withoutHttpFlags(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    if (arg === "--http-token") i += 1;
+    if (arg === "--http-token" || arg === "--http-allowed-hosts") i += 1;
     else if (arg === "--http") {
       if (argv[i + 1] !== undefined && !(argv[i + 1] as string).startsWith("-")) i += 1; // its optional address
-    } else if (!arg.startsWith("--http=") && !arg.startsWith("--http-token=")) out.push(arg);
+    } else if (!/^--http(-token|-allowed-hosts)?=/.test(arg)) out.push(arg);
   }
   return out;
 }
@@ -30,7 +30,7 @@ function withoutHttpFlags(argv: readonly string[]): string[] {
  * opened until a dead-letter request comes), so the dashboard can list and replay dead letters.
  */
 export async function superviseWorkers(
-  flags: { app: string; broker?: string; processes?: number; http?: string | true; httpToken?: string },
+  flags: { app: string; broker?: string; processes?: number; http?: string | true; httpToken?: string; httpAllowedHosts?: string[] },
   logger: Logger,
   debug: boolean,
 ): Promise<void> {
@@ -52,7 +52,8 @@ export async function superviseWorkers(
       brokers = openBrokers;
       const observed = observeChildren(children, (queue) => deadLetterTarget(app, openBrokers, queue));
       const address = http === true ? "127.0.0.1:9464" : http;
-      server = await startHttpServer({ address, token: flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN, observed, logger });
+      const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
+      server = await startHttpServer({ address, token, allowedHosts: flags.httpAllowedHosts, observed, logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
       logger.info({ http: where }, `http: dashboard and /metrics for all ${flags.processes} processes on http://${where}/`);

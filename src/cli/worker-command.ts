@@ -23,6 +23,10 @@ function model(value: string): "event-loop" | "threads" {
   return value;
 }
 
+export function hostList(value: string): string[] {
+  return value.split(",").map((name) => name.trim()).filter(Boolean);
+}
+
 function logLevel(value: string): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new InvalidArgumentError(`one of ${LOG_LEVELS.join(", ")}`);
   return value as LogLevel;
@@ -37,6 +41,7 @@ interface WorkerFlags {
   shutdownGrace: number;
   http?: string | true;
   httpToken?: string;
+  httpAllowedHosts?: string[];
   threads?: number;
   processes?: number;
   model?: "event-loop" | "threads";
@@ -56,6 +61,11 @@ export function addWorkerCommand(program: Command): void {
     .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back", positiveInt, 30_000)
     .option("--http [address]", "serve /metrics, /healthz, /readyz and the dashboard (default 127.0.0.1:9464; a bare port binds loopback)")
     .option("--http-token <token>", "require this bearer token for /metrics, the dashboard API and replays (else WQUEUE_HTTP_TOKEN)")
+    .option(
+      "--http-allowed-hosts <names>",
+      "DNS names the dashboard may be reached by, comma-separated (IP addresses and localhost always work; probes answer any name)",
+      hostList,
+    )
     .option("-l, --log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info" as LogLevel)
     .action(async (flags: WorkerFlags) => runWorker(flags));
 }
@@ -96,7 +106,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     if (flags.http !== undefined) {
       const address = flags.http === true ? "127.0.0.1:9464" : flags.http;
       const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
-      server = await startHttpServer({ address, token, observed: observeWorker(worker, registry()), logger });
+      server = await startHttpServer({ address, token, allowedHosts: flags.httpAllowedHosts, observed: observeWorker(worker, registry()), logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
       logger.info({ http: where }, `http: dashboard and /metrics on http://${where}/${token ? " (bearer token required)" : ""}`);

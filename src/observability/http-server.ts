@@ -6,6 +6,7 @@ import { ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { Worker } from "../worker/Worker.js";
 import { DASHBOARD_HTML } from "./dashboard-page.js";
+import { allowedHostnames, refusal } from "./http-guard.js";
 import { type StatsSnapshot, statsSnapshot } from "./stats-snapshot.js";
 
 /** What the endpoint shows: one worker process, or a supervisor's children taken together. */
@@ -31,6 +32,8 @@ export interface HttpServerOptions {
   address: string;
   /** When set, every route but /healthz, /readyz and the page itself needs `Authorization: Bearer TOKEN`. */
   token?: string;
+  /** DNS names (besides IP literals and localhost) the Host header may carry, e.g. a Service's name. */
+  allowedHosts?: readonly string[];
   observed: ObservedWorker;
   logger: Logger;
 }
@@ -57,6 +60,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
   const { observed } = options;
+  const allowedHosts = allowedHostnames(options.allowedHosts ?? []);
 
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
@@ -74,8 +78,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
       const readiness = await observed.readiness();
       return send(response, readiness.ready ? 200 : 503, readiness);
     }
+    // Probes above answer any Host (they show no message); everything below is guarded.
+    const refused = refusal(request, allowedHosts);
+    if (refused) return send(response, 403, { error: refused });
     if (route === "GET /") {
-      response.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      response.writeHead(200, {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        // No other site may frame the page and trick a click on "replay".
+        "content-security-policy": "frame-ancestors 'none'",
+        "x-frame-options": "DENY",
+      });
       response.end(DASHBOARD_HTML);
       return;
     }

@@ -4,7 +4,7 @@ import { resolveDefaultBrokerUrl } from "../app/WQueue.js";
 import { BrokerSet } from "../brokers/BrokerSet.js";
 import { deadLetterTarget } from "../dead-letters/dead-letters.js";
 import type { Logger } from "../log/logger.js";
-import { startHttpServer } from "../observability/http-server.js";
+import { DEFAULT_HTTP_ADDRESS, startHttpServer } from "../observability/http-server.js";
 import { childArgv } from "../supervisor/child.js";
 import { observeChildren, STATS_IPC_ENV } from "../supervisor/stats-ipc.js";
 import { superviseProcesses } from "../supervisor/supervise.js";
@@ -40,25 +40,25 @@ export async function superviseWorkers(
   let brokers: BrokerSet | undefined;
   try {
     const { app } = await loadApp(flags.app);
-    const done = superviseProcesses({
-      processes: flags.processes as number,
-      argv: withoutHttpFlags(childArgv(process.argv.slice(2))),
-      logger,
-      env: http === undefined ? process.env : { ...process.env, [STATS_IPC_ENV]: "1" },
-      onChild: (index, child) => children.set(index, child),
-    });
+    // Bound before any child starts: a bad or taken address fails before a message is taken.
     if (http !== undefined) {
       const openBrokers = new BrokerSet(resolveDefaultBrokerUrl(app, flags.broker), app.options.brokers);
       brokers = openBrokers;
       const observed = observeChildren(children, (queue) => deadLetterTarget(app, openBrokers, queue));
-      const address = http === true ? "127.0.0.1:9464" : http;
+      const address = http === true ? DEFAULT_HTTP_ADDRESS : http;
       const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
       server = await startHttpServer({ address, token, allowedHosts: flags.httpAllowedHosts, observed, logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
       logger.info({ http: where }, `http: dashboard and /metrics for all ${flags.processes} processes on http://${where}/`);
     }
-    const code = await done;
+    const code = await superviseProcesses({
+      processes: flags.processes as number,
+      argv: withoutHttpFlags(childArgv(process.argv.slice(2))),
+      logger,
+      env: http === undefined ? process.env : { ...process.env, [STATS_IPC_ENV]: "1" },
+      onChild: (index, child) => children.set(index, child),
+    });
     server?.closeAllConnections();
     server?.close();
     await brokers?.close();

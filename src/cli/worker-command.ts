@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../log/logger.js";
-import { observeWorker, startHttpServer } from "../observability/http-server.js";
+import { DEFAULT_HTTP_ADDRESS, observeWorker, startHttpServer } from "../observability/http-server.js";
 import { createMetricsRegistry } from "../observability/prometheus.js";
 import { statsSnapshot } from "../observability/stats-snapshot.js";
 import { childIndex, childLogger } from "../supervisor/child.js";
@@ -92,7 +92,6 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       threads: flags.threads,
       appModule: flags.app,
     });
-    await worker.start();
     const started = worker;
     const registry = () =>
       createMetricsRegistry({
@@ -100,16 +99,19 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
         inFlight: () => started.inFlightBySubscription(),
         backlog: () => started.backlog(),
       });
-    if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
-      answerStatsRequests({ snapshot: () => statsSnapshot(started), registry: registry(), readiness: () => started.readiness() });
-    }
+    // Bound before the worker starts: a bad or taken address fails before any message is taken,
+    // and /readyz says "not started" until the worker consumes.
     if (flags.http !== undefined) {
-      const address = flags.http === true ? "127.0.0.1:9464" : flags.http;
+      const address = flags.http === true ? DEFAULT_HTTP_ADDRESS : flags.http;
       const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
       server = await startHttpServer({ address, token, allowedHosts: flags.httpAllowedHosts, observed: observeWorker(worker, registry()), logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
       logger.info({ http: where }, `http: dashboard and /metrics on http://${where}/${token ? " (bearer token required)" : ""}`);
+    }
+    await worker.start();
+    if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
+      answerStatsRequests({ snapshot: () => statsSnapshot(started), registry: registry(), readiness: () => started.readiness() });
     }
   } catch (error) {
     failAndExit(error, debug);

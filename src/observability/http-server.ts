@@ -38,8 +38,11 @@ export interface HttpServerOptions {
   logger: Logger;
 }
 
+export const DEFAULT_HTTP_ADDRESS = "127.0.0.1:9464";
+
 export function parseAddress(address: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]+))?:?(\d+)$/.exec(address.trim());
+  // PORT, HOST:PORT or [V6]:PORT: a host is always followed by a colon ("9464" is a port).
+  const match = /^(?:(?:\[([^\]]+)\]|([^:[\]]+)):)?(\d+)$/.exec(address.trim());
   const port = Number(match?.[3]);
   if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new ConfigError(`--http ${address}: expected PORT or HOST:PORT, e.g. 127.0.0.1:9464`);

@@ -58,7 +58,7 @@ export function addWorkerCommand(program: Command): void {
     .option("--model <model>", "run every queue on this model, whatever the app says: event-loop or threads", model)
     .option("-t, --threads <n>", "run handlers on a pool of N worker threads (CPU-bound handlers); implies --model threads", positiveInt)
     .option("-p, --processes <n>", "run N worker processes, each with its own broker connections (and its own threads)", positiveInt)
-    .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back", positiveInt, 30_000)
+    .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back (a second signal: at once, exit 130)", positiveInt, 30_000)
     .option("--http [address]", "serve /metrics, /healthz, /readyz and the dashboard (default 127.0.0.1:9464; a bare port binds loopback)")
     .option("--http-token <token>", "require this bearer token for /metrics, the dashboard API and replays (else WQUEUE_HTTP_TOKEN)")
     .option(
@@ -122,19 +122,21 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       server.close(() => resolve());
       server.closeAllConnections(); // dashboards keep connections alive
     });
+  // One stop, whatever the signals: the first drains, a second forces it; the exit waits until
+  // messages are given back either way, and a forced stop exits 130 rather than 0.
   let signals = 0;
+  let stopping: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
-    if (signals === 1) {
-      logger.info(`${signal}: draining (send again to force)`);
-      worker.stop().then(
-        () => closeServer().then(() => process.exit(0)),
-        (error: unknown) => failAndExit(error, debug),
-      );
-    } else {
+    if (signals === 1) logger.info(`${signal}: draining (send again to force)`);
+    else {
       logger.warn(`${signal} again: forcing stop`);
-      worker.forceStop().finally(() => process.exit(130));
+      worker.forceStop().catch(() => undefined); // the stop below reports a failure
     }
+    stopping ??= worker.stop().then(
+      () => closeServer().then(() => process.exit(signals > 1 ? 130 : 0)),
+      (error: unknown) => failAndExit(error, debug),
+    );
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

@@ -40,12 +40,13 @@ export interface HttpServerOptions {
 
 export const DEFAULT_HTTP_ADDRESS = "127.0.0.1:9464";
 
-export function parseAddress(address: string): { host: string; port: number } {
+/** `what` names the flag or command in the error, e.g. "--http" or "stats". */
+export function parseAddress(address: string, what = "--http"): { host: string; port: number } {
   // PORT, HOST:PORT or [V6]:PORT: a host is always followed by a colon ("9464" is a port).
   const match = /^(?:(?:\[([^\]]+)\]|([^:[\]]+)):)?(\d+)$/.exec(address.trim());
   const port = Number(match?.[3]);
   if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(`--http ${address}: expected PORT or HOST:PORT, e.g. 127.0.0.1:9464`);
+    throw new ConfigError(`${what} ${address}: expected PORT or HOST:PORT, e.g. ${DEFAULT_HTTP_ADDRESS}`);
   }
   return { host: match[1] ?? match[2] ?? "127.0.0.1", port };
 }

@@ -6,6 +6,7 @@ import type { AmqpBroker } from "./AmqpBroker.js";
 import { AmqpDelivery } from "./AmqpDelivery.js";
 import type { AmqpSession } from "./AmqpSession.js";
 import { ConsumerChannel } from "./ConsumerChannel.js";
+import { needsRecount } from "./message-codec.js";
 
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
@@ -94,7 +95,19 @@ export class AmqpConsumer implements Consumer {
       return;
     }
     if (this.#closing || !channel.alive) return; // unacked: requeued when the channel closes
-    if (this.#buffer.push(new AmqpDelivery(this, channel, message)) === 1) this.#wakeup.notify();
+    const delivery = new AmqpDelivery(this, channel, message);
+    if (needsRecount(message)) {
+      // A classic queue's redelivery: a counted copy replaces it before anything runs it.
+      const recounted = delivery.recount().then((handOut) => {
+        if (handOut) this.#hold(delivery);
+      });
+      void this.track(recounted);
+    } else this.#hold(delivery);
+  }
+
+  #hold(delivery: AmqpDelivery): void {
+    if (this.#closing || !delivery.channel.alive) return; // unacked: requeued when the channel closes
+    if (this.#buffer.push(delivery) === 1) this.#wakeup.notify();
   }
 
   /** Opens this consumer's channel on `session`, retrying with backoff while the session lives. */

@@ -15,10 +15,13 @@ import type { Headers, OutgoingMessage } from "../contract.js";
  * Counting redeliveries: RabbitMQ gives unacked messages back when a consumer's channel closes or
  * its worker dies, and marks them `redelivered`. The attempt of a delivery is
  * `x-wqueue-attempt + redeliveries`, where redeliveries is the `x-delivery-count` header when the
- * queue keeps one (quorum queues: exact) and otherwise 1 if `redelivered` is set, else 0. On a
- * classic queue a message given back several times counts once: use quorum queues where a poison
- * message that kills workers over and over must be caught. Messages the adapter had buffered but
- * not handed out when its channel closed come back `redelivered` too, and count one attempt more.
+ * queue keeps one (quorum queues: exact) and otherwise 1 if `redelivered` is set, else 0. A classic
+ * queue keeps no count (`redelivered` is a flag: the second redelivery looks like the first), so a
+ * redelivered message without `x-delivery-count` is never run as it is: the consumer republishes it
+ * with that attempt written in `x-wqueue-attempt` and acks the original first (see needsRecount and
+ * AmqpDelivery.recount), so every redelivery is counted durably, whatever killed the worker.
+ * Messages the adapter had buffered but not handed out when its channel closed come back
+ * `redelivered` too, and count one attempt more.
  */
 export const KEY_HEADER = "x-wqueue-key";
 export const ATTEMPT_HEADER = "x-wqueue-attempt";
@@ -123,6 +126,16 @@ export function decode(message: ConsumeMessage): Inbound {
   const stated = Number(headerString(raw[ATTEMPT_HEADER]));
   const attempt = (Number.isInteger(stated) && stated >= 1 ? stated : 1) + redeliveries;
   return { headers, key: headerString(raw[KEY_HEADER]), attempt, messageId };
+}
+
+/**
+ * A redelivered message whose queue keeps no delivery count (classic queues): its attempt must be
+ * written into a republished copy before it runs, or the next redelivery would count the same.
+ */
+export function needsRecount(message: ConsumeMessage): boolean {
+  if (!message.fields.redelivered) return false;
+  const counted = message.properties.headers?.["x-delivery-count"];
+  return counted === undefined || counted === null;
 }
 
 function isEmpty(object: object): boolean {

@@ -245,6 +245,28 @@ describe("amqp adapter", () => {
     expect((await inspectQueue(queue))?.messageCount).toBe(0);
   });
 
+  it("says in one error line when consumer_timeout closed a channel; the held message runs again, counted", async () => {
+    const events: Event[] = [];
+    const broker = await open(rabbit.url, events);
+    const queue = queueName();
+    await broker.publish(queue, [{ body: text("slow") }]);
+    const consumer = broker.consumer(queue);
+    const [held] = await consumer.receive(1, AbortSignal.timeout(5000));
+    expect(held?.attempt).toBe(1);
+    await rabbit.expireConsumerTimeout(); // as if the handler had run past RabbitMQ's consumer_timeout
+    await waitFor("the consumer_timeout line", () => events.some((e) => e.level === "error" && e.message.includes("consumer_timeout (1 ms)")));
+    const line = events.find((e) => e.message.includes("consumer_timeout"))?.message ?? "";
+    expect(line).toContain(`RabbitMQ closed the channel of ${queue}`);
+    expect(line).toContain("raise consumer_timeout in rabbitmq.conf");
+    const [again] = await consumer.receive(1, AbortSignal.timeout(10_000)); // on the reopened channel
+    expect(again && read(again)).toBe("slow");
+    expect(again?.id).toBe(held?.id);
+    expect(again?.attempt).toBe(2);
+    await held?.ack(); // on the closed channel: does nothing
+    await again?.ack();
+    await waitFor("the queue to be empty", async () => (await inspectQueue(queue))?.messageCount === 0);
+  });
+
   it("connect() to an unreachable broker fails fast with the URL redacted", async () => {
     const refused = openAmqpBroker("amqp://app:s3cret-pw@127.0.0.1:1/vhost");
     const started = Date.now();

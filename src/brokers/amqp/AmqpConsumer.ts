@@ -6,6 +6,7 @@ import type { AmqpBroker } from "./AmqpBroker.js";
 import { AmqpDelivery } from "./AmqpDelivery.js";
 import type { AmqpSession } from "./AmqpSession.js";
 import { ConsumerChannel } from "./ConsumerChannel.js";
+import { consumerTimeoutLine, consumerTimeoutOf } from "./consumer-timeout.js";
 import { needsRecount } from "./message-codec.js";
 
 const RETRY_FIRST_MS = 100;
@@ -135,7 +136,10 @@ export class AmqpConsumer implements Consumer {
   async #subscribe(session: AmqpSession): Promise<void> {
     const channel = new ConsumerChannel(await session.model.createChannel(), session);
     channel.channel.on("error", (error: Error) => {
-      if (session.alive) this.broker.log("warn", `amqp ${this.broker.url}: channel of ${this.queue}: ${error.message}`);
+      if (!session.alive) return;
+      const timeoutMs = consumerTimeoutOf(error);
+      if (timeoutMs !== undefined) this.broker.log("error", consumerTimeoutLine(this.broker.url, this.queue, timeoutMs));
+      else this.broker.log("warn", `amqp ${this.broker.url}: channel of ${this.queue}: ${error.message}`);
     });
     channel.channel.on("close", () => this.#channelClosed(channel));
     try {

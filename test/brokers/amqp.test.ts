@@ -3,6 +3,8 @@ import { createServer, type Server } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { delayBucket } from "../../src/brokers/amqp/delay-buckets.js";
 import { openAmqpBroker } from "../../src/brokers/amqp/open-amqp-broker.js";
+import { BrokerSet } from "../../src/brokers/BrokerSet.js";
+import { redactUrl } from "../../src/brokers/url.js";
 import type { Broker, Delivery } from "../../src/brokers/contract.js";
 import { BrokerUnreachableError, ConfigError } from "../../src/errors.js";
 import { requireRabbit, waitFor } from "./amqp-server.js";
@@ -224,6 +226,22 @@ describe("amqp adapter", () => {
     await delivery?.ack();
     const warned = events.some((e) => e.level === "warn" && e.message.includes(`queue ${queue} exists with other`));
     expect(warned).toBe(true);
+  });
+
+  it("a warning through BrokerSet names the broker once (no 'broker amqp://...: amqp amqp://...')", async () => {
+    const queue = queueName();
+    const raw = await (await rabbit.raw()).createChannel();
+    await raw.assertQueue(queue, { durable: false }); // the URL below says durable: a warning
+    const lines: string[] = [];
+    const brokers = new BrokerSet(rabbit.url, {}, (_level, message) => lines.push(message));
+    try {
+      await (await brokers.get()).publish(queue, [{ body: text("x") }]);
+      const warning = lines.find((line) => line.includes(`queue ${queue} exists with other arguments`)) ?? "";
+      expect(warning.startsWith(`broker ${redactUrl(rabbit.url)}: queue ${queue}`)).toBe(true);
+      expect(warning.split("amqp://").length).toBe(2);
+    } finally {
+      await brokers.close();
+    }
   });
 
   it("queueType=quorum declares quorum queues and counts redeliveries with x-delivery-count", async () => {

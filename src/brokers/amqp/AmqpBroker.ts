@@ -84,7 +84,7 @@ export class AmqpBroker implements Broker {
       const error: unknown = failed.reason;
       if (error instanceof UnroutableError && !redeclared) redeclared = true; // deleted meanwhile: declare again
       else if (session.alive) throw error;
-      else this.log("debug", `amqp ${this.url}: connection lost while publishing; sending unconfirmed messages again`);
+      else this.log("debug", "connection lost while publishing; sending unconfirmed messages again");
     }
   }
 

@@ -90,7 +90,7 @@ export class AmqpConsumer implements Consumer {
   #onMessage(channel: ConsumerChannel, message: ConsumeMessage | null): void {
     if (message === null) {
       // RabbitMQ cancelled the consumer (the queue was deleted): reopen, which declares it again.
-      this.broker.log("warn", `amqp ${this.broker.url}: RabbitMQ cancelled the consumer of ${this.queue}`);
+      this.broker.log("warn", `RabbitMQ cancelled the consumer of ${this.queue}`);
       channel.session.declarer.forget(this.queue);
       void channel.close();
       return;
@@ -125,7 +125,7 @@ export class AmqpConsumer implements Consumer {
         } catch (error) {
           if (this.#closing || !session.alive) return;
           const why = this.broker.connection.scrub((error as Error).message);
-          this.broker.log("warn", `amqp ${this.broker.url}: cannot consume ${this.queue} (${why}); retrying`);
+          this.broker.log("warn", `cannot consume ${this.queue} (${why}); retrying`);
         }
       }
     } finally {
@@ -138,8 +138,8 @@ export class AmqpConsumer implements Consumer {
     channel.channel.on("error", (error: Error) => {
       if (!session.alive) return;
       const timeoutMs = consumerTimeoutOf(error);
-      if (timeoutMs !== undefined) this.broker.log("error", consumerTimeoutLine(this.broker.url, this.queue, timeoutMs));
-      else this.broker.log("warn", `amqp ${this.broker.url}: channel of ${this.queue}: ${error.message}`);
+      if (timeoutMs !== undefined) this.broker.log("error", consumerTimeoutLine(this.queue, timeoutMs));
+      else this.broker.log("warn", `channel of ${this.queue}: ${error.message}`);
     });
     channel.channel.on("close", () => this.#channelClosed(channel));
     try {

@@ -79,7 +79,7 @@ export class AmqpDelivery extends SettleOnceDelivery {
       if (!channel.alive) return false;
       const { broker } = this.#consumer;
       const why = broker.connection.scrub((error as Error).message);
-      broker.log("warn", `amqp ${broker.url}: cannot republish a redelivered message of ${this.queue} to count its attempts (${why}); running it uncounted`);
+      broker.log("warn", `cannot republish a redelivered message of ${this.queue} to count its attempts (${why}); running it uncounted`);
       return true;
     }
     channel.ack(this.#message);
@@ -115,7 +115,7 @@ export class AmqpDelivery extends SettleOnceDelivery {
       if (mustSucceed) throw error;
       const { broker } = this.#consumer;
       const why = (error as Error).message;
-      broker.log("warn", `amqp ${broker.url}: retry of a message of ${this.queue} not published (${why}); requeued`);
+      broker.log("warn", `retry of a message of ${this.queue} not published (${why}); requeued`);
       return;
     }
     channel.ack(this.#message);

@@ -85,7 +85,7 @@ export class QueueDeclarer {
       await (await this.#open()).checkQueue(name); // still fails if it does not exist
       const why = (error as Error).message;
       const problem = code === 406 ? "exists with other arguments" : "may not be declared by this user";
-      this.log("warn", `amqp ${this.url}: queue ${name} ${problem}; using it as it is (${why})`);
+      this.log("warn", `queue ${name} ${problem}; using it as it is (${why})`);
     }
   }
 

@@ -14,9 +14,9 @@ export function consumerTimeoutOf(error: Error): number | undefined {
 }
 
 /** The one line logged when it happens. */
-export function consumerTimeoutLine(url: string, queue: string, timeoutMs: number): string {
+export function consumerTimeoutLine(queue: string, timeoutMs: number): string {
   return (
-    `amqp ${url}: RabbitMQ closed the channel of ${queue} because a message stayed unacknowledged longer than ` +
+    `RabbitMQ closed the channel of ${queue} because a message stayed unacknowledged longer than ` +
     `its consumer_timeout (${timeoutMs} ms): that channel's messages go back to the queue and run again, possibly ` +
     "while a first run still goes on; raise consumer_timeout in rabbitmq.conf above your longest handler"
   );

@@ -27,6 +27,8 @@ export interface OutgoingMessage {
   delayMs?: number;
   /** Delivery attempt the message starts at: 1 for a new message, more for a retry re-published. */
   attempt?: number;
+  /** MIME type of `body`, for brokers with a field for it (AMQP `content_type`); others ignore it. */
+  contentType?: string;
 }
 
 /** A message seen through Broker.browse(), left where it is. */

@@ -3,6 +3,7 @@ import { createServer, type Server } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { delayBucket } from "../../src/brokers/amqp/delay-buckets.js";
 import { openAmqpBroker } from "../../src/brokers/amqp/open-amqp-broker.js";
+import { WQueue } from "../../src/app/WQueue.js";
 import { BrokerSet } from "../../src/brokers/BrokerSet.js";
 import { redactUrl } from "../../src/brokers/url.js";
 import type { Broker, Delivery } from "../../src/brokers/contract.js";
@@ -84,6 +85,22 @@ describe("amqp adapter", () => {
     expect(message.properties.deliveryMode).toBe(2);
     expect(message.properties.messageId).toMatch(/.+/);
     expect(message.properties.headers).toEqual({ "x-trace": "t1", "x-wqueue-key": "order-7" });
+  });
+
+  it("app.publish labels a value it serialised as content-type application/json; bytes and strings unlabelled", async () => {
+    const queue = queueName();
+    const app = new WQueue({ brokers: { rabbit: rabbit.url } });
+    try {
+      for (const body of [{ n: 1 }, [1, 2], "plain text", Buffer.from([0xff])]) await app.publish(queue, body, { broker: "rabbit" });
+    } finally {
+      await app.close();
+    }
+    const raw = await (await rabbit.raw()).createChannel();
+    const types: unknown[] = [];
+    for (let message = await raw.get(queue, { noAck: true }); message !== false; message = await raw.get(queue, { noAck: true })) {
+      types.push(message.properties.contentType);
+    }
+    expect(types).toEqual(["application/json", "application/json", undefined, undefined]);
   });
 
   it("counts a redelivery after the consumer's channel closed as one more attempt", async () => {

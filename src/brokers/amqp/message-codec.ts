@@ -7,6 +7,7 @@ import type { Headers, OutgoingMessage } from "../contract.js";
  * needs nothing of wqueue:
  *
  * - body: the message content, untouched; headers: AMQP headers (string values);
+ * - contentType: the `content-type` property (app.publish of a value it serialises: application/json);
  * - key: the header `x-wqueue-key`;
  * - attempt: the header `x-wqueue-attempt` (absent means 1), written only on retries;
  * - id: the `message-id` property, set on every publish and kept across retries. A message from a
@@ -66,7 +67,7 @@ export function newMessageId(): string {
  * sends expired messages back early), nor `user-id` (RabbitMQ refuses one not of this connection).
  */
 export function encode(
-  message: Pick<OutgoingMessage, "body" | "headers" | "key" | "attempt">,
+  message: Pick<OutgoingMessage, "body" | "headers" | "key" | "attempt" | "contentType">,
   persistent: boolean,
   messageId = newMessageId(),
   original?: MessageProperties,
@@ -76,6 +77,7 @@ export function encode(
   if (message.attempt !== undefined && message.attempt > 1) headers[ATTEMPT_HEADER] = String(message.attempt);
   const { body } = message;
   const options: Options.Publish = { persistent, messageId, headers, mandatory: true };
+  if (message.contentType !== undefined) options.contentType = message.contentType;
   if (original !== undefined) {
     for (const name of CARRIED_PROPERTIES) {
       if (original[name] !== undefined && original[name] !== null) options[name] = original[name];

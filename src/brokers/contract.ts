@@ -111,6 +111,13 @@ export interface Consumer {
    */
   extend?(deliveries: readonly Delivery[]): Promise<void>;
   /**
+   * Optional: resolves once the consumer's first attempt to subscribe is over (transient failures
+   * are retried in the background); rejects with a ConfigError for a queue it can never consume
+   * (e.g. a RabbitMQ stream queue). The worker awaits it before `ready`, so such a queue exits 2
+   * with one line and nothing taken.
+   */
+  ready?(): Promise<void>;
+  /**
    * Resolves with 1..max deliveries as soon as any are available, or with [] once `signal` aborts.
    * Waits (blocking read, long poll, subscription) while the queue is empty. After an abort it
    * resolves promptly; it may still return deliveries it had already taken from the broker, which

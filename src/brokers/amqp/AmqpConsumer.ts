@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumeMessage } from "amqplib";
+import { ConfigError } from "../../errors.js";
 import type { Consumer, Delivery } from "../contract.js";
 import { Wakeup } from "../wakeup.js";
 import type { AmqpBroker } from "./AmqpBroker.js";
@@ -33,6 +34,12 @@ export class AmqpConsumer implements Consumer {
   #attaching: AmqpSession | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
+  /** Set when the queue can never be consumed (a stream queue): receive() and ready() reject with it. */
+  #refused: ConfigError | undefined;
+  #firstTryOver: () => void = () => {};
+  readonly #firstTry = new Promise<void>((resolve) => {
+    this.#firstTryOver = resolve;
+  });
 
   constructor(
     readonly broker: AmqpBroker,
@@ -48,9 +55,20 @@ export class AmqpConsumer implements Consumer {
     if (!this.broker.connection.connectedOnce && !this.#closing) await this.broker.connect();
     for (;;) {
       if (this.#buffer.length > 0) return this.#take(max);
+      if (this.#refused) throw this.#refused;
       if (this.#closing || signal.aborted) return [];
       await this.#wakeup.wait(signal);
     }
+  }
+
+  /**
+   * Resolves once the first attempt to consume the queue is over (a transient failure is retried
+   * in the background); rejects with a ConfigError for a queue that can never be consumed.
+   */
+  async ready(): Promise<void> {
+    if (!this.#closing) await this.broker.connect();
+    await this.#firstTry;
+    if (this.#refused) throw this.#refused;
   }
 
   /** Keeps a nack or dead letter in flight known to close(), which lets it finish first. */
@@ -65,6 +83,7 @@ export class AmqpConsumer implements Consumer {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
+      this.#firstTryOver();
       this.#unsubscribe();
       this.#buffer = [];
       this.#wakeup.notify();
@@ -124,11 +143,18 @@ export class AmqpConsumer implements Consumer {
           return;
         } catch (error) {
           if (this.#closing || !session.alive) return;
+          if (error instanceof ConfigError) {
+            this.#refused = error; // no retry can heal it
+            this.#wakeup.notify();
+            return;
+          }
+          this.#firstTryOver();
           const why = this.broker.connection.scrub((error as Error).message);
           this.broker.log("warn", `cannot consume ${this.queue} (${why}); retrying`);
         }
       }
     } finally {
+      this.#firstTryOver();
       if (this.#attaching === session) this.#attaching = undefined;
     }
   }

@@ -136,6 +136,7 @@ export class Worker {
         maxInFlight: concurrency,
         onePerPartition: partitioned && resolvedOrdering(subscription.options.ordering, partitioned) === "partition",
       });
+      await consumer.ready?.(); // a queue that can never be consumed fails the start (exit 2)
       if (deadLetterBroker !== undefined && deadLetterBroker !== brokerName) {
         const target = await this.#brokers.get(deadLetterBroker);
         consumer = new DeadLettersElsewhere(consumer, target, deadLetterQueue ?? defaultDeadLetterQueue(subscription.queue));

@@ -131,6 +131,16 @@ describe("redis reliable adapter", () => {
     }
   }, 20_000);
 
+  it("sends the acks of a turn that ends in process.exit(1) before the process is gone", async () => {
+    const queue = queueName();
+    await (await redis()).rpush(queue, "a", "b", "c");
+    const { child } = holdingChild(url(), queue, 3, "ack-exit");
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    expect(code).toBe(1);
+    expect(await processingLists(queue)).toEqual([]);
+    expect(await (await redis()).llen(queue)).toBe(0);
+  }, 20_000);
+
   it("keeps a delayed nack in Redis after its consumer closed", async () => {
     const queue = queueName();
     const first = await open();

@@ -107,6 +107,15 @@ describe("redis stream adapter", () => {
     }
   }, 20_000);
 
+  it("sends the acks of a turn that ends in process.exit(1) before the process is gone", async () => {
+    const queue = queueName();
+    for (const body of ["a", "b", "c"]) await (await redis()).xadd(queue, "*", "body", body);
+    const { child } = holdingChild(url(), queue, 3, "ack-exit");
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    expect(code).toBe(1);
+    expect(await (await redis()).xpending(queue, "wqueue")).toEqual([0, null, null, null]);
+  }, 20_000);
+
   it("close releases unsettled entries to the next claim at once, keeping their delivery count", async () => {
     const queue = queueName();
     const first = await open();

@@ -77,10 +77,13 @@ const QUIT_DEADLINE_MS = 1000;
 
 /**
  * Opens ioredis clients with wqueue's settings. `connect()` fails fast: BrokerUnreachableError
- * (redacted URL) within about CONNECT_TIMEOUT_MS when Redis does not answer. Once connected, a lost
- * connection is retried forever with capped exponential backoff, and reported through `log`; so is
- * a connection that goes silent while a reply is due (ioredis `socketTimeout`), which would
- * otherwise hang its commands forever.
+ * (redacted URL) within about CONNECT_TIMEOUT_MS when Redis does not answer, and ConfigError when
+ * it answers but refuses what the URL asks (a wrong password or user: WRONGPASS; no password where
+ * one is required: NOAUTH; a database number it does not have), which ioredis would otherwise only
+ * report as an event, and for SELECT quietly stay on database 0. Once connected, a lost connection is
+ * retried forever with capped exponential backoff, and reported through `log`; so is a connection
+ * that goes silent while a reply is due (ioredis `socketTimeout`), which would otherwise hang its
+ * commands forever.
  */
 export class RedisClients {
   constructor(
@@ -105,15 +108,27 @@ export class RedisClients {
     const deadline = setTimeout(() => client.disconnect(), CONNECT_TIMEOUT_MS + 1000);
     try {
       await client.connect();
+      await this.#selectDatabase(client);
       return client;
     } catch (error) {
       client.disconnect(); // stop ioredis from retrying in the background
-      const cause = this.scrub((lastError ?? (error as Error)).message);
-      throw new BrokerUnreachableError(`cannot reach Redis at ${this.url}: ${cause}`);
+      if (error instanceof ConfigError) throw error;
+      const cause = lastError ?? (error as Error);
+      if (cause.name === "ReplyError") throw new ConfigError(`Redis at ${this.url} refused the connection: ${this.scrub(cause.message)}`);
+      throw new BrokerUnreachableError(`cannot reach Redis at ${this.url}: ${this.scrub(cause.message)}`);
     } finally {
       clearTimeout(deadline);
       client.off("error", remember);
     }
+  }
+
+  /** SELECTs the URL's database again, this time hearing the refusal (ioredis only emits it). */
+  async #selectDatabase(client: Redis): Promise<void> {
+    const path = new URL(this.secretUrl).pathname.slice(1);
+    if (path === "" || Number(path) === 0) return;
+    await client.select(Number(path)).catch((error: Error) => {
+      throw error.name === "ReplyError" ? new ConfigError(`Redis at ${this.url} refused database ${path}: ${this.scrub(error.message)}`) : error;
+    });
   }
 
   /**

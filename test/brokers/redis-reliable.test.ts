@@ -75,6 +75,12 @@ describe("redis reliable adapter", () => {
     expect(await (await redis()).lpop(queue)).toBe("plain");
   });
 
+  it("with ?plain=true publishes headers and key as the body alone, for plain consumers", async () => {
+    const queue = queueName();
+    await (await open(url("&plain=true"))).publish(queue, [{ body: text("body only"), headers: { traceparent: "00-ab-cd-01" }, key: "k" }]);
+    expect(await (await redis()).lrange(queue, 0, -1)).toEqual(["body only"]);
+  });
+
   it("counts the attempts of identical payloads apart, and keeps a published start attempt", async () => {
     const broker = await open();
     const queue = queueName();

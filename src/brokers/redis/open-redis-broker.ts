@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
 import type { Broker } from "../contract.js";
-import { intParam, parseBrokerUrl, redactUrl } from "../url.js";
+import { booleanParam, intParam, parseBrokerUrl, redactUrl } from "../url.js";
 import { RedisListBroker } from "./RedisListBroker.js";
 import { RedisReliableBroker } from "./RedisReliableBroker.js";
 import { RedisStreamBroker } from "./RedisStreamBroker.js";
@@ -13,15 +13,20 @@ import { RedisStreamBroker } from "./RedisStreamBroker.js";
  *
  * - `reliable` (the default): lists, at least once; `?heartbeatTtl=MS` (default 10000).
  * - `list`: the seed's plain lists, at most once.
+ * - both list modes: `?plain=true` publishes bodies only (headers and key dropped, no envelope).
  * - `stream`: Redis Streams with a consumer group, at least once; `?group=NAME` (default wqueue),
  *   `?claimIdle=MS` (default 30000), `?maxlen=N` (default 0: publish does not trim).
  */
 const modes: Record<string, { params: string[]; open: (clients: RedisClients, url: URL) => Broker }> = {
   reliable: {
-    params: ["heartbeatTtl"],
-    open: (clients, url) => new RedisReliableBroker(clients, { heartbeatTtlMs: atLeast(url, "heartbeatTtl", 10_000, 100) }),
+    params: ["heartbeatTtl", "plain"],
+    open: (clients, url) =>
+      new RedisReliableBroker(clients, {
+        heartbeatTtlMs: atLeast(url, "heartbeatTtl", 10_000, 100),
+        plain: booleanParam(url, "plain", clients.url),
+      }),
   },
-  list: { params: [], open: (clients) => new RedisListBroker(clients) },
+  list: { params: ["plain"], open: (clients, url) => new RedisListBroker(clients, { plain: booleanParam(url, "plain", clients.url) }) },
   stream: {
     params: ["group", "claimIdle", "maxlen"],
     open: (clients, url) =>
@@ -54,9 +59,10 @@ export function openRedisBroker(url: string, onEvent?: RedisEventLog): Broker {
   if (!/^\/?\d*$/.test(parsed.pathname)) {
     throw new ConfigError(`broker ${shown}: the path must be a database number, as in redis://host:6379/0`);
   }
-  for (const [other, { params }] of Object.entries(modes)) {
-    const misplaced = other === mode ? undefined : params.find((name) => parsed.searchParams.has(name));
-    if (misplaced) throw new ConfigError(`broker ${shown}: ?${misplaced}= applies to mode=${other} only, not mode=${mode}`);
+  for (const name of new Set(Object.values(modes).flatMap(({ params }) => params))) {
+    if (!parsed.searchParams.has(name) || chosen.params.includes(name)) continue;
+    const owners = Object.keys(modes).filter((other) => modes[other]?.params.includes(name));
+    throw new ConfigError(`broker ${shown}: ?${name}= applies to mode=${owners.join(" or mode=")} only, not mode=${mode}`);
   }
   return chosen.open(new RedisClients(redisOnly(parsed), shown, onEvent ?? (() => {})), parsed);
 }

@@ -138,6 +138,14 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       (error: unknown) => failAndExit(error, debug),
     );
   };
+  // Found after start and cannot heal by retrying (a ConfigError from a receive, e.g. a name the
+  // broker refuses): stop like a SIGTERM would, then one line and exit 2.
+  void worker.fatal.then((error) => {
+    stopping ??= worker
+      .stop()
+      .then(closeServer, () => undefined)
+      .finally(() => failAndExit(error, debug));
+  });
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   // A supervised child whose supervisor died drains and exits rather than running on alone.

@@ -122,10 +122,18 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       server.close(() => resolve());
       server.closeAllConnections(); // dashboards keep connections alive
     });
-  // One stop, whatever the signals: the first drains, a second forces it; the exit waits until
-  // messages are given back either way, and a forced stop exits 130 rather than 0.
+  // One stop, whatever asks for it (signals, a fatal error): the first signal drains, a second
+  // forces it; the exit waits until messages are given back either way, and a forced stop exits
+  // 130 rather than 0.
   let signals = 0;
   let stopping: Promise<void> | undefined;
+  const stopThen = (exit: () => void) => {
+    stopping ??= worker.stop().then(
+      () => closeServer().then(exit),
+      (error: unknown) => failAndExit(error, debug),
+    );
+    return stopping;
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
     if (signals === 1) logger.info(`${signal}: draining (send again to force)`);
@@ -133,19 +141,11 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       logger.warn(`${signal} again: forcing stop`);
       worker.forceStop().catch(() => undefined); // the stop below reports a failure
     }
-    stopping ??= worker.stop().then(
-      () => closeServer().then(() => process.exit(signals > 1 ? 130 : 0)),
-      (error: unknown) => failAndExit(error, debug),
-    );
+    void stopThen(() => process.exit(signals > 1 ? 130 : 0));
   };
   // Found after start and cannot heal by retrying (a ConfigError from a receive, e.g. a name the
   // broker refuses): stop like a SIGTERM would, then one line and exit 2.
-  void worker.fatal.then((error) => {
-    stopping ??= worker
-      .stop()
-      .then(closeServer, () => undefined)
-      .finally(() => failAndExit(error, debug));
-  });
+  void worker.fatal.then((error) => stopThen(() => failAndExit(error, debug)));
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   // A supervised child whose supervisor died drains and exits rather than running on alone.

@@ -49,7 +49,7 @@ describe("wqueue worker --http ADDRESS", () => {
       expect(result.stderr.trim().split("\n"), bad).toEqual([`wqueue: --http ${bad}: expected PORT or HOST:PORT, e.g. 127.0.0.1:9464`]);
       expect(result.stdout, bad).not.toContain("ready:");
     }
-  });
+  }, 40_000);
 
   it("a port already taken fails before consuming: exit 2, one line, the waiting message stays on the broker", async () => {
     const { broker, app } = sqliteApp();

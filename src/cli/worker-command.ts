@@ -2,12 +2,13 @@ import type { Server } from "node:http";
 import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../log/logger.js";
-import { DEFAULT_HTTP_ADDRESS, observeWorker, startHttpServer } from "../observability/http-server.js";
+import { DEFAULT_HTTP_ADDRESS, observeWorker, parseAddress, startHttpServer } from "../observability/http-server.js";
 import { createMetricsRegistry } from "../observability/prometheus.js";
 import { statsSnapshot } from "../observability/stats-snapshot.js";
 import { childIndex, childLogger } from "../supervisor/child.js";
 import { answerStatsRequests, STATS_IPC_ENV } from "../supervisor/stats-ipc.js";
 import { DEFAULT_CONCURRENCY, Worker } from "../worker/Worker.js";
+import { stopOnSignals } from "./stop-on-signals.js";
 import { superviseWorkers } from "./supervise-workers.js";
 import { failAndExit } from "./fail.js";
 import { loadApp } from "./load-app.js";
@@ -54,7 +55,12 @@ export function addWorkerCommand(program: Command): void {
     .requiredOption("-a, --app <module>", "app module: a file (./app.ts), a dotted path (example.example_usage) or a package; MODULE:name picks an export")
     .option("-b, --broker <url>", "default broker URL (else WQUEUE_BROKER_URL, else sqlite://wqueue.db)")
     .option("-q, --queues <names>", "only these queues, comma-separated")
-    .option("-c, --concurrency <n>", "messages handled at once, across all queues", positiveInt, DEFAULT_CONCURRENCY)
+    .option(
+      "-c, --concurrency <n>",
+      "messages fetched or running at once, across all queues; on threads at most the threads plus one per queue (the ready line shows the result)",
+      positiveInt,
+      DEFAULT_CONCURRENCY,
+    )
     .option("--model <model>", "run every queue on this model, whatever the app says: event-loop or threads", model)
     .option("-t, --threads <n>", "run handlers on a pool of N worker threads (CPU-bound handlers); implies --model threads", positiveInt)
     .option("-p, --processes <n>", "run N worker processes, each with its own broker connections (and its own threads)", positiveInt)
@@ -73,15 +79,25 @@ export function addWorkerCommand(program: Command): void {
 async function runWorker(flags: WorkerFlags): Promise<void> {
   const debug = flags.logLevel === "debug" || flags.logLevel === "trace";
   const logger = childLogger(createLogger(flags.logLevel));
+  try {
+    if (typeof flags.http === "string") parseAddress(flags.http); // before the app loads: a typo costs nothing
+  } catch (error) {
+    failAndExit(error, debug);
+  }
   if ((flags.processes ?? 1) > 1 && childIndex() === undefined) {
     await superviseWorkers(flags, logger, debug);
     return;
   }
-  let worker: Worker;
   let server: Server | undefined;
+  const closeServer = () =>
+    new Promise<void>((resolve) => {
+      if (!server) return resolve();
+      server.close(() => resolve());
+      server.closeAllConnections(); // dashboards keep connections alive
+    });
   try {
     const { app, file } = await loadApp(flags.app);
-    worker = new Worker(app, {
+    const worker = new Worker(app, {
       broker: flags.broker,
       queues: flags.queues?.split(",").map((q) => q.trim()).filter(Boolean),
       concurrency: flags.concurrency,
@@ -92,12 +108,14 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       threads: flags.threads,
       appModule: flags.app,
     });
-    const started = worker;
+    const stop = stopOnSignals(worker, closeServer, logger, debug);
+    // A supervised child whose supervisor died drains and exits rather than running on alone.
+    if (childIndex() !== undefined) process.once("disconnect", () => stop("SIGTERM"));
     const registry = () =>
       createMetricsRegistry({
-        observer: started.observer,
-        inFlight: () => started.inFlightBySubscription(),
-        backlog: () => started.backlog(),
+        observer: worker.observer,
+        inFlight: () => worker.inFlightBySubscription(),
+        backlog: () => worker.backlog(),
       });
     // Bound before the worker starts: a bad or taken address fails before any message is taken,
     // and /readyz says "not started" until the worker consumes.
@@ -111,43 +129,9 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     }
     await worker.start();
     if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
-      answerStatsRequests({ snapshot: () => statsSnapshot(started), registry: registry(), readiness: () => started.readiness() });
+      answerStatsRequests({ snapshot: () => statsSnapshot(worker), registry: registry(), readiness: () => worker.readiness() });
     }
   } catch (error) {
     failAndExit(error, debug);
   }
-  const closeServer = () =>
-    new Promise<void>((resolve) => {
-      if (!server) return resolve();
-      server.close(() => resolve());
-      server.closeAllConnections(); // dashboards keep connections alive
-    });
-  // One stop, whatever asks for it (signals, a fatal error): the first signal drains, a second
-  // forces it; the exit waits until messages are given back either way, and a forced stop exits
-  // 130 rather than 0.
-  let signals = 0;
-  let stopping: Promise<void> | undefined;
-  const stopThen = (exit: () => void) => {
-    stopping ??= worker.stop().then(
-      () => closeServer().then(exit),
-      (error: unknown) => failAndExit(error, debug),
-    );
-    return stopping;
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals === 1) logger.info(`${signal}: draining (send again to force)`);
-    else {
-      logger.warn(`${signal} again: forcing stop`);
-      worker.forceStop().catch(() => undefined); // the stop below reports a failure
-    }
-    void stopThen(() => process.exit(signals > 1 ? 130 : 0));
-  };
-  // Found after start and cannot heal by retrying (a ConfigError from a receive, e.g. a name the
-  // broker refuses): stop like a SIGTERM would, then one line and exit 2.
-  void worker.fatal.then((error) => stopThen(() => failAndExit(error, debug)));
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  // A supervised child whose supervisor died drains and exits rather than running on alone.
-  if (childIndex() !== undefined) process.once("disconnect", () => onSignal("SIGTERM"));
 }

@@ -49,21 +49,23 @@ describe("wqueue worker --http ADDRESS", () => {
       expect(result.stderr.trim().split("\n"), bad).toEqual([`wqueue: --http ${bad}: expected PORT or HOST:PORT, e.g. 127.0.0.1:9464`]);
       expect(result.stdout, bad).not.toContain("ready:");
     }
-  });
+  }, 40_000);
 
-  it("a port already taken fails before consuming: exit 2, one line, the waiting message stays on the broker", async () => {
-    const { broker, app } = sqliteApp();
-    expect((await runCli(["push", "jobs", '{"n":1}', "--broker", broker])).code).toBe(0);
-    const taken = await listeningPort();
-    const result = await runCli(["worker", "-a", app, "--broker", broker, "--http", `127.0.0.1:${taken.port}`]);
-    expect(result.code).toBe(2);
-    expect(result.stderr.trim().split("\n")).toEqual([expect.stringMatching(new RegExp(`^wqueue: --http 127\\.0\\.0\\.1:${taken.port}: .*EADDRINUSE`))]);
-    expect(result.stdout).not.toContain("ready:");
-    const sqlite = new SqliteBroker(broker);
-    try {
-      expect(await sqlite.backlog("jobs")).toBe(1);
-    } finally {
-      await sqlite.close();
-    }
-  });
+  for (const processes of [[], ["--processes", "2"]]) {
+    it(`a port already taken fails before consuming (${processes.join(" ") || "one process"}): exit 2, one line, the waiting message stays on the broker`, async () => {
+      const { broker, app } = sqliteApp();
+      expect((await runCli(["push", "jobs", '{"n":1}', "--broker", broker])).code).toBe(0);
+      const taken = await listeningPort();
+      const result = await runCli(["worker", "-a", app, "--broker", broker, "--http", `127.0.0.1:${taken.port}`, ...processes]);
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim().split("\n")).toEqual([expect.stringMatching(new RegExp(`^wqueue: --http 127\\.0\\.0\\.1:${taken.port}: .*EADDRINUSE`))]);
+      expect(result.stdout).not.toContain("ready:");
+      const sqlite = new SqliteBroker(broker);
+      try {
+        expect(await sqlite.backlog("jobs")).toBe(1);
+      } finally {
+        await sqlite.close();
+      }
+    });
+  }
 });

@@ -56,7 +56,7 @@ describe("sqs browse", () => {
     const broker = await open();
     const queue = sqs.queueName();
     await makeDeadLetters(broker, queue, ['{"id":1}', '{"id":2}']);
-    const env = { NODE_NO_WARNINGS: "1" }; // the AWS SDK's Node 20 notice
+    const env = { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" }; // the AWS SDK's Node 20 notice (README)
     const listed = await runCli(["dead-letters", "list", queue, "--broker", sqs.url(), "--json"], { env });
     expect(listed.stderr).toBe("");
     expect(listed.code).toBe(0);

@@ -92,7 +92,8 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     const { record } = delivery;
     if (record.shard.revoked || record.done) return;
     try {
-      const headers = deadLetterHeaders(delivery, reason);
+      // `deadLetters=plain`: the bare payload under its key, for readers that are not wqueue (./kinesis-url.ts).
+      const headers = this.broker.config.plainDeadLetters ? undefined : deadLetterHeaders(delivery, reason);
       await this.broker.publish(this.deadLetterQueue, [{ body: delivery.body, headers, key: delivery.key }]);
     } catch (error) {
       this.nack(record, 1000); // not finished: hand it out again rather than stall the shard

@@ -106,4 +106,19 @@ describe("kinesis: long handlers and the lease store", () => {
       30_000,
     );
   }, 60_000);
+
+  it("close() of consumer and broker finishes while the checkpoint store does not answer (the leases then expire instead)", async () => {
+    const redis = await startPrivateRedis();
+    privateRedis.push(redis);
+    const stream = server.streamName();
+    const broker = open(redis.url);
+    const consumer = broker.consumer(stream);
+    await broker.publish(stream, [{ body: Buffer.from("held") }]);
+    const [held] = await receiveAtLeast(consumer, 1);
+    expect(held && text(held)).toBe("held");
+    await redis.kill();
+    // Within the test's timeout: unbounded, the consumer took 36 s and the broker never finished.
+    await consumer.close();
+    await broker.close();
+  }, 20_000);
 });

@@ -5,6 +5,7 @@ import { openSqsBroker } from "../../src/brokers/sqs/open-sqs-broker.js";
 import { sqsQueueName } from "../../src/brokers/sqs/queue-names.js";
 import type { SqsBroker } from "../../src/brokers/sqs/SqsBroker.js";
 import { SqsConsumer } from "../../src/brokers/sqs/SqsConsumer.js";
+import { waitFor } from "../helpers.js";
 import { requireSqs } from "./sqs-server.js";
 
 /**
@@ -81,5 +82,23 @@ describe("sqs: extend() keeps a running message hidden", () => {
     const again = await receiveOne(rival, 10_000);
     expect([read(again), again?.attempt]).toEqual(["back", 2]);
     await again?.ack();
+  }, 30_000);
+
+  it("messages received ahead and left in the buffer past a third of the visibility are not handed out", async () => {
+    const queue = sqs.queueName();
+    const holder = await consumerOf(queue, 1);
+    await brokers[0]?.publish(queue, ["a", "b", "c"].map((body) => ({ body: text(body) })));
+    // A receive that gives up at once leaves its poll running: its messages wait in the buffer.
+    expect(await holder.receive(3, AbortSignal.timeout(1))).toEqual([]);
+    await waitFor("the three messages in flight", async () => (await sqs.counts(sqsQueueName(queue).name))[1] === 3);
+    // Nobody extends them: once visible again, another consumer gets them.
+    const rival = await consumerOf(queue, 1);
+    const elsewhere: Delivery[] = [];
+    const signal = AbortSignal.timeout(10_000);
+    while (elsewhere.length < 3 && !signal.aborted) elsewhere.push(...(await rival.receive(3, signal)));
+    expect(elsewhere.map((delivery) => delivery.attempt)).toEqual([2, 2, 2]);
+    await Promise.all(elsewhere.map((delivery) => delivery.ack()));
+    // The holder must not run its stale copies as well.
+    expect((await holder.receive(3, AbortSignal.timeout(500))).map(read)).toEqual([]);
   }, 30_000);
 });

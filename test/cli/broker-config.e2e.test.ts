@@ -29,8 +29,8 @@ describe("wqueue worker refuses broker configuration that cannot work, before re
     const queue = `cli-kinesis-${randomUUID().slice(0, 8)}`;
     const file = writeApp(tempDir(), "app.ts", `export const app = new WQueue(); app.listenEvents(${JSON.stringify(queue)}, () => {});`);
     const broker = `${KINESIS_URL}?checkpoints=redis://:hunter2@127.0.0.1:1`;
-    // NODE_NO_WARNINGS: the AWS SDK warns on Node 20 that its 2027 releases need Node 22.
-    const result = await runCli(["worker", "-a", file, "--broker", broker], { env: { NODE_NO_WARNINGS: "1" } });
+    // The AWS SDK warns on Node 20 that its 2027 releases need Node 22 (README).
+    const result = await runCli(["worker", "-a", file, "--broker", broker], { env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true" } });
     expectRefused(result, /^wqueue: kinesis .*checkpoint store: cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
     expect(result.stderr).not.toContain("hunter2");
   }, 30_000);

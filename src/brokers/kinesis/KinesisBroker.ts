@@ -13,6 +13,9 @@ import { putRecords } from "./put-records.js";
 import { toKinesisRecord } from "./record-codec.js";
 import { StreamDirectory } from "./StreamDirectory.js";
 
+/** close() waits this long for the checkpoint store to close. */
+const STORE_CLOSE_WAIT_MS = 2000;
+
 /**
  * Amazon Kinesis Data Streams, or a local server such as kinesis-local (`kinesis://`, options in
  * ./kinesis-url.ts), through the AWS SDK v3. A queue is a stream, created on first use.
@@ -123,7 +126,9 @@ export class KinesisBroker implements Broker {
     this.#closed ??= (async () => {
       await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
       const store = await this.#store?.catch(() => undefined);
-      await store?.close().catch(() => {});
+      // Bounded: closing a Redis store that is reconnecting can wait forever for its QUIT.
+      const closing = store?.close().catch(() => {});
+      await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, STORE_CLOSE_WAIT_MS).unref())]);
       this.client.destroy();
     })();
     return this.#closed;

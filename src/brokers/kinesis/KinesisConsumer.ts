@@ -92,7 +92,8 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     const { record } = delivery;
     if (record.shard.revoked || record.done) return;
     try {
-      const headers = deadLetterHeaders(delivery, reason);
+      // `deadLetters=plain`: the bare payload under its key, for readers that are not wqueue (./kinesis-url.ts).
+      const headers = this.broker.config.plainDeadLetters ? undefined : deadLetterHeaders(delivery, reason);
       await this.broker.publish(this.deadLetterQueue, [{ body: delivery.body, headers, key: delivery.key }]);
     } catch (error) {
       this.nack(record, 1000); // not finished: hand it out again rather than stall the shard
@@ -153,11 +154,16 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
       this.#wakeup.notify();
       this.broker.forget(this);
       await this.#started?.catch(() => {});
-      await this.#balancer?.stop();
+      const stopping = this.#balancer?.stop();
       this.#writer?.stop();
-      const leaving = Promise.all([...this.#states.values()].map((state) => this.#leave(state)));
+      // Bounded as a whole: with the store not answering, its calls retry for half a minute, and
+      // the leases expire by themselves instead.
+      const leaving = (async () => {
+        await stopping;
+        await Promise.all([...this.#states.values()].map((state) => this.#leave(state)));
+        await this.#store?.leave(this.queue, this.worker).catch(() => {});
+      })();
       await Promise.race([leaving, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
-      await this.#store?.leave(this.queue, this.worker).catch(() => {});
       for (const state of this.#states.values()) state.revoke();
     })();
     return this.#closed;

@@ -34,8 +34,9 @@ export class ShardBalancer {
   #stopped = false;
   /** Last time the store confirmed our leases; past leaseMs they may be anyone's. */
   #renewedAt = Date.now();
-  /** Why the last tick failed, while the store does not answer; undefined once a tick works. */
-  #failure: string | undefined;
+  #failing = false;
+  /** Why the lease store failed in the last tick; undefined once a tick works, or when Kinesis failed instead. */
+  #storeFailure: string | undefined;
 
   constructor(
     readonly store: LeaseStore,
@@ -53,7 +54,7 @@ export class ShardBalancer {
 
   /** Why the lease store fails right now (the consumer's receive reports it), else undefined. */
   get failure(): string | undefined {
-    return this.#failure;
+    return this.#storeFailure;
   }
 
   /** Runs a tick now (after one in progress), e.g. when a shard ended and its children may start. */
@@ -83,6 +84,7 @@ export class ShardBalancer {
   }
 
   async #tick(): Promise<void> {
+    let listing = false; // Kinesis, not the store, is being asked (its failures the readers report)
     try {
       const live = await this.store.heartbeat(this.stream, this.worker, this.leaseMs);
       const { active, draining } = this.owner.held();
@@ -92,7 +94,9 @@ export class ShardBalancer {
       for (const shardId of held) if (!kept.has(shardId)) this.owner.lose(shardId);
       if (this.#stopped) return;
 
+      listing = true;
       const shards = await this.listShards();
+      listing = false;
       const infos = await this.store.read(this.stream, shards.map((shard) => shard.ShardId as string));
       const readable = readableShards(shards, infos);
       const target = Math.ceil(readable.length / Math.max(1, live.length));
@@ -112,12 +116,14 @@ export class ShardBalancer {
         this.owner.start(shardId, checkpoint);
         count += 1;
       }
-      if (this.#failure !== undefined) this.log("info", `kinesis stream ${this.stream}: lease store answers again`);
-      this.#failure = undefined;
+      if (this.#failing) this.log("info", `kinesis stream ${this.stream}: lease store answers again`);
+      this.#failing = false;
+      this.#storeFailure = undefined;
     } catch (error) {
       const why = describeAwsError(error);
-      if (this.#failure === undefined) this.log("warn", `kinesis stream ${this.stream}: lease upkeep failed, retrying: ${why}`);
-      this.#failure = why;
+      if (!this.#failing) this.log("warn", `kinesis stream ${this.stream}: lease upkeep failed, retrying: ${why}`);
+      this.#failing = true;
+      this.#storeFailure = listing ? undefined : why;
       // Leases not renewed for a whole lease time may be held by others now: stop reading them.
       if (Date.now() - this.#renewedAt >= this.leaseMs) {
         const { active, draining } = this.owner.held();

@@ -39,6 +39,8 @@ const RETRY_MAX_MS = 5000;
 export class SqsConsumer implements Consumer {
   readonly leaseMs: number;
   readonly #keeper: VisibilityKeeper;
+  /** The VisibilityKeeper runs its own timer (until the dispatcher's lease keeper replaces it). */
+  readonly #ownHeartbeat: boolean;
   readonly #closing = new AbortController();
   /** Received, held under the heartbeat, not yet handed out. */
   #buffer: SqsDelivery[] = [];
@@ -52,6 +54,7 @@ export class SqsConsumer implements Consumer {
     readonly deadLetterQueue: string,
     ownHeartbeat = true,
   ) {
+    this.#ownHeartbeat = ownHeartbeat;
     const log = (message: string) => broker.log("warn", `sqs ${broker.url}: ${queue}: ${message}`);
     this.leaseMs = broker.config.visibilitySeconds * 1000;
     this.#keeper = new VisibilityKeeper(broker.calls, broker.config.visibilitySeconds, log, ownHeartbeat);
@@ -88,7 +91,11 @@ export class SqsConsumer implements Consumer {
 
   async #receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     for (let failures = 0; ; ) {
-      if (this.#buffer.length > 0) return this.#buffer.splice(0, max);
+      if (this.#buffer.length > 0) {
+        const fresh = this.#takeBuffered(max);
+        if (fresh.length > 0) return fresh;
+        continue;
+      }
       if (signal.aborted || this.#closing.signal.aborted) return [];
       try {
         await untilAborted(this.#poll(max), signal);
@@ -107,6 +114,21 @@ export class SqsConsumer implements Consumer {
         await sleep(Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)), undefined, { signal }).catch(() => {});
       }
     }
+  }
+
+  /**
+   * Up to `max` buffered messages with at least a third of the visibility left, so they stay hidden
+   * until the first extension of the caller's lease keeper. Older ones (held here unextended) are
+   * dropped: SQS hands them out again when their visibility runs out, which is near; giving them
+   * back with a receipt that may already be stale could touch another consumer's delivery.
+   */
+  #takeBuffered(max: number): SqsDelivery[] {
+    const now = Date.now();
+    const taken = this.#buffer.splice(0, max);
+    if (this.#ownHeartbeat) return taken; // the keeper's timer keeps them hidden meanwhile
+    const fresh = taken.filter((delivery) => delivery.hiddenUntil - now >= this.leaseMs / 3);
+    for (const delivery of taken) if (!fresh.includes(delivery)) void this.#keeper.release(delivery);
+    return fresh;
   }
 
   /** The poll in flight, or a new one for up to `max` messages; its messages land in `#buffer`. */

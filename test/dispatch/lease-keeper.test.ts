@@ -7,7 +7,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Delivery } from "../../src/brokers/contract.js";
+import type { Broker, Consumer, Delivery } from "../../src/brokers/contract.js";
+import { DeadLettersElsewhere } from "../../src/dead-letters/dead-letters-elsewhere.js";
 import { SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
 import { LeaseKeeper } from "../../src/dispatch/LeaseKeeper.js";
 import { memoryLogger, waitFor } from "../helpers.js";
@@ -39,12 +40,16 @@ async function receiveWithin(consumer: ReturnType<SqliteBroker["consumer"]>, ms:
 }
 
 describe("LeaseKeeper", () => {
-  it("keeps held deliveries owned for 4 leases, then lets them go once it stops", async () => {
+  it.each([
+    { through: "the adapter's consumer", wrap: (consumer: Consumer) => consumer },
+    // deadLetterBroker wraps the consumer and its deliveries: renewing must reach the adapter's own.
+    { through: "DeadLettersElsewhere (deadLetterBroker)", wrap: (consumer: Consumer, target: Broker) => new DeadLettersElsewhere(consumer, target, "elsewhere.dead") },
+  ])("keeps held deliveries owned for 4 leases, then lets them go once it stops, through $through", async ({ wrap }) => {
     const file = join(mkdtempSync(join(tmpdir(), "wqueue-keeper-")), "q.db");
     const mine = await broker(file);
     const theirs = await broker(file);
     await mine.publish("jobs", [{ body: Buffer.from("a") }, { body: Buffer.from("b") }]);
-    const consumer = mine.consumer("jobs");
+    const consumer = wrap(mine.consumer("jobs"), theirs);
     const held = new Set(await consumer.receive(10, new AbortController().signal));
     expect(held.size).toBe(2);
     const { logger } = memoryLogger();

@@ -23,7 +23,7 @@ async function consumerOf(queue: string, visibilitySeconds: number): Promise<Con
   const broker = openSqsBroker(sqs.url(`&visibility=${visibilitySeconds}&wait=1`)) as SqsBroker;
   brokers.push(broker);
   await broker.connect();
-  const consumer = new SqsConsumer(broker, queue, defaultDeadLetterQueue(queue), false);
+  const consumer = new SqsConsumer(broker, queue, defaultDeadLetterQueue(queue));
   consumers.push(consumer);
   return consumer;
 }

@@ -20,8 +20,9 @@ const RETRY_MAX_MS = 5000;
  * is asked for at once with parallel short polls. It never asks for more than the `max` of the
  * receive that started it: credit is the only prefetch. Every message is received with
  * VisibilityTimeout = the URL's `visibility` (`leaseMs`) and kept hidden while unsettled by
- * ./VisibilityKeeper.ts: through `extend` (the dispatcher's lease keeper), and for now also by the
- * keeper's own timer (`ownHeartbeat`), which covers messages received and not yet handed out too.
+ * ./VisibilityKeeper.ts through `extend`, which the dispatcher's lease keeper calls for every
+ * delivery it holds. Messages received and not yet handed out have no such renewal: see
+ * #takeBuffered.
  *
  * The poll belongs to the consumer, not to one receive() call: a receive whose signal aborts
  * returns [] at once and leaves its poll running, and the next receive takes over that poll and
@@ -39,8 +40,6 @@ const RETRY_MAX_MS = 5000;
 export class SqsConsumer implements Consumer {
   readonly leaseMs: number;
   readonly #keeper: VisibilityKeeper;
-  /** The VisibilityKeeper runs its own timer (until the dispatcher's lease keeper replaces it). */
-  readonly #ownHeartbeat: boolean;
   readonly #closing = new AbortController();
   /** Received, held under the heartbeat, not yet handed out. */
   #buffer: SqsDelivery[] = [];
@@ -52,12 +51,10 @@ export class SqsConsumer implements Consumer {
     readonly broker: SqsBroker,
     readonly queue: string,
     readonly deadLetterQueue: string,
-    ownHeartbeat = true,
   ) {
-    this.#ownHeartbeat = ownHeartbeat;
     const log = (message: string) => broker.log("warn", `sqs ${broker.url}: ${queue}: ${message}`);
     this.leaseMs = broker.config.visibilitySeconds * 1000;
-    this.#keeper = new VisibilityKeeper(broker.calls, broker.config.visibilitySeconds, log, ownHeartbeat);
+    this.#keeper = new VisibilityKeeper(broker.calls, broker.config.visibilitySeconds, log);
   }
 
   /** ChangeMessageVisibilityBatch(visibility) for these unsettled deliveries (see VisibilityKeeper.extend). */
@@ -125,7 +122,6 @@ export class SqsConsumer implements Consumer {
   #takeBuffered(max: number): SqsDelivery[] {
     const now = Date.now();
     const taken = this.#buffer.splice(0, max);
-    if (this.#ownHeartbeat) return taken; // the keeper's timer keeps them hidden meanwhile
     const fresh = taken.filter((delivery) => delivery.hiddenUntil - now >= this.leaseMs / 3);
     for (const delivery of taken) if (!fresh.includes(delivery)) void this.#keeper.release(delivery);
     return fresh;

@@ -19,10 +19,8 @@ const LOST = new Set(["ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidPa
  * visibility timeout keeps its message, instead of SQS handing it to a second consumer meanwhile.
  *
  * extend() sends ChangeMessageVisibility(timeout) for the given held messages, coalesced into batch
- * calls (./BatchCalls.ts); it is what Consumer.extend runs (the dispatcher's lease keeper). Until
- * that keeper drives every consumer, the keeper also runs its own timer (`ownTimer`): every
- * `tickMs` (a quarter of the timeout) it extends the messages with half their timeout or less left,
- * messages received and not yet handed out included.
+ * calls (./BatchCalls.ts); it is what Consumer.extend runs, driven by the dispatcher's lease keeper
+ * (src/dispatch/LeaseKeeper.ts) like every other broker's lease: no timer of its own here.
  *
  * release() stops extending a message at settle and waits for an extension still in flight, so a
  * nack's own visibility change can never be overtaken by an older extension.
@@ -33,17 +31,13 @@ const LOST = new Set(["ReceiptHandleIsInvalid", "MessageNotInflight", "InvalidPa
 export class VisibilityKeeper {
   readonly #held = new Set<Held>();
   readonly #visibilityMs: number;
-  readonly #tickMs: number | undefined;
-  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly calls: BatchCalls,
     readonly visibilitySeconds: number,
     readonly log: (message: string) => void,
-    ownTimer = true,
   ) {
     this.#visibilityMs = visibilitySeconds * 1000;
-    this.#tickMs = ownTimer ? Math.max(100, this.#visibilityMs / 4) : undefined;
   }
 
   get size(): number {
@@ -52,14 +46,11 @@ export class VisibilityKeeper {
 
   hold(item: Held): void {
     this.#held.add(item);
-    // unref: a held message alone does not keep the process alive (its handler does, while it runs).
-    if (this.#tickMs !== undefined) this.#timer ??= setInterval(() => this.#tick(), this.#tickMs).unref();
   }
 
   /** Stops extending `item`; resolves once no extension of it is in flight. */
   async release(item: Held): Promise<void> {
     this.#held.delete(item);
-    if (this.#held.size === 0) this.#stopTimer();
     await item.heartbeat;
   }
 
@@ -67,7 +58,6 @@ export class VisibilityKeeper {
   releaseAll(): Held[] {
     const items = [...this.#held];
     this.#held.clear();
-    this.#stopTimer();
     return items;
   }
 
@@ -100,16 +90,5 @@ export class VisibilityKeeper {
         item.heartbeat = undefined;
       });
     return call;
-  }
-
-  #tick(): void {
-    const now = Date.now();
-    const due = [...this.#held].filter((item) => item.hiddenUntil - now <= this.#visibilityMs / 2);
-    this.extend(due).catch(() => {});
-  }
-
-  #stopTimer(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#timer = undefined;
   }
 }

@@ -72,6 +72,24 @@ describe("kafka partition state", () => {
     expect(state.metadata(5)).toBe("wq1:0.3");
   });
 
+  it("with onePerPartition hands out one record at a time: the next only once it is settled", () => {
+    const { state } = partition([0, 1, 2]);
+    const take = (max: number) => {
+      const out: KafkaRecord[] = [];
+      state.take(max, out, true);
+      return out;
+    };
+    const [r0] = take(5);
+    expect(r0?.offset).toBe(0);
+    expect(take(5)).toEqual([]); // 1 and 2 are neither handed out nor counted
+    state.retry(r0 as KafkaRecord, 0);
+    const [again] = take(5);
+    expect([again?.offset, again?.deliveries]).toEqual([0, 2]);
+    state.finish(again as KafkaRecord);
+    expect(take(5).map((r) => [r.offset, r.deliveries])).toEqual([[1, 1]]);
+    expect(state.metadata(1)).toBe("wq1:0.1"); // offset 2 never counted
+  });
+
   it("hands a nacked record out again after its delay, before fresh ones", async () => {
     const { state, take, due } = partition([0, 1]);
     const [r0] = take(1) as KafkaRecord[];

@@ -222,6 +222,34 @@ describe("kafka adapter", () => {
     120_000,
   );
 
+  it("browses what the group has not consumed, without consuming it (dead-letters list)", async () => {
+    const { topic, group } = names();
+    const url = `${KAFKA_URL}?group=${group}`;
+    const broker = await open(url);
+    expect(await broker.browse?.(topic, 10)).toEqual([]); // no such topic yet
+    await broker.publish(
+      topic,
+      ["m0", "m1", "m2", "m3", "m4"].map((body, i) => ({ body: text(body), key: `k${i}`, headers: { n: String(i) } })),
+    );
+    const consumer = broker.consumer(topic);
+    for (const delivery of await receiveN(consumer, 2)) await delivery.ack();
+    await consumer.close(); // commits offset 2
+
+    const seen = (await broker.browse?.(topic, 10)) ?? [];
+    expect(seen.map((m) => [m.id, read(m as unknown as Delivery), m.key, m.headers])).toEqual([
+      ["0:2", "m2", "k2", { n: "2" }],
+      ["0:3", "m3", "k3", { n: "3" }],
+      ["0:4", "m4", "k4", { n: "4" }],
+    ]);
+    expect((await broker.browse?.(topic, 2))?.map((m) => m.id)).toEqual(["0:2", "0:3"]);
+    const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    expect(committed?.partitions[0]?.offset).toBe("2");
+    const [next] = await receiveN((await open(url)).consumer(topic), 1);
+    expect(next && read(next)).toBe("m2");
+    const groups = (await admin.listGroups()).groups.map((g) => g.groupId);
+    expect(groups.filter((id) => id.startsWith("wqueue-browse-"))).toEqual([]); // the reader's group is gone
+  }, 60_000);
+
   it("connect() rejects at once with BrokerUnreachableError when nothing listens", async () => {
     const broker = openKafkaBroker("kafka://127.0.0.1:9?group=nobody");
     opened.push(broker);
@@ -231,6 +259,73 @@ describe("kafka adapter", () => {
     expect((error as Error).message).toContain("kafka://127.0.0.1:9?group=nobody");
     expect(Date.now() - started).toBeLessThan(5000);
   });
+
+  it("fails within seconds, with one line, on a port where something that is not Kafka listens", async () => {
+    const broker = openKafkaBroker("kafka://127.0.0.1:6379?group=nobody"); // the test Redis: accepts, never answers Kafka
+    opened.push(broker);
+    const started = Date.now();
+    const error = await broker.connect().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BrokerUnreachableError);
+    expect((error as Error).message).toMatch(/^cannot reach Kafka at kafka:\/\/127\.0\.0\.1:6379\?group=nobody: .*is a Kafka broker listening there\?\)$/);
+    expect((error as Error).message).not.toContain("\n");
+    expect(Date.now() - started).toBeLessThan(10_000); // was 30 s (kafkajs's request timeout)
+  }, 60_000);
+
+  it("refuses an invalid topic name at once, as a ConfigError naming it", async () => {
+    const broker = await open(`${KAFKA_URL}?group=${names().group}`);
+    expect(() => broker.consumer("orders/new")).toThrow(ConfigError);
+    expect(() => broker.consumer("orders/new")).toThrow(/"orders\/new" is not a valid Kafka topic name/);
+    await expect(broker.publish("a b", [{ body: text("x") }])).rejects.toThrow(ConfigError);
+    expect(() => broker.consumer("x".repeat(250))).toThrow(ConfigError);
+  });
+
+  it("skips a tombstone (null value): not handed out, not dead-lettered, committed past", async () => {
+    const { topic, group } = names();
+    const broker = await open(`${KAFKA_URL}?group=${group}`);
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    const producer = raw.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    await producer.send({ topic, messages: [{ key: "k", value: "before" }, { key: "k", value: null }, { key: "k", value: "after" }] });
+    await producer.disconnect();
+    const consumer = broker.consumer(topic);
+    const got = await receiveN(consumer, 3, 4000);
+    expect(got.map(read)).toEqual(["before", "after"]);
+    for (const delivery of got) await delivery.ack();
+    await consumer.close();
+    const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    expect(committed?.partitions[0]?.offset).toBe("3");
+  });
+
+  it("logs a routine rebalance (a member joins, then leaves) at info, not as a warning or error", async () => {
+    const { topic, group } = names();
+    const url = `${KAFKA_URL}?group=${group}&partitions=4`;
+    const lines: { level: string; message: string }[] = [];
+    const logged = (level: string, message: string) => lines.push({ level, message });
+    const a = openKafkaBroker(url, logged);
+    const b = openKafkaBroker(url, logged);
+    opened.push(a, b);
+    await a.publish(topic, Array.from({ length: 40 }, (_, i) => ({ body: text(String(i)), key: String(i) })));
+    const stop = new AbortController();
+    const drive = async (consumer: Consumer) => {
+      for (;;) {
+        const deliveries = await consumer.receive(10, stop.signal);
+        if (deliveries.length === 0) return; // stopped, or the consumer closed
+        for (const delivery of deliveries) await delivery.ack();
+      }
+    };
+    const runA = drive(a.consumer(topic));
+    await waitFor("A alone in the group", async () => (await admin.describeGroups([group])).groups[0]?.state === "Stable", 30_000);
+    const bConsumer = b.consumer(topic);
+    const runB = drive(bConsumer);
+    await waitFor("a rebalance noticed", () => lines.some((line) => /rebalanc/i.test(line.message)), 30_000);
+    await waitFor("both in the group", async () => (await admin.describeGroups([group])).groups[0]?.members.length === 2, 30_000);
+    await bConsumer.close();
+    await waitFor("A alone again", async () => (await admin.describeGroups([group])).groups[0]?.members.length === 1, 30_000);
+    stop.abort();
+    await Promise.all([runA, runB]);
+    expect(lines.filter((line) => line.level === "error" || line.level === "warn")).toEqual([]);
+    expect(lines.some((line) => line.level === "info" && /rebalanc/i.test(line.message))).toBe(true);
+  }, 90_000);
 
   it("parses and checks kafka URLs", () => {
     expect(parseKafkaUrl("kafka://a:9092,b:9093")).toMatchObject({ brokers: ["a:9092", "b:9093"], group: "wqueue", partitions: 1 });

@@ -1,12 +1,13 @@
 import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
 import { BrokerUnreachableError } from "../../errors.js";
-import type { Broker, BrokerFeatures, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
+import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { browseTopic } from "./browse-topic.js";
 import { KafkaConsumer } from "./KafkaConsumer.js";
 import { createKafkaClient, describeKafkaError, type KafkaEventLog } from "./kafka-client.js";
 import { toKafkaMessage } from "./kafka-headers.js";
 import type { KafkaUrl } from "./kafka-url.js";
-import { TopicRegistry } from "./topics.js";
+import { checkTopicName, TopicRegistry } from "./topics.js";
 
 /**
  * Apache Kafka (`kafka://host:port[,host:port]?group=NAME&partitions=N`), through kafkajs.
@@ -47,16 +48,22 @@ export class KafkaBroker implements Broker {
     this.topics = new TopicRegistry(() => this.admin(), config.partitions);
   }
 
-  /** Checks that a seed broker answers, trying once: BrokerUnreachableError within a few seconds. */
+  /**
+   * Checks that a seed broker answers, trying once: BrokerUnreachableError within a few seconds,
+   * also when the port is held by a server that is not Kafka.
+   */
   connect(): Promise<void> {
     this.#connected ??= (async () => {
       // The cluster's retries come from the client, not from admin({ retry }): a client of its own.
-      const probe = createKafkaClient(this.config, () => {}, { retries: 0 }).admin();
+      const probe = createKafkaClient(this.config, () => {}, true).admin();
       try {
         await probe.connect();
       } catch (error) {
         this.#connected = undefined; // the next connect() tries again
-        throw new BrokerUnreachableError(`cannot reach Kafka at ${this.url}: ${describeKafkaError(error)}`);
+        const detail = describeKafkaError(error);
+        // Something answered the TCP connect, then hung up or stayed silent: most likely not Kafka.
+        const hint = /timed out|closed connection/i.test(detail) ? " (is a Kafka broker listening there?)" : "";
+        throw new BrokerUnreachableError(`cannot reach Kafka at ${this.url}: ${detail}${hint}`);
       } finally {
         await probe.disconnect().catch(() => {});
       }
@@ -66,7 +73,8 @@ export class KafkaBroker implements Broker {
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
     const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
-    const consumer = new KafkaConsumer(this, queue, deadLetterQueue, options.maxInFlight);
+    checkTopicName(queue, this.url); // the dead-letter topic may live on another broker: checked on publish
+    const consumer = new KafkaConsumer(this, queue, deadLetterQueue, options.maxInFlight, options.onePerPartition);
     if (this.#closing) void consumer.close();
     else this.#consumers.add(consumer);
     return consumer;
@@ -75,11 +83,18 @@ export class KafkaBroker implements Broker {
   /** Resolves once every partition leader and its in-sync replicas have the messages (acks=all). */
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
     if (this.#closing) throw new Error(`Kafka broker ${this.url} is closed`);
+    checkTopicName(queue, this.url);
     if (messages.length === 0) return;
     await this.topics.ensure(queue);
     const producer = await this.#connectedProducer();
     const now = Date.now();
     await producer.send({ topic: queue, acks: -1, messages: messages.map((message) => toKafkaMessage(message, now)) });
+  }
+
+  /** Records of the queue's topic this URL's group has not consumed yet, left unconsumed (browse-topic.ts). */
+  browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+    checkTopicName(queue, this.url);
+    return browseTopic({ client: this.client, group: this.config.group, admin: () => this.admin() }, queue, limit);
   }
 
   /** The shared admin client (topic creation, committed offsets), connected on first use. */

@@ -36,6 +36,8 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     readonly queue: string,
     readonly deadLetterQueue: string,
     maxInFlight: number | undefined,
+    /** The caller runs one record per partition at a time: hand out no more (ConsumerOptions.onePerPartition). */
+    readonly onePerPartition = false,
   ) {
     this.#member = new GroupMember(
       broker.client,
@@ -70,10 +72,12 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     if (record.state.revoked || record.done) return;
     record.state.finish(record);
     this.#committer.mark(record.state);
+    if (this.onePerPartition) this.#wakeup.notify(); // the partition's next record may go now
   }
 
   nack(record: KafkaRecord, delayMs: number): void {
     record.state.retry(record, delayMs);
+    if (this.onePerPartition) this.#wakeup.notify();
   }
 
   async deadLetter(delivery: KafkaDelivery, reason: DeadLetterReason): Promise<void> {
@@ -110,9 +114,15 @@ export class KafkaConsumer implements Consumer, RecordSettler {
       states,
       max,
       this.#turn,
-      (state, upTo, into) => state.take(upTo, into),
+      (state, upTo, into) => state.take(upTo, into, this.onePerPartition),
       (state) => this.#committer.mark(state), // delivery counts changed: they travel with the next commit
     );
+    for (const state of states) {
+      if (state.tombstones === 0) continue;
+      this.broker.log("debug", `${this.queue} partition ${state.partition}: skipped ${state.tombstones} tombstone(s) (null value)`);
+      state.tombstones = 0;
+      this.#committer.mark(state);
+    }
     this.#flow.taken(this.#states);
     return out;
   }

@@ -1,4 +1,4 @@
-import { Kafka, type LogEntry, logLevel, type RetryOptions } from "kafkajs";
+import { Kafka, type LogEntry, logLevel } from "kafkajs";
 import type { KafkaUrl } from "./kafka-url.js";
 
 /** Where the adapter reports connection trouble and kafkajs's own warnings. */
@@ -6,6 +6,11 @@ export type KafkaEventLog = (level: "debug" | "info" | "warn" | "error", message
 
 /** How long connect() waits for the first broker before BrokerUnreachableError. */
 export const CONNECT_TIMEOUT_MS = 3000;
+/**
+ * How long connect()'s probe waits for the first answer: a server that accepts the connection but
+ * does not speak Kafka (Redis, say) never answers, and the usual 30 s would leave it silent.
+ */
+export const PROBE_REQUEST_TIMEOUT_MS = 3000;
 
 const levels: Record<number, "debug" | "info" | "warn" | "error"> = {
   [logLevel.ERROR]: "error",
@@ -17,24 +22,32 @@ const levels: Record<number, "debug" | "info" | "warn" | "error"> = {
 /**
  * The kafkajs client every producer, admin and group member of one broker is made from. Its
  * retries (about 30 s of capped backoff) carry publishes and commits over a broker restart;
- * connect() probes through a client of its own with `retry: { retries: 0 }`. kafkajs logs go to
+ * connect() probes through a client of its own (`probe`: no retries, a short request timeout). kafkajs logs go to
  * `log` at WARN and above, never to the console.
  */
-export function createKafkaClient(config: KafkaUrl, log: KafkaEventLog, retry?: RetryOptions): Kafka {
+export function createKafkaClient(config: KafkaUrl, log: KafkaEventLog, probe = false): Kafka {
   return new Kafka({
     clientId: `wqueue-${config.group}`,
     brokers: config.brokers,
     connectionTimeout: CONNECT_TIMEOUT_MS,
-    requestTimeout: 30_000,
-    retry: retry ?? { initialRetryTime: 200, maxRetryTime: 5000, retries: 8 },
+    requestTimeout: probe ? PROBE_REQUEST_TIMEOUT_MS : 30_000,
+    retry: probe ? { retries: 0 } : { initialRetryTime: 200, maxRetryTime: 5000, retries: 8 },
     logLevel: logLevel.WARN,
     logCreator:
       () =>
       ({ namespace, level, log: entry }: LogEntry) => {
         const detail = typeof entry.error === "string" ? `: ${entry.error}` : "";
-        log(levels[level] ?? "debug", `kafka ${config.shown} (${namespace}): ${entry.message}${detail}`);
+        const text = `${entry.message}${detail}`;
+        // A rebalance is routine (a member joined or left): kafkajs reports it as an error response.
+        const shown = isRebalance(text) ? "info" : (levels[level] ?? "debug");
+        log(shown, `kafka ${config.shown} (${namespace}): ${text}`);
       },
   });
+}
+
+/** A group rebalance in progress (REBALANCE_IN_PROGRESS, kafkajs's "re-joining"): routine, not a failure. */
+export function isRebalance(text: string): boolean {
+  return /rebalanc/i.test(text);
 }
 
 /** One line for an error from kafkajs, its cause included (kafkajs nests the useful part). */

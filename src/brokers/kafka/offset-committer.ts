@@ -1,5 +1,5 @@
 import type { TopicPartitionOffsetAndMetadata } from "kafkajs";
-import type { KafkaEventLog } from "./kafka-client.js";
+import { isRebalance, type KafkaEventLog } from "./kafka-client.js";
 import type { PartitionState } from "./partition-state.js";
 
 /** Commits of one consumer go out at most this often while messages flow. */
@@ -85,7 +85,8 @@ export class OffsetCommitter {
         // Tried again with the next commit; if the partition was revoked meanwhile, its new
         // owner starts from the older offset: redeliveries, never a skipped message.
         for (const [state] of sent) if (!state.revoked) this.mark(state);
-        this.log("warn", `offset commit failed, retrying: ${error instanceof Error ? error.message : String(error)}`);
+        const reason = error instanceof Error ? error.message : String(error);
+        this.log(isRebalance(reason) ? "info" : "warn", `offset commit failed, retrying: ${reason}`);
       },
     );
     this.#inFlight = inFlight.finally(() => {

@@ -14,6 +14,8 @@ export interface KafkaRecord {
   /** Times handed out, counting deliveries by earlier owners (commit metadata). */
   deliveries: number;
   done: boolean;
+  /** Handed out and not settled yet (a nacked record waiting for its retry is not out). */
+  out: boolean;
 }
 
 /** How many unfinished records a commit's metadata looks at (it holds fewer anyway). */
@@ -32,6 +34,8 @@ export class PartitionState {
   revoked = false;
   /** Waiting in the OffsetCommitter's next commit. */
   marked = false;
+  /** Tombstones skipped by take() since the owner last looked (it commits past them and resets this). */
+  tombstones = 0;
   /** The partition number as Delivery.partition shows it. */
   readonly partitionName: string;
   #records: KafkaRecord[] = [];
@@ -43,6 +47,8 @@ export class PartitionState {
   /** Delivery counts of earlier owners, by offset; undefined until read from the group. */
   #prior: Map<number, number> | undefined;
   #nextOffset = -1;
+  /** Records out with handlers. */
+  #outstanding = 0;
   #bufferedBytes = 0;
 
   constructor(
@@ -87,18 +93,25 @@ export class PartitionState {
       const offset = Number(message.offset);
       if (offset < this.#nextOffset) continue;
       this.#nextOffset = offset + 1;
-      this.#records.push({ state: this, offset, message, size, deliveries: 0, done: false });
+      this.#records.push({ state: this, offset, message, size, deliveries: 0, done: false, out: false });
       this.#bufferedBytes += size;
     }
   }
 
   /**
    * Moves up to `max` ready records to `out`, due retries first, each counted as delivered.
-   * A record published with a delay (x-wqueue-not-before) is held back here until its time.
+   * A record published with a delay (x-wqueue-not-before) is held back here until its time;
+   * a tombstone is finished without being handed out. With `onePerPartition`, none while one is
+   * out, and then only one (the caller runs them in order): the records behind a crashing one are
+   * then not counted as delivered.
    */
-  take(max: number, out: KafkaRecord[], now = Date.now()): void {
+  take(max: number, out: KafkaRecord[], onePerPartition = false, now = Date.now()): void {
     const prior = this.#prior;
     if (prior === undefined || this.revoked) return;
+    if (onePerPartition) {
+      if (this.#outstanding > 0) return;
+      max = Math.min(max, out.length + 1);
+    }
     while (out.length < max) {
       let record: KafkaRecord;
       if (this.#due.length > 0) {
@@ -108,6 +121,12 @@ export class PartitionState {
         record = this.#records[this.#next] as KafkaRecord;
         this.#next += 1;
         this.#bufferedBytes -= record.size;
+        if (record.message.value === null) {
+          // A tombstone (null value: "key deleted", for compaction) is no job: finished unseen.
+          this.finish(record);
+          this.tombstones += 1;
+          continue;
+        }
         const headers = record.message.headers;
         if (headers?.[NOT_BEFORE_HEADER] !== undefined && notBeforeOf(headers) > now) {
           this.#later(record, notBeforeOf(headers) - now);
@@ -121,12 +140,15 @@ export class PartitionState {
         prior.delete(record.offset);
       }
       record.deliveries += 1;
+      record.out = true;
+      this.#outstanding += 1;
       out.push(record);
     }
   }
 
   /** The record is finished: the commit point may move past it. */
   finish(record: KafkaRecord): void {
+    this.#back(record);
     record.done = true;
     const records = this.#records;
     let head = this.#head;
@@ -143,6 +165,7 @@ export class PartitionState {
   /** Hands the record out again after `delayMs`; its offset stays uncommitted meanwhile. */
   retry(record: KafkaRecord, delayMs: number): void {
     if (this.revoked || record.done) return;
+    this.#back(record);
     if (delayMs > 0) this.#later(record, delayMs);
     else {
       this.#ready(record, this.#due);
@@ -175,6 +198,13 @@ export class PartitionState {
     this.#next = 0;
     this.#due.clear();
     this.#bufferedBytes = 0;
+    this.#outstanding = 0;
+  }
+
+  #back(record: KafkaRecord): void {
+    if (!record.out) return;
+    record.out = false;
+    this.#outstanding -= 1;
   }
 
   #ready(record: KafkaRecord, queue: Fifo<KafkaRecord>): void {

@@ -1,4 +1,17 @@
 import type { Admin } from "kafkajs";
+import { ConfigError } from "../../errors.js";
+
+/**
+ * Refuses a name Kafka would refuse as a topic (its own rule: 1-249 of letters, digits, ".", "_",
+ * "-"; not "." or ".."), as a ConfigError naming it: checked when a consumer or publish is made,
+ * so a worker with such a queue stops before `ready` instead of retrying for ever.
+ */
+export function checkTopicName(topic: string, brokerUrl: string): void {
+  if (/^[\w.-]{1,249}$/.test(topic) && topic !== "." && topic !== "..") return;
+  throw new ConfigError(
+    `broker ${brokerUrl}: ${JSON.stringify(topic)} is not a valid Kafka topic name (1-249 letters, digits, ".", "_" or "-")`,
+  );
+}
 
 /**
  * Creates the topics this broker publishes to or consumes, once each, with the URL's partition
@@ -25,9 +38,6 @@ export class TopicRegistry {
   }
 
   async #create(topic: string): Promise<void> {
-    if (!/^[\w.-]{1,249}$/.test(topic)) {
-      throw new Error(`"${topic}" is not a valid Kafka topic name (letters, digits, ".", "_", "-"; at most 249)`);
-    }
     const admin = await this.admin();
     // Asking first keeps kafkajs from logging a "Topic creation errors" line for every existing topic.
     if ((await admin.listTopics()).includes(topic)) return;

@@ -2,7 +2,7 @@ import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
 import { loadTracer } from "../observability/tracing.js";
-import { encodeBody } from "./encode-body.js";
+import { contentTypeOf, encodeBody } from "./encode-body.js";
 import type { Handler, ListenOptions, Message, PublishOptions, Subscription, WQueueOptions } from "./types.js";
 
 /** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
@@ -98,7 +98,8 @@ export class WQueue {
     const broker = await brokers.get(options.broker);
     const headers = { ...options.headers };
     (await loadTracer())?.inject(headers);
-    await broker.publish(queue, [{ body: encodeBody(body), headers, key: options.key, delayMs: options.delayMs }]);
+    const contentType = contentTypeOf(body);
+    await broker.publish(queue, [{ body: encodeBody(body), contentType, headers, key: options.key, delayMs: options.delayMs }]);
   }
 
   /** Lets a running worker lend its connections to publish() (and take them back with undefined). */

@@ -10,3 +10,12 @@ export function encodeBody(body: unknown): Uint8Array {
   if (json === undefined) throw new TypeError(`cannot publish ${typeof body}: it has no JSON form`);
   return Buffer.from(json, "utf8");
 }
+
+/**
+ * The MIME type of what encodeBody made of `body`: `application/json` for a value it serialised.
+ * Bytes and strings are sent as given and wqueue cannot tell what they hold (a string may be JSON
+ * text already), so they get none rather than a guess.
+ */
+export function contentTypeOf(body: unknown): string | undefined {
+  return body instanceof Uint8Array || typeof body === "string" ? undefined : "application/json";
+}

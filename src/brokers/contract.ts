@@ -27,6 +27,8 @@ export interface OutgoingMessage {
   delayMs?: number;
   /** Delivery attempt the message starts at: 1 for a new message, more for a retry re-published. */
   attempt?: number;
+  /** MIME type of `body`, for brokers with a field for it (AMQP `content_type`); others ignore it. */
+  contentType?: string;
 }
 
 /** A message seen through Broker.browse(), left where it is. */
@@ -108,6 +110,13 @@ export interface Consumer {
    * A settle that follows must not be overtaken by this extension (e.g. a nack's delay).
    */
   extend?(deliveries: readonly Delivery[]): Promise<void>;
+  /**
+   * Optional: resolves once the consumer's first attempt to subscribe is over (transient failures
+   * are retried in the background); rejects with a ConfigError for a queue it can never consume
+   * (e.g. a RabbitMQ stream queue). The worker awaits it before `ready`, so such a queue exits 2
+   * with one line and nothing taken.
+   */
+  ready?(): Promise<void>;
   /**
    * Resolves with 1..max deliveries as soon as any are available, or with [] once `signal` aborts.
    * Waits (blocking read, long poll, subscription) while the queue is empty. After an abort it

@@ -2,12 +2,13 @@ import type { Server } from "node:http";
 import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../log/logger.js";
-import { observeWorker, startHttpServer } from "../observability/http-server.js";
+import { DEFAULT_HTTP_ADDRESS, observeWorker, parseAddress, startHttpServer } from "../observability/http-server.js";
 import { createMetricsRegistry } from "../observability/prometheus.js";
 import { statsSnapshot } from "../observability/stats-snapshot.js";
 import { childIndex, childLogger } from "../supervisor/child.js";
 import { answerStatsRequests, STATS_IPC_ENV } from "../supervisor/stats-ipc.js";
 import { DEFAULT_CONCURRENCY, Worker } from "../worker/Worker.js";
+import { stopOnSignals } from "./stop-on-signals.js";
 import { superviseWorkers } from "./supervise-workers.js";
 import { failAndExit } from "./fail.js";
 import { loadApp } from "./load-app.js";
@@ -21,6 +22,10 @@ export function positiveInt(value: string): number {
 function model(value: string): "event-loop" | "threads" {
   if (value !== "event-loop" && value !== "threads") throw new InvalidArgumentError("event-loop or threads");
   return value;
+}
+
+export function hostList(value: string): string[] {
+  return value.split(",").map((name) => name.trim()).filter(Boolean);
 }
 
 function logLevel(value: string): LogLevel {
@@ -37,6 +42,7 @@ interface WorkerFlags {
   shutdownGrace: number;
   http?: string | true;
   httpToken?: string;
+  httpAllowedHosts?: string[];
   threads?: number;
   processes?: number;
   model?: "event-loop" | "threads";
@@ -49,13 +55,23 @@ export function addWorkerCommand(program: Command): void {
     .requiredOption("-a, --app <module>", "app module: a file (./app.ts), a dotted path (example.example_usage) or a package; MODULE:name picks an export")
     .option("-b, --broker <url>", "default broker URL (else WQUEUE_BROKER_URL, else sqlite://wqueue.db)")
     .option("-q, --queues <names>", "only these queues, comma-separated")
-    .option("-c, --concurrency <n>", "messages handled at once, across all queues", positiveInt, DEFAULT_CONCURRENCY)
+    .option(
+      "-c, --concurrency <n>",
+      "messages fetched or running at once, across all queues; on threads at most the threads plus one per queue (the ready line shows the result)",
+      positiveInt,
+      DEFAULT_CONCURRENCY,
+    )
     .option("--model <model>", "run every queue on this model, whatever the app says: event-loop or threads", model)
     .option("-t, --threads <n>", "run handlers on a pool of N worker threads (CPU-bound handlers); implies --model threads", positiveInt)
     .option("-p, --processes <n>", "run N worker processes, each with its own broker connections (and its own threads)", positiveInt)
-    .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back", positiveInt, 30_000)
+    .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back (a second signal: at once, exit 130)", positiveInt, 30_000)
     .option("--http [address]", "serve /metrics, /healthz, /readyz and the dashboard (default 127.0.0.1:9464; a bare port binds loopback)")
     .option("--http-token <token>", "require this bearer token for /metrics, the dashboard API and replays (else WQUEUE_HTTP_TOKEN)")
+    .option(
+      "--http-allowed-hosts <names>",
+      "DNS names the dashboard may be reached by, comma-separated (IP addresses and localhost always work; probes answer any name)",
+      hostList,
+    )
     .option("-l, --log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info" as LogLevel)
     .action(async (flags: WorkerFlags) => runWorker(flags));
 }
@@ -63,15 +79,25 @@ export function addWorkerCommand(program: Command): void {
 async function runWorker(flags: WorkerFlags): Promise<void> {
   const debug = flags.logLevel === "debug" || flags.logLevel === "trace";
   const logger = childLogger(createLogger(flags.logLevel));
+  try {
+    if (typeof flags.http === "string") parseAddress(flags.http); // before the app loads: a typo costs nothing
+  } catch (error) {
+    failAndExit(error, debug);
+  }
   if ((flags.processes ?? 1) > 1 && childIndex() === undefined) {
     await superviseWorkers(flags, logger, debug);
     return;
   }
-  let worker: Worker;
   let server: Server | undefined;
+  const closeServer = () =>
+    new Promise<void>((resolve) => {
+      if (!server) return resolve();
+      server.close(() => resolve());
+      server.closeAllConnections(); // dashboards keep connections alive
+    });
   try {
     const { app, file } = await loadApp(flags.app);
-    worker = new Worker(app, {
+    const worker = new Worker(app, {
       broker: flags.broker,
       queues: flags.queues?.split(",").map((q) => q.trim()).filter(Boolean),
       concurrency: flags.concurrency,
@@ -82,50 +108,30 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       threads: flags.threads,
       appModule: flags.app,
     });
-    await worker.start();
-    const started = worker;
+    const stop = stopOnSignals(worker, closeServer, logger, debug);
+    // A supervised child whose supervisor died drains and exits rather than running on alone.
+    if (childIndex() !== undefined) process.once("disconnect", () => stop("SIGTERM"));
     const registry = () =>
       createMetricsRegistry({
-        observer: started.observer,
-        inFlight: () => started.inFlightBySubscription(),
-        backlog: () => started.backlog(),
+        observer: worker.observer,
+        inFlight: () => worker.inFlightBySubscription(),
+        backlog: () => worker.backlog(),
       });
-    if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
-      answerStatsRequests({ snapshot: () => statsSnapshot(started), registry: registry(), readiness: () => started.readiness() });
-    }
+    // Bound before the worker starts: a bad or taken address fails before any message is taken,
+    // and /readyz says "not started" until the worker consumes.
     if (flags.http !== undefined) {
-      const address = flags.http === true ? "127.0.0.1:9464" : flags.http;
+      const address = flags.http === true ? DEFAULT_HTTP_ADDRESS : flags.http;
       const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
-      server = await startHttpServer({ address, token, observed: observeWorker(worker, registry()), logger });
+      server = await startHttpServer({ address, token, allowedHosts: flags.httpAllowedHosts, observed: observeWorker(worker, registry()), logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
       logger.info({ http: where }, `http: dashboard and /metrics on http://${where}/${token ? " (bearer token required)" : ""}`);
     }
+    await worker.start();
+    if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
+      answerStatsRequests({ snapshot: () => statsSnapshot(worker), registry: registry(), readiness: () => worker.readiness() });
+    }
   } catch (error) {
     failAndExit(error, debug);
   }
-  const closeServer = () =>
-    new Promise<void>((resolve) => {
-      if (!server) return resolve();
-      server.close(() => resolve());
-      server.closeAllConnections(); // dashboards keep connections alive
-    });
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals === 1) {
-      logger.info(`${signal}: draining (send again to force)`);
-      worker.stop().then(
-        () => closeServer().then(() => process.exit(0)),
-        (error: unknown) => failAndExit(error, debug),
-      );
-    } else {
-      logger.warn(`${signal} again: forcing stop`);
-      worker.forceStop().finally(() => process.exit(130));
-    }
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
-  // A supervised child whose supervisor died drains and exits rather than running on alone.
-  if (childIndex() !== undefined) process.once("disconnect", () => onSignal("SIGTERM"));
 }

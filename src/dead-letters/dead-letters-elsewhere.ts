@@ -9,11 +9,24 @@ import { SettleOnceDelivery } from "../brokers/settle-once.js";
  * on its own broker: a crash in between leaves it on its own broker, to be dead-lettered again.
  */
 export class DeadLettersElsewhere implements Consumer {
+  /** The inner consumer's lease: the lease keeper renews through this wrapper. */
+  readonly leaseMs: number | undefined;
+  readonly extend?: (deliveries: readonly Delivery[]) => Promise<void>;
+  readonly ready?: () => Promise<void>;
+
   constructor(
     readonly inner: Consumer,
     readonly target: Broker,
     readonly deadQueue: string,
-  ) {}
+  ) {
+    this.leaseMs = inner.leaseMs;
+    // Adapters renew only their own delivery objects: hand them the ones this wrapper wraps.
+    if (inner.extend) {
+      const extend = inner.extend.bind(inner);
+      this.extend = (deliveries) => extend(deliveries.map((d) => (d instanceof RoutedDelivery ? d.inner : d)));
+    }
+    if (inner.ready) this.ready = inner.ready.bind(inner);
+  }
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     const deliveries = await this.inner.receive(max, signal);

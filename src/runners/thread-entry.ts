@@ -6,11 +6,10 @@
  * Outcome, errors already serialized (name, message, stack).
  */
 import { BroadcastChannel, parentPort, threadId, workerData } from "node:worker_threads";
-import { loadApp } from "../cli/load-app.js";
 import { AppLoadError, serializeError } from "../errors.js";
 import type { Outcome } from "../pipeline/outcome.js";
 import { failureOutcome, type PreparedHandler, runHandler } from "../pipeline/run-handler.js";
-import { subscriptionId } from "./subscription-id.js";
+import { loadHandlers } from "./load-handlers.js";
 import {
   type AbortNotice,
   type ProbeReply,
@@ -53,25 +52,7 @@ aborts.onmessage = (event) => {
 // The channel must not keep an idle thread alive: piscina decides when threads end.
 (aborts as unknown as { unref(): void }).unref();
 
-const handlers = loadHandlers();
-
-async function loadHandlers(): Promise<Map<string, PreparedHandler>> {
-  const { app } = await loadApp(setup.appModule, setup.cwd);
-  const found = new Map<string, PreparedHandler>();
-  for (const subscription of app.subscriptions) {
-    const id = subscriptionId(subscription);
-    const settings = setup.subscriptions[id];
-    if (!settings) continue;
-    found.set(id, {
-      handler: subscription.handler,
-      format: settings.format,
-      retry: settings.retry,
-      ackPolicy: settings.ackPolicy,
-      schema: subscription.options.schema,
-    });
-  }
-  return found;
-}
+const handlers = loadHandlers(setup.appModule, setup.cwd, setup.subscriptions);
 
 /**
  * Piscina awaits a default export that is not a function before the thread reports ready, so a

@@ -23,6 +23,14 @@ export interface RabbitVhost {
   /** Drops every client connection of this vhost; the server keeps running. */
   closeConnections(): Promise<void>;
   /**
+   * Makes RabbitMQ's consumer_timeout fire now on every channel of this vhost that has a consumer,
+   * as if each had held its oldest unacked delivery longer than the timeout (default 30 min): the
+   * server closes them with 406 PRECONDITION_FAILED. Reaches into the channel processes with
+   * `rabbitmqctl eval` (the timeout is read once per channel; changing the server's setting would
+   * touch every other test's channels), so it fails loudly if a RabbitMQ version stores it elsewhere.
+   */
+  expireConsumerTimeout(): Promise<void>;
+  /**
    * A plain amqplib connection to the vhost, for producing and inspecting as an outside client:
    * one per file, opened again after closeConnections() dropped it.
    */
@@ -71,6 +79,10 @@ export function requireRabbit(label: string): RabbitVhost {
     closeConnections: async () => {
       await rabbitmqctl("close_all_connections", "--vhost", name, "wqueue test: dropping connections");
     },
+    expireConsumerTimeout: async () => {
+      const answer = await rabbitmqctl("eval", expireConsumerTimeoutCode(name));
+      if (!/^[1-9]\d*$/.test(answer.trim())) throw new Error(`no consumer channel's timeout shortened in ${name}: ${answer}`);
+    },
     raw: () => {
       if (raw === undefined) {
         const opening = amqp.connect(url, { timeout: 2000 }).then((connection) => {
@@ -88,6 +100,23 @@ export function requireRabbit(label: string): RabbitVhost {
       return raw;
     },
   };
+}
+
+/**
+ * Erlang for `rabbitmqctl eval`: in each consuming channel of `vhost`, sets the field of the
+ * channel's #conf record that holds the configured consumer_timeout to 1 ms, then sends the channel
+ * the `tick` its timer would send, which checks the timeout. Evaluates to how many it changed.
+ */
+function expireConsumerTimeoutCode(vhost: string): string {
+  return `
+    {ok, Timeout} = application:get_env(rabbit, consumer_timeout),
+    Vhost = <<"${vhost}">>,
+    Channels = [P || P <- rabbit_channel:list(), [{vhost, V}, {consumer_count, N}] <- [rabbit_channel:info(P, [vhost, consumer_count])], V =:= Vhost, N > 0],
+    Shorten = fun(Conf) -> [Field] = [F || F <- lists:seq(2, tuple_size(Conf)), element(F, Conf) =:= Timeout], setelement(Field, Conf, 1) end,
+    InCh = fun(Ch) -> setelement(2, Ch, Shorten(element(2, Ch))) end,
+    InServer = fun(S) -> [At] = [I || I <- lists:seq(2, tuple_size(S)), is_tuple(element(I, S)), tuple_size(element(I, S)) > 1, element(1, element(I, S)) =:= ch], setelement(At, S, InCh(element(At, S))) end,
+    [begin sys:replace_state(P, InServer), P ! tick end || P <- Channels],
+    length(Channels).`;
 }
 
 /** Polls `condition` until it holds, failing after `timeoutMs` with what was awaited. */

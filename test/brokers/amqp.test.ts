@@ -3,6 +3,9 @@ import { createServer, type Server } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { delayBucket } from "../../src/brokers/amqp/delay-buckets.js";
 import { openAmqpBroker } from "../../src/brokers/amqp/open-amqp-broker.js";
+import { WQueue } from "../../src/app/WQueue.js";
+import { BrokerSet } from "../../src/brokers/BrokerSet.js";
+import { redactUrl } from "../../src/brokers/url.js";
 import type { Broker, Delivery } from "../../src/brokers/contract.js";
 import { BrokerUnreachableError, ConfigError } from "../../src/errors.js";
 import { requireRabbit, waitFor } from "./amqp-server.js";
@@ -82,6 +85,22 @@ describe("amqp adapter", () => {
     expect(message.properties.deliveryMode).toBe(2);
     expect(message.properties.messageId).toMatch(/.+/);
     expect(message.properties.headers).toEqual({ "x-trace": "t1", "x-wqueue-key": "order-7" });
+  });
+
+  it("app.publish labels a value it serialised as content-type application/json; bytes and strings unlabelled", async () => {
+    const queue = queueName();
+    const app = new WQueue({ brokers: { rabbit: rabbit.url } });
+    try {
+      for (const body of [{ n: 1 }, [1, 2], "plain text", Buffer.from([0xff])]) await app.publish(queue, body, { broker: "rabbit" });
+    } finally {
+      await app.close();
+    }
+    const raw = await (await rabbit.raw()).createChannel();
+    const types: unknown[] = [];
+    for (let message = await raw.get(queue, { noAck: true }); message !== false; message = await raw.get(queue, { noAck: true })) {
+      types.push(message.properties.contentType);
+    }
+    expect(types).toEqual(["application/json", "application/json", undefined, undefined]);
   });
 
   it("counts a redelivery after the consumer's channel closed as one more attempt", async () => {
@@ -226,6 +245,22 @@ describe("amqp adapter", () => {
     expect(warned).toBe(true);
   });
 
+  it("a warning through BrokerSet names the broker once (no 'broker amqp://...: amqp amqp://...')", async () => {
+    const queue = queueName();
+    const raw = await (await rabbit.raw()).createChannel();
+    await raw.assertQueue(queue, { durable: false }); // the URL below says durable: a warning
+    const lines: string[] = [];
+    const brokers = new BrokerSet(rabbit.url, {}, (_level, message) => lines.push(message));
+    try {
+      await (await brokers.get()).publish(queue, [{ body: text("x") }]);
+      const warning = lines.find((line) => line.includes(`queue ${queue} exists with other arguments`)) ?? "";
+      expect(warning.startsWith(`broker ${redactUrl(rabbit.url)}: queue ${queue}`)).toBe(true);
+      expect(warning.split("amqp://").length).toBe(2);
+    } finally {
+      await brokers.close();
+    }
+  });
+
   it("queueType=quorum declares quorum queues and counts redeliveries with x-delivery-count", async () => {
     const broker = await open(`${rabbit.url}?queueType=quorum`);
     const queue = queueName();
@@ -243,6 +278,28 @@ describe("amqp adapter", () => {
     expect(fifth?.attempt).toBe(5);
     await fifth?.ack();
     expect((await inspectQueue(queue))?.messageCount).toBe(0);
+  });
+
+  it("says in one error line when consumer_timeout closed a channel; the held message runs again, counted", async () => {
+    const events: Event[] = [];
+    const broker = await open(rabbit.url, events);
+    const queue = queueName();
+    await broker.publish(queue, [{ body: text("slow") }]);
+    const consumer = broker.consumer(queue);
+    const [held] = await consumer.receive(1, AbortSignal.timeout(5000));
+    expect(held?.attempt).toBe(1);
+    await rabbit.expireConsumerTimeout(); // as if the handler had run past RabbitMQ's consumer_timeout
+    await waitFor("the consumer_timeout line", () => events.some((e) => e.level === "error" && e.message.includes("consumer_timeout (1 ms)")));
+    const line = events.find((e) => e.message.includes("consumer_timeout"))?.message ?? "";
+    expect(line).toContain(`RabbitMQ closed the channel of ${queue}`);
+    expect(line).toContain("raise consumer_timeout in rabbitmq.conf");
+    const [again] = await consumer.receive(1, AbortSignal.timeout(10_000)); // on the reopened channel
+    expect(again && read(again)).toBe("slow");
+    expect(again?.id).toBe(held?.id);
+    expect(again?.attempt).toBe(2);
+    await held?.ack(); // on the closed channel: does nothing
+    await again?.ack();
+    await waitFor("the queue to be empty", async () => (await inspectQueue(queue))?.messageCount === 0);
   });
 
   it("connect() to an unreachable broker fails fast with the URL redacted", async () => {

@@ -16,7 +16,8 @@ import { sqsQueueName } from "../../src/brokers/sqs/queue-names.js";
 import type { SqsBroker } from "../../src/brokers/sqs/SqsBroker.js";
 import { parseSqsUrl } from "../../src/brokers/sqs/sqs-url.js";
 import { BrokerUnreachableError, ConfigError } from "../../src/errors.js";
-import { waitFor } from "../helpers.js";
+import { LeaseKeeper } from "../../src/dispatch/LeaseKeeper.js";
+import { memoryLogger, waitFor } from "../helpers.js";
 import { freePort, requireSqs } from "./sqs-server.js";
 
 /** SQS-specific behaviour the conformance suite cannot see, against the real ElasticMQ. */
@@ -94,15 +95,21 @@ describe("sqs broker (ElasticMQ)", () => {
     expect(await sqs.counts(sqsQueueName(queue).name)).toEqual([0, 0]);
   });
 
-  it("keeps a message hidden while its handler runs past the visibility timeout (heartbeat)", async () => {
+  it("keeps a message hidden while its handler runs past the visibility timeout (the dispatcher's lease keeper)", async () => {
     const queue = sqs.queueName();
     const holder = await open("&visibility=2");
     await holder.publish(queue, [{ body: text("slow") }]);
-    const [held] = await receiveN(holder.consumer(queue), 1);
+    const consumer = holder.consumer(queue);
+    const [held] = await receiveN(consumer, 1);
     expect(read(held)).toBe("slow");
+    expect(consumer.leaseMs).toBe(2000);
+    // What a worker does while the handler runs: renew through Consumer.extend every leaseMs / 3.
+    const keeper = new LeaseKeeper({ consumer, held: () => [held as Delivery], logger: memoryLogger().logger, queue });
+    keeper.start();
     // A second consumer polls for 2.5 visibility timeouts while the "handler" still runs.
     const rival = (await open("&visibility=2")).consumer(queue);
     const stolen = await receiveN(rival, 1, 5000);
+    await keeper.stop();
     expect(stolen.map(read)).toEqual([]);
     await held?.ack();
     expect(await sqs.counts(sqsQueueName(queue).name)).toEqual([0, 0]);

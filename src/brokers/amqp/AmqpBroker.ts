@@ -16,7 +16,10 @@ const PUBLISH_TIMEOUT_MS = 30_000;
  * every consumer has its own channel with prefetch = maxInFlight and acks each message after its
  * handler (the acks of one event-loop turn coalesced: ./AckCoalescer.ts); unacked messages go back
  * to the queue when the channel closes (close(), a dead worker, a lost connection), marked
- * redelivered and counted as an attempt (./message-codec.ts).
+ * redelivered and counted as an attempt (./message-codec.ts): quorum queues count them
+ * (`x-delivery-count`); on classic queues a redelivered message is first replaced by a copy at the
+ * tail of the queue that carries its attempt (AmqpDelivery.recount), so order holds only until a
+ * consumer dies, and a worker that dies again and again still reaches the poison verdict.
  *
  * Publishing waits for publisher confirms. Retries and delays are re-published copies (attempt + 1,
  * through delay queues for a delay: ./delay-buckets.ts), confirmed before the original is acked;
@@ -81,7 +84,7 @@ export class AmqpBroker implements Broker {
       const error: unknown = failed.reason;
       if (error instanceof UnroutableError && !redeclared) redeclared = true; // deleted meanwhile: declare again
       else if (session.alive) throw error;
-      else this.log("debug", `amqp ${this.url}: connection lost while publishing; sending unconfirmed messages again`);
+      else this.log("debug", "connection lost while publishing; sending unconfirmed messages again");
     }
   }
 

@@ -6,7 +6,7 @@ import { Wakeup } from "../wakeup.js";
 import type { AmqpUrl } from "./amqp-url.js";
 import { AmqpSession } from "./AmqpSession.js";
 
-/** Where the adapter reports connection trouble; messages never contain the password. */
+/** Where the adapter reports connection trouble; messages name no URL (the caller adds it) and no password. */
 export type AmqpEventLog = (level: "debug" | "info" | "warn" | "error", message: string) => void;
 
 /** Bounds the TCP connect and the AMQP handshake of every attempt. */
@@ -130,8 +130,8 @@ export class AmqpConnection {
       lastError = error;
     });
     model.on("close", () => this.#lost(session, lastError));
-    model.on("blocked", (reason: string) => this.log("warn", `amqp ${url}: RabbitMQ blocks publishing: ${reason}`));
-    model.on("unblocked", () => this.log("info", `amqp ${url}: RabbitMQ accepts publishing again`));
+    model.on("blocked", (reason: string) => this.log("warn", `RabbitMQ blocks publishing: ${reason}`));
+    model.on("unblocked", () => this.log("info", "RabbitMQ accepts publishing again"));
     if (this.#closing.signal.aborted) {
       await closeModel(model);
       throw new Error(`amqp broker ${url} is closed`);
@@ -145,7 +145,7 @@ export class AmqpConnection {
     this.#session = undefined;
     if (this.#closing.signal.aborted) return;
     const why = error ? this.scrub(error.message) : "closed by the server";
-    this.log("warn", `amqp ${this.config.url}: connection lost (${why}); reconnecting`);
+    this.log("warn", `connection lost (${why}); reconnecting`);
     void this.#reconnect();
   }
 
@@ -161,12 +161,12 @@ export class AmqpConnection {
         }
         if (!session.alive) continue; // lost again while it opened
         this.#adopt(session);
-        this.log("info", `amqp ${this.config.url}: reconnected (attempt ${attempt})`);
+        this.log("info", `reconnected (attempt ${attempt})`);
         return;
       } catch (error) {
         if (this.#closing.signal.aborted) return;
         const why = this.scrub((error as Error).message);
-        this.log(attempt < 3 ? "info" : "warn", `amqp ${this.config.url}: reconnect attempt ${attempt} failed: ${why}`);
+        this.log(attempt < 3 ? "info" : "warn", `reconnect attempt ${attempt} failed: ${why}`);
       }
     }
   }

@@ -1,11 +1,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsumeMessage } from "amqplib";
+import { ConfigError } from "../../errors.js";
 import type { Consumer, Delivery } from "../contract.js";
 import { Wakeup } from "../wakeup.js";
 import type { AmqpBroker } from "./AmqpBroker.js";
 import { AmqpDelivery } from "./AmqpDelivery.js";
 import type { AmqpSession } from "./AmqpSession.js";
 import { ConsumerChannel } from "./ConsumerChannel.js";
+import { consumerTimeoutLine, consumerTimeoutOf } from "./consumer-timeout.js";
+import { needsRecount } from "./message-codec.js";
 
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
@@ -31,6 +34,12 @@ export class AmqpConsumer implements Consumer {
   #attaching: AmqpSession | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
+  /** Set when the queue can never be consumed (a stream queue): receive() and ready() reject with it. */
+  #refused: ConfigError | undefined;
+  #firstTryOver: () => void = () => {};
+  readonly #firstTry = new Promise<void>((resolve) => {
+    this.#firstTryOver = resolve;
+  });
 
   constructor(
     readonly broker: AmqpBroker,
@@ -46,9 +55,20 @@ export class AmqpConsumer implements Consumer {
     if (!this.broker.connection.connectedOnce && !this.#closing) await this.broker.connect();
     for (;;) {
       if (this.#buffer.length > 0) return this.#take(max);
+      if (this.#refused) throw this.#refused;
       if (this.#closing || signal.aborted) return [];
       await this.#wakeup.wait(signal);
     }
+  }
+
+  /**
+   * Resolves once the first attempt to consume the queue is over (a transient failure is retried
+   * in the background); rejects with a ConfigError for a queue that can never be consumed.
+   */
+  async ready(): Promise<void> {
+    if (!this.#closing) await this.broker.connect();
+    await this.#firstTry;
+    if (this.#refused) throw this.#refused;
   }
 
   /** Keeps a nack or dead letter in flight known to close(), which lets it finish first. */
@@ -63,6 +83,7 @@ export class AmqpConsumer implements Consumer {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
+      this.#firstTryOver();
       this.#unsubscribe();
       this.#buffer = [];
       this.#wakeup.notify();
@@ -88,13 +109,25 @@ export class AmqpConsumer implements Consumer {
   #onMessage(channel: ConsumerChannel, message: ConsumeMessage | null): void {
     if (message === null) {
       // RabbitMQ cancelled the consumer (the queue was deleted): reopen, which declares it again.
-      this.broker.log("warn", `amqp ${this.broker.url}: RabbitMQ cancelled the consumer of ${this.queue}`);
+      this.broker.log("warn", `RabbitMQ cancelled the consumer of ${this.queue}`);
       channel.session.declarer.forget(this.queue);
       void channel.close();
       return;
     }
     if (this.#closing || !channel.alive) return; // unacked: requeued when the channel closes
-    if (this.#buffer.push(new AmqpDelivery(this, channel, message)) === 1) this.#wakeup.notify();
+    const delivery = new AmqpDelivery(this, channel, message);
+    if (needsRecount(message)) {
+      // A classic queue's redelivery: a counted copy replaces it before anything runs it.
+      const recounted = delivery.recount().then((handOut) => {
+        if (handOut) this.#hold(delivery);
+      });
+      void this.track(recounted);
+    } else this.#hold(delivery);
+  }
+
+  #hold(delivery: AmqpDelivery): void {
+    if (this.#closing || !delivery.channel.alive) return; // unacked: requeued when the channel closes
+    if (this.#buffer.push(delivery) === 1) this.#wakeup.notify();
   }
 
   /** Opens this consumer's channel on `session`, retrying with backoff while the session lives. */
@@ -110,11 +143,18 @@ export class AmqpConsumer implements Consumer {
           return;
         } catch (error) {
           if (this.#closing || !session.alive) return;
+          if (error instanceof ConfigError) {
+            this.#refused = error; // no retry can heal it
+            this.#wakeup.notify();
+            return;
+          }
+          this.#firstTryOver();
           const why = this.broker.connection.scrub((error as Error).message);
-          this.broker.log("warn", `amqp ${this.broker.url}: cannot consume ${this.queue} (${why}); retrying`);
+          this.broker.log("warn", `cannot consume ${this.queue} (${why}); retrying`);
         }
       }
     } finally {
+      this.#firstTryOver();
       if (this.#attaching === session) this.#attaching = undefined;
     }
   }
@@ -122,7 +162,10 @@ export class AmqpConsumer implements Consumer {
   async #subscribe(session: AmqpSession): Promise<void> {
     const channel = new ConsumerChannel(await session.model.createChannel(), session);
     channel.channel.on("error", (error: Error) => {
-      if (session.alive) this.broker.log("warn", `amqp ${this.broker.url}: channel of ${this.queue}: ${error.message}`);
+      if (!session.alive) return;
+      const timeoutMs = consumerTimeoutOf(error);
+      if (timeoutMs !== undefined) this.broker.log("error", consumerTimeoutLine(this.queue, timeoutMs));
+      else this.broker.log("warn", `channel of ${this.queue}: ${error.message}`);
     });
     channel.channel.on("close", () => this.#channelClosed(channel));
     try {

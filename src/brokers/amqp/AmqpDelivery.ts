@@ -59,10 +59,36 @@ export class AmqpDelivery extends SettleOnceDelivery {
   }
 
   protected doNack(delayMs: number): Promise<void> {
+    return this.#consumer.track(this.#moveTo({ queue: this.queue, delayMs }, this.#copy(this.attempt + 1), false));
+  }
+
+  /**
+   * For a redelivered message of a queue that keeps no delivery count (classic, ./message-codec.ts),
+   * before it is handed out: publishes a copy carrying this attempt to the tail of the queue, and
+   * acks the original once the copy is confirmed. The copy is what runs, so a worker that dies
+   * running it makes the next redelivery count one more. Resolves true when the caller should hand
+   * out this delivery itself: the copy could not be published (e.g. no write permission), and the
+   * original, still held, then runs with the attempt `redelivered` alone gives (logged).
+   */
+  async recount(): Promise<boolean> {
+    const { channel } = this;
+    if (!channel.alive) return false; // RabbitMQ has it back already
+    try {
+      await channel.session.send({ queue: this.queue }, [this.#copy(this.attempt)]);
+    } catch (error) {
+      if (!channel.alive) return false;
+      const { broker } = this.#consumer;
+      const why = broker.connection.scrub((error as Error).message);
+      broker.log("warn", `cannot republish a redelivered message of ${this.queue} to count its attempts (${why}); running it uncounted`);
+      return true;
+    }
+    channel.ack(this.#message);
+    return false;
+  }
+
+  #copy(attempt: number): Outbound {
     const { body, headers, key } = this;
-    const { durable } = this.#consumer.broker.config;
-    const copy = encode({ body, headers, key, attempt: this.attempt + 1 }, durable, this.id, this.#message.properties);
-    return this.#consumer.track(this.#moveTo({ queue: this.queue, delayMs }, copy, false));
+    return encode({ body, headers, key, attempt }, this.#consumer.broker.config.durable, this.id, this.#message.properties);
   }
 
   protected doDeadLetter(reason: DeadLetterReason): Promise<void> {
@@ -89,7 +115,7 @@ export class AmqpDelivery extends SettleOnceDelivery {
       if (mustSucceed) throw error;
       const { broker } = this.#consumer;
       const why = (error as Error).message;
-      broker.log("warn", `amqp ${broker.url}: retry of a message of ${this.queue} not published (${why}); requeued`);
+      broker.log("warn", `retry of a message of ${this.queue} not published (${why}); requeued`);
       return;
     }
     channel.ack(this.#message);

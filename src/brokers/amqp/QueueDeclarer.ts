@@ -1,7 +1,9 @@
 import type { Channel, ChannelModel, Options } from "amqplib";
+import { ConfigError } from "../../errors.js";
 import type { QueueType } from "./amqp-url.js";
 import type { AmqpEventLog } from "./AmqpConnection.js";
 import { delayQueueName } from "./delay-buckets.js";
+import { isStreamQueue, streamRefusal } from "./stream-queues.js";
 
 /**
  * Declares the queues wqueue uses on one connection, each once (a later use awaits the same
@@ -11,7 +13,8 @@ import { delayQueueName } from "./delay-buckets.js";
  * A queue that already exists with other arguments (declared by a producer, or durable where this
  * URL says transient) makes RabbitMQ refuse the declaration with 406 PRECONDITION_FAILED and close
  * the channel; so does a user without the configure permission (403 ACCESS_REFUSED). wqueue then
- * checks that the queue exists and uses it as it is, with a warning. So declarations run one at a
+ * checks that the queue exists and uses it as it is, with a warning, unless it is a stream queue,
+ * which wqueue refuses with a ConfigError (./stream-queues.ts). So declarations run one at a
  * time on a channel of their own, which such a refusal may close without touching the channels
  * that publish and consume.
  */
@@ -82,10 +85,11 @@ export class QueueDeclarer {
     } catch (error) {
       const { code } = error as { code?: number };
       if (code !== 406 && code !== 403) throw error;
+      if (code === 406 && isStreamQueue(error as Error)) throw new ConfigError(streamRefusal(this.url, name));
       await (await this.#open()).checkQueue(name); // still fails if it does not exist
       const why = (error as Error).message;
       const problem = code === 406 ? "exists with other arguments" : "may not be declared by this user";
-      this.log("warn", `amqp ${this.url}: queue ${name} ${problem}; using it as it is (${why})`);
+      this.log("warn", `queue ${name} ${problem}; using it as it is (${why})`);
     }
   }
 

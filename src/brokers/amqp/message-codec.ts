@@ -7,6 +7,7 @@ import type { Headers, OutgoingMessage } from "../contract.js";
  * needs nothing of wqueue:
  *
  * - body: the message content, untouched; headers: AMQP headers (string values);
+ * - contentType: the `content-type` property (app.publish of a value it serialises: application/json);
  * - key: the header `x-wqueue-key`;
  * - attempt: the header `x-wqueue-attempt` (absent means 1), written only on retries;
  * - id: the `message-id` property, set on every publish and kept across retries. A message from a
@@ -15,10 +16,13 @@ import type { Headers, OutgoingMessage } from "../contract.js";
  * Counting redeliveries: RabbitMQ gives unacked messages back when a consumer's channel closes or
  * its worker dies, and marks them `redelivered`. The attempt of a delivery is
  * `x-wqueue-attempt + redeliveries`, where redeliveries is the `x-delivery-count` header when the
- * queue keeps one (quorum queues: exact) and otherwise 1 if `redelivered` is set, else 0. On a
- * classic queue a message given back several times counts once: use quorum queues where a poison
- * message that kills workers over and over must be caught. Messages the adapter had buffered but
- * not handed out when its channel closed come back `redelivered` too, and count one attempt more.
+ * queue keeps one (quorum queues: exact) and otherwise 1 if `redelivered` is set, else 0. A classic
+ * queue keeps no count (`redelivered` is a flag: the second redelivery looks like the first), so a
+ * redelivered message without `x-delivery-count` is never run as it is: the consumer republishes it
+ * with that attempt written in `x-wqueue-attempt` and acks the original first (see needsRecount and
+ * AmqpDelivery.recount), so every redelivery is counted durably, whatever killed the worker.
+ * Messages the adapter had buffered but not handed out when its channel closed come back
+ * `redelivered` too, and count one attempt more.
  */
 export const KEY_HEADER = "x-wqueue-key";
 export const ATTEMPT_HEADER = "x-wqueue-attempt";
@@ -63,7 +67,7 @@ export function newMessageId(): string {
  * sends expired messages back early), nor `user-id` (RabbitMQ refuses one not of this connection).
  */
 export function encode(
-  message: Pick<OutgoingMessage, "body" | "headers" | "key" | "attempt">,
+  message: Pick<OutgoingMessage, "body" | "headers" | "key" | "attempt" | "contentType">,
   persistent: boolean,
   messageId = newMessageId(),
   original?: MessageProperties,
@@ -73,6 +77,7 @@ export function encode(
   if (message.attempt !== undefined && message.attempt > 1) headers[ATTEMPT_HEADER] = String(message.attempt);
   const { body } = message;
   const options: Options.Publish = { persistent, messageId, headers, mandatory: true };
+  if (message.contentType !== undefined) options.contentType = message.contentType;
   if (original !== undefined) {
     for (const name of CARRIED_PROPERTIES) {
       if (original[name] !== undefined && original[name] !== null) options[name] = original[name];
@@ -123,6 +128,16 @@ export function decode(message: ConsumeMessage): Inbound {
   const stated = Number(headerString(raw[ATTEMPT_HEADER]));
   const attempt = (Number.isInteger(stated) && stated >= 1 ? stated : 1) + redeliveries;
   return { headers, key: headerString(raw[KEY_HEADER]), attempt, messageId };
+}
+
+/**
+ * A redelivered message whose queue keeps no delivery count (classic queues): its attempt must be
+ * written into a republished copy before it runs, or the next redelivery would count the same.
+ */
+export function needsRecount(message: ConsumeMessage): boolean {
+  if (!message.fields.redelivered) return false;
+  const counted = message.properties.headers?.["x-delivery-count"];
+  return counted === undefined || counted === null;
 }
 
 function isEmpty(object: object): boolean {

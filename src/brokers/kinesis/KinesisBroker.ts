@@ -1,4 +1,5 @@
 import { type KinesisClient, ListStreamsCommand } from "@aws-sdk/client-kinesis";
+import { BrokerUnreachableError } from "../../errors.js";
 import { probeEndpoint } from "../aws/probe-endpoint.js";
 import type { Broker, BrokerFeatures, BrokerLog, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
@@ -11,6 +12,9 @@ import { openLeaseStore } from "./leases/open-lease-store.js";
 import { putRecords } from "./put-records.js";
 import { toKinesisRecord } from "./record-codec.js";
 import { StreamDirectory } from "./StreamDirectory.js";
+
+/** close() waits this long for the checkpoint store to close. */
+const STORE_CLOSE_WAIT_MS = 2000;
 
 /**
  * Amazon Kinesis Data Streams, or a local server such as kinesis-local (`kinesis://`, options in
@@ -51,10 +55,14 @@ export class KinesisBroker implements Broker {
     this.streams = new StreamDirectory(this.client, config.shards);
   }
 
-  /** Checks the endpoint answers as Kinesis (ListStreams), with short timeouts. */
+  /**
+   * Checks the endpoint answers as Kinesis (ListStreams) and the checkpoint store answers too, each
+   * with short timeouts: a worker whose store cannot be reached fails at start with one line
+   * (BrokerUnreachableError) instead of retrying after `ready`. `push` checks the store as well.
+   */
   connect(): Promise<void> {
     if (this.#closed) return Promise.reject(new Error(`kinesis broker ${this.url} is closed`));
-    this.#connected ??= this.#probe().catch((error: unknown) => {
+    this.#connected ??= Promise.all([this.#probe(), this.#checkStore()]).then(() => undefined, (error: unknown) => {
       this.#connected = undefined;
       throw error;
     });
@@ -118,10 +126,21 @@ export class KinesisBroker implements Broker {
     this.#closed ??= (async () => {
       await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
       const store = await this.#store?.catch(() => undefined);
-      await store?.close().catch(() => {});
+      // Bounded: closing a Redis store that is reconnecting can wait forever for its QUIT.
+      const closing = store?.close().catch(() => {});
+      await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, STORE_CLOSE_WAIT_MS).unref())]);
       this.client.destroy();
     })();
     return this.#closed;
+  }
+
+  async #checkStore(): Promise<void> {
+    try {
+      await this.leaseStore();
+    } catch (error) {
+      if (!(error instanceof BrokerUnreachableError)) throw error;
+      throw new BrokerUnreachableError(`kinesis ${this.url}: checkpoint store: ${error.message}`);
+    }
   }
 
   #probe(): Promise<void> {

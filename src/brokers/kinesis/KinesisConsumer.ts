@@ -62,9 +62,14 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
         this.#start(); // the caller backs off and asks again
         throw new Error(`kinesis ${this.broker.url}: consumer of ${this.queue} cannot start: ${failure.message}`);
       }
+      // The lease store does not answer: nothing is handed out (its delivery count could not be
+      // stored), and the caller's failing receive shows in /readyz; the balancer keeps retrying.
+      const storeFailure = this.#balancer?.failure;
+      if (storeFailure !== undefined) throw new Error(`kinesis ${this.broker.url}: lease store of ${this.queue} does not answer (${storeFailure}); retrying`);
       const records = await this.#counted(this.#take(Math.max(1, Math.floor(max))));
       if (records.length > 0) return records.map((record) => new KinesisDelivery(this, record));
-      await this.#wakeup.wait(signal);
+      // Woken by records; and once per balancer tick, to see a lease store failure begin.
+      await this.#wakeup.wait(signal, Math.max(100, this.broker.config.leaseMs / 3));
     }
     return [];
   }
@@ -87,7 +92,8 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     const { record } = delivery;
     if (record.shard.revoked || record.done) return;
     try {
-      const headers = deadLetterHeaders(delivery, reason);
+      // `deadLetters=plain`: the bare payload under its key, for readers that are not wqueue (./kinesis-url.ts).
+      const headers = this.broker.config.plainDeadLetters ? undefined : deadLetterHeaders(delivery, reason);
       await this.broker.publish(this.deadLetterQueue, [{ body: delivery.body, headers, key: delivery.key }]);
     } catch (error) {
       this.nack(record, 1000); // not finished: hand it out again rather than stall the shard
@@ -135,7 +141,9 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     const state = this.#states.get(shardId);
     if (state === undefined || state.draining) return;
     state.draining = true;
-    void this.#leave(state, this.broker.config.leaseMs);
+    // Waits for every record out with a handler, however long it runs (the balancer keeps renewing
+    // a draining shard's lease meanwhile): the next owner would otherwise run it a second time.
+    void this.#leave(state, Number.POSITIVE_INFINITY);
   }
 
   /** Commits what is finished (and the delivery counts of what is not), then releases every lease. */
@@ -146,11 +154,16 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
       this.#wakeup.notify();
       this.broker.forget(this);
       await this.#started?.catch(() => {});
-      await this.#balancer?.stop();
+      const stopping = this.#balancer?.stop();
       this.#writer?.stop();
-      const leaving = Promise.all([...this.#states.values()].map((state) => this.#leave(state)));
+      // Bounded as a whole: with the store not answering, its calls retry for half a minute, and
+      // the leases expire by themselves instead.
+      const leaving = (async () => {
+        await stopping;
+        await Promise.all([...this.#states.values()].map((state) => this.#leave(state)));
+        await this.#store?.leave(this.queue, this.worker).catch(() => {});
+      })();
       await Promise.race([leaving, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
-      await this.#store?.leave(this.queue, this.worker).catch(() => {});
       for (const state of this.#states.values()) state.revoke();
     })();
     return this.#closed;

@@ -35,6 +35,8 @@ export class ShardBalancer {
   /** Last time the store confirmed our leases; past leaseMs they may be anyone's. */
   #renewedAt = Date.now();
   #failing = false;
+  /** Why the lease store failed in the last tick; undefined once a tick works, or when Kinesis failed instead. */
+  #storeFailure: string | undefined;
 
   constructor(
     readonly store: LeaseStore,
@@ -48,6 +50,11 @@ export class ShardBalancer {
 
   start(): void {
     this.tickNow();
+  }
+
+  /** Why the lease store fails right now (the consumer's receive reports it), else undefined. */
+  get failure(): string | undefined {
+    return this.#storeFailure;
   }
 
   /** Runs a tick now (after one in progress), e.g. when a shard ended and its children may start. */
@@ -77,6 +84,7 @@ export class ShardBalancer {
   }
 
   async #tick(): Promise<void> {
+    let listing = false; // Kinesis, not the store, is being asked (its failures the readers report)
     try {
       const live = await this.store.heartbeat(this.stream, this.worker, this.leaseMs);
       const { active, draining } = this.owner.held();
@@ -86,7 +94,9 @@ export class ShardBalancer {
       for (const shardId of held) if (!kept.has(shardId)) this.owner.lose(shardId);
       if (this.#stopped) return;
 
+      listing = true;
       const shards = await this.listShards();
+      listing = false;
       const infos = await this.store.read(this.stream, shards.map((shard) => shard.ShardId as string));
       const readable = readableShards(shards, infos);
       const target = Math.ceil(readable.length / Math.max(1, live.length));
@@ -108,9 +118,12 @@ export class ShardBalancer {
       }
       if (this.#failing) this.log("info", `kinesis stream ${this.stream}: lease store answers again`);
       this.#failing = false;
+      this.#storeFailure = undefined;
     } catch (error) {
-      if (!this.#failing) this.log("warn", `kinesis stream ${this.stream}: lease upkeep failed, retrying: ${describeAwsError(error)}`);
+      const why = describeAwsError(error);
+      if (!this.#failing) this.log("warn", `kinesis stream ${this.stream}: lease upkeep failed, retrying: ${why}`);
       this.#failing = true;
+      this.#storeFailure = listing ? undefined : why;
       // Leases not renewed for a whole lease time may be held by others now: stop reading them.
       if (Date.now() - this.#renewedAt >= this.leaseMs) {
         const { active, draining } = this.owner.held();

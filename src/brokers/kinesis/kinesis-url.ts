@@ -3,7 +3,7 @@ import { type AwsEndpoint, parseAwsUrl } from "../aws/aws-url.js";
 import { rangeParam, redactUrl } from "../url.js";
 
 /**
- * `kinesis://[accessKey:secret@]host:port[?region=..&tls=false&app=NAME&checkpoints=URL&shards=N&lease=MS&poll=MS]`
+ * `kinesis://[accessKey:secret@]host:port[?region=..&tls=false&app=NAME&checkpoints=URL&shards=N&lease=MS&poll=MS&deadLetters=envelope|plain]`
  * for a local Kinesis endpoint (kinesis-local, LocalStack), `kinesis://[?region=...]` with no host
  * for AWS itself.
  *
@@ -19,6 +19,11 @@ import { rangeParam, redactUrl } from "../url.js";
  *   others. Renewed every third of it.
  * - `poll` (ms, default 250): pause between reads of a shard that had nothing new. AWS allows five
  *   reads a second per shard, shared by every app reading it.
+ * - `deadLetters` (default `envelope`): how dead letters are written to `<stream>.dead`. `envelope`:
+ *   the wqueue JSON envelope (./record-codec.ts) with the `x-wqueue-dead-*` headers (reason, error,
+ *   attempts, origin), which `wqueue dead-letters list|replay` read. `plain`: the record's payload
+ *   as it was, under its key as the partition key, nothing added, for consumers that are not
+ *   wqueue; the reason is then only in the worker's log, and replay needs `--to QUEUE`.
  */
 export interface KinesisUrl extends AwsEndpoint {
   app: string;
@@ -27,12 +32,14 @@ export interface KinesisUrl extends AwsEndpoint {
   shards: number;
   leaseMs: number;
   pollMs: number;
+  /** Dead letters as the bare payload (`deadLetters=plain`) instead of the envelope. */
+  plainDeadLetters: boolean;
 }
 
 export const DEFAULT_CHECKPOINTS = "redis://127.0.0.1:6379";
 
 export function parseKinesisUrl(url: string): KinesisUrl {
-  const { parsed, endpoint } = parseAwsUrl(url, "kinesis", ["app", "checkpoints", "shards", "lease", "poll"], "streams");
+  const { parsed, endpoint } = parseAwsUrl(url, "kinesis", ["app", "checkpoints", "shards", "lease", "poll", "deadLetters"], "streams");
   const shown = endpoint.url;
   const app = parsed.searchParams.get("app") ?? "wqueue";
   if (!/^[A-Za-z0-9_.-]{1,128}$/.test(app)) throw new ConfigError(`broker ${shown}: app=${app} must be 1-128 of A-Z a-z 0-9 _ . -`);
@@ -40,6 +47,8 @@ export function parseKinesisUrl(url: string): KinesisUrl {
   if (!/^(redis|rediss|sqlite):/.test(checkpoints)) {
     throw new ConfigError(`broker ${shown}: checkpoints=${redactUrl(checkpoints)} must be a redis://, rediss:// or sqlite:// URL`);
   }
+  const deadLetters = parsed.searchParams.get("deadLetters") ?? "envelope";
+  if (deadLetters !== "envelope" && deadLetters !== "plain") throw new ConfigError(`broker ${shown}: deadLetters=${deadLetters} must be envelope or plain`);
   return {
     ...endpoint,
     app,
@@ -47,5 +56,6 @@ export function parseKinesisUrl(url: string): KinesisUrl {
     shards: rangeParam(parsed, "shards", 1, 1, 10_000, shown),
     leaseMs: rangeParam(parsed, "lease", 10_000, 300, 3_600_000, shown),
     pollMs: rangeParam(parsed, "poll", 250, 10, 60_000, shown),
+    plainDeadLetters: deadLetters === "plain",
   };
 }

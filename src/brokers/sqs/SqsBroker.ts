@@ -1,8 +1,9 @@
 import { GetQueueAttributesCommand, ListQueuesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { probeEndpoint } from "../aws/probe-endpoint.js";
-import type { Broker, BrokerFeatures, BrokerLog, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
+import type { Broker, BrokerFeatures, BrokerLog, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
 import { BatchCalls } from "./BatchCalls.js";
+import { browseQueue } from "./browse-queue.js";
 import { QueueDirectory } from "./QueueDirectory.js";
 import { sqsQueueName } from "./queue-names.js";
 import { SqsConsumer } from "./SqsConsumer.js";
@@ -85,6 +86,11 @@ export class SqsBroker implements Broker {
       this.queues.forget(queue);
       await sendBatches(this.client, queue, await this.queues.info(queue), messages);
     }
+  }
+
+  /** Looks at up to `limit` messages and makes them visible again at once (./browse-queue.ts: costs a receive count each). */
+  async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+    return browseQueue(this.client, this.calls, await this.queues.info(queue), limit);
   }
 
   /** SQS's ApproximateNumberOfMessages: visible messages, not those in flight or delayed. */

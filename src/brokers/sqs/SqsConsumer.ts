@@ -19,8 +19,10 @@ const RETRY_MAX_MS = 5000;
  * min(10, max) messages; when that comes back full, a backlog is likely, and the rest of the credit
  * is asked for at once with parallel short polls. It never asks for more than the `max` of the
  * receive that started it: credit is the only prefetch. Every message is received with
- * VisibilityTimeout = the URL's `visibility` and kept hidden while unsettled by a heartbeat
- * (./VisibilityKeeper.ts).
+ * VisibilityTimeout = the URL's `visibility` (`leaseMs`) and kept hidden while unsettled by
+ * ./VisibilityKeeper.ts through `extend`, which the dispatcher's lease keeper calls for every
+ * delivery it holds. Messages received and not yet handed out have no such renewal: see
+ * #takeBuffered.
  *
  * The poll belongs to the consumer, not to one receive() call: a receive whose signal aborts
  * returns [] at once and leaves its poll running, and the next receive takes over that poll and
@@ -36,6 +38,7 @@ const RETRY_MAX_MS = 5000;
  * denied, a bad name) reject the receive, for the worker to report.
  */
 export class SqsConsumer implements Consumer {
+  readonly leaseMs: number;
   readonly #keeper: VisibilityKeeper;
   readonly #closing = new AbortController();
   /** Received, held under the heartbeat, not yet handed out. */
@@ -50,7 +53,13 @@ export class SqsConsumer implements Consumer {
     readonly deadLetterQueue: string,
   ) {
     const log = (message: string) => broker.log("warn", `sqs ${broker.url}: ${queue}: ${message}`);
+    this.leaseMs = broker.config.visibilitySeconds * 1000;
     this.#keeper = new VisibilityKeeper(broker.calls, broker.config.visibilitySeconds, log);
+  }
+
+  /** ChangeMessageVisibilityBatch(visibility) for these unsettled deliveries (see VisibilityKeeper.extend). */
+  extend(deliveries: readonly Delivery[]): Promise<void> {
+    return this.#keeper.extend(deliveries.filter((delivery) => delivery instanceof SqsDelivery));
   }
 
   receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
@@ -79,7 +88,11 @@ export class SqsConsumer implements Consumer {
 
   async #receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     for (let failures = 0; ; ) {
-      if (this.#buffer.length > 0) return this.#buffer.splice(0, max);
+      if (this.#buffer.length > 0) {
+        const fresh = this.#takeBuffered(max);
+        if (fresh.length > 0) return fresh;
+        continue;
+      }
       if (signal.aborted || this.#closing.signal.aborted) return [];
       try {
         await untilAborted(this.#poll(max), signal);
@@ -98,6 +111,20 @@ export class SqsConsumer implements Consumer {
         await sleep(Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)), undefined, { signal }).catch(() => {});
       }
     }
+  }
+
+  /**
+   * Up to `max` buffered messages with at least a third of the visibility left, so they stay hidden
+   * until the first extension of the caller's lease keeper. Older ones (held here unextended) are
+   * dropped: SQS hands them out again when their visibility runs out, which is near; giving them
+   * back with a receipt that may already be stale could touch another consumer's delivery.
+   */
+  #takeBuffered(max: number): SqsDelivery[] {
+    const now = Date.now();
+    const taken = this.#buffer.splice(0, max);
+    const fresh = taken.filter((delivery) => delivery.hiddenUntil - now >= this.leaseMs / 3);
+    for (const delivery of taken) if (!fresh.includes(delivery)) void this.#keeper.release(delivery);
+    return fresh;
   }
 
   /** The poll in flight, or a new one for up to `max` messages; its messages land in `#buffer`. */

@@ -116,7 +116,17 @@ describe("kafka partition state", () => {
     expect(state.metadata(0)).toBe("wq1:0.2,1-7.1");
     state.confirmClaims();
     expect(take(1).map((r) => [r.offset, r.deliveries])).toEqual([[0, 2]]);
-    // On close only what was handed out is counted: the next owner sees 4-7 as first deliveries.
+    // During a rebalance nothing goes out, and the commit claims nothing ahead: a new owner
+    // of the partition sees 4-7 as first deliveries.
+    state.rebalancing = true;
+    expect(state.metadata(0)).toBe("wq1:0.2,1-3.1");
+    state.confirmClaims();
+    expect(take(1)).toEqual([]);
+    expect(state.blocked).toBe(false); // waits for the assignment, not for a commit
+    state.rebalancing = false;
+    expect(take(1)).toEqual([]);
+    expect(state.blocked).toBe(true); // its claims were given up: claimed again first
+    // On close only what was handed out is counted, too.
     state.claimAhead = 0;
     expect(state.metadata(0)).toBe("wq1:0.2,1-3.1");
   });

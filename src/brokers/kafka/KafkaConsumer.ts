@@ -61,7 +61,7 @@ export class KafkaConsumer implements Consumer, RecordSettler {
         beforeStart: () => broker.topics.ensure(queue),
         onBatch: (partition, messages) => this.#onBatch(partition, messages),
         onAssigned: (partitions) => this.#onAssigned(partitions),
-        onRebalancing: () => void this.#committer.flush(),
+        onRebalancing: () => this.#onRebalancing(),
         onLost: () => this.#revokeAll(),
       },
       broker.log,
@@ -185,7 +185,18 @@ export class KafkaConsumer implements Consumer, RecordSettler {
   }
 
   /** A new assignment: revoked partitions are dropped (settles of their records do nothing). */
+  /** Hands out nothing until the new assignment, and commits without claims ahead (PartitionState.rebalancing). */
+  #onRebalancing(): void {
+    for (const state of this.#states.values()) {
+      state.rebalancing = true;
+      this.#committer.mark(state);
+    }
+    void this.#committer.flush();
+  }
+
   #onAssigned(partitions: number[]): void {
+    for (const state of this.#states.values()) state.rebalancing = false;
+    this.#wakeup.notify();
     const owned = new Set(partitions);
     for (const [partition, state] of this.#states) {
       if (owned.has(partition)) continue;

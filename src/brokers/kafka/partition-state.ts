@@ -47,6 +47,11 @@ export class PartitionState {
    * claimed records that never ran (harmless: see DESIGN, suspects). close() sets it to 0.
    */
   claimAhead = 0;
+  /**
+   * A rebalance is under way: nothing is handed out and commits claim nothing ahead, so a new
+   * owner of the partition does not inherit counts for records that never ran here.
+   */
+  rebalancing = false;
   /** take() stopped at a ready record whose delivery no confirmed commit counts yet. */
   blocked = false;
   /** Fewer than half the window is still claimed ahead: time for the next commit. */
@@ -132,7 +137,7 @@ export class PartitionState {
    */
   take(max: number, out: KafkaRecord[], onePerPartition = false, force = false, now = Date.now()): void {
     this.blocked = false;
-    if (this.#prior === undefined || this.revoked) return;
+    if (this.#prior === undefined || this.revoked || this.rebalancing) return;
     if (onePerPartition) {
       if (this.#outstanding > 0) return;
       max = Math.min(max, out.length + 1);
@@ -231,7 +236,7 @@ export class PartitionState {
   metadata(base: number): string | null {
     const entries: (readonly [number, number, number?])[] = [];
     const claims: [KafkaRecord, number][] = [];
-    const ahead = this.claimAhead;
+    const ahead = this.rebalancing ? 0 : this.claimAhead;
     const records = this.#records;
     const scanEnd = Math.min(records.length, this.#head + METADATA_SCAN);
     // Handed out at least once (or held back for a delay): one by one, with their claims.

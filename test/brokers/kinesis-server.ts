@@ -91,12 +91,19 @@ export function requireKinesis(options: { prefix: string; private?: boolean; per
   const tracked = new Set<string>();
 
   beforeAll(async () => {
-    if (options.private) {
+    if (!options.private) return ensureKinesis(port, { persist });
+    // kinesis-local also opens a TLS port beside the one asked for; a free port checked now may be
+    // taken by the time it binds (other tests open ports too): try another pair then.
+    for (let tries = 1; ; tries++) {
       port = await freePort();
       // A data file left by an earlier run on this port would bring its streams back.
       rmSync(dataDir(), { recursive: true, force: true });
+      try {
+        return await ensureKinesis(port, { persist });
+      } catch (error) {
+        if (tries >= 3) throw error;
+      }
     }
-    await ensureKinesis(port, { persist });
   }, 120_000);
   afterAll(async () => {
     if (options.private) {

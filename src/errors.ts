@@ -42,10 +42,36 @@ export class DeadLetterNow extends Error {
 /** Plain-data form of an error, for dead letters and for crossing thread boundaries. */
 export function serializeError(error: unknown): { name: string; message: string; stack?: string } {
   if (error instanceof Error) {
-    const stack = error.stack?.split("\n").slice(0, 12).join("\n");
+    const stack = error.stack?.split("\n").slice(0, 12).map(shortenFrame).join("\n");
     return stack === undefined
       ? { name: error.name, message: error.message }
       : { name: error.name, message: error.message, stack };
   }
   return { name: "NonError", message: String(error) };
+}
+
+/**
+ * A module that tsx hands to Node as a `data:` URL (a CommonJS file imported from an ES module)
+ * puts the whole compiled module in every stack frame, kilobytes each. Such a frame is shown as the
+ * file it came from, marked `tsx-compiled:` because its line and column are in the compiled code.
+ */
+function shortenFrame(frame: string): string {
+  const at = frame.indexOf("data:");
+  if (at === -1 || frame.length < 200) return frame;
+  const tail = /:\d+:\d+\)?$/.exec(frame)?.[0] ?? (frame.endsWith(")") ? ")" : "");
+  const url = frame.slice(at, frame.length - tail.length);
+  const fileAt = url.lastIndexOf("?filePath=");
+  const shown =
+    fileAt === -1
+      ? `${url.slice(0, 40)}...`
+      : `tsx-compiled:${decodeSafely(url.slice(fileAt + "?filePath=".length)).replace(/\?.*$/, "")}`;
+  return frame.slice(0, at) + shown + tail;
+}
+
+function decodeSafely(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
 }

@@ -1,10 +1,10 @@
-import { createInterface } from "node:readline";
 import { type Command, InvalidArgumentError } from "commander";
 import { BrokerSet } from "../brokers/BrokerSet.js";
 import type { Headers, OutgoingMessage } from "../brokers/contract.js";
 import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
-import { failAndExit } from "./fail.js";
+import { byteLines } from "./byte-lines.js";
+import { failAndExit, RefusedError } from "./fail.js";
 
 interface PushFlags {
   broker?: string;
@@ -38,7 +38,7 @@ export function addPushCommand(program: Command): void {
     .option("-k, --key <key>", "message key (partition / ordering key)")
     .option("-H, --header <name=value>", "a header; repeat for more", header, {})
     .option("-d, --delay <ms>", "deliver after this many milliseconds", nonNegativeInt)
-    .option("--raw", "send the payload as it is, without checking it is JSON")
+    .option("--raw", "send the payload as it is, without checking it is JSON (stdin: each line's bytes unchanged)")
     .action(async (queue: string, message: string | undefined, flags: PushFlags) => {
       try {
         await push(queue, message, flags);
@@ -52,32 +52,50 @@ async function push(queue: string, message: string | undefined, flags: PushFlags
   const brokers = new BrokerSet(flags.broker ?? process.env.WQUEUE_BROKER_URL ?? DEFAULT_BROKER_URL);
   try {
     const broker = await brokers.get();
-    const toMessage = (payload: string, where: string): OutgoingMessage => {
+    let pushed = 0;
+    /** Publishes a batch; a broker's refusal (too large, not allowed) becomes one line naming what it refused. */
+    const publish = async (batch: OutgoingMessage[], what: string) => {
+      try {
+        await broker.publish(queue, batch);
+      } catch (error) {
+        const before = pushed > 0 ? `; the ${pushed} message(s) before it were pushed` : "";
+        throw new RefusedError(`${broker.url} refused ${what} to ${queue}: ${String((error as Error).message).replace(/\s*\n\s*/g, " ")}${before}`);
+      }
+      pushed += batch.length;
+    };
+    const toMessage = (payload: Buffer, where: string): OutgoingMessage => {
       if (!flags.raw) {
         try {
-          JSON.parse(payload);
+          JSON.parse(payload.toString("utf8"));
         } catch (error) {
           throw new ConfigError(`${where} is not JSON (${(error as Error).message}); use --raw to send it as it is`);
         }
       }
-      return { body: Buffer.from(payload), headers: flags.header, key: flags.key, delayMs: flags.delay };
+      return { body: payload, headers: flags.header, key: flags.key, delayMs: flags.delay };
     };
     if (message !== undefined) {
-      await broker.publish(queue, [toMessage(message, "the message")]);
-      return;
-    }
-    let batch: OutgoingMessage[] = [];
-    let line = 0;
-    for await (const text of createInterface({ input: process.stdin, crlfDelay: Number.POSITIVE_INFINITY })) {
-      line += 1;
-      if (text.trim() === "") continue;
-      batch.push(toMessage(text, `stdin line ${line}`));
-      if (batch.length >= BATCH) {
-        await broker.publish(queue, batch);
-        batch = [];
+      await publish([toMessage(Buffer.from(message), "the message")], "the message");
+    } else {
+      // --raw: a line's bytes exactly as they are (only "\n" separates); JSON: a trailing "\r" goes too.
+      let batch: OutgoingMessage[] = [];
+      let first = 0;
+      const what = (last: number) => (first === last ? `the message of stdin line ${first}` : `a message of stdin lines ${first}-${last}`);
+      let last = 0;
+      for await (const { number, bytes } of byteLines(process.stdin)) {
+        const payload = !flags.raw && bytes.at(-1) === 0x0d ? bytes.subarray(0, -1) : bytes;
+        if (payload.toString("latin1").trim() === "") continue;
+        if (batch.length === 0) first = number;
+        last = number;
+        batch.push(toMessage(payload, `stdin line ${number}`));
+        if (batch.length >= BATCH) {
+          await publish(batch, what(last));
+          batch = [];
+        }
       }
+      if (batch.length > 0) await publish(batch, what(last));
+      if (pushed === 0) throw new ConfigError("nothing to push: stdin had no message (give MESSAGE, or one message per line on stdin)");
     }
-    if (batch.length > 0) await broker.publish(queue, batch);
+    process.stdout.write(`pushed ${pushed} message${pushed === 1 ? "" : "s"} to ${queue} on ${broker.url}\n`);
   } finally {
     await brokers.close();
   }

@@ -1,5 +1,8 @@
+import { get as httpGet } from "node:http";
+import { get as httpsGet } from "node:https";
 import type { Command } from "commander";
 import { ConfigError } from "../errors.js";
+import { DEFAULT_HTTP_ADDRESS, parseAddress } from "../observability/http-server.js";
 import type { QueueSnapshot, StatsSnapshot } from "../observability/stats-snapshot.js";
 import { failAndExit } from "./fail.js";
 import { positiveInt } from "./worker-command.js";
@@ -10,16 +13,50 @@ interface Flags {
   once?: boolean;
 }
 
+/** The worker's base URL from a URL, a HOST:PORT or a bare PORT (the forms --http takes). */
+function baseUrl(address: string): string {
+  if (/^https?:\/\//.test(address)) return address.replace(/\/+$/, "");
+  const { host, port } = parseAddress(address, "stats");
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/** GET with node:http rather than fetch, which refuses "bad ports" such as 1 before connecting. */
+function get(url: URL, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = (url.protocol === "https:" ? httpsGet : httpGet)(url, { headers, timeout: 10_000 }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      response.on("error", reject);
+    });
+    request.on("timeout", () => request.destroy(Object.assign(new Error("no answer within 10 s"), { code: "ETIMEDOUT" })));
+    request.on("error", reject);
+  });
+}
+
 async function fetchStats(base: string, token: string | undefined): Promise<StatsSnapshot> {
-  let response: Response;
+  let answer: { status: number; body: string };
   try {
-    response = await fetch(new URL("/api/stats", base), { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    answer = await get(new URL("/api/stats", base), token ? { authorization: `Bearer ${token}` } : {});
   } catch (error) {
-    throw new ConfigError(`cannot reach the worker at ${base}: ${(error as Error).cause ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    const where = base.replace(/^https?:\/\//, "");
+    if (code === "ECONNREFUSED") {
+      throw new ConfigError(`nothing listens at ${base} (ECONNREFUSED): start the worker with --http ${where}, e.g. wqueue worker -a APP --http ${where}`);
+    }
+    throw new ConfigError(`cannot reach the worker at ${base}: ${(error as Error).message}`);
   }
-  if (response.status === 401) throw new ConfigError(`${base} needs a token: --token or WQUEUE_HTTP_TOKEN`);
-  if (!response.ok) throw new ConfigError(`${base}/api/stats answered ${response.status}`);
-  return (await response.json()) as StatsSnapshot;
+  if (answer.status === 401) throw new ConfigError(`${base} needs a token: --token or WQUEUE_HTTP_TOKEN`);
+  let body: (StatsSnapshot & { error?: string }) | undefined;
+  try {
+    body = JSON.parse(answer.body);
+  } catch {
+    body = undefined; // not a wqueue worker's answer
+  }
+  if (answer.status !== 200 || !body?.queues) {
+    throw new ConfigError(`${base}/api/stats answered ${answer.status}${body?.error ? `: ${body.error}` : ", not a wqueue worker's stats"}`);
+  }
+  return body;
 }
 
 const num = (n: number | null) => (n === null ? "-" : n.toLocaleString("en", { maximumFractionDigits: 1 }));
@@ -57,14 +94,14 @@ export function addStatsCommand(program: Command): void {
   program
     .command("stats")
     .description("show a running worker's numbers live in the terminal (the worker runs with --http)")
-    .argument("[address]", "the worker's --http address", "127.0.0.1:9464")
+    .argument("[address]", "the worker's --http address: PORT, HOST:PORT or a URL", DEFAULT_HTTP_ADDRESS)
     .option("-t, --token <token>", "bearer token (else WQUEUE_HTTP_TOKEN)")
     .option("-i, --interval <ms>", "refresh interval", positiveInt, 1000)
     .option("--once", "print one snapshot and exit")
     .action(async (address: string, flags: Flags) => {
-      const base = /^https?:\/\//.test(address) ? address : `http://${address}`;
       const token = flags.token ?? process.env.WQUEUE_HTTP_TOKEN;
       try {
+        const base = baseUrl(address);
         let previous: StatsSnapshot | undefined;
         for (;;) {
           const stats = await fetchStats(base, token);

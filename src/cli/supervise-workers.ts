@@ -4,7 +4,7 @@ import { resolveDefaultBrokerUrl } from "../app/WQueue.js";
 import { BrokerSet } from "../brokers/BrokerSet.js";
 import { deadLetterTarget } from "../dead-letters/dead-letters.js";
 import type { Logger } from "../log/logger.js";
-import { startHttpServer } from "../observability/http-server.js";
+import { DEFAULT_HTTP_ADDRESS, startHttpServer } from "../observability/http-server.js";
 import { childArgv } from "../supervisor/child.js";
 import { observeChildren, STATS_IPC_ENV } from "../supervisor/stats-ipc.js";
 import { superviseProcesses } from "../supervisor/supervise.js";
@@ -16,10 +16,10 @@ function withoutHttpFlags(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    if (arg === "--http-token") i += 1;
+    if (arg === "--http-token" || arg === "--http-allowed-hosts") i += 1;
     else if (arg === "--http") {
       if (argv[i + 1] !== undefined && !(argv[i + 1] as string).startsWith("-")) i += 1; // its optional address
-    } else if (!arg.startsWith("--http=") && !arg.startsWith("--http-token=")) out.push(arg);
+    } else if (!/^--http(-token|-allowed-hosts)?=/.test(arg)) out.push(arg);
   }
   return out;
 }
@@ -30,7 +30,7 @@ function withoutHttpFlags(argv: readonly string[]): string[] {
  * opened until a dead-letter request comes), so the dashboard can list and replay dead letters.
  */
 export async function superviseWorkers(
-  flags: { app: string; broker?: string; processes?: number; http?: string | true; httpToken?: string },
+  flags: { app: string; broker?: string; processes?: number; http?: string | true; httpToken?: string; httpAllowedHosts?: string[] },
   logger: Logger,
   debug: boolean,
 ): Promise<void> {
@@ -40,24 +40,25 @@ export async function superviseWorkers(
   let brokers: BrokerSet | undefined;
   try {
     const { app } = await loadApp(flags.app);
-    const done = superviseProcesses({
+    // Bound before any child starts: a bad or taken address fails before a message is taken.
+    if (http !== undefined) {
+      const openBrokers = new BrokerSet(resolveDefaultBrokerUrl(app, flags.broker), app.options.brokers);
+      brokers = openBrokers;
+      const observed = observeChildren(children, (queue) => deadLetterTarget(app, openBrokers, queue));
+      const address = http === true ? DEFAULT_HTTP_ADDRESS : http;
+      const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
+      server = await startHttpServer({ address, token, allowedHosts: flags.httpAllowedHosts, observed, logger });
+      const bound = server.address();
+      const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
+      logger.info({ http: where }, `http: dashboard and /metrics for all ${flags.processes} processes on http://${where}/`);
+    }
+    const code = await superviseProcesses({
       processes: flags.processes as number,
       argv: withoutHttpFlags(childArgv(process.argv.slice(2))),
       logger,
       env: http === undefined ? process.env : { ...process.env, [STATS_IPC_ENV]: "1" },
       onChild: (index, child) => children.set(index, child),
     });
-    if (http !== undefined) {
-      const openBrokers = new BrokerSet(resolveDefaultBrokerUrl(app, flags.broker), app.options.brokers);
-      brokers = openBrokers;
-      const observed = observeChildren(children, (queue) => deadLetterTarget(app, openBrokers, queue));
-      const address = http === true ? "127.0.0.1:9464" : http;
-      server = await startHttpServer({ address, token: flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN, observed, logger });
-      const bound = server.address();
-      const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
-      logger.info({ http: where }, `http: dashboard and /metrics for all ${flags.processes} processes on http://${where}/`);
-    }
-    const code = await done;
     server?.closeAllConnections();
     server?.close();
     await brokers?.close();

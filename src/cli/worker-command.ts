@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../log/logger.js";
-import { observeWorker, startHttpServer } from "../observability/http-server.js";
+import { DEFAULT_HTTP_ADDRESS, observeWorker, startHttpServer } from "../observability/http-server.js";
 import { createMetricsRegistry } from "../observability/prometheus.js";
 import { statsSnapshot } from "../observability/stats-snapshot.js";
 import { childIndex, childLogger } from "../supervisor/child.js";
@@ -23,6 +23,10 @@ function model(value: string): "event-loop" | "threads" {
   return value;
 }
 
+export function hostList(value: string): string[] {
+  return value.split(",").map((name) => name.trim()).filter(Boolean);
+}
+
 function logLevel(value: string): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(value)) throw new InvalidArgumentError(`one of ${LOG_LEVELS.join(", ")}`);
   return value as LogLevel;
@@ -37,6 +41,7 @@ interface WorkerFlags {
   shutdownGrace: number;
   http?: string | true;
   httpToken?: string;
+  httpAllowedHosts?: string[];
   threads?: number;
   processes?: number;
   model?: "event-loop" | "threads";
@@ -53,9 +58,14 @@ export function addWorkerCommand(program: Command): void {
     .option("--model <model>", "run every queue on this model, whatever the app says: event-loop or threads", model)
     .option("-t, --threads <n>", "run handlers on a pool of N worker threads (CPU-bound handlers); implies --model threads", positiveInt)
     .option("-p, --processes <n>", "run N worker processes, each with its own broker connections (and its own threads)", positiveInt)
-    .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back", positiveInt, 30_000)
+    .option("--shutdown-grace <ms>", "on SIGTERM, how long in-flight handlers may run before their messages are given back (a second signal: at once, exit 130)", positiveInt, 30_000)
     .option("--http [address]", "serve /metrics, /healthz, /readyz and the dashboard (default 127.0.0.1:9464; a bare port binds loopback)")
     .option("--http-token <token>", "require this bearer token for /metrics, the dashboard API and replays (else WQUEUE_HTTP_TOKEN)")
+    .option(
+      "--http-allowed-hosts <names>",
+      "DNS names the dashboard may be reached by, comma-separated (IP addresses and localhost always work; probes answer any name)",
+      hostList,
+    )
     .option("-l, --log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info" as LogLevel)
     .action(async (flags: WorkerFlags) => runWorker(flags));
 }
@@ -82,7 +92,6 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       threads: flags.threads,
       appModule: flags.app,
     });
-    await worker.start();
     const started = worker;
     const registry = () =>
       createMetricsRegistry({
@@ -90,16 +99,19 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
         inFlight: () => started.inFlightBySubscription(),
         backlog: () => started.backlog(),
       });
-    if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
-      answerStatsRequests({ snapshot: () => statsSnapshot(started), registry: registry(), readiness: () => started.readiness() });
-    }
+    // Bound before the worker starts: a bad or taken address fails before any message is taken,
+    // and /readyz says "not started" until the worker consumes.
     if (flags.http !== undefined) {
-      const address = flags.http === true ? "127.0.0.1:9464" : flags.http;
+      const address = flags.http === true ? DEFAULT_HTTP_ADDRESS : flags.http;
       const token = flags.httpToken ?? process.env.WQUEUE_HTTP_TOKEN;
-      server = await startHttpServer({ address, token, observed: observeWorker(worker, registry()), logger });
+      server = await startHttpServer({ address, token, allowedHosts: flags.httpAllowedHosts, observed: observeWorker(worker, registry()), logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
       logger.info({ http: where }, `http: dashboard and /metrics on http://${where}/${token ? " (bearer token required)" : ""}`);
+    }
+    await worker.start();
+    if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
+      answerStatsRequests({ snapshot: () => statsSnapshot(started), registry: registry(), readiness: () => started.readiness() });
     }
   } catch (error) {
     failAndExit(error, debug);
@@ -110,20 +122,30 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       server.close(() => resolve());
       server.closeAllConnections(); // dashboards keep connections alive
     });
+  // One stop, whatever the signals: the first drains, a second forces it; the exit waits until
+  // messages are given back either way, and a forced stop exits 130 rather than 0.
   let signals = 0;
+  let stopping: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
-    if (signals === 1) {
-      logger.info(`${signal}: draining (send again to force)`);
-      worker.stop().then(
-        () => closeServer().then(() => process.exit(0)),
-        (error: unknown) => failAndExit(error, debug),
-      );
-    } else {
+    if (signals === 1) logger.info(`${signal}: draining (send again to force)`);
+    else {
       logger.warn(`${signal} again: forcing stop`);
-      worker.forceStop().finally(() => process.exit(130));
+      worker.forceStop().catch(() => undefined); // the stop below reports a failure
     }
+    stopping ??= worker.stop().then(
+      () => closeServer().then(() => process.exit(signals > 1 ? 130 : 0)),
+      (error: unknown) => failAndExit(error, debug),
+    );
   };
+  // Found after start and cannot heal by retrying (a ConfigError from a receive, e.g. a name the
+  // broker refuses): stop like a SIGTERM would, then one line and exit 2.
+  void worker.fatal.then((error) => {
+    stopping ??= worker
+      .stop()
+      .then(closeServer, () => undefined)
+      .finally(() => failAndExit(error, debug));
+  });
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
   // A supervised child whose supervisor died drains and exits rather than running on alone.

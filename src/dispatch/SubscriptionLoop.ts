@@ -6,9 +6,12 @@ import type { QueueStats } from "../observability/QueueStats.js";
 import type { WorkerObserver } from "../observability/WorkerObserver.js";
 import type { MessageTracer } from "../observability/tracing.js";
 import { type Outcome, settle } from "../pipeline/outcome.js";
+import type { DeliveryData } from "../pipeline/run-handler.js";
 import type { Runner } from "../runners/Runner.js";
+import type { SuspectSandbox } from "../runners/SuspectSandbox.js";
 import type { CreditPool } from "./CreditPool.js";
 import { KeyedSequencer } from "./KeyedSequencer.js";
+import { LeaseKeeper } from "./LeaseKeeper.js";
 import type { OrderingKey } from "./ordering.js";
 
 export interface SubscriptionLoopOptions {
@@ -25,8 +28,13 @@ export interface SubscriptionLoopOptions {
   ackPolicy?: AckPolicy;
   /** Soft timeout: message.signal aborts, the message is retried, the slot freed. */
   timeoutMs?: number;
-  /** A delivery seen more often than this was never finished (its worker died): dead-letter it. */
+  /**
+   * A delivery seen more often than this was never finished: a worker died each time it held it.
+   * Such a *suspect* runs alone in the sandbox; without one it is dead-lettered as poison at once.
+   */
   maxDeliveries?: number;
+  /** Where suspects run, isolated from this worker (see runners/SuspectSandbox.ts). */
+  sandbox?: SuspectSandbox;
   /** Messages with the same key run one after another. */
   orderingKey?: OrderingKey;
   /** Turns a failure (a timeout) into retry or dead letter, per the subscription's retry policy. */
@@ -37,6 +45,19 @@ export interface SubscriptionLoopOptions {
   observer?: WorkerObserver;
   /** OpenTelemetry, when installed: a consumer span per message. */
   tracer?: MessageTracer;
+  /**
+   * A receive failed with an error that cannot heal by retrying (a ConfigError: a name the broker
+   * refuses, a store that rejects the credentials): fetching stops and this is told, once.
+   */
+  onFatal?: (error: Error) => void;
+}
+
+/** How a message is run: the runner's run(), or the suspect sandbox. */
+type RunFunction = (subscriptionId: string, data: DeliveryData, signal: AbortSignal) => Outcome | Promise<Outcome>;
+
+/** The verdict on a message whose handler kept killing its process. */
+function poison(message: string): Outcome {
+  return { type: "dead", reason: { reason: "poison", error: { name: "PoisonMessage", message } } };
 }
 
 const BACKOFF_START_MS = 100;
@@ -60,9 +81,13 @@ export class SubscriptionLoop {
   /** The fetch loop sleeps until this many slots are free. */
   #wakeAtFree = 1;
   #loop: Promise<void> | undefined;
+  readonly #keeper: LeaseKeeper;
+  readonly #run: RunFunction;
 
   constructor(options: SubscriptionLoopOptions) {
     this.#options = options;
+    this.#run = options.runner.run.bind(options.runner);
+    this.#keeper = new LeaseKeeper({ consumer: options.consumer, held: () => this.#inFlight, logger: options.logger, queue: options.queue });
   }
 
   /** The last receive failed with this message; undefined once a receive works again. */
@@ -80,6 +105,12 @@ export class SubscriptionLoop {
 
   start(): void {
     this.#loop ??= this.#fetchLoop();
+    this.#keeper.start();
+  }
+
+  /** After drained() or abandonInFlight(): stops renewing leases (nothing is held any more). */
+  async close(): Promise<void> {
+    await this.#keeper.stop();
   }
 
   /** Stops fetching; resolves once no receive is pending. In-flight handlers go on. */
@@ -138,6 +169,11 @@ export class SubscriptionLoop {
         this.#release(credit);
         failures += 1;
         this.lastError = error instanceof Error ? error.message : String(error);
+        if ((error as Error | undefined)?.name === "ConfigError") {
+          this.#stop.abort();
+          this.#options.onFatal?.(error as Error);
+          break;
+        }
         const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** (failures - 1));
         logger.warn({ queue: this.#options.queue, err: serializeError(error), retryInMs: delay }, "receive failed; retrying");
         await new Promise((resolve) => setTimeout(resolve, delay));
@@ -198,14 +234,14 @@ export class SubscriptionLoop {
     // Abandoned at the shutdown deadline while it waited for its key's turn.
     if (!this.#inFlight.has(delivery)) return;
     const { maxDeliveries, ackPolicy, tracer } = this.#options;
-    if (maxDeliveries !== undefined && delivery.attempt > maxDeliveries) return this.#deadLetterPoison(delivery);
-    if (ackPolicy === "before") return delivery.ack().then(() => this.#runAndSettle(delivery, false, tracer));
-    return this.#runAndSettle(delivery, true, tracer);
+    const run = maxDeliveries !== undefined && delivery.attempt > maxDeliveries ? this.#runSuspect : this.#run;
+    if (ackPolicy === "before") return delivery.ack().then(() => this.#runAndSettle(delivery, false, tracer, run));
+    return this.#runAndSettle(delivery, true, tracer, run);
   }
 
-  #runAndSettle(delivery: Delivery, settleAfter: boolean, tracer: MessageTracer | undefined): void | Promise<void> {
+  #runAndSettle(delivery: Delivery, settleAfter: boolean, tracer: MessageTracer | undefined, run: RunFunction): void | Promise<void> {
     const started = performance.now();
-    const outcome = tracer ? tracer.consume(delivery, () => Promise.resolve(this.#runHandler(delivery))) : this.#runHandler(delivery);
+    const outcome = tracer ? tracer.consume(delivery, () => Promise.resolve(this.#runHandler(delivery, run))) : this.#runHandler(delivery, run);
     if (outcome instanceof Promise) return outcome.then((done) => this.#complete(delivery, done, started, settleAfter));
     return this.#complete(delivery, outcome, started, settleAfter);
   }
@@ -216,23 +252,35 @@ export class SubscriptionLoop {
     if (settleAfter) return settle(delivery, outcome);
   }
 
-  #deadLetterPoison(delivery: Delivery): Promise<void> {
-    const outcome: Outcome = {
-      type: "dead",
-      reason: {
-        reason: "poison",
-        error: { name: "PoisonMessage", message: `delivered ${delivery.attempt} times without a result: its handler kept killing the worker` },
-      },
-    };
-    this.#logFailure(delivery, outcome);
-    this.#options.stats?.record(outcome, 0);
-    return settle(delivery, outcome);
-  }
+  /**
+   * A suspect: delivered more than `maxDeliveries` times without a result, so a worker died each
+   * time it held it. That may be its own handler's doing (poison) or only bad company (it was
+   * prefetched beside a poison message, or its ack was lost with the worker). It runs alone in the
+   * sandbox: its outcome there stands (a success acks it); only a message that kills the sandbox
+   * `maxDeliveries` times is dead-lettered as poison. Without a sandbox (a Worker built without an
+   * app module path) the verdict is given at once, as before.
+   */
+  readonly #runSuspect = async (id: string, delivery: DeliveryData, signal: AbortSignal): Promise<Outcome> => {
+    const { sandbox, logger, queue } = this.#options;
+    const limit = this.#options.maxDeliveries ?? 1;
+    const history = `delivered ${delivery.attempt} times without a result`;
+    if (!sandbox) return poison(`${history}: its handler kept killing the worker`);
+    logger.warn({ queue, messageId: delivery.id, attempt: delivery.attempt }, `suspect message (${history}): running it alone in the suspect sandbox`);
+    for (let deaths = 1; ; deaths++) {
+      const result = await sandbox.run(id, delivery, signal);
+      if (result.kind === "done") return result.outcome;
+      if (result.kind === "unavailable") return poison(`${history}, and the suspect sandbox could not run it: ${result.why}`);
+      // Given up meanwhile (timeout, shutdown): back to the broker, no verdict.
+      if (signal.aborted) return { type: "retry", delayMs: 0, error: { name: "HandlerAbandoned", message: "the worker gave the message up" } };
+      if (deaths >= limit) return poison(`${history}, then it killed the suspect sandbox ${deaths} times running alone there (last: ${result.why})`);
+      logger.warn({ queue, messageId: delivery.id, deaths, of: limit }, `suspect message killed the suspect sandbox (${result.why}); running it again`);
+    }
+  };
 
   /** Runs the handler, racing the soft timeout when there is one. */
-  #runHandler(delivery: Delivery): Outcome | Promise<Outcome> {
-    const { runner, id, timeoutMs } = this.#options;
-    if (timeoutMs === undefined) return runner.run(id, delivery, this.#deadline.signal);
+  #runHandler(delivery: Delivery, run: RunFunction): Outcome | Promise<Outcome> {
+    const { id, timeoutMs } = this.#options;
+    if (timeoutMs === undefined) return run(id, delivery, this.#deadline.signal);
     const controller = new AbortController();
     const onDeadline = () => controller.abort(this.#deadline.signal.reason);
     this.#deadline.signal.addEventListener("abort", onDeadline, { once: true });
@@ -245,7 +293,7 @@ export class SubscriptionLoop {
         resolve(this.#options.failure(delivery.attempt, error));
       }, timeoutMs);
     });
-    return Promise.race([Promise.resolve(runner.run(id, delivery, controller.signal)), timedOut]).finally(() => {
+    return Promise.race([Promise.resolve(run(id, delivery, controller.signal)), timedOut]).finally(() => {
       clearTimeout(timer);
       this.#deadline.signal.removeEventListener("abort", onDeadline);
     });

@@ -60,7 +60,9 @@ var token = sessionStorage.getItem("wqueue-token") || "";
 
 function api(path, init) {
   init = init || {};
-  init.headers = token ? { authorization: "Bearer " + token } : {};
+  // The server refuses a state change without this header: another site cannot send it.
+  init.headers = { "x-wqueue-request": "1" };
+  if (token) init.headers.authorization = "Bearer " + token;
   return fetch(path, init).then(function (response) {
     if (response.status === 401) {
       token = prompt("This worker needs its access token") || "";

@@ -6,6 +6,7 @@ import { ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { Worker } from "../worker/Worker.js";
 import { DASHBOARD_HTML } from "./dashboard-page.js";
+import { allowedHostnames, refusal } from "./http-guard.js";
 import { type StatsSnapshot, statsSnapshot } from "./stats-snapshot.js";
 
 /** What the endpoint shows: one worker process, or a supervisor's children taken together. */
@@ -31,15 +32,21 @@ export interface HttpServerOptions {
   address: string;
   /** When set, every route but /healthz, /readyz and the page itself needs `Authorization: Bearer TOKEN`. */
   token?: string;
+  /** DNS names (besides IP literals and localhost) the Host header may carry, e.g. a Service's name. */
+  allowedHosts?: readonly string[];
   observed: ObservedWorker;
   logger: Logger;
 }
 
-export function parseAddress(address: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:]+))?:?(\d+)$/.exec(address.trim());
+export const DEFAULT_HTTP_ADDRESS = "127.0.0.1:9464";
+
+/** `what` names the flag or command in the error, e.g. "--http" or "stats". */
+export function parseAddress(address: string, what = "--http"): { host: string; port: number } {
+  // PORT, HOST:PORT or [V6]:PORT: a host is always followed by a colon ("9464" is a port).
+  const match = /^(?:(?:\[([^\]]+)\]|([^:[\]]+)):)?(\d+)$/.exec(address.trim());
   const port = Number(match?.[3]);
   if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(`--http ${address}: expected PORT or HOST:PORT, e.g. 127.0.0.1:9464`);
+    throw new ConfigError(`${what} ${address}: expected PORT or HOST:PORT, e.g. ${DEFAULT_HTTP_ADDRESS}`);
   }
   return { host: match[1] ?? match[2] ?? "127.0.0.1", port };
 }
@@ -57,6 +64,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
     return given.length === expected.length && timingSafeEqual(given, expected);
   };
   const { observed } = options;
+  const allowedHosts = allowedHostnames(options.allowedHosts ?? []);
 
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
@@ -74,8 +82,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
       const readiness = await observed.readiness();
       return send(response, readiness.ready ? 200 : 503, readiness);
     }
+    // Probes above answer any Host (they show no message); everything below is guarded.
+    const refused = refusal(request, allowedHosts);
+    if (refused) return send(response, 403, { error: refused });
     if (route === "GET /") {
-      response.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      response.writeHead(200, {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        // No other site may frame the page and trick a click on "replay".
+        "content-security-policy": "frame-ancestors 'none'",
+        "x-frame-options": "DENY",
+      });
       response.end(DASHBOARD_HTML);
       return;
     }

@@ -1,6 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { createRequire } from "node:module";
-import { pathToFileURL } from "node:url";
 import { BroadcastChannel, type ResourceLimits } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { AppLoadError, ConfigError, serializeError } from "../errors.js";
@@ -9,6 +7,7 @@ import type { Outcome } from "../pipeline/outcome.js";
 import { type DeliveryData, failureOutcome, type PreparedHandler } from "../pipeline/run-handler.js";
 import { HandlerAbandoned, HandlerCrashed, HandlerTimeout, RunnerClosed } from "./errors.js";
 import type { Runner } from "./Runner.js";
+import { runnerEntry } from "./entry-point.js";
 import {
   type AbortNotice,
   type ProbeReply,
@@ -122,7 +121,7 @@ export class ThreadPoolRunner implements Runner {
     };
     this.#aborts = new BroadcastChannel(setup.abortChannel);
     (this.#aborts as unknown as { unref(): void }).unref();
-    const entry = threadEntry();
+    const entry = runnerEntry("thread-entry");
     const ready = new Set<number>();
     this.#pool = new Piscina<ThreadTask, ThreadReply>({
       loadBalancer: readyThreadsFirst(ready, tasksPerThread),
@@ -373,15 +372,3 @@ function crashError(sub: string, cause: unknown): HandlerCrashed {
   return crashed;
 }
 
-/**
- * The thread script beside this file: thread-entry.js in the build, thread-entry.ts when running
- * from source (vitest, `node --import tsx`), in which case the threads load tsx first.
- */
-export function threadEntry(): { filename: string; execArgv?: string[] } {
-  const fromSource = import.meta.url.endsWith(".ts");
-  const filename = new URL(fromSource ? "./thread-entry.ts" : "./thread-entry.js", import.meta.url).href;
-  if (!fromSource) return { filename };
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-  const hasTsx = process.execArgv.some((arg) => arg.includes("tsx"));
-  return { filename, execArgv: hasTsx ? [...process.execArgv] : [...process.execArgv, "--import", tsx] };
-}

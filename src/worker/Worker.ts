@@ -8,7 +8,7 @@ import { type DeadLetterTarget, deadLetterTarget } from "../dead-letters/dead-le
 import { DeadLettersElsewhere } from "../dead-letters/dead-letters-elsewhere.js";
 import { CreditPool } from "../dispatch/CreditPool.js";
 import { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
-import { AppLoadError, ConfigError } from "../errors.js";
+import { AppLoadError, ConfigError, serializeError } from "../errors.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { DEFAULT_RETRY } from "../pipeline/backoff.js";
 import { failureOutcome } from "../pipeline/run-handler.js";
@@ -17,6 +17,7 @@ import { WorkerObserver } from "../observability/WorkerObserver.js";
 import { loadTracer } from "../observability/tracing.js";
 import { createRunner, type RunnerHandler } from "../runners/create-runner.js";
 import type { Runner } from "../runners/Runner.js";
+import { SuspectSandbox } from "../runners/SuspectSandbox.js";
 
 export interface WorkerOptions {
   /** Default broker URL; overrides WQUEUE_BROKER_URL and the app's own default. */
@@ -65,6 +66,15 @@ export class Worker {
   #limit = 0;
   readonly #consumers: Consumer[] = [];
   readonly #runners: Runner[] = [];
+  #sandbox: SuspectSandbox | undefined;
+  #onFatal: ((error: Error) => void) | undefined;
+  /**
+   * Settles with the first error after start that cannot heal by retrying (a ConfigError from a
+   * receive: fetching of that queue has stopped). The CLI stops the worker and exits 2 on it.
+   */
+  readonly fatal = new Promise<Error>((resolve) => {
+    this.#onFatal = resolve;
+  });
   #started: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
   #forceNow: (() => void) | undefined;
@@ -84,6 +94,7 @@ export class Worker {
   start(): Promise<void> {
     this.#started ??= this.#start().catch(async (error: unknown) => {
       await Promise.allSettled(this.#runners.map((runner) => runner.close()));
+      await this.#sandbox?.close();
       await this.#brokers.close();
       throw error;
     });
@@ -107,6 +118,10 @@ export class Worker {
     }
 
     const pool = new CreditPool(limit, subscriptions.length);
+    // Suspects run in a child process that imports the app module, so it needs the module's path.
+    if (this.#options.appModule !== undefined) {
+      this.#sandbox = new SuspectSandbox({ appModule: this.#options.appModule, subscriptions: runners.all, logger: this.logger });
+    }
     const tracer = await loadTracer();
     const described: string[] = [];
     for (const { id, brokerName, subscription } of subscriptions) {
@@ -145,6 +160,11 @@ export class Worker {
           stats: this.observer.queue(id, subscription.queue, broker.url),
           observer: this.observer,
           tracer,
+          sandbox: this.#sandbox,
+          onFatal: (error) => {
+            this.logger.error({ queue: subscription.queue, err: serializeError(error) }, `${subscription.queue}: ${error.message}`);
+            this.#onFatal?.(error);
+          },
         }),
       );
       this.#subscriptionIds.push(id);
@@ -192,6 +212,7 @@ export class Worker {
     return {
       eventLoop,
       threads,
+      all: new Map([...handlers["event-loop"], ...handlers.threads]),
       mixed: eventLoop !== undefined && threads !== undefined,
       of: (id: string) => {
         const onThreads = handlers.threads.get(id);
@@ -296,8 +317,10 @@ export class Worker {
       await Promise.allSettled(this.#loops.map((loop) => loop.abandonInFlight()));
     }
     clearTimeout(timer);
+    await Promise.allSettled(this.#loops.map((loop) => loop.close()));
     await Promise.allSettled(this.#consumers.map((consumer) => consumer.close()));
     await Promise.allSettled(this.#runners.map((runner) => runner.close()));
+    await this.#sandbox?.close();
     this.#app.usePublishBrokers(undefined);
     await this.#brokers.close();
     this.logger.info("stopped");

@@ -24,10 +24,18 @@ export async function receiveN(consumer: Consumer, count: number, timeoutMs = 50
   return got;
 }
 
-/** ./redis-child.ts `hold`: a process that receives `count` messages and holds them until killed. */
-export function holdingChild(url: string, queue: string, count: number): { child: ChildProcess; lines: () => { id: string; attempt: number; body: string }[] } {
+/**
+ * ./redis-child.ts `hold`: a process that receives `count` messages and holds them until killed;
+ * `ack-exit`: one that acks them and calls process.exit(1) in the same turn.
+ */
+export function holdingChild(
+  url: string,
+  queue: string,
+  count: number,
+  mode: "hold" | "ack-exit" = "hold",
+): { child: ChildProcess; lines: () => { id: string; attempt: number; body: string }[] } {
   const script = fileURLToPath(new URL("./redis-child.ts", import.meta.url));
-  const child = spawn(process.execPath, ["--import", "tsx", script, "hold", url, queue, String(count)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", script, mode, url, queue, String(count)], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
   child.stdout?.on("data", (chunk: Buffer) => {
     out += chunk.toString();

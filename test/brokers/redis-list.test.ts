@@ -3,6 +3,7 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Broker, Delivery } from "../../src/brokers/contract.js";
 import { openRedisBroker } from "../../src/brokers/redis/open-redis-broker.js";
 import { BrokerUnreachableError, ConfigError } from "../../src/errors.js";
+import { receiveN } from "./redis-helpers.js";
 import { freezableProxy, REDIS_URL, rawRedis, requireRedis } from "./redis-server.js";
 
 requireRedis();
@@ -88,6 +89,24 @@ describe("redis list adapter", () => {
     expect(await (await redis()).lpop(queue)).toBe("plain");
   });
 
+  it("wraps headers and key in the envelope; with ?plain=true pushes the body alone, yet keeps its own retries and dead letters enveloped", async () => {
+    const queue = queueName();
+    const message = { body: text('{"n":1}'), headers: { "x-h": "v" }, key: "k" };
+    await (await open()).publish(queue, [message]);
+    const enveloped = JSON.parse((await (await redis()).lpop(queue)) as string);
+    expect(enveloped).toEqual({ __wqueue__: 1, b: Buffer.from('{"n":1}').toString("base64"), h: { "x-h": "v" }, k: "k", a: 1 });
+    const plain = await open(`${url}&plain=true`);
+    await plain.publish(queue, [message, message]);
+    expect(await (await redis()).lrange(queue, 0, -1)).toEqual(['{"n":1}', '{"n":1}']);
+    const [retried, dead] = await receiveN(plain.consumer(queue), 2);
+    await retried?.nack();
+    await dead?.deadLetter({ reason: "invalid" });
+    const [again] = await receiveN(plain.consumer(queue), 1);
+    expect(again && [read(again), again.attempt]).toEqual(['{"n":1}', 2]);
+    const [letter] = (await plain.browse?.(`${queue}.dead`, 1)) ?? [];
+    expect(letter?.headers["x-wqueue-dead-reason"]).toBe("invalid");
+  });
+
   it("wakes the consumer whose queue got a message within 200 ms, leaving the others waiting", async () => {
     const broker = await open();
     const queues = [queueName(), queueName(), queueName()];
@@ -148,6 +167,8 @@ describe("redis list adapter", () => {
     expect(() => openRedisBroker("redis://:pw@127.0.0.1:6379?mode=nope")).toThrow(/unknown mode=nope \(valid: reliable, list, stream; default reliable\)/);
     expect(() => openRedisBroker("redis://:pw@127.0.0.1:6379?mode=nope")).not.toThrow(/pw/);
     expect(() => openRedisBroker("redis://127.0.0.1:6379?mode=list&group=g")).toThrow(/\?group= applies to mode=stream only/);
+    expect(() => openRedisBroker("redis://127.0.0.1:6379?mode=stream&plain=true")).toThrow(/\?plain= applies to mode=reliable or mode=list only, not mode=stream/);
+    expect(() => openRedisBroker("redis://127.0.0.1:6379?plain=yes")).toThrow(/plain=yes must be true or false/);
     expect(() => openRedisBroker("redis://127.0.0.1:6379?heartbeatTtl=5")).toThrow(/heartbeatTtl=5 must be at least 100/);
     expect(() => openRedisBroker("redis://127.0.0.1:6379?mode=stream&maxlen=-1")).toThrow(/maxlen=-1 must be a whole number/);
   });

@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
  * A redis-server of the test's own, on a free port, for tests that kill, restart or count the
  * commands of their Redis: never the shared one on 6379, which other test files use concurrently.
  * `persistent` turns on the append-only file with an fsync per write (`--appendfsync always`), so a
- * write Redis acknowledged survives a SIGKILL. A missing redis-server binary fails the test with
+ * write Redis acknowledged survives a SIGKILL; `password` makes it require one (`--requirepass`). A missing redis-server binary fails the test with
  * how to install one (tests never skip).
  */
 export interface PrivateRedis {
@@ -34,8 +34,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function answers(port: number): Promise<boolean> {
-  const probe = new Redis(port, "127.0.0.1", { lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null });
+async function answers(port: number, password: string | undefined): Promise<boolean> {
+  const probe = new Redis(port, "127.0.0.1", { password, lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on("error", () => {});
   try {
     await probe.connect();
@@ -47,11 +47,12 @@ async function answers(port: number): Promise<boolean> {
   }
 }
 
-export async function startPrivateRedis(options: { persistent?: boolean } = {}): Promise<PrivateRedis> {
+export async function startPrivateRedis(options: { persistent?: boolean; password?: string } = {}): Promise<PrivateRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "wqueue-redis-"));
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir];
   args.push(...(options.persistent ? ["--appendonly", "yes", "--appendfsync", "always"] : ["--appendonly", "no"]));
+  if (options.password !== undefined) args.push("--requirepass", options.password);
   let child: ChildProcess | undefined;
   const clients: Redis[] = [];
 
@@ -67,7 +68,7 @@ export async function startPrivateRedis(options: { persistent?: boolean } = {}):
     });
     child = started;
     const deadline = Date.now() + 10_000;
-    while (!(await answers(port))) {
+    while (!(await answers(port, options.password))) {
       if (failure) throw failure;
       if (started.exitCode !== null) throw new Error(`redis-server on port ${port} exited (${started.exitCode}): ${output}`);
       if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer within 10 s: ${output}`);
@@ -99,7 +100,7 @@ export async function startPrivateRedis(options: { persistent?: boolean } = {}):
       rmSync(dir, { recursive: true, force: true });
     },
     client: () => {
-      const client = new Redis(port, "127.0.0.1", { maxRetriesPerRequest: 3 });
+      const client = new Redis(port, "127.0.0.1", { password: options.password, maxRetriesPerRequest: 3 });
       client.on("error", () => {});
       clients.push(client);
       return client;

@@ -75,6 +75,12 @@ describe("redis reliable adapter", () => {
     expect(await (await redis()).lpop(queue)).toBe("plain");
   });
 
+  it("with ?plain=true publishes headers and key as the body alone, for plain consumers", async () => {
+    const queue = queueName();
+    await (await open(url("&plain=true"))).publish(queue, [{ body: text("body only"), headers: { traceparent: "00-ab-cd-01" }, key: "k" }]);
+    expect(await (await redis()).lrange(queue, 0, -1)).toEqual(["body only"]);
+  });
+
   it("counts the attempts of identical payloads apart, and keeps a published start attempt", async () => {
     const broker = await open();
     const queue = queueName();
@@ -129,6 +135,16 @@ describe("redis reliable adapter", () => {
     } finally {
       await killChild(child);
     }
+  }, 20_000);
+
+  it("sends the acks of a turn that ends in process.exit(1) before the process is gone", async () => {
+    const queue = queueName();
+    await (await redis()).rpush(queue, "a", "b", "c");
+    const { child } = holdingChild(url(), queue, 3, "ack-exit");
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    expect(code).toBe(1);
+    expect(await processingLists(queue)).toEqual([]);
+    expect(await (await redis()).llen(queue)).toBe(0);
   }, 20_000);
 
   it("keeps a delayed nack in Redis after its consumer closed", async () => {

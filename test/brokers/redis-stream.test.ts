@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import type { Broker } from "../../src/brokers/contract.js";
+import type { Broker, Delivery } from "../../src/brokers/contract.js";
 import { openRedisBroker } from "../../src/brokers/redis/open-redis-broker.js";
+import type { RedisStreamBroker } from "../../src/brokers/redis/RedisStreamBroker.js";
 import { holdingChild, killChild, read, receiveN, text, waitFor } from "./redis-helpers.js";
 import { freezableProxy, REDIS_URL, rawRedis, requireRedis } from "./redis-server.js";
 
@@ -13,7 +14,7 @@ const url = (params = "", base = REDIS_URL) => Object.assign(new URL(base), { pa
 const created: string[] = [];
 const queueName = () => {
   const queue = `redis-stream-test.${randomUUID().slice(0, 8)}`;
-  created.push(queue, `${queue}.dead`, `${queue}:wqueue:delayed`);
+  created.push(queue, `${queue}.dead`, `${queue}:wqueue:delayed`, `${queue}:wqueue:retry:wqueue`);
   return queue;
 };
 
@@ -106,6 +107,15 @@ describe("redis stream adapter", () => {
     }
   }, 20_000);
 
+  it("sends the acks of a turn that ends in process.exit(1) before the process is gone", async () => {
+    const queue = queueName();
+    for (const body of ["a", "b", "c"]) await (await redis()).xadd(queue, "*", "body", body);
+    const { child } = holdingChild(url(), queue, 3, "ack-exit");
+    const code = await new Promise((resolve) => child.once("exit", resolve));
+    expect(code).toBe(1);
+    expect(await (await redis()).xpending(queue, "wqueue")).toEqual([0, null, null, null]);
+  }, 20_000);
+
   it("close releases unsettled entries to the next claim at once, keeping their delivery count", async () => {
     const queue = queueName();
     const first = await open();
@@ -120,7 +130,7 @@ describe("redis stream adapter", () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
-  it("keeps a delayed nack in Redis after its consumer closed, then adds it as a copy", async () => {
+  it("keeps a delayed nack in Redis after its consumer closed, then claims the same entry back when due", async () => {
     const queue = queueName();
     const first = await open();
     await first.publish(queue, [{ body: text("later"), headers: { "x-h": "1" }, key: "k" }]);
@@ -128,12 +138,65 @@ describe("redis stream adapter", () => {
     const nackedAt = Date.now();
     await delivery?.nack({ delayMs: 400 });
     await first.close();
-    expect(await (await redis()).zcard(`${queue}:wqueue:delayed`)).toBe(1);
+    expect(await (await redis()).zcard(`${queue}:wqueue:retry:wqueue`)).toBe(1);
     const [again] = await receiveN((await open()).consumer(queue), 1);
     expect(Date.now() - nackedAt).toBeGreaterThanOrEqual(390);
-    expect(again && [read(again), again.attempt, again.headers, again.key]).toEqual(["later", 2, { "x-h": "1" }, "k"]);
-    expect(again?.id).not.toBe(delivery?.id);
+    expect(again && [read(again), again.attempt, again.headers, again.key, again.id]).toEqual(["later", 2, { "x-h": "1" }, "k", delivery?.id]);
+    expect(await (await redis()).xlen(queue)).toBe(1);
   });
+
+  it("retries without copies: another group of the stream sees each produced entry once, a body-less entry keeps its shape", async () => {
+    const queue = queueName();
+    const broker = await open();
+    await broker.publish(queue, ["a", "b", "c"].map((b) => ({ body: text(b) })));
+    await (await redis()).xadd(queue, "*", "n", "5", "kind", "signup"); // a producer that knows nothing of wqueue
+    const consumer = broker.consumer(queue);
+    const first = await receiveN(consumer, 4);
+    await Promise.all(first.map((d, i) => d.nack({ delayMs: i % 2 === 0 ? 0 : 50 })));
+    const second = await receiveN(consumer, 4);
+    const byId = (ds: typeof first) => [...ds].sort((x, y) => x.id.localeCompare(y.id)).map((d) => [d.id, read(d), d.attempt, d.headers, d.key]);
+    expect(byId(second)).toEqual(byId(first).map(([id, body, , headers, key]) => [id, body, 2, headers, key]));
+    await Promise.all(second.map((d) => d.ack()));
+    const client = await redis();
+    await client.xgroup("CREATE", queue, "othersvc", "0");
+    const seen = (await client.xreadgroup("GROUP", "othersvc", "reader", "COUNT", 100, "STREAMS", queue, ">")) as [string, [string, string[]][]][];
+    expect(seen[0]?.[1].map(([id]) => id)).toEqual(first.map((d) => d.id));
+    expect(await client.xpending(queue, "wqueue")).toEqual([0, null, null, null]);
+    expect(await client.zcard(`${queue}:wqueue:retry:wqueue`)).toBe(0);
+  });
+
+  it("keeps a running entry owned past claimIdle while extend() renews it, and lets a claim take it when not renewed", async () => {
+    const queue = queueName();
+    const claimIdle = 600;
+    const leased = url(`&claimIdle=${claimIdle}`);
+    const owner = await open(leased);
+    const otherBroker = (await open(leased)) as RedisStreamBroker;
+    const other = otherBroker.consumer(queue);
+    await owner.publish(queue, [{ body: text("long") }, { body: text("left alone") }]);
+    const ownerConsumer = owner.consumer(queue);
+    expect(ownerConsumer.leaseMs).toBe(claimIdle);
+    const [running, unrenewed] = await receiveN(ownerConsumer, 2);
+    const renewing = setInterval(() => void ownerConsumer.extend?.([running as Delivery]), claimIdle / 3);
+    try {
+      // A second consumer's claims find only the entry nobody renews...
+      const claimed = await receiveN(other, 1, 3 * claimIdle);
+      expect(claimed.map((d) => [read(d), d.attempt])).toEqual([["left alone", 2]]);
+      // ...and an extension never takes back an entry another consumer claimed.
+      await ownerConsumer.extend?.([unrenewed as Delivery]);
+      const owners = async () => (await (await redis()).xpending(queue, "wqueue", "-", "+", 10)) as [string, string][];
+      expect((await owners()).map(([id, name]) => [id, name])).toEqual([
+        [running?.id, (owner as RedisStreamBroker).consumerName],
+        [unrenewed?.id, otherBroker.consumerName],
+      ]);
+      await claimed[0]?.ack();
+      // For three leases more, the renewed entry stays with its owner, whose ack then works.
+      expect(await other.receive(1, AbortSignal.timeout(3 * claimIdle))).toEqual([]);
+      await running?.ack();
+      expect(await owners()).toEqual([]);
+    } finally {
+      clearInterval(renewing);
+    }
+  }, 20_000);
 
   it("dead-letters to the stream <queue>.dead with the reason, acking the original", async () => {
     const broker = await open();

@@ -64,6 +64,24 @@ function firstLine(proc: ChildProcess, timeoutMs = 15_000): Promise<string> {
   });
 }
 
+/** Reads a child's stdout line by line: each call resolves with the next line, or fails after `timeoutMs`. */
+function lineReader(proc: ChildProcess): (timeoutMs?: number) => Promise<string> {
+  const lines = createInterface({ input: proc.stdout as NodeJS.ReadableStream })[Symbol.asyncIterator]();
+  return async (timeoutMs = 15_000) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, fail) => {
+      timer = setTimeout(() => fail(new Error(`child printed no line in ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      const next = await Promise.race([lines.next(), late]);
+      if (next.done) throw new Error("child closed its stdout");
+      return next.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+}
+
 /** Receives until `count` deliveries arrived or the deadline passes. */
 async function receiveN(consumer: Consumer, count: number, timeoutMs = 10_000): Promise<Delivery[]> {
   const signal = AbortSignal.timeout(timeoutMs);
@@ -187,6 +205,99 @@ describe("sqlite broker", () => {
   });
 });
 
+/** A row as a separate connection sees it. */
+function rowOf(id: string | undefined): { visible_at: number; attempt: number; receipt: string } | undefined {
+  const db = new Database(dbPath, { readonly: true });
+  try {
+    return db.prepare("SELECT visible_at, attempt, receipt FROM messages WHERE id = ?").get(Number(id)) as
+      | { visible_at: number; attempt: number; receipt: string }
+      | undefined;
+  } finally {
+    db.close();
+  }
+}
+
+describe("sqlite lease (a handler slower than ?visibility= runs once)", () => {
+  const visibilityMs = 500;
+
+  /**
+   * This process receives one message and holds it (renewing it every leaseMs/3 if `extend`), while
+   * another OS process tries to receive from the same queue for 3x the visibility.
+   */
+  async function holdWhileAnotherProcessTries(extend: boolean) {
+    const queue = queueName();
+    const broker = open(`?visibility=${visibilityMs}`);
+    await broker.publish(queue, [{ body: text("slow") }]);
+    const consumer = broker.consumer(queue);
+    expect(consumer.leaseMs).toBe(visibilityMs);
+    const [held] = await receiveN(consumer, 1);
+    if (!held) throw new Error("nothing received");
+    const renewals: Promise<void>[] = [];
+    const keeper = extend
+      ? setInterval(() => renewals.push(consumer.extend?.([held]) ?? Promise.resolve()), visibilityMs / 3)
+      : undefined;
+    try {
+      const other = spawnChild("try-receive", `sqlite://${dbPath}?visibility=30000`, queue, String(3 * visibilityMs));
+      const next = lineReader(other);
+      expect(await next()).toBe("listening");
+      const seen = JSON.parse(await next()) as { attempt: number; body: string } | null;
+      await Promise.all(renewals); // none rejected
+      return { queue, held, seen };
+    } finally {
+      clearInterval(keeper);
+    }
+  }
+
+  it("extend keeps a held message from another process for 3x the visibility, then its ack removes it", async () => {
+    const { queue, held, seen } = await holdWhileAnotherProcessTries(true);
+    expect(seen).toBeNull();
+    expect(rowOf(held.id)?.attempt).toBe(1); // never handed out again
+    await held.ack();
+    expect(rowsIn(queue)).toBe(0);
+  }, 30_000);
+
+  it("without extend the other process does get it once the visibility passed (the property is real)", async () => {
+    const { queue, held, seen } = await holdWhileAnotherProcessTries(false);
+    expect(seen).toEqual(expect.objectContaining({ attempt: 2, body: "slow" }));
+    await held.ack(); // stale receipt: changes nothing
+    expect(rowsIn(queue)).toBe(1);
+  }, 30_000);
+
+  it("extend skips a delivery settled here and leaves a row another consumer re-took untouched", async () => {
+    const queue = queueName();
+    const broker = open("?visibility=30000");
+    await broker.publish(queue, [{ body: text("nacked") }, { body: text("kept") }, { body: text("lost") }]);
+    const consumer = broker.consumer(queue);
+    const [nacked, kept] = await receiveN(consumer, 2);
+    const shortLease = open("?visibility=300").consumer(queue);
+    const [lost] = await receiveN(shortLease, 1);
+    if (!nacked || !kept || !lost) throw new Error("expected three deliveries");
+
+    // The nack comes first: an extension after it must not hide the row again.
+    await nacked.nack({ delayMs: 0 });
+    const nackedRow = rowOf(nacked.id);
+    const before = Date.now();
+    await consumer.extend?.([nacked, kept]);
+    expect(rowOf(nacked.id)).toEqual(nackedRow);
+    expect(rowOf(kept.id)?.visible_at).toBeGreaterThanOrEqual(before + 30_000);
+
+    // "lost" expires; another consumer re-takes it under its own receipt, which a stale extend leaves alone.
+    const other = open("?visibility=30000").consumer(queue);
+    const retaken = await receiveN(other, 2);
+    expect(retaken.map((d) => [read(d), d.attempt])).toEqual([
+      ["nacked", 2],
+      ["lost", 2],
+    ]);
+    const lostRow = rowOf(lost.id);
+    await shortLease.extend?.([lost]);
+    expect(rowOf(lost.id)).toEqual(lostRow);
+
+    await kept.ack();
+    await Promise.all(retaken.map((d) => d.ack()));
+    expect(rowsIn(queue)).toBe(0);
+  });
+});
+
 describe("sqlite URL", () => {
   it("reads relative, dot-relative and absolute paths without host parsing", () => {
     expect(parseSqliteUrl("sqlite://wqueue.db").path).toBe(resolve("wqueue.db"));
@@ -205,12 +316,22 @@ describe("sqlite URL", () => {
     expect(() => new SqliteBroker("sqlite://x.db?poll=soon")).toThrow(/poll=soon/);
   });
 
-  it("creates missing parent directories and keeps the URL as given", async () => {
-    const url = `sqlite://${join(dir, "a", "b", "nested.db")}?visibility=1000`;
-    const broker = new SqliteBroker(url);
+  it("refuses a missing directory with a ConfigError instead of creating it", async () => {
+    const missing = join(dir, "no-such-dir", "b");
+    const broker = new SqliteBroker(`sqlite://${join(missing, "typo.db")}?visibility=1000`);
     brokers.push(broker);
-    expect(broker.url).toBe(url);
-    await broker.connect();
-    expect(existsSync(join(dir, "a", "b", "nested.db"))).toBe(true);
+    await expect(broker.connect()).rejects.toThrow(ConfigError);
+    await expect(broker.publish("q", [{ body: text("x") }])).rejects.toThrow(
+      `broker sqlite://${join(missing, "typo.db")}?visibility=1000: directory ${missing} does not exist`,
+    );
+    expect(existsSync(join(dir, "no-such-dir"))).toBe(false);
+  });
+
+  it("shows the absolute path of the file in its URL, parameters as given and redacted", () => {
+    expect(new SqliteBroker("sqlite://rel/x.db?visibility=1000").url).toBe(`sqlite://${resolve("rel/x.db")}?visibility=1000`);
+    expect(new SqliteBroker("sqlite:x.db").url).toBe(`sqlite://${resolve("x.db")}`);
+    expect(new SqliteBroker("sqlite:///abs/dir with space/x.db?password=hunter2").url).toBe(
+      "sqlite:///abs/dir with space/x.db?password=***",
+    );
   });
 });

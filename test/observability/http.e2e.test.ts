@@ -55,7 +55,8 @@ describe("worker --http", () => {
     expect((await fetch(`${base}/api/stats`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
     expect((await fetch(`${base}/api/stats`, { headers: { authorization: "Bearer s3cret" } })).status).toBe(200);
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
-    expect((await fetch(`${base}/api/dead-letters/replay?queue=orders`, { method: "POST" })).status).toBe(401);
+    const replay = { method: "POST", headers: { "x-wqueue-request": "1" } };
+    expect((await fetch(`${base}/api/dead-letters/replay?queue=orders`, replay)).status).toBe(401);
     const stats = await runCli(["stats", base, "--once"]);
     expect(stats.code).not.toBe(0);
     expect(stats.stderr).toMatch(/needs a token/);

@@ -59,7 +59,7 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     while (!signal.aborted && !this.#closing) {
       const failure = this.#member.takeFailure();
       if (failure) throw new Error(`kafka ${this.broker.url}: consumer of ${this.queue} failed: ${describeKafkaError(failure)}`);
-      const records = this.#take(Math.max(1, Math.floor(max)));
+      const records = await this.#counted(this.#take(Math.max(1, Math.floor(max))));
       if (records.length > 0) return records.map((record) => new KafkaDelivery(this, record));
       await this.#wakeup.wait(signal);
     }
@@ -115,6 +115,21 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     );
     this.#flow.taken(this.#states);
     return out;
+  }
+
+  /**
+   * Commits the delivery counts of the records being handed out before they go: one commit for the
+   * whole batch, every partition in it, carrying each partition's commit point too. Kafka counts
+   * nothing itself: without this, a record whose handler kills the worker at once comes back to the
+   * next owner as a first delivery every time, so the poison rule never stops the loop and the
+   * records behind it never run. A commit that fails is retried by the committer and the records go
+   * out anyway (a stalled consumer is worse than a missed count); those of a partition revoked
+   * meanwhile do not (its new owner reads them from the committed offset).
+   */
+  async #counted(records: KafkaRecord[]): Promise<KafkaRecord[]> {
+    if (records.length === 0) return records;
+    await this.#committer.flush();
+    return records.some((record) => record.state.revoked) ? records.filter((record) => !record.state.revoked) : records;
   }
 
   #onBatch(partition: number, messages: KafkaMessage[]): void {

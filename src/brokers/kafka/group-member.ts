@@ -1,5 +1,5 @@
 import type { Consumer as KafkaJsConsumer, Kafka, KafkaMessage, TopicPartitionOffsetAndMetadata } from "kafkajs";
-import { SubscriptionRoundRobin } from "./assigner.js";
+import { GROUP_ASSIGNERS } from "./assigner.js";
 import { FETCH_MAX_BYTES } from "./fetch-flow.js";
 import { describeKafkaError, type KafkaEventLog } from "./kafka-client.js";
 
@@ -18,6 +18,8 @@ export interface MemberEvents {
 }
 
 const RESTART_MAX_MS = 10_000;
+/** A member that sends no heartbeat for this long is evicted and its partitions reassigned. */
+export const SESSION_TIMEOUT_MS = 10_000;
 
 /**
  * One consumer-group member reading one topic: a kafkajs consumer with manual commits, started at
@@ -88,8 +90,8 @@ export class GroupMember {
   async #launch(): Promise<void> {
     const consumer = this.kafka.consumer({
       groupId: this.groupId,
-      partitionAssigners: [SubscriptionRoundRobin],
-      sessionTimeout: 10_000,
+      partitionAssigners: GROUP_ASSIGNERS,
+      sessionTimeout: SESSION_TIMEOUT_MS,
       rebalanceTimeout: 20_000,
       heartbeatInterval: 1000,
       maxWaitTimeInMs: 500,

@@ -9,11 +9,13 @@ export const COMMIT_INTERVAL_MS = 200;
  * Batches a consumer's offset commits. A partition is marked when its commit point or its
  * delivery counts change; marked partitions are committed together, one request at a time,
  * at most every COMMIT_INTERVAL_MS, and at once (next macrotask) after a quiet spell, so an
- * idle consumer's ack is committed within a round trip while a busy one sends about 5 commits
- * a second whatever its rate.
+ * idle consumer's ack is committed within a round trip. flush() sends what is pending now: the
+ * consumer calls it before every hand-out (write-ahead of the delivery counts, which carries the
+ * acks so far too), on close and on a rebalance.
  *
- * So ack() resolves before its offset is committed: a crash in that window redelivers at most the
- * last interval's messages (at-least-once). flush() sends what is pending now (close, rebalance).
+ * So ack() resolves before its offset is committed; a crash redelivers what was out with handlers
+ * at the last commit (at most the caller's concurrency) and what finished above the lowest of
+ * them, never a skipped message (at-least-once).
  */
 export class OffsetCommitter {
   readonly #marked = new Set<PartitionState>();

@@ -1,4 +1,5 @@
 import { type KinesisClient, ListStreamsCommand } from "@aws-sdk/client-kinesis";
+import { BrokerUnreachableError } from "../../errors.js";
 import { probeEndpoint } from "../aws/probe-endpoint.js";
 import type { Broker, BrokerFeatures, BrokerLog, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
@@ -51,10 +52,14 @@ export class KinesisBroker implements Broker {
     this.streams = new StreamDirectory(this.client, config.shards);
   }
 
-  /** Checks the endpoint answers as Kinesis (ListStreams), with short timeouts. */
+  /**
+   * Checks the endpoint answers as Kinesis (ListStreams) and the checkpoint store answers too, each
+   * with short timeouts: a worker whose store cannot be reached fails at start with one line
+   * (BrokerUnreachableError) instead of retrying after `ready`. `push` checks the store as well.
+   */
   connect(): Promise<void> {
     if (this.#closed) return Promise.reject(new Error(`kinesis broker ${this.url} is closed`));
-    this.#connected ??= this.#probe().catch((error: unknown) => {
+    this.#connected ??= Promise.all([this.#probe(), this.#checkStore()]).then(() => undefined, (error: unknown) => {
       this.#connected = undefined;
       throw error;
     });
@@ -122,6 +127,15 @@ export class KinesisBroker implements Broker {
       this.client.destroy();
     })();
     return this.#closed;
+  }
+
+  async #checkStore(): Promise<void> {
+    try {
+      await this.leaseStore();
+    } catch (error) {
+      if (!(error instanceof BrokerUnreachableError)) throw error;
+      throw new BrokerUnreachableError(`kinesis ${this.url}: checkpoint store: ${error.message}`);
+    }
   }
 
   #probe(): Promise<void> {

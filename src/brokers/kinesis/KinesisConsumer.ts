@@ -62,9 +62,14 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
         this.#start(); // the caller backs off and asks again
         throw new Error(`kinesis ${this.broker.url}: consumer of ${this.queue} cannot start: ${failure.message}`);
       }
+      // The lease store does not answer: nothing is handed out (its delivery count could not be
+      // stored), and the caller's failing receive shows in /readyz; the balancer keeps retrying.
+      const storeFailure = this.#balancer?.failure;
+      if (storeFailure !== undefined) throw new Error(`kinesis ${this.broker.url}: lease store of ${this.queue} does not answer (${storeFailure}); retrying`);
       const records = await this.#counted(this.#take(Math.max(1, Math.floor(max))));
       if (records.length > 0) return records.map((record) => new KinesisDelivery(this, record));
-      await this.#wakeup.wait(signal);
+      // Woken by records; and once per balancer tick, to see a lease store failure begin.
+      await this.#wakeup.wait(signal, Math.max(100, this.broker.config.leaseMs / 3));
     }
     return [];
   }
@@ -135,7 +140,9 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     const state = this.#states.get(shardId);
     if (state === undefined || state.draining) return;
     state.draining = true;
-    void this.#leave(state, this.broker.config.leaseMs);
+    // Waits for every record out with a handler, however long it runs (the balancer keeps renewing
+    // a draining shard's lease meanwhile): the next owner would otherwise run it a second time.
+    void this.#leave(state, Number.POSITIVE_INFINITY);
   }
 
   /** Commits what is finished (and the delivery counts of what is not), then releases every lease. */

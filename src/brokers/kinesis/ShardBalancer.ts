@@ -34,7 +34,8 @@ export class ShardBalancer {
   #stopped = false;
   /** Last time the store confirmed our leases; past leaseMs they may be anyone's. */
   #renewedAt = Date.now();
-  #failing = false;
+  /** Why the last tick failed, while the store does not answer; undefined once a tick works. */
+  #failure: string | undefined;
 
   constructor(
     readonly store: LeaseStore,
@@ -48,6 +49,11 @@ export class ShardBalancer {
 
   start(): void {
     this.tickNow();
+  }
+
+  /** Why the lease store fails right now (the consumer's receive reports it), else undefined. */
+  get failure(): string | undefined {
+    return this.#failure;
   }
 
   /** Runs a tick now (after one in progress), e.g. when a shard ended and its children may start. */
@@ -106,11 +112,12 @@ export class ShardBalancer {
         this.owner.start(shardId, checkpoint);
         count += 1;
       }
-      if (this.#failing) this.log("info", `kinesis stream ${this.stream}: lease store answers again`);
-      this.#failing = false;
+      if (this.#failure !== undefined) this.log("info", `kinesis stream ${this.stream}: lease store answers again`);
+      this.#failure = undefined;
     } catch (error) {
-      if (!this.#failing) this.log("warn", `kinesis stream ${this.stream}: lease upkeep failed, retrying: ${describeAwsError(error)}`);
-      this.#failing = true;
+      const why = describeAwsError(error);
+      if (this.#failure === undefined) this.log("warn", `kinesis stream ${this.stream}: lease upkeep failed, retrying: ${why}`);
+      this.#failure = why;
       // Leases not renewed for a whole lease time may be held by others now: stop reading them.
       if (Date.now() - this.#renewedAt >= this.leaseMs) {
         const { active, draining } = this.owner.held();

@@ -7,6 +7,7 @@ import { NatsConsumer } from "./NatsConsumer.js";
 import type { NatsUrl } from "./nats-url.js";
 import { publishAll } from "./publisher.js";
 import { StreamResolver } from "./StreamResolver.js";
+import { queueSubject } from "./subjects.js";
 
 /** Credit of a consumer whose caller states no maxInFlight (scripts, tests). */
 export const DEFAULT_MAX_IN_FLIGHT = 1000;
@@ -49,9 +50,15 @@ export class NatsBroker implements Broker {
     return this.connection.connect();
   }
 
+  /**
+   * Throws ConfigError at once (before the worker is ready) for a queue or dead-letter queue name
+   * that is no valid NATS subject, instead of a receive failing with it again and again.
+   */
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
     const maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT));
     const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
+    queueSubject(this.config.subjectPrefix, queue);
+    queueSubject(this.config.subjectPrefix, deadLetterQueue);
     const consumer = new NatsConsumer(this, queue, deadLetterQueue, maxInFlight);
     if (this.#closed) void consumer.close();
     else this.#consumers.add(consumer);

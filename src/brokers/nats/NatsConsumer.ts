@@ -9,6 +9,8 @@ import { isTransient } from "./transient.js";
 
 /** close() waits this long for dead letters in flight to be stored and their originals termed. */
 const SETTLE_WAIT_MS = 2000;
+/** Floor of the stale-buffer check, for tiny ack waits. */
+const MIN_SWEEP_MS = 50;
 
 /**
  * One queue's reader: pull requests to the queue's durable consumer (shared by every worker:
@@ -24,12 +26,20 @@ const SETTLE_WAIT_MS = 2000;
  * subject). A failed pull (consumer deleted, missed heartbeats) is retried with backoff after the
  * stream and consumer are looked up (and created) again.
  *
+ * Long handlers: `leaseMs` is the consumer's ack wait, and `extend` sends `+WPI` (working) for the
+ * handed-out deliveries, which restarts their ack wait on the server; settling afterwards is as
+ * usual. A message pulled ahead and still buffered here is not running: if no receive takes it
+ * within a third of the ack wait (the caller is busy), it is given back with a nak (counted as a
+ * delivery, once) rather than left to pass its ack wait and be redelivered elsewhere while this
+ * consumer still holds it, and pulling ahead stops until the caller asks again.
+ *
  * close() gives every buffered and handed-out unsettled message back with a nak, so it is
  * delivered again at once instead of after ack_wait (stale pull requests dropped first, and after a
  * reconnect too: PullWindow.dropStale). It counts as an attempt, also for a message pulled ahead
  * and never handed out (as on every broker that prefetches).
  */
 export class NatsConsumer implements Consumer {
+  readonly leaseMs: number;
   readonly #wakeup = new Wakeup();
   readonly #window: PullWindow;
   readonly #held = new Set<NatsDelivery>();
@@ -45,6 +55,7 @@ export class NatsConsumer implements Consumer {
   #reading = false;
   #closing = false;
   #closed: Promise<void> | undefined;
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(
     readonly broker: NatsBroker,
@@ -53,6 +64,7 @@ export class NatsConsumer implements Consumer {
     readonly maxInFlight: number,
   ) {
     this.#refillAt = Math.max(1, Math.ceil(maxInFlight / 2));
+    this.leaseMs = broker.config.ackWaitMs;
     this.#window = new PullWindow(
       (message, excess) => this.#arrived(message, excess),
       (error) => this.#pullEnded(error),
@@ -87,6 +99,26 @@ export class NatsConsumer implements Consumer {
     }
   }
 
+  /**
+   * Restarts the ack wait of these handed-out, unsettled deliveries (`+WPI` each, one flush for
+   * all). Others (settled, or not this consumer's) are skipped. Rejects when disconnected, or when
+   * the server does not confirm within the lease: the next round tries again. The replies travel
+   * in order on the one connection, so a settle sent after this is never overtaken by it.
+   */
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    const mine = deliveries.filter((delivery): delivery is NatsDelivery => delivery instanceof NatsDelivery && this.#held.has(delivery));
+    const running = mine.filter((delivery) => !delivery.settled);
+    if (running.length === 0) return;
+    if (!this.broker.connection.connected) throw new Error(`nats ${this.broker.url}: disconnected; cannot extend ${running.length} message(s) of ${this.queue}`);
+    for (const delivery of running) delivery.working();
+    const { nc } = await this.broker.connection.clients();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`nats ${this.broker.url}: no answer to extending messages of ${this.queue}`)), this.leaseMs);
+    });
+    await Promise.race([nc.flush(), late]).finally(() => clearTimeout(timer));
+  }
+
   /** A delivery was acked or nacked: its credit is free. */
   settled(delivery: NatsDelivery): void {
     if (this.#held.delete(delivery)) this.#pump();
@@ -109,6 +141,7 @@ export class NatsConsumer implements Consumer {
       this.#closing = true;
       this.#unsubscribe();
       this.#retry.cancel();
+      clearTimeout(this.#sweep);
       this.#window.stopAll();
       this.#wakeup.notify();
       await withDeadline(Promise.allSettled([...this.#settling]), SETTLE_WAIT_MS);
@@ -134,7 +167,39 @@ export class NatsConsumer implements Consumer {
     // Published with a delay and early: parked on the server for the time left.
     const early = (delivery.notBefore ?? 0) - Date.now();
     if (this.#closing || excess || early > 0) delivery.giveBack(Math.max(0, early));
-    else if (this.#buffer.push(delivery) === 1) this.#wakeup.notify();
+    else if (this.#buffer.push(delivery) === 1) {
+      this.#wakeup.notify();
+      this.#sweepLater();
+    }
+  }
+
+  /** Checks the buffer a third of the ack wait from now (see the class comment), while it holds any. */
+  #sweepLater(): void {
+    if (this.#sweep !== undefined || this.#closing) return;
+    this.#sweep = setTimeout(() => {
+      this.#sweep = undefined;
+      this.#giveBackStale();
+    }, this.#staleMs).unref();
+  }
+
+  get #staleMs(): number {
+    return Math.max(MIN_SWEEP_MS, Math.floor(this.leaseMs / 3));
+  }
+
+  #giveBackStale(): void {
+    const cutoff = Date.now() - this.#staleMs;
+    const stale = this.#buffer.filter((delivery) => delivery.arrivedAt <= cutoff);
+    if (stale.length > 0) {
+      this.#buffer = this.#buffer.filter((delivery) => delivery.arrivedAt > cutoff);
+      // No pulling ahead until the next receive, and no pull request left open to take them again.
+      this.#reading = false;
+      this.#window.stopAll();
+      void PullWindow.dropStale(this.#pull).then(() => {
+        for (const delivery of stale) delivery.giveBack();
+      });
+      this.broker.log("debug", `nats ${this.broker.url}: gave back ${stale.length} message(s) of ${this.queue} not taken within ${this.#staleMs} ms`);
+    }
+    if (this.#buffer.length > 0) this.#sweepLater();
   }
 
   /** Sends a pull request if there is credit and demand (see the class comment). */

@@ -12,6 +12,7 @@ const RESOLVED = Promise.resolve();
  * keeps for the message's whole life in the stream (redeliveries included). Settling uses the
  * message's reply subject, so it works on any connection of the client, reconnects included:
  *
+ * - extend (NatsConsumer.extend): `+WPI`, which restarts the ack wait of a message still running;
  * - ack(): `+ACK`, sent without waiting for a round trip (at least once: an ack lost with the
  *   connection means one more delivery, after ack_wait);
  * - nack({ delayMs }): `-NAK` with the delay, which JetStream keeps (durably: a worker that dies
@@ -31,6 +32,8 @@ export class NatsDelivery extends SettleOnceDelivery {
   readonly partition = undefined;
   /** Epoch ms before which the message must not run (published with delayMs), else undefined. */
   readonly notBefore: number | undefined;
+  /** When it arrived here (epoch ms): a buffered one not handed out in time is given back. */
+  readonly arrivedAt = Date.now();
   readonly #consumer: NatsConsumer;
   readonly #message: JsMsg;
 
@@ -50,6 +53,14 @@ export class NatsDelivery extends SettleOnceDelivery {
 
   get queue(): string {
     return this.#consumer.queue;
+  }
+
+  /**
+   * `+WPI` (JetStream's "working"): the server restarts this delivery's ack wait. Not a settle: an
+   * ack, nack or term sent after it still applies (the client only blocks replies after a final one).
+   */
+  working(): void {
+    respond(() => this.#message.working());
   }
 
   /** Back to the queue at once (consumer closing, or a message it may not keep): a plain `-NAK`. */

@@ -18,15 +18,22 @@ import { ReadRequest } from "./blocking-reader.js";
 import { defineDelayedScripts } from "./delayed-set.js";
 import { ListReader } from "./list-reader.js";
 import { publishToList } from "./list-publish.js";
+import type { RedisClients } from "./open-redis-broker.js";
 import { mayBeEnvelope, NO_HEADERS } from "./read-envelope.js";
 import { RedisBrokerBase } from "./redis-broker-base.js";
+
+export interface ListOptions {
+  /** `?plain=true`: publish drops headers and key, so a plain consumer reads every body as it is. */
+  plain: boolean;
+}
 
 /**
  * Redis lists (`redis://host:6379?mode=list`), the seed's behaviour: producers RPUSH, the worker
  * pops. AT MOST ONCE: a popped message is gone from Redis, so a worker that dies mid-message loses
  * it, and ack() does nothing. A plain `RPUSH queue payload` from any producer is a message; headers,
- * key and attempt travel in the envelope of ../envelope.ts. nack() pushes the message back (attempt
- * + 1), at the tail, or after a delay through the delayed set of ./delayed-set.ts.
+ * key and attempt travel in the envelope of ../envelope.ts (unless `?plain=true`). nack() pushes the
+ * message back (attempt + 1, in the envelope), at the tail, or after a delay through the delayed set
+ * of ./delayed-set.ts.
  *
  * Connections: one for commands (publish, nack, dead letter, CLIENT UNBLOCK), opened by connect(),
  * and one blocking reader shared by every consumer of this instance, opened by the first receive.
@@ -42,6 +49,13 @@ export class RedisListBroker extends RedisBrokerBase implements Broker {
   };
   #reader: ListReader | undefined;
 
+  constructor(
+    clients: RedisClients,
+    readonly options: ListOptions = { plain: false },
+  ) {
+    super(clients);
+  }
+
   protected prepare(client: Redis): void {
     defineDelayedScripts(client);
   }
@@ -50,9 +64,14 @@ export class RedisListBroker extends RedisBrokerBase implements Broker {
     return this.track(new RedisListConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue)));
   }
 
-  async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
+  publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
+    return this.publishAs(queue, messages, this.options.plain);
+  }
+
+  /** publish(), or with `plain` false for what wqueue itself writes: retries and dead letters keep their envelope. */
+  async publishAs(queue: string, messages: OutgoingMessage[], plain: boolean): Promise<void> {
     if (messages.length === 0) return;
-    const soonest = await publishToList(await this.commandClient(), queue, messages);
+    const soonest = await publishToList(await this.commandClient(), queue, messages, plain);
     if (Number.isFinite(soonest)) this.#reader?.noteDelayed(queue, soonest);
   }
 
@@ -182,11 +201,11 @@ class RedisListDelivery extends SettleOnceDelivery {
 
   protected doNack(delayMs: number): Promise<void> {
     const { body, headers, key } = this;
-    return this.#consumer.broker.publish(this.queue, [{ body, headers, key, attempt: this.attempt + 1, delayMs }]);
+    return this.#consumer.broker.publishAs(this.queue, [{ body, headers, key, attempt: this.attempt + 1, delayMs }], false);
   }
 
   protected doDeadLetter(reason: DeadLetterReason): Promise<void> {
     const headers = deadLetterHeaders(this, reason);
-    return this.#consumer.broker.publish(this.#consumer.deadLetterQueue, [{ body: this.body, headers, key: this.key }]);
+    return this.#consumer.broker.publishAs(this.#consumer.deadLetterQueue, [{ body: this.body, headers, key: this.key }], false);
   }
 }

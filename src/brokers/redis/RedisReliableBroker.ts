@@ -13,6 +13,8 @@ import { RedisBrokerBase } from "./redis-broker-base.js";
 export interface ReliableOptions {
   /** Lifetime of a consumer's heartbeat key (`?heartbeatTtl=MS`, default 10000); refreshed every third of it. */
   heartbeatTtlMs: number;
+  /** `?plain=true`: publish drops headers and key, so a plain consumer reads every body as it is. */
+  plain?: boolean;
 }
 
 /**
@@ -66,7 +68,7 @@ export class RedisReliableBroker extends RedisBrokerBase implements Broker {
 
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    const soonest = await publishToList(await this.commandClient(), queue, messages);
+    const soonest = await publishToList(await this.commandClient(), queue, messages, this.options.plain);
     if (Number.isFinite(soonest)) this.noteDelayed(queue, soonest);
   }
 

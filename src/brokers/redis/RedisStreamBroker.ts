@@ -25,13 +25,15 @@ export interface StreamOptions {
  * queue. The group is created on demand at "0" (MKSTREAM), so entries added before the first worker
  * started are delivered too; a group created later over a long stream starts at its beginning.
  * Producers XADD the fields of ./stream-fields.ts (`body` is enough). Acks are XACKs, batched per
- * turn of the event loop; nack XACKs and adds a copy (attempt + 1) at the end of the stream, or
- * through the delayed set; deadLetter XACKs and adds the dead letter to the stream `<queue>.dead`:
- * each atomic (./stream-scripts.ts). An entry left pending claimIdle ms (its consumer died) is
- * claimed by another consumer with XAUTOCLAIM, its attempt taken from the group's delivery count; a
- * closing consumer releases its unsettled entries so the next claim takes them at once. Acked
- * entries stay in the stream (other groups may read it) until `?maxlen=` trims them. Not durable
- * beyond Redis's own persistence.
+ * turn of the event loop; nack leaves the entry pending and puts its id in the group's retry set
+ * (`<queue>:wqueue:retry:<group>`, scored by when it is due), from which a claim takes it back, so
+ * a retry never adds a copy that other groups of the stream would see; deadLetter XACKs and adds the
+ * dead letter to the stream `<queue>.dead`: each atomic (./stream-scripts.ts). A received entry is
+ * the consumer's for claimIdle ms (`leaseMs`), renewed by `extend` while its handler runs; one left
+ * idle that long (its consumer died) is claimed by another consumer, its attempt taken from the
+ * group's delivery count; a closing consumer releases its unsettled entries so the next claim takes
+ * them at once. Acked entries stay in the stream (other groups may read it) until `?maxlen=` trims
+ * them (a pending entry trimmed away is lost with it). Not durable beyond Redis's own persistence.
  *
  * Connections: one for commands and one blocking reader shared by every consumer of this instance,
  * which is one member of the group (`<hostname>:<pid>:<random>`).
@@ -97,6 +99,10 @@ export class RedisStreamBroker extends RedisBrokerBase implements Broker {
 
   noteDelayed(queue: string, delayMs: number): void {
     this.#reader?.noteDelayed(queue, delayMs);
+  }
+
+  noteRetry(queue: string, delayMs: number): void {
+    this.#reader?.noteRetry(queue, delayMs);
   }
 
   /** Entries the group has not read yet, for metrics (see ./stream-group-view.ts). */

@@ -7,12 +7,13 @@ import { RELEASED_IDLE_MS, type StreamEntry } from "./stream-reader.js";
 import type { StreamClient } from "./stream-scripts.js";
 import { TickBatcher } from "./tick-batcher.js";
 
-/** Ids per XACK: bounds the arguments of one command. */
-const ACK_CHUNK = 1000;
+/** Ids per XACK or extension: bounds the arguments of one command. */
+const ID_CHUNK = 1000;
 
 /**
  * One stream-mode consumer of one queue (see ./RedisStreamBroker.ts). Acks are one XACK per turn of
- * the event loop. close() ends a pending receive, sends pending acks, then releases its unsettled
+ * the event loop. A received entry stays this consumer's for `leaseMs` (claimIdle) after its last
+ * delivery or extension; extend() renews that for many entries in one script call. close() ends a pending receive, sends pending acks, then releases its unsettled
  * entries (XCLAIM ... IDLE, keeping their delivery count) so the group's next claim, by any
  * consumer, takes them at once instead of after claimIdle.
  */
@@ -23,12 +24,15 @@ export class StreamConsumer implements Consumer {
   #request: ReadRequest<StreamEntry> | undefined;
   #receiving: Promise<unknown> | undefined;
   #closed: Promise<void> | undefined;
+  readonly leaseMs: number;
 
   constructor(
     readonly broker: RedisStreamBroker,
     readonly queue: string,
     readonly deadLetterQueue: string,
-  ) {}
+  ) {
+    this.leaseMs = broker.options.claimIdleMs;
+  }
 
   get script(): StreamClient {
     return this.broker.commands as StreamClient;
@@ -61,11 +65,27 @@ export class StreamConsumer implements Consumer {
     return deliveries;
   };
 
-  /** One XACK per ACK_CHUNK acks; the deliveries leave `unsettled` once it completed (or failed). */
+  /**
+   * Resets the idle time of the entries still pending for this consumer (./stream-scripts.ts
+   * EXTEND), so no claim takes them for another claimIdle. A delivery whose settle has begun is left
+   * out here: its settle was sent first on the same connection, so no extension can overtake it.
+   */
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    const ids: string[] = [];
+    for (const delivery of deliveries) {
+      if (delivery instanceof StreamDelivery && !delivery.settled && this.unsettled.get(delivery.id) === delivery) ids.push(delivery.id);
+    }
+    const { group } = this.broker.options;
+    for (let start = 0; start < ids.length; start += ID_CHUNK) {
+      await this.script.wqueueStreamExtend(1, this.queue, group, this.broker.consumerName, ...ids.slice(start, start + ID_CHUNK));
+    }
+  }
+
+  /** One XACK per ID_CHUNK acks; the deliveries leave `unsettled` once it completed (or failed). */
   async #sendAcks(deliveries: StreamDelivery[]): Promise<void> {
     try {
-      for (let start = 0; start < deliveries.length; start += ACK_CHUNK) {
-        const ids = deliveries.slice(start, start + ACK_CHUNK).map((delivery) => delivery.id);
+      for (let start = 0; start < deliveries.length; start += ID_CHUNK) {
+        const ids = deliveries.slice(start, start + ID_CHUNK).map((delivery) => delivery.id);
         await this.script.xack(this.queue, this.broker.options.group, ...ids);
       }
     } finally {

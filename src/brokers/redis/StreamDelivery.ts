@@ -1,15 +1,16 @@
 import type { DeadLetterReason, Headers } from "../contract.js";
 import { deadLetterHeaders } from "../dead-letter.js";
 import { SettleOnceDelivery } from "../settle-once.js";
-import { delayedKey, delayedTag } from "./delayed-set.js";
 import type { StreamConsumer } from "./StreamConsumer.js";
-import { frameFields, fromFields, toFields } from "./stream-fields.js";
+import { fromFields, toFields } from "./stream-fields.js";
 import type { StreamEntry } from "./stream-reader.js";
+import { retryKey } from "./stream-scripts.js";
 
 /**
- * One stream entry taken for a receive. attempt = the entry's `attempt` field (1 when absent) + the
- * group's delivery count - 1: a copy re-added by nack starts one higher, and an entry claimed from a
- * dead consumer counts that consumer's delivery too. The delivery leaves its consumer's unsettled
+ * One stream entry taken for a receive. attempt = the entry's `attempt` field (1 when absent, more
+ * for a retry that a producer re-published) + the group's delivery count - 1: the count is kept by
+ * Redis in the group's pending list and grows on every delivery, the claim of a nacked entry and of
+ * a dead consumer's entry included. The delivery leaves its consumer's unsettled
  * map once its settle command has completed (or failed).
  */
 export class StreamDelivery extends SettleOnceDelivery {
@@ -44,17 +45,15 @@ export class StreamDelivery extends SettleOnceDelivery {
     return this.#consumer.acks.add(this);
   }
 
-  /** XACK, and a copy with attempt + 1 at the end of the stream, or in the delayed set. */
+  /** Kept pending, due again after `delayMs` in the group's retry set: no copy in the stream. */
   protected doNack(delayMs: number): Promise<void> {
     const consumer = this.#consumer;
-    const { group, maxlen } = consumer.broker.options;
-    const fields = toFields({ body: this.body, headers: this.headers, key: this.key, attempt: this.attempt + 1 });
+    const { group } = consumer.broker.options;
     const delay = Math.ceil(delayMs);
-    const copy = delay > 0 ? [delayedTag(), frameFields(fields)] : ["", ...fields];
-    const nacked = consumer.script.wqueueStreamNack(2, this.queue, delayedKey(this.queue), group, this.id, delay, maxlen, ...copy);
+    const nacked = consumer.script.wqueueStreamNack(2, this.queue, retryKey(this.queue, group), group, consumer.broker.consumerName, this.id, delay);
     return this.#done(
-      nacked.then((moved) => {
-        if (moved === 1 && delay > 0) consumer.broker.noteDelayed(this.queue, delay);
+      nacked.then((kept) => {
+        if (kept === 1) consumer.broker.noteRetry(this.queue, delay);
       }),
     );
   }

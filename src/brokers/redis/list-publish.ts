@@ -9,15 +9,18 @@ const RPUSH_CHUNK = 1000;
 /**
  * How both list modes (mode=list, mode=reliable) publish: each message as ../envelope.ts makes it
  * (its raw body when it has no headers, key or attempt, so plain consumers can read it), RPUSHed to
- * `queue`; messages with a delay go to the delayed set of ./delayed-set.ts instead. Returns the
+ * `queue`; messages with a delay go to the delayed set of ./delayed-set.ts instead. `plain` (the URL's
+ * `?plain=true`) drops headers and key, so every message a producer publishes is its raw body; only
+ * an attempt past 1 (wqueue's own retries in mode=list) still needs the envelope. Returns the
  * shortest delay among them (Infinity: none), so the caller can wake its reader in time.
  */
-export async function publishToList(client: Redis, queue: string, messages: OutgoingMessage[]): Promise<number> {
+export async function publishToList(client: Redis, queue: string, messages: OutgoingMessage[], plain = false): Promise<number> {
   const now: Buffer[] = [];
   const later: [number, Buffer][] = [];
   for (const message of messages) {
-    if (message.delayMs !== undefined && message.delayMs > 0) later.push([message.delayMs, wrap(message)]);
-    else now.push(wrap(message));
+    const item = wrap(plain ? { body: message.body, attempt: message.attempt } : message);
+    if (message.delayMs !== undefined && message.delayMs > 0) later.push([message.delayMs, item]);
+    else now.push(item);
   }
   if (now.length > 0 && now.length <= RPUSH_CHUNK) await client.rpush(queue, ...now);
   else if (now.length > 0) {

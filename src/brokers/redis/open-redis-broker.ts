@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
 import type { Broker } from "../contract.js";
-import { intParam, parseBrokerUrl, redactUrl } from "../url.js";
+import { booleanParam, intParam, parseBrokerUrl, redactUrl } from "../url.js";
 import { RedisListBroker } from "./RedisListBroker.js";
 import { RedisReliableBroker } from "./RedisReliableBroker.js";
 import { RedisStreamBroker } from "./RedisStreamBroker.js";
@@ -13,15 +13,20 @@ import { RedisStreamBroker } from "./RedisStreamBroker.js";
  *
  * - `reliable` (the default): lists, at least once; `?heartbeatTtl=MS` (default 10000).
  * - `list`: the seed's plain lists, at most once.
+ * - both list modes: `?plain=true` publishes bodies only (headers and key dropped, no envelope).
  * - `stream`: Redis Streams with a consumer group, at least once; `?group=NAME` (default wqueue),
  *   `?claimIdle=MS` (default 30000), `?maxlen=N` (default 0: publish does not trim).
  */
 const modes: Record<string, { params: string[]; open: (clients: RedisClients, url: URL) => Broker }> = {
   reliable: {
-    params: ["heartbeatTtl"],
-    open: (clients, url) => new RedisReliableBroker(clients, { heartbeatTtlMs: atLeast(url, "heartbeatTtl", 10_000, 100) }),
+    params: ["heartbeatTtl", "plain"],
+    open: (clients, url) =>
+      new RedisReliableBroker(clients, {
+        heartbeatTtlMs: atLeast(url, "heartbeatTtl", 10_000, 100),
+        plain: booleanParam(url, "plain", clients.url),
+      }),
   },
-  list: { params: [], open: (clients) => new RedisListBroker(clients) },
+  list: { params: ["plain"], open: (clients, url) => new RedisListBroker(clients, { plain: booleanParam(url, "plain", clients.url) }) },
   stream: {
     params: ["group", "claimIdle", "maxlen"],
     open: (clients, url) =>
@@ -54,9 +59,10 @@ export function openRedisBroker(url: string, onEvent?: RedisEventLog): Broker {
   if (!/^\/?\d*$/.test(parsed.pathname)) {
     throw new ConfigError(`broker ${shown}: the path must be a database number, as in redis://host:6379/0`);
   }
-  for (const [other, { params }] of Object.entries(modes)) {
-    const misplaced = other === mode ? undefined : params.find((name) => parsed.searchParams.has(name));
-    if (misplaced) throw new ConfigError(`broker ${shown}: ?${misplaced}= applies to mode=${other} only, not mode=${mode}`);
+  for (const name of new Set(Object.values(modes).flatMap(({ params }) => params))) {
+    if (!parsed.searchParams.has(name) || chosen.params.includes(name)) continue;
+    const owners = Object.keys(modes).filter((other) => modes[other]?.params.includes(name));
+    throw new ConfigError(`broker ${shown}: ?${name}= applies to mode=${owners.join(" or mode=")} only, not mode=${mode}`);
   }
   return chosen.open(new RedisClients(redisOnly(parsed), shown, onEvent ?? (() => {})), parsed);
 }
@@ -77,10 +83,13 @@ const QUIT_DEADLINE_MS = 1000;
 
 /**
  * Opens ioredis clients with wqueue's settings. `connect()` fails fast: BrokerUnreachableError
- * (redacted URL) within about CONNECT_TIMEOUT_MS when Redis does not answer. Once connected, a lost
- * connection is retried forever with capped exponential backoff, and reported through `log`; so is
- * a connection that goes silent while a reply is due (ioredis `socketTimeout`), which would
- * otherwise hang its commands forever.
+ * (redacted URL) within about CONNECT_TIMEOUT_MS when Redis does not answer, and ConfigError when
+ * it answers but refuses what the URL asks (a wrong password or user: WRONGPASS; no password where
+ * one is required: NOAUTH; a database number it does not have), which ioredis would otherwise only
+ * report as an event, and for SELECT quietly stay on database 0. Once connected, a lost connection is
+ * retried forever with capped exponential backoff, and reported through `log`; so is a connection
+ * that goes silent while a reply is due (ioredis `socketTimeout`), which would otherwise hang its
+ * commands forever.
  */
 export class RedisClients {
   constructor(
@@ -105,15 +114,27 @@ export class RedisClients {
     const deadline = setTimeout(() => client.disconnect(), CONNECT_TIMEOUT_MS + 1000);
     try {
       await client.connect();
+      await this.#selectDatabase(client);
       return client;
     } catch (error) {
       client.disconnect(); // stop ioredis from retrying in the background
-      const cause = this.scrub((lastError ?? (error as Error)).message);
-      throw new BrokerUnreachableError(`cannot reach Redis at ${this.url}: ${cause}`);
+      if (error instanceof ConfigError) throw error;
+      const cause = lastError ?? (error as Error);
+      if (cause.name === "ReplyError") throw new ConfigError(`Redis at ${this.url} refused the connection: ${this.scrub(cause.message)}`);
+      throw new BrokerUnreachableError(`cannot reach Redis at ${this.url}: ${this.scrub(cause.message)}`);
     } finally {
       clearTimeout(deadline);
       client.off("error", remember);
     }
+  }
+
+  /** SELECTs the URL's database again, this time hearing the refusal (ioredis only emits it). */
+  async #selectDatabase(client: Redis): Promise<void> {
+    const path = new URL(this.secretUrl).pathname.slice(1);
+    if (path === "" || Number(path) === 0) return;
+    await client.select(Number(path)).catch((error: Error) => {
+      throw error.name === "ReplyError" ? new ConfigError(`Redis at ${this.url} refused database ${path}: ${this.scrub(error.message)}`) : error;
+    });
   }
 
   /**

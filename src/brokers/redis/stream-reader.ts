@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import { BlockingReader, type ReadRequest } from "./blocking-reader.js";
 import { DISCOVER_MS, moveDueDelayed } from "./delayed-set.js";
 import type { RedisClients } from "./open-redis-broker.js";
-import type { RawEntry, StreamClient } from "./stream-scripts.js";
+import { type RawEntry, retryKey, type StreamClient } from "./stream-scripts.js";
 
 /** One entry taken for a receive, with how often the group has delivered it (this time included). */
 export interface StreamEntry {
@@ -26,9 +26,10 @@ export const RELEASED_IDLE_MS = 1e12;
 
 /**
  * The stream mode's blocking connection, shared by all consumers of a broker instance. Each round:
- * move due delayed copies; create missing groups (XGROUP CREATE ... 0 MKSTREAM); every claim
- * period, XAUTOCLAIM entries idle past claimIdle (a dead consumer's, or ones a closing consumer
- * released) for each pending receive, with their delivery counts; then XREADGROUP `>` COUNT max for
+ * move due delayed publishes; create missing groups (XGROUP CREATE ... 0 MKSTREAM); every claim
+ * period (and when a retry this process nacked is due), claim for each pending receive the due
+ * retries and the entries idle past claimIdle (a dead consumer's, or ones a closing consumer
+ * released), with their delivery counts (./stream-scripts.ts CLAIM); then XREADGROUP `>` COUNT max for
  * each, in one pipeline; when nothing came, one XREADGROUP BLOCK on all their streams. After a
  * reconnect, entries pending for this consumer that no delivery holds (their reply was lost) are
  * released for the next claim, which this reader runs at once.
@@ -53,6 +54,14 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     const due = Date.now() + delayMs;
     if (!this.queues.includes(queue) || due >= this.#nextMoveAt) return;
     this.#nextMoveAt = due;
+    this.wakeBy(due);
+  }
+
+  /** An entry of `queue` was nacked, due again in `delayMs`: claim it back in time. */
+  noteRetry(queue: string, delayMs: number): void {
+    const due = Date.now() + delayMs;
+    if (!this.queues.includes(queue) || due >= this.#nextClaimAt) return;
+    this.#nextClaimAt = due;
     this.wakeBy(due);
   }
 
@@ -87,17 +96,19 @@ export class StreamReader extends BlockingReader<StreamEntry> {
       const { group, consumer, claimIdleMs } = this.options;
       const forgetAfter = Math.max(2 * claimIdleMs, 60_000);
       for (const { queue, max } of open) {
-        pipeline.wqueueStreamClaimBuffer(1, queue, group, consumer, claimIdleMs, this.#cursors.get(queue) ?? "0-0", max, forgetAfter);
+        const cursor = this.#cursors.get(queue) ?? "0-0";
+        pipeline.wqueueStreamClaimBuffer(2, queue, retryKey(queue, group), group, consumer, claimIdleMs, cursor, max, forgetAfter);
       }
       const replies = (await (pipeline as unknown as ReturnType<Redis["pipeline"]>).exec()) ?? [];
       for (const [index, request] of open.entries()) {
         const [error, reply] = replies[index] ?? [new Error("no reply"), null];
         if (error) progressed = this.#failed(request, error) || progressed;
         else {
-          const [cursor, entries, counts] = reply as [Buffer, RawEntry[], number[]];
+          const [cursor, entries, counts, nextDueMs] = reply as [Buffer, RawEntry[], number[], number];
           const next = cursor.toString();
           this.#cursors.set(request.queue, next);
           if (next !== "0-0") this.#nextClaimAt = 0; // the scan of the pending entries goes on next round
+          if (nextDueMs >= 0) this.#nextClaimAt = Math.min(this.#nextClaimAt, Date.now() + nextDueMs);
           if (entries.length === 0) continue;
           this.finish(request, entries.map(([id, fields], at) => ({ id: id.toString(), fields, deliveries: counts[at] ?? 1 })));
           progressed = true;

@@ -1,5 +1,3 @@
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import type { Headers, OutgoingMessage } from "../contract.js";
 
@@ -70,12 +68,12 @@ export class MessageStore {
   readonly #dataVersion: Database.Statement;
   readonly #delete: Database.Statement;
   readonly #setVisible: Database.Statement;
+  readonly #extend: Database.Statement;
   readonly #browse: Database.Statement;
   readonly #count: Database.Statement;
   readonly #runInTransaction: Database.Transaction<(work: () => unknown) => unknown>;
 
   constructor(path: string) {
-    mkdirSync(dirname(path), { recursive: true });
     this.#db = new Database(path, { timeout: 5000 });
     this.#db.pragma("busy_timeout = 5000");
     this.#db.pragma("journal_mode = WAL");
@@ -100,6 +98,11 @@ export class MessageStore {
     this.#delete = this.#db.prepare("DELETE FROM messages WHERE id = @id AND receipt = @receipt");
     this.#setVisible = this.#db.prepare(
       "UPDATE messages SET visible_at = @visibleAt WHERE id = @id AND receipt = @receipt",
+    );
+    // One statement for the whole batch: the ids and receipts travel as a JSON array of pairs.
+    this.#extend = this.#db.prepare(
+      `UPDATE messages SET visible_at = @until
+       WHERE (id, receipt) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@held))`,
     );
     this.#count = this.#db.prepare("SELECT COUNT(*) FROM messages WHERE queue = ? AND visible_at <= ?").pluck();
     this.#browse = this.#db.prepare(
@@ -158,6 +161,17 @@ export class MessageStore {
     this.#transaction(() => {
       for (const one of held) this.#setVisible.run({ ...one, visibleAt });
     });
+  }
+
+  /**
+   * Extends a lease: hides each row until `until` if it is still held under its receipt. A row
+   * already deleted, or re-taken by another consumer (a fresh receipt), is left untouched.
+   * Returns how many rows were extended.
+   */
+  extendHeld(held: readonly Held[], until: number): number {
+    if (held.length === 0) return 0;
+    const pairs = JSON.stringify(held.map(({ id, receipt }) => [id, receipt]));
+    return this.#transaction(() => this.#extend.run({ held: pairs, until }).changes);
   }
 
   /** Moves a held row to `deadQueue` as a new message; false (and no copy) if no longer held. */

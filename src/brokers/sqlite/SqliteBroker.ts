@@ -1,4 +1,5 @@
-import { resolve } from "node:path";
+import { statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
 import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
@@ -35,8 +36,8 @@ export class SqliteBroker implements Broker {
   #closed: Promise<void> | undefined;
 
   constructor(url: string) {
-    this.url = redactUrl(url);
     this.config = parseSqliteUrl(url);
+    this.url = shownUrl(url, this.config);
   }
 
   async connect(): Promise<void> {
@@ -47,6 +48,7 @@ export class SqliteBroker implements Broker {
   store(): MessageStore {
     if (this.#dbClosed) throw new Error(`SQLite broker ${this.url} is closed`);
     if (this.#store === undefined) {
+      refuseMissingDirectory(this.url, this.config.path);
       try {
         this.#store = new MessageStore(this.config.path);
       } catch (error) {
@@ -169,6 +171,28 @@ export function parseSqliteUrl(url: string): SqliteUrl {
     visibilityMs: positiveParam(query, "visibility", DEFAULT_VISIBILITY_MS),
     pollMs: positiveParam(query, "poll", DEFAULT_POLL_MS),
   };
+}
+
+/**
+ * The URL as logs, the ready line and `push` show it: the absolute path of the file, so a worker
+ * and a producer started in different directories can tell whether they share one, and the
+ * parameters as given (redacted).
+ */
+function shownUrl(url: string, config: SqliteUrl): string {
+  const queryAt = url.indexOf("?");
+  const query = queryAt === -1 ? "" : redactUrl(`sqlite://x${url.slice(queryAt)}`).slice("sqlite://x".length);
+  return `sqlite://${config.path}${query}`;
+}
+
+/**
+ * The file is created if missing, its directory never: a typo in the path must not become a new,
+ * empty queue that no producer writes to.
+ */
+function refuseMissingDirectory(shown: string, path: string): void {
+  const directory = dirname(path);
+  const stat = statSync(directory, { throwIfNoEntry: false });
+  if (stat === undefined) throw new ConfigError(`broker ${shown}: directory ${directory} does not exist (create it, or fix the path)`);
+  if (!stat.isDirectory()) throw new ConfigError(`broker ${shown}: ${directory} is not a directory`);
 }
 
 /** Zero is refused too: a zero visibility would hand every message to every consumer at once. */

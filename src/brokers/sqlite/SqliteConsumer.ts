@@ -52,6 +52,29 @@ export class SqliteConsumer implements Consumer {
     readonly deadLetterQueue: string,
   ) {}
 
+  /** A received row stays hidden for the visibility timeout (`?visibility=`) unless extended. */
+  get leaseMs(): number {
+    return this.broker.config.visibilityMs;
+  }
+
+  /**
+   * One UPDATE hides every delivery still in flight here until `leaseMs` from now, matching each
+   * row by its receipt: a row acked, nacked, dead-lettered or closed here is not in flight (so
+   * skipped), and one re-taken by another consumer holds a new receipt (so untouched).
+   *
+   * Not overtaken by a later settle: better-sqlite3 runs the UPDATE synchronously, committed
+   * before this returns, and a settle (nack, dead letter, ack batch) runs its own statement later
+   * on the same single-threaded connection. A settle begun earlier took the delivery out of
+   * flight, so the extension skips it rather than pushing back a nack's visible_at.
+   */
+  async extend(deliveries: readonly Delivery[]): Promise<void> {
+    const held: Held[] = [];
+    for (const delivery of deliveries) {
+      if (delivery instanceof SqliteDelivery && this.#inFlight.has(delivery)) held.push(delivery.held);
+    }
+    if (held.length > 0) this.broker.store().extendHeld(held, Date.now() + this.leaseMs);
+  }
+
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     const stop = anyAbort(signal, this.#closing.signal);
     const waker = queueSignal(this.broker.config.path, this.queue);

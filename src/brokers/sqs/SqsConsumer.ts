@@ -19,8 +19,9 @@ const RETRY_MAX_MS = 5000;
  * min(10, max) messages; when that comes back full, a backlog is likely, and the rest of the credit
  * is asked for at once with parallel short polls. It never asks for more than the `max` of the
  * receive that started it: credit is the only prefetch. Every message is received with
- * VisibilityTimeout = the URL's `visibility` and kept hidden while unsettled by a heartbeat
- * (./VisibilityKeeper.ts).
+ * VisibilityTimeout = the URL's `visibility` (`leaseMs`) and kept hidden while unsettled by
+ * ./VisibilityKeeper.ts: through `extend` (the dispatcher's lease keeper), and for now also by the
+ * keeper's own timer (`ownHeartbeat`), which covers messages received and not yet handed out too.
  *
  * The poll belongs to the consumer, not to one receive() call: a receive whose signal aborts
  * returns [] at once and leaves its poll running, and the next receive takes over that poll and
@@ -36,6 +37,7 @@ const RETRY_MAX_MS = 5000;
  * denied, a bad name) reject the receive, for the worker to report.
  */
 export class SqsConsumer implements Consumer {
+  readonly leaseMs: number;
   readonly #keeper: VisibilityKeeper;
   readonly #closing = new AbortController();
   /** Received, held under the heartbeat, not yet handed out. */
@@ -48,9 +50,16 @@ export class SqsConsumer implements Consumer {
     readonly broker: SqsBroker,
     readonly queue: string,
     readonly deadLetterQueue: string,
+    ownHeartbeat = true,
   ) {
     const log = (message: string) => broker.log("warn", `sqs ${broker.url}: ${queue}: ${message}`);
-    this.#keeper = new VisibilityKeeper(broker.calls, broker.config.visibilitySeconds, log);
+    this.leaseMs = broker.config.visibilitySeconds * 1000;
+    this.#keeper = new VisibilityKeeper(broker.calls, broker.config.visibilitySeconds, log, ownHeartbeat);
+  }
+
+  /** ChangeMessageVisibilityBatch(visibility) for these unsettled deliveries (see VisibilityKeeper.extend). */
+  extend(deliveries: readonly Delivery[]): Promise<void> {
+    return this.#keeper.extend(deliveries.filter((delivery) => delivery instanceof SqsDelivery));
   }
 
   receive(max: number, signal: AbortSignal): Promise<Delivery[]> {

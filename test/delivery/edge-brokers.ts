@@ -1,0 +1,116 @@
+import { randomUUID } from "node:crypto";
+import type { Broker, Delivery } from "../../src/brokers/contract.js";
+import { createBroker } from "../../src/brokers/registry.js";
+import { dropKinesisApp, requireKinesis } from "../brokers/kinesis-server.js";
+import { requireNats } from "../brokers/nats-server.js";
+import { requireSqs } from "../brokers/sqs-server.js";
+import { tempDir } from "../cli/run-cli.js";
+import { KAFKA_URL } from "../setup/ensure-kafka.js";
+import { REDIS_URL } from "../setup/ensure-redis.js";
+
+/**
+ * Every at-least-once broker, each with a short lease (visibility, ack wait, claim idle time,
+ * heartbeat, session or shard lease: `leaseMs`), for the tests that attack the delivery promise at
+ * its edges: a message that kills its worker, a handler slower than the lease.
+ */
+export interface EdgeBroker {
+  name: string;
+  /** The broker's own lease in this URL: a handler 3x this long must still run once. */
+  leaseMs: number;
+  setup(): Promise<EdgeTarget>;
+}
+
+export interface EdgeTarget {
+  url: string;
+  queue: string;
+  publish(bodies: unknown[]): Promise<void>;
+  /** The dead letters of `queue` that arrived so far (taken off the dead-letter queue and acked). */
+  takeDeadLetters(): Promise<Delivery[]>;
+  /** What `queue` itself hands out now to a new consumer (taken and acked). */
+  takeQueued(): Promise<Delivery[]>;
+  /** Closes what setup() opened (tests of one file run concurrently: each closes its own). */
+  close(): Promise<void>;
+}
+
+const LEASE_MS = 2000;
+
+/** Call at the top level of a test file (the shared servers' fixtures register their hooks). */
+export function edgeBrokers(prefix: string): EdgeBroker[] {
+  const sqs = requireSqs({ prefix });
+  const nats = requireNats(prefix);
+  const kinesis = requireKinesis({ prefix });
+  const name = () => `${prefix}.${randomUUID().slice(0, 8)}`;
+
+  /** `deadUrl`: where the test reads dead letters, when that must not join the worker's group. */
+  async function viaAdapter(url: string, queue: string, deadUrl = url, cleanups: (() => Promise<void>)[] = []): Promise<EdgeTarget> {
+    const broker = await createBroker(url);
+    await broker.connect();
+    cleanups.push(() => broker.close());
+    const deadBroker = deadUrl === url ? broker : await createBroker(deadUrl);
+    if (deadBroker !== broker) {
+      await deadBroker.connect();
+      cleanups.push(() => deadBroker.close());
+    }
+    return {
+      url,
+      queue,
+      publish: (bodies) => broker.publish(queue, bodies.map((body) => ({ body: Buffer.from(JSON.stringify(body)) }))),
+      takeDeadLetters: takeWhatIsThere(deadBroker, `${queue}.dead`),
+      takeQueued: takeWhatIsThere(broker, queue),
+      close: async () => {
+        await Promise.allSettled(cleanups.map((cleanup) => cleanup()));
+      },
+    };
+  }
+
+  return [
+    { name: "sqlite", leaseMs: LEASE_MS, setup: () => viaAdapter(`sqlite://${tempDir()}/q.db?visibility=${LEASE_MS}&poll=20`, name()) },
+    { name: "redis reliable", leaseMs: LEASE_MS, setup: () => viaAdapter(`${REDIS_URL}?heartbeatTtl=${LEASE_MS}`, name()) },
+    { name: "redis stream", leaseMs: LEASE_MS, setup: () => viaAdapter(`${REDIS_URL}?mode=stream&claimIdle=${LEASE_MS}`, name()) },
+    { name: "amqp classic", leaseMs: LEASE_MS, setup: () => viaAdapter("amqp://guest:guest@127.0.0.1:5672", name()) },
+    { name: "amqp quorum", leaseMs: LEASE_MS, setup: () => viaAdapter("amqp://guest:guest@127.0.0.1:5672?queueType=quorum", name()) },
+    // The group's session timeout (10 s) is its lease: a dead member's partitions move after it.
+    {
+      name: "kafka",
+      leaseMs: 10_000,
+      setup: () => {
+        const group = name();
+        return viaAdapter(`${KAFKA_URL}?group=${group}`, name(), `${KAFKA_URL}?group=${group}-dead-reader`);
+      },
+    },
+    { name: "nats", leaseMs: LEASE_MS, setup: () => viaAdapter(`${nats.url}&ackWait=${LEASE_MS}`, name()) },
+    { name: "sqs", leaseMs: LEASE_MS, setup: () => viaAdapter(sqs.url(`&visibility=${LEASE_MS / 1000}`), sqs.queueName()) },
+    {
+      name: "kinesis",
+      leaseMs: LEASE_MS,
+      setup: async () => {
+        const app = name().replace(".", "-");
+        const url = kinesis.url(`app=${app}&checkpoints=${REDIS_URL}&lease=${LEASE_MS}&poll=50`);
+        return viaAdapter(url, kinesis.streamName(), url, [() => dropKinesisApp(app)]);
+      },
+    },
+  ];
+}
+
+/** Takes what a queue hands out now, acking it: a bounded receive, not a wait for more. */
+function takeWhatIsThere(broker: Broker, queue: string): () => Promise<Delivery[]> {
+  let consumer: ReturnType<Broker["consumer"]> | undefined;
+  return async () => {
+    consumer ??= broker.consumer(queue, { maxInFlight: 100 });
+    const taken: Delivery[] = [];
+    const controller = new AbortController();
+    // A receive waits while the queue is empty: it is cut short here, which returns [] promptly.
+    const timer = setTimeout(() => controller.abort(), 1500);
+    try {
+      for (;;) {
+        const batch = await consumer.receive(100, controller.signal);
+        if (batch.length === 0) break;
+        for (const delivery of batch) await delivery.ack();
+        taken.push(...batch);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    return taken;
+  };
+}

@@ -14,6 +14,8 @@ const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
 /** close() waits this long for nacks and dead letters in flight to be confirmed and acked. */
 const SETTLE_WAIT_MS = 2000;
+/** ready() waits at most this long for a first subscription (the connection may be down meanwhile). */
+const READY_WAIT_MS = 10_000;
 
 /**
  * One queue's consumer: basic.consume on a channel of its own with prefetch = maxInFlight, from
@@ -23,7 +25,10 @@ const SETTLE_WAIT_MS = 2000;
  * On every new connection (./AmqpConnection.ts) the queue is declared and consumed again; a channel
  * that closes while its connection lives (a channel error, the queue deleted) is reopened with
  * backoff. Buffered deliveries of a closed channel are dropped (RabbitMQ requeued them), and a
- * pending receive just goes on waiting for the next channel's messages.
+ * pending receive just goes on waiting for the next channel's messages. A redelivered message of
+ * a classic queue is replaced by a counted copy before it is buffered (AmqpDelivery.recount). A
+ * queue that can never be consumed (a stream queue) stops the retries: ready() and receive()
+ * reject with its ConfigError.
  */
 export class AmqpConsumer implements Consumer {
   readonly #wakeup = new Wakeup();
@@ -62,12 +67,13 @@ export class AmqpConsumer implements Consumer {
   }
 
   /**
-   * Resolves once the first attempt to consume the queue is over (a transient failure is retried
-   * in the background); rejects with a ConfigError for a queue that can never be consumed.
+   * Resolves once the first attempt to consume the queue is over, or after READY_WAIT_MS (a
+   * transient failure is retried in the background); rejects with a ConfigError for a queue that
+   * can never be consumed.
    */
   async ready(): Promise<void> {
     if (!this.#closing) await this.broker.connect();
-    await this.#firstTry;
+    await withDeadline(this.#firstTry, READY_WAIT_MS);
     if (this.#refused) throw this.#refused;
   }
 

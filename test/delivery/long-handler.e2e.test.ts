@@ -48,7 +48,7 @@ describe.concurrent("a handler slower than the broker's lease", () => {
         running.push(cli);
         return cli;
       });
-      await Promise.all(workers.map((cli) => cli.waitForLine("ready", (line) => line.includes('"ready: '), 30_000)));
+      await Promise.all(workers.map((cli) => cli.waitForLine("ready", (line) => line.includes('"ready: '), 90_000)));
       // The slow message first, then quick ones: they must flow while it runs.
       await target.publish([0, 1, 2, 3].map((id) => ({ id })));
       await waitFor(() => `the slow handler to end (${lines(out).join(" | ")})`, () => lines(out).includes(`end 0 ${pidOfStart(lines(out))}`), 9 * leaseMs + 30_000);

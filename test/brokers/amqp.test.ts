@@ -119,6 +119,28 @@ describe("amqp adapter", () => {
     await again?.ack();
   });
 
+  it("close() gives back the messages it had buffered but not handed out without counting an attempt", async () => {
+    const broker = await open();
+    const queue = queueName();
+    await broker.publish(queue, ["1", "2", "3", "4", "5"].map((body) => ({ body: text(body) })));
+    const first = broker.consumer(queue, { maxInFlight: 5 });
+    const [taken] = await first.receive(1, AbortSignal.timeout(5000));
+    await waitFor("all five pushed to the consumer", async () => (await inspectQueue(queue))?.messageCount === 0);
+    await taken?.ack();
+    await first.close(); // a graceful stop: the other four never ran
+    const next = broker.consumer(queue);
+    const got: Delivery[] = [];
+    const signal = AbortSignal.timeout(5000);
+    while (got.length < 4 && !signal.aborted) got.push(...(await next.receive(4, signal)));
+    expect(got.map((delivery) => [read(delivery), delivery.attempt])).toEqual([
+      ["2", 1],
+      ["3", 1],
+      ["4", 1],
+      ["5", 1],
+    ]);
+    await Promise.all(got.map((delivery) => delivery.ack()));
+  });
+
   it("nack with a delay parks the message in a delay queue, which gives it back after the delay", async () => {
     const producer = await open();
     const queue = queueName();

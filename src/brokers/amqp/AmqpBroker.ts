@@ -1,8 +1,9 @@
-import type { Broker, BrokerFeatures, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
+import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
 import { defaultDeadLetterQueue } from "../dead-letter.js";
 import type { AmqpUrl } from "./amqp-url.js";
 import { AmqpConnection, type AmqpEventLog } from "./AmqpConnection.js";
 import { AmqpConsumer } from "./AmqpConsumer.js";
+import { browseQueue } from "./browse-queue.js";
 import { UnroutableError } from "./ConfirmPublisher.js";
 import { encode, type Outbound } from "./message-codec.js";
 
@@ -86,6 +87,12 @@ export class AmqpBroker implements Broker {
       else if (session.alive) throw error;
       else this.log("debug", "connection lost while publishing; sending unconfirmed messages again");
     }
+  }
+
+  /** The first `limit` messages of `queue`, given back at once (./browse-queue.ts says what that leaves behind). */
+  async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+    if (this.#closed) throw new Error(`amqp broker ${this.url} is closed`);
+    return browseQueue(await this.connection.session(PUBLISH_TIMEOUT_MS), queue, limit);
   }
 
   forget(consumer: AmqpConsumer): void {

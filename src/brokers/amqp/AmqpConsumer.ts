@@ -14,6 +14,8 @@ const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
 /** close() waits this long for nacks and dead letters in flight to be confirmed and acked. */
 const SETTLE_WAIT_MS = 2000;
+/** ready() waits at most this long for a first subscription (the connection may be down meanwhile). */
+const READY_WAIT_MS = 10_000;
 
 /**
  * One queue's consumer: basic.consume on a channel of its own with prefetch = maxInFlight, from
@@ -23,7 +25,10 @@ const SETTLE_WAIT_MS = 2000;
  * On every new connection (./AmqpConnection.ts) the queue is declared and consumed again; a channel
  * that closes while its connection lives (a channel error, the queue deleted) is reopened with
  * backoff. Buffered deliveries of a closed channel are dropped (RabbitMQ requeued them), and a
- * pending receive just goes on waiting for the next channel's messages.
+ * pending receive just goes on waiting for the next channel's messages. A redelivered message of
+ * a classic queue is replaced by a counted copy before it is buffered (AmqpDelivery.recount). A
+ * queue that can never be consumed (a stream queue) stops the retries: ready() and receive()
+ * reject with its ConfigError.
  */
 export class AmqpConsumer implements Consumer {
   readonly #wakeup = new Wakeup();
@@ -54,20 +59,22 @@ export class AmqpConsumer implements Consumer {
     // Not connected yet: connect (or join the attempt in flight), so a failure reaches the caller.
     if (!this.broker.connection.connectedOnce && !this.#closing) await this.broker.connect();
     for (;;) {
-      if (this.#buffer.length > 0) return this.#take(max);
       if (this.#refused) throw this.#refused;
-      if (this.#closing || signal.aborted) return [];
+      if (this.#closing) return []; // what the buffer holds goes back uncounted (close())
+      if (this.#buffer.length > 0) return this.#take(max);
+      if (signal.aborted) return [];
       await this.#wakeup.wait(signal);
     }
   }
 
   /**
-   * Resolves once the first attempt to consume the queue is over (a transient failure is retried
-   * in the background); rejects with a ConfigError for a queue that can never be consumed.
+   * Resolves once the first attempt to consume the queue is over, or after READY_WAIT_MS (a
+   * transient failure is retried in the background); rejects with a ConfigError for a queue that
+   * can never be consumed.
    */
   async ready(): Promise<void> {
     if (!this.#closing) await this.broker.connect();
-    await this.#firstTry;
+    await withDeadline(this.#firstTry, READY_WAIT_MS);
     if (this.#refused) throw this.#refused;
   }
 
@@ -79,14 +86,24 @@ export class AmqpConsumer implements Consumer {
     return settling;
   }
 
-  /** Idempotent. Closing the channel makes RabbitMQ requeue every unacked message, buffered or handed out. */
+  /**
+   * Idempotent. Stops the consumer, gives buffered messages (never handed out) back as copies with
+   * their attempt unchanged (AmqpDelivery.giveBack), then closes the channel, which makes RabbitMQ
+   * requeue every message still unacked on it (handed out and unsettled, or a copy not confirmed
+   * within SETTLE_WAIT_MS: those then count one attempt more).
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
       this.#firstTryOver();
       this.#unsubscribe();
-      this.#buffer = [];
       this.#wakeup.notify();
+      // Buffered messages were never handed out, so never run: they go back uncounted (closing
+      // the channel would count them), once RabbitMQ stopped pushing (or the copies come back here).
+      await withDeadline(this.#channel?.stopConsuming() ?? Promise.resolve(), SETTLE_WAIT_MS);
+      const unread = this.#buffer;
+      this.#buffer = [];
+      for (const delivery of unread) void this.track(delivery.giveBack());
       await withDeadline(Promise.allSettled([...this.#settling]), SETTLE_WAIT_MS);
       const channel = this.#channel;
       this.#channel = undefined;
@@ -114,7 +131,7 @@ export class AmqpConsumer implements Consumer {
       void channel.close();
       return;
     }
-    if (this.#closing || !channel.alive) return; // unacked: requeued when the channel closes
+    if (!channel.alive) return; // unacked: requeued when the channel closed
     const delivery = new AmqpDelivery(this, channel, message);
     if (needsRecount(message)) {
       // A classic queue's redelivery: a counted copy replaces it before anything runs it.
@@ -125,8 +142,9 @@ export class AmqpConsumer implements Consumer {
     } else this.#hold(delivery);
   }
 
+  /** Buffers a delivery for receive(); while closing, for close() to give back uncounted. */
   #hold(delivery: AmqpDelivery): void {
-    if (this.#closing || !delivery.channel.alive) return; // unacked: requeued when the channel closes
+    if (!delivery.channel.alive) return; // unacked: requeued when the channel closed
     if (this.#buffer.push(delivery) === 1) this.#wakeup.notify();
   }
 
@@ -171,7 +189,8 @@ export class AmqpConsumer implements Consumer {
     try {
       await channel.channel.prefetch(this.prefetch);
       await session.declarer.queue(this.queue);
-      await channel.channel.consume(this.queue, (message) => this.#onMessage(channel, message));
+      const { consumerTag } = await channel.channel.consume(this.queue, (message) => this.#onMessage(channel, message));
+      channel.consumerTag = consumerTag;
     } catch (error) {
       if ((error as { code?: number }).code === 404) session.declarer.forget(this.queue); // deleted since
       await channel.close();

@@ -63,6 +63,16 @@ export class AmqpDelivery extends SettleOnceDelivery {
   }
 
   /**
+   * For a message the consumer took but never handed out, when it closes: a copy with this same
+   * attempt goes to the tail of the queue, confirmed before the original is acked. Closing the
+   * channel instead would give the message back `redelivered`, counted as one attempt more (and
+   * moved to the tail all the same, by recount()) although it never ran.
+   */
+  giveBack(): Promise<void> {
+    return this.#moveTo({ queue: this.queue }, this.#copy(this.attempt), false);
+  }
+
+  /**
    * For a redelivered message of a queue that keeps no delivery count (classic, ./message-codec.ts),
    * before it is handed out: publishes a copy carrying this attempt to the tail of the queue, and
    * acks the original once the copy is confirmed. The copy is what runs, so a worker that dies

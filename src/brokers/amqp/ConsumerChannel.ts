@@ -13,6 +13,8 @@ const CLOSE_DEADLINE_MS = 2000;
  */
 export class ConsumerChannel {
   alive = true;
+  /** Set once basic.consume succeeded. */
+  consumerTag: string | undefined;
   readonly #acks: AckCoalescer;
 
   constructor(
@@ -34,6 +36,12 @@ export class ConsumerChannel {
   /** Back to its place in the queue, marked redelivered (so the attempt still counts). */
   requeue(message: ConsumeMessage): void {
     if (this.alive) this.#acks.requeue(message);
+  }
+
+  /** basic.cancel: RabbitMQ pushes nothing more; what it pushed stays unacked on the channel. */
+  async stopConsuming(): Promise<void> {
+    if (!this.alive || this.consumerTag === undefined) return;
+    await this.channel.cancel(this.consumerTag).catch(() => {}); // a closed channel requeues all anyway
   }
 
   /**

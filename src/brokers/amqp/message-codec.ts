@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { ConsumeMessage, MessageProperties, Options } from "amqplib";
+import type { ConsumeMessage, Message, MessageProperties, Options } from "amqplib";
 import type { Headers, OutgoingMessage } from "../contract.js";
 
 /**
@@ -110,7 +110,7 @@ export interface Inbound {
 
 const NO_HEADERS: Readonly<Headers> = Object.freeze({});
 
-export function decode(message: ConsumeMessage): Inbound {
+export function decode(message: Message): Inbound {
   const raw = message.properties.headers;
   const messageId = message.properties.messageId as string | undefined;
   let redeliveries = message.fields.redelivered ? 1 : 0;

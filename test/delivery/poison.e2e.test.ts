@@ -87,7 +87,9 @@ describe.concurrent("a message whose handler kills its worker", () => {
       dead.push(...(await target.takeDeadLetters()));
       const good = Array.from({ length: COUNT }, (_, id) => id).filter((id) => id !== POISON);
       expect([...handled(out)].sort((a, b) => a - b)).toEqual(good);
-      expect(dead.map((d) => JSON.parse(Buffer.from(d.body).toString()).id)).toEqual([POISON]);
+      // Dead letters are at least once too (a verdict given twice, e.g. on Kinesis when the shard
+      // changed hands meanwhile, writes it twice): what must hold is that only the poison is there.
+      expect([...new Set(dead.map((d) => JSON.parse(Buffer.from(d.body).toString()).id))]).toEqual([POISON]);
       expect(dead[0]?.headers["x-wqueue-dead-reason"]).toBe("poison");
       // The scenario was real: the handler did take the worker down before the verdict.
       expect(deaths).toBeGreaterThan(0);

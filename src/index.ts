@@ -4,6 +4,7 @@ export type {
   Handler,
   ListenOptions,
   Message,
+  Middleware,
   PublishOptions,
   RetryOptions,
   WQueueOptions,

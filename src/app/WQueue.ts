@@ -3,7 +3,7 @@ import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
 import { loadTracer } from "../observability/tracing.js";
 import { contentTypeOf, encodeBody } from "./encode-body.js";
-import type { Handler, ListenOptions, Message, PublishOptions, Subscription, WQueueOptions } from "./types.js";
+import type { Handler, ListenOptions, Message, Middleware, PublishOptions, Subscription, WQueueOptions } from "./types.js";
 
 /** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
 const APP_BRAND = Symbol.for("wqueue.app");
@@ -22,6 +22,7 @@ export class WQueue {
   readonly [APP_BRAND] = true;
   readonly options: Readonly<WQueueOptions>;
   readonly #subscriptions = new Map<string, Subscription>();
+  readonly #middleware: Middleware[] = [];
   #ownBrokers: BrokerSet | undefined;
   #lentBrokers: BrokerSet | undefined;
 
@@ -40,6 +41,24 @@ export class WQueue {
 
   get subscriptions(): Subscription[] {
     return [...this.#subscriptions.values()];
+  }
+
+  /** Middleware of every queue, in the order app.use() registered it. */
+  get middleware(): readonly Middleware[] {
+    return this.#middleware;
+  }
+
+  /**
+   * Adds middleware that runs around every queue's handler (see Middleware), outside each queue's
+   * own. Call it at the top level of the app module, like listenEvents: worker threads and the
+   * suspect sandbox import the module to find both. Returns the app, for chaining.
+   */
+  use(...middleware: Middleware[]): this {
+    for (const each of middleware) {
+      if (typeof each !== "function") throw new ConfigError("app.use: middleware must be a function (message, next) => ...");
+    }
+    this.#middleware.push(...middleware);
+    return this;
   }
 
   /** Registers `handler` for `queue` and returns it unchanged. One handler per queue and broker. */
@@ -67,6 +86,9 @@ export class WQueue {
     }
     if (options.decode !== undefined && !["json", "text", "bytes"].includes(options.decode)) {
       throw new ConfigError(`listenEvents("${queue}"): decode must be "json", "text" or "bytes"`);
+    }
+    if (options.middleware !== undefined && !(Array.isArray(options.middleware) && options.middleware.every((m) => typeof m === "function"))) {
+      throw new ConfigError(`listenEvents("${queue}"): middleware must be an array of functions (message, next) => ...`);
     }
     const id = `${brokerName}/${queue}`;
     if (this.#subscriptions.has(id)) {

@@ -25,6 +25,16 @@ export interface Message<Body = unknown> {
 export type Handler<Body = unknown> = (message: Message<Body>) => unknown | Promise<unknown>;
 
 /**
+ * Code around a handler, Koa/Hono style: `async (message, next) => { ...; await next(); ... }`.
+ * It runs where the handler runs (event loop, worker thread, suspect sandbox), on the decoded and
+ * validated message. `await next()` runs the rest of the chain and the handler and rethrows their
+ * error; not calling next() skips the handler (the message is acked); throwing RetryLater or
+ * DeadLetterNow decides the message's fate. Order: `app.use` ones first, in registration order,
+ * then the queue's `middleware`, then the handler.
+ */
+export type Middleware = (message: Message<unknown>, next: () => Promise<void>) => unknown | Promise<unknown>;
+
+/**
  * When a message is acknowledged. "after" (default): once the handler succeeded, so nothing is lost
  * (at-least-once). "before": as soon as it is received, before the handler runs (at-most-once: a
  * failure or crash loses it). "manual": the handler decides with message.ack() / message.nack();
@@ -108,6 +118,8 @@ export interface ListenOptions {
    * retried ("HandlerTimeout"). The event loop cannot stop a handler: use timeoutMs there.
    */
   hardTimeoutMs?: number;
+  /** Middleware of this queue only, run inside the app's (`app.use`) and around the handler. */
+  middleware?: Middleware[];
 }
 
 export interface Subscription {

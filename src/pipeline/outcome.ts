@@ -9,6 +9,21 @@ export type Outcome =
   | { type: "retry"; delayMs: number; error: DeadLetterReason["error"] }
   | { type: "dead"; reason: DeadLetterReason };
 
+/**
+ * The handler (or its thread) failed: the raw fact, before any policy. The retry step of the
+ * dispatch chain (dispatch/steps/retry-policy.ts) turns it into a retry or a dead letter, so
+ * no runner, thread or sandbox needs to know the subscription's retry settings.
+ */
+export interface Failed {
+  type: "failed";
+  error: NonNullable<DeadLetterReason["error"]>;
+  /** Set when the error was a RetryLater: the delay it asked for. */
+  retryInMs?: number;
+}
+
+/** What a runner answers: an Outcome the handler side already decided, or a Failed to map. */
+export type RunResult = Outcome | Failed;
+
 export function settle(delivery: Delivery, outcome: Outcome): Promise<void> {
   switch (outcome.type) {
     case "ack":

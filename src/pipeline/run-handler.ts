@@ -1,17 +1,18 @@
-import type { AckPolicy, BodyFormat, Handler, RetryOptions, StandardSchema } from "../app/types.js";
+import type { AckPolicy, BodyFormat, Handler, StandardSchema } from "../app/types.js";
 import type { Delivery } from "../brokers/contract.js";
-import { DeadLetterNow, DecodeError, RetryLater, serializeError } from "../errors.js";
-import { retryDelayMs } from "./backoff.js";
+import { serializeError } from "../errors.js";
 import { decodeBody } from "./decode.js";
 import { ACK, HandlerMessage } from "./HandlerMessage.js";
-import type { Outcome } from "./outcome.js";
+import type { Outcome, RunResult } from "./outcome.js";
+import { failed } from "./retry-decision.js";
 
-/** A subscription with its options resolved once at start-up, so nothing is merged per message. */
+/**
+ * A subscription with its options resolved once at start-up, so nothing is merged per message.
+ * `handler` is the user's handler inside its middleware (see prepare-handler.ts).
+ */
 export interface PreparedHandler {
   handler: Handler<never>;
   format: BodyFormat;
-  /** undefined: no retries, the first failure dead-letters. */
-  retry: Required<RetryOptions> | undefined;
   ackPolicy?: AckPolicy;
   schema?: StandardSchema;
 }
@@ -20,11 +21,13 @@ export interface PreparedHandler {
 export type DeliveryData = Pick<Delivery, "id" | "queue" | "body" | "headers" | "key" | "attempt">;
 
 /**
- * Decodes, runs the handler, and says what should happen to the message. Never throws: every
- * failure becomes an Outcome, so one bad message cannot stop the worker. Answers synchronously
- * when the handler is sync and there is no async schema to wait for (the common hot path).
+ * Decodes, validates, runs the handler (inside its middleware), and says what came of it: an
+ * Outcome when the message decided it (ack, manual nack, undecodable, invalid), a Failed when the
+ * handler threw (the dispatcher's retry step decides retry or dead letter). Never throws, so one
+ * bad message cannot stop the worker. Answers synchronously when the handler is sync and there is
+ * no async schema to wait for (the common hot path).
  */
-export function runHandler(prepared: PreparedHandler, data: DeliveryData, signal: AbortSignal): Outcome | Promise<Outcome> {
+export function runHandler(prepared: PreparedHandler, data: DeliveryData, signal: AbortSignal): RunResult | Promise<RunResult> {
   let body: unknown;
   try {
     body = decodeBody(data.body, prepared.format);
@@ -34,7 +37,7 @@ export function runHandler(prepared: PreparedHandler, data: DeliveryData, signal
   const schema = prepared.schema;
   if (!schema) return callHandler(prepared, body, data, signal);
   const validated = schema["~standard"].validate(body);
-  const afterValidation = (result: Awaited<typeof validated>): Outcome | Promise<Outcome> => {
+  const afterValidation = (result: Awaited<typeof validated>): RunResult | Promise<RunResult> => {
     if (result.issues) {
       return { type: "dead", reason: { reason: "invalid", error: { name: "ValidationError", message: describeIssues(result.issues) } } };
     }
@@ -43,19 +46,19 @@ export function runHandler(prepared: PreparedHandler, data: DeliveryData, signal
   return validated instanceof Promise ? validated.then(afterValidation) : afterValidation(validated);
 }
 
-function callHandler(prepared: PreparedHandler, body: unknown, data: DeliveryData, signal: AbortSignal): Outcome | Promise<Outcome> {
+function callHandler(prepared: PreparedHandler, body: unknown, data: DeliveryData, signal: AbortSignal): RunResult | Promise<RunResult> {
   const manual = prepared.ackPolicy === "manual";
   const message = new HandlerMessage(body as never, data, signal, manual);
   let result: unknown;
   try {
     result = prepared.handler(message);
   } catch (error) {
-    return failureOutcome(prepared, data.attempt, error);
+    return failed(error);
   }
   if (typeof (result as PromiseLike<unknown> | undefined)?.then === "function") {
     return Promise.resolve(result).then(
       () => decided(message),
-      (error: unknown) => failureOutcome(prepared, data.attempt, error),
+      failed,
     );
   }
   return decided(message);
@@ -65,20 +68,6 @@ function callHandler(prepared: PreparedHandler, body: unknown, data: DeliveryDat
 function decided(message: HandlerMessage): Outcome {
   if (!message.manual) return ACK;
   return message.decision ?? { type: "retry", delayMs: 0, error: { name: "NoAckDecision", message: "handler returned without message.ack() or message.nack()" } };
-}
-
-export function failureOutcome(prepared: PreparedHandler, attempt: number, error: unknown): Outcome {
-  const serialized = serializeError(error);
-  // Compared by name, not instanceof: the app may import another copy of wqueue than the worker.
-  if (serialized.name === DeadLetterNow.name) return { type: "dead", reason: { reason: "dead-letter-requested", error: serialized } };
-  if (serialized.name === DecodeError.name) return { type: "dead", reason: { reason: "undecodable", error: serialized } };
-  const retry = prepared.retry;
-  if (retry === undefined || attempt >= retry.maxAttempts) {
-    return { type: "dead", reason: { reason: "handler-failed", error: serialized } };
-  }
-  const requested = serialized.name === RetryLater.name ? (error as RetryLater).delayMs : undefined;
-  const delayMs = typeof requested === "number" && requested >= 0 ? requested : retryDelayMs(attempt, retry);
-  return { type: "retry", delayMs, error: serialized };
 }
 
 function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }>): string {

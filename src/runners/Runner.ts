@@ -1,10 +1,12 @@
 import type { DeliveryData } from "../pipeline/run-handler.js";
-import type { Outcome } from "../pipeline/outcome.js";
+import type { RunResult } from "../pipeline/outcome.js";
 
 /**
  * A concurrency model: where and how a handler runs. The dispatcher keeps the delivery (and so the
  * broker connection and the ack) in its own thread and gives the runner only the message's data;
- * the runner answers with an Outcome. `run` never rejects for a handler's failure.
+ * the runner answers with a RunResult: an Outcome, or a raw failure (the handler threw, its thread
+ * crashed or timed out) that the dispatch chain's retry step maps. It holds no policy of its own.
+ * `run` never rejects for a handler's failure.
  */
 export interface Runner {
   /** "event-loop", "threads", "processes": shown in the ready line. */
@@ -21,6 +23,6 @@ export interface Runner {
    */
   start?(): Promise<void>;
   /** May answer synchronously (the event loop, for a sync handler): callers handle both. */
-  run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): Outcome | Promise<Outcome>;
+  run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): RunResult | Promise<RunResult>;
   close(): Promise<void>;
 }

@@ -2,8 +2,9 @@ import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { AppLoadError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
-import type { Outcome } from "../pipeline/outcome.js";
-import { type DeliveryData, failureOutcome } from "../pipeline/run-handler.js";
+import type { RunResult } from "../pipeline/outcome.js";
+import { failed } from "../pipeline/retry-decision.js";
+import type { DeliveryData } from "../pipeline/run-handler.js";
 import { runnerEntry } from "./entry-point.js";
 import { HandlerAbandoned, HandlerTimeout } from "./errors.js";
 import type { RunnerHandler } from "./create-runner.js";
@@ -14,7 +15,7 @@ import { SANDBOX_SETUP_ENV, type SandboxReply, type SandboxSetup } from "./sandb
  * died under it (the handler SIGKILLed, `process.exit()`ed or crashed it), or no sandbox could
  * be had (the app module did not load in a child process).
  */
-export type SandboxResult = { kind: "done"; outcome: Outcome } | { kind: "died"; why: string } | { kind: "unavailable"; why: string };
+export type SandboxResult = { kind: "done"; outcome: RunResult } | { kind: "died"; why: string } | { kind: "unavailable"; why: string };
 
 export interface SuspectSandboxOptions {
   /** The app module as the CLI was given it: the child imports it to find the handlers. */
@@ -52,7 +53,7 @@ export class SuspectSandbox {
     this.#options = options;
     const subscriptions: SandboxSetup["subscriptions"] = {};
     for (const [id, prepared] of options.subscriptions) {
-      subscriptions[id] = { format: prepared.format, retry: prepared.retry, ackPolicy: prepared.ackPolicy };
+      subscriptions[id] = { format: prepared.format, ackPolicy: prepared.ackPolicy };
     }
     this.#setup = { appModule: options.appModule, cwd: options.cwd ?? process.cwd(), subscriptions };
   }
@@ -109,7 +110,7 @@ export class SuspectSandbox {
         finish({ kind: "died", why: killedBy ? `killed by ${killedBy}` : `exited with code ${code}` });
       };
       // Our own kill (timeout, abort): the message did not kill anything, whatever the exit says.
-      const killFor = (outcome: Outcome) => {
+      const killFor = (outcome: RunResult) => {
         child.off("exit", onExit);
         if (this.#child === child) this.#child = undefined;
         child.kill("SIGKILL");
@@ -124,7 +125,7 @@ export class SuspectSandbox {
       signal.addEventListener("abort", onAbort, { once: true });
       if (prepared.hardTimeoutMs !== undefined) {
         const error = new HandlerTimeout(`handler still running after ${prepared.hardTimeoutMs} ms in the suspect sandbox; the sandbox was killed`);
-        timers.push(setTimeout(() => killFor(failureOutcome(prepared, data.attempt, error)), prepared.hardTimeoutMs));
+        timers.push(setTimeout(() => killFor(failed(error)), prepared.hardTimeoutMs));
       }
       child.send({ kind: "run", task, sub, data: { id: data.id, queue: data.queue, body: data.body, headers: data.headers, key: data.key, attempt: data.attempt } });
     });
@@ -162,7 +163,7 @@ export class SuspectSandbox {
 }
 
 /** The outcome of a suspect the worker gave up on (shutdown, timeout): back to the broker, counted as tried. */
-export function abandoned(why: string): { kind: "done"; outcome: Outcome } {
+export function abandoned(why: string): { kind: "done"; outcome: RunResult } {
   const error = new HandlerAbandoned(why);
   return { kind: "done", outcome: { type: "retry", delayMs: 0, error: serializeError(error) } };
 }

@@ -3,8 +3,9 @@ import { BroadcastChannel, type ResourceLimits } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { AppLoadError, ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
-import type { Outcome } from "../pipeline/outcome.js";
-import { type DeliveryData, failureOutcome, type PreparedHandler } from "../pipeline/run-handler.js";
+import type { RunResult } from "../pipeline/outcome.js";
+import { failed } from "../pipeline/retry-decision.js";
+import type { DeliveryData } from "../pipeline/run-handler.js";
 import { HandlerAbandoned, HandlerCrashed, HandlerTimeout, RunnerClosed } from "./errors.js";
 import type { Runner } from "./Runner.js";
 import { runnerEntry } from "./entry-point.js";
@@ -58,7 +59,7 @@ interface Job {
   readonly settings: ThreadSubscription;
   readonly data: DeliveryData;
   readonly signal: AbortSignal;
-  readonly resolve: (outcome: Outcome) => void;
+  readonly resolve: (outcome: RunResult) => void;
   submitted: boolean;
   done: boolean;
   timedOut: boolean;
@@ -76,8 +77,9 @@ interface Job {
  *   message per abort, listing the tasks it concerns: nothing is created per message for this).
  * - A subscription's `hardTimeoutMs` counts from the thread's note that the handler started and is
  *   enforced by terminating the thread; a thread that dies (process.exit, uncaught exception,
- *   resourceLimits) is replaced too. Either way the message's Outcome is a retry (HandlerTimeout /
- *   HandlerCrashed; a dead letter once its attempts are spent), and the other threads keep going.
+ *   resourceLimits) is replaced too. Either way the result is a Failed (HandlerTimeout /
+ *   HandlerCrashed) that the worker's retry step maps like any handler error, and the other
+ *   threads keep going. No retry policy lives here.
  */
 export class ThreadPoolRunner implements Runner {
   readonly model = "threads";
@@ -86,8 +88,6 @@ export class ThreadPoolRunner implements Runner {
   readonly #options: ThreadPoolRunnerOptions;
   readonly #pool: Piscina<ThreadTask, ThreadReply>;
   readonly #aborts: BroadcastChannel;
-  /** For HandlerTimeout / HandlerCrashed outcomes: failureOutcome needs only `retry`. */
-  readonly #retryPolicies = new Map<string, PreparedHandler>();
   readonly #waiting: Job[] = [];
   readonly #running = new Map<number, Job>();
   readonly #bySignal = new WeakMap<AbortSignal, Set<Job>>();
@@ -108,8 +108,7 @@ export class ThreadPoolRunner implements Runner {
       if (hardTimeoutMs !== undefined && !(Number.isFinite(hardTimeoutMs) && hardTimeoutMs > 0)) {
         throw new ConfigError(`${id}: hardTimeoutMs must be a number of milliseconds > 0, got ${hardTimeoutMs}`);
       }
-      subscriptions[id] = { format: settings.format, retry: settings.retry, ackPolicy: settings.ackPolicy };
-      this.#retryPolicies.set(id, { handler: inThread, format: settings.format, retry: settings.retry });
+      subscriptions[id] = { format: settings.format, ackPolicy: settings.ackPolicy };
     }
     this.#options = options;
     this.capacity = options.threads * tasksPerThread;
@@ -184,11 +183,11 @@ export class ThreadPoolRunner implements Runner {
     }
   }
 
-  run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): Promise<Outcome> {
+  run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): Promise<RunResult> {
     const settings = this.#options.subscriptions.get(subscriptionId);
     if (!settings) return Promise.reject(new Error(`no handler for subscription ${subscriptionId}`));
     if (this.#closed) return Promise.resolve(closedOutcome(subscriptionId));
-    return new Promise<Outcome>((resolve) => {
+    return new Promise<RunResult>((resolve) => {
       const job: Job = { task: this.#nextTask++, sub: subscriptionId, settings, data, signal, resolve, submitted: false, done: false, timedOut: false };
       this.#watch(job);
       if (this.#running.size < this.capacity) this.#submit(job);
@@ -245,7 +244,7 @@ export class ThreadPoolRunner implements Runner {
       job.kill = new AbortController();
       signal = job.kill.signal;
     }
-    (this.#pool.run(task, { transferList: [body.buffer], signal }) as Promise<Outcome>).then(
+    (this.#pool.run(task, { transferList: [body.buffer], signal }) as Promise<RunResult>).then(
       (outcome) => this.#finish(job, outcome),
       (error: unknown) => this.#finish(job, this.#failed(job, error)),
     );
@@ -264,19 +263,17 @@ export class ThreadPoolRunner implements Runner {
     }, job.settings.hardTimeoutMs);
   }
 
-  #failed(job: Job, error: unknown): Outcome {
+  #failed(job: Job, error: unknown): RunResult {
     if (this.#closed) return closedOutcome(job.sub);
-    const policy = this.#retryPolicies.get(job.sub) as PreparedHandler;
     if (job.timedOut) {
-      const timeout = new HandlerTimeout(
-        `handler of ${job.sub} ran past its hard timeout of ${job.settings.hardTimeoutMs} ms: its thread was terminated and replaced`,
+      return failed(
+        new HandlerTimeout(`handler of ${job.sub} ran past its hard timeout of ${job.settings.hardTimeoutMs} ms: its thread was terminated and replaced`),
       );
-      return failureOutcome(policy, job.data.attempt, timeout);
     }
-    return failureOutcome(policy, job.data.attempt, crashError(job.sub, error));
+    return failed(crashError(job.sub, error));
   }
 
-  #finish(job: Job, outcome: Outcome): void {
+  #finish(job: Job, outcome: RunResult): void {
     if (job.done) return;
     job.done = true;
     clearTimeout(job.timer);
@@ -347,12 +344,8 @@ function readyThreadsFirst(ready: ReadonlySet<number>, maximumUsage: number): Lo
   };
 }
 
-function inThread(): never {
-  throw new Error("thread runner handlers run in the threads");
-}
-
 /** A forced close gives the message back as it was: no attempt is charged to the handler. */
-function closedOutcome(sub: string): Outcome {
+function closedOutcome(sub: string): RunResult {
   const error = new RunnerClosed(`${sub}: the thread pool closed before the handler finished`);
   return { type: "retry", delayMs: 0, error: serializeError(error) };
 }

@@ -1,4 +1,5 @@
 import { loadApp } from "../cli/load-app.js";
+import { prepareHandler } from "../pipeline/prepare-handler.js";
 import type { PreparedHandler } from "../pipeline/run-handler.js";
 import { subscriptionId } from "./subscription-id.js";
 import type { ThreadSubscriptionSettings } from "./thread-protocol.js";
@@ -6,8 +7,9 @@ import type { ThreadSubscriptionSettings } from "./thread-protocol.js";
 /**
  * Imports the app module in this thread or process (the way the CLI does, so `.ts` apps load
  * through tsx) and prepares the handlers of the given subscriptions: closures do not cross
- * threads or processes, the module path and plain settings do. Subscriptions the module does not
- * register are left out; callers report them.
+ * threads or processes, the module path and plain settings do. The app's middleware comes with
+ * the import, so it runs here beside the handler. Subscriptions the module does not register are
+ * left out; callers report them.
  */
 export async function loadHandlers(
   appModule: string,
@@ -20,13 +22,7 @@ export async function loadHandlers(
     const id = subscriptionId(subscription);
     const wanted = settings[id];
     if (!wanted) continue;
-    found.set(id, {
-      handler: subscription.handler,
-      format: wanted.format,
-      retry: wanted.retry,
-      ackPolicy: wanted.ackPolicy,
-      schema: subscription.options.schema,
-    });
+    found.set(id, { ...prepareHandler(app, subscription), format: wanted.format, ackPolicy: wanted.ackPolicy });
   }
   return found;
 }

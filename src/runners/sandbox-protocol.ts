@@ -1,4 +1,4 @@
-import type { Outcome } from "../pipeline/outcome.js";
+import type { RunResult } from "../pipeline/outcome.js";
 import type { DeliveryData } from "../pipeline/run-handler.js";
 import type { SerializedError, ThreadSubscriptionSettings } from "./thread-protocol.js";
 
@@ -35,4 +35,4 @@ export interface SandboxAbort {
 export type SandboxReply =
   | { kind: "ready"; ids: string[] }
   | { kind: "load-failed"; error: SerializedError }
-  | { kind: "done"; task: number; outcome: Outcome };
+  | { kind: "done"; task: number; outcome: RunResult };

@@ -2,13 +2,14 @@
  * The script every thread of a ThreadPoolRunner runs. Piscina imports it and calls the default
  * export once per task. On import it starts loading the app module (the same way the CLI does, so
  * `.ts` apps load through tsx) and finds each subscription's handler by its id: closures do not
- * cross threads, the module path does. It never throws for a handler's failure: the reply is an
- * Outcome, errors already serialized (name, message, stack).
+ * cross threads, the module path does. It never throws for a handler's failure: the reply is a
+ * RunResult, errors already serialized (name, message, stack); the worker's retry step decides.
  */
 import { BroadcastChannel, parentPort, threadId, workerData } from "node:worker_threads";
 import { AppLoadError, serializeError } from "../errors.js";
-import type { Outcome } from "../pipeline/outcome.js";
-import { failureOutcome, type PreparedHandler, runHandler } from "../pipeline/run-handler.js";
+import type { RunResult } from "../pipeline/outcome.js";
+import { failed } from "../pipeline/retry-decision.js";
+import { type PreparedHandler, runHandler } from "../pipeline/run-handler.js";
 import { loadHandlers } from "./load-handlers.js";
 import {
   type AbortNotice,
@@ -71,16 +72,16 @@ export default handlers.then(
     failure.stack = (error as Error)?.stack ?? failure.stack;
     return (task: ThreadTask): ThreadReply => {
       if (task.kind === "probe") return { kind: "probe", error: serializeError(error) };
-      return failureOutcome({ handler: noHandler, format: "bytes", retry: setup.subscriptions[task.sub]?.retry }, task.attempt, failure);
+      return failed(failure);
     };
   },
 );
 
-async function run(found: Map<string, PreparedHandler>, task: RunTask): Promise<Outcome> {
+async function run(found: Map<string, PreparedHandler>, task: RunTask): Promise<RunResult> {
   const prepared = found.get(task.sub);
   if (!prepared) {
     const error = new AppLoadError(`the thread found no handler for ${task.sub} in ${setup.appModule}`);
-    return failureOutcome({ handler: noHandler, format: "bytes", retry: setup.subscriptions[task.sub]?.retry }, task.attempt, error);
+    return failed(error);
   }
   const controller = new AbortController();
   const early = task.aborted ?? (earlyAborts.size > 0 ? earlyAborts.get(task.task) : undefined);
@@ -95,8 +96,4 @@ async function run(found: Map<string, PreparedHandler>, task: RunTask): Promise<
   } finally {
     running.delete(task.task);
   }
-}
-
-function noHandler(): never {
-  throw new Error("unreachable: no handler");
 }

@@ -1,6 +1,6 @@
-import type { AckPolicy, BodyFormat, RetryOptions } from "../app/types.js";
+import type { AckPolicy, BodyFormat } from "../app/types.js";
 import type { DeliveryData } from "../pipeline/run-handler.js";
-import type { Outcome } from "../pipeline/outcome.js";
+import type { RunResult } from "../pipeline/outcome.js";
 
 /**
  * What crosses between a ThreadPoolRunner and its threads. Everything here is plain data
@@ -13,7 +13,6 @@ import type { Outcome } from "../pipeline/outcome.js";
  */
 export interface ThreadSubscriptionSettings {
   format: BodyFormat;
-  retry: Required<RetryOptions> | undefined;
   ackPolicy?: AckPolicy;
 }
 
@@ -51,7 +50,7 @@ export type ThreadTask = RunTask | ProbeTask;
 
 export type ProbeReply = { kind: "probe"; ids: string[]; threadId: number } | { kind: "probe"; error: SerializedError };
 
-export type ThreadReply = Outcome | ProbeReply;
+export type ThreadReply = RunResult | ProbeReply;
 
 /** Broadcast by the runner when a signal aborts: the listed tasks' message.signal abort. */
 export interface AbortNotice {

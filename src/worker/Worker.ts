@@ -7,11 +7,12 @@ import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
 import { type DeadLetterTarget, deadLetterTarget } from "../dead-letters/dead-letters.js";
 import { DeadLettersElsewhere } from "../dead-letters/dead-letters-elsewhere.js";
 import { CreditPool } from "../dispatch/CreditPool.js";
-import { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
+import { buildSubscription } from "../dispatch/build-subscription.js";
+import type { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
 import { AppLoadError, ConfigError, serializeError } from "../errors.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { DEFAULT_RETRY } from "../pipeline/backoff.js";
-import { failureOutcome } from "../pipeline/run-handler.js";
+import { prepareHandler } from "../pipeline/prepare-handler.js";
 import { orderingKeyOf, resolvedOrdering } from "../dispatch/ordering.js";
 import { WorkerObserver } from "../observability/WorkerObserver.js";
 import { loadTracer } from "../observability/tracing.js";
@@ -126,7 +127,7 @@ export class Worker {
     const described: string[] = [];
     for (const { id, brokerName, subscription } of subscriptions) {
       const broker = await this.#brokers.get(brokerName);
-      const { runner, prepared } = runners.of(id);
+      const { runner, retry } = runners.of(id);
       const runnerLimit = runner.capacity === undefined ? limit : Math.min(limit, runner.capacity + 1);
       const concurrency = Math.min(subscription.options.concurrency ?? runnerLimit, limit);
       const partitioned = broker.features.partitioned === true;
@@ -143,7 +144,7 @@ export class Worker {
       }
       this.#consumers.push(consumer);
       this.#loops.push(
-        new SubscriptionLoop({
+        buildSubscription({
           id,
           queue: subscription.queue,
           consumer,
@@ -151,12 +152,12 @@ export class Worker {
           pool,
           concurrency,
           logger: this.logger,
+          retry,
           ackPolicy: subscription.options.ackPolicy,
           timeoutMs: subscription.options.timeoutMs,
           // Poison detection: deliveries past the retry limit mean the worker died mid-message.
-          maxDeliveries: prepared.retry?.maxAttempts ?? appRetry.maxAttempts,
+          maxDeliveries: retry?.maxAttempts ?? appRetry.maxAttempts,
           orderingKey: orderingKeyOf(subscription.options.ordering, partitioned),
-          failure: (attempt, error) => failureOutcome(prepared, attempt, error),
           stats: this.observer.queue(id, subscription.queue, broker.url),
           observer: this.observer,
           tracer,
@@ -188,17 +189,12 @@ export class Worker {
    */
   async #createRunners(subscriptions: SelectedSubscription[], appRetry: Required<RetryOptions>) {
     const handlers = { "event-loop": new Map<string, RunnerHandler>(), threads: new Map<string, RunnerHandler>() };
+    const retries = new Map<string, Required<RetryOptions> | undefined>();
     for (const { id, subscription } of subscriptions) {
       const retry = subscription.options.retry;
+      retries.set(id, retry === false ? undefined : { ...appRetry, ...retry });
       const model = this.#options.model ?? subscription.options.model ?? "event-loop";
-      handlers[model].set(id, {
-        handler: subscription.handler,
-        format: subscription.options.decode ?? "json",
-        retry: retry === false ? undefined : { ...appRetry, ...retry },
-        ackPolicy: subscription.options.ackPolicy,
-        schema: subscription.options.schema,
-        hardTimeoutMs: subscription.options.hardTimeoutMs,
-      });
+      handlers[model].set(id, { ...prepareHandler(this.#app, subscription), hardTimeoutMs: subscription.options.hardTimeoutMs });
     }
     const eventLoop = handlers["event-loop"].size > 0 ? createRunner({ kind: "event-loop" }, handlers["event-loop"], undefined) : undefined;
     if (eventLoop) this.#runners.push(eventLoop);
@@ -215,9 +211,8 @@ export class Worker {
       all: new Map([...handlers["event-loop"], ...handlers.threads]),
       mixed: eventLoop !== undefined && threads !== undefined,
       of: (id: string) => {
-        const onThreads = handlers.threads.get(id);
-        const prepared = (onThreads ?? handlers["event-loop"].get(id)) as RunnerHandler;
-        return { runner: (onThreads ? threads : eventLoop) as Runner, prepared };
+        const onThreads = handlers.threads.has(id);
+        return { runner: (onThreads ? threads : eventLoop) as Runner, retry: retries.get(id) };
       },
       describe: () =>
         [eventLoop && "event-loop", threads && `threads (${count})`].filter(Boolean).join(" + "),

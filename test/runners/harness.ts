@@ -1,122 +1,44 @@
 /**
  * Runs an app under each concurrency model, for the runner suite and bench/models.ts.
  *
- * In process (event loop, threads): the Worker's own wiring (loadApp, prepared handlers,
- * SubscriptionLoop, CreditPool, broker consumers) around a runner from createRunner, because
- * Worker does not take a runner yet. Processes: superviseProcesses, in a child `node` that runs
- * supervise-entry.ts, forking the built CLI (dist) as a worker per child.
+ * In process (event loop, threads): the real Worker, as `wqueue worker --model M --threads N`
+ * builds it (the same dispatch, policies and limits). Processes: superviseProcesses, in a child
+ * `node` that runs supervise-entry.ts, forking the built CLI (dist) as a worker per child.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BrokerSet } from "../../src/brokers/BrokerSet.js";
-import type { Consumer } from "../../src/brokers/contract.js";
 import { createBroker } from "../../src/brokers/registry.js";
 import { loadApp } from "../../src/cli/load-app.js";
-import { CreditPool } from "../../src/dispatch/CreditPool.js";
-import { SubscriptionLoop } from "../../src/dispatch/SubscriptionLoop.js";
 import type { Logger } from "../../src/log/logger.js";
-import { DEFAULT_RETRY } from "../../src/pipeline/backoff.js";
-import { failureOutcome } from "../../src/pipeline/run-handler.js";
-import { createRunner, type RunnerHandler, type RunnerModel } from "../../src/runners/create-runner.js";
-import type { Runner } from "../../src/runners/Runner.js";
-import { subscriptionId } from "../../src/runners/subscription-id.js";
+import type { RunnerModel } from "../../src/runners/create-runner.js";
+import { Worker } from "../../src/worker/Worker.js";
 import { waitFor } from "../helpers.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const SUPERVISE_ENTRY = path.join(ROOT, "test/runners/supervise-entry.ts");
 
-export interface InProcessWorker {
-  runner: Runner;
-  /** Messages fetched and not settled yet. */
-  readonly inFlight: number;
-  /** As Worker.stop: stop fetching, wait up to graceMs, then abort and give back, close. */
-  stop(graceMs?: number): Promise<void>;
-}
-
-/** Starts the app's subscriptions on `model` in this process. */
+/** Starts a Worker for the app on `model` in this process, as the CLI would (module path included). */
 export async function startInProcess(options: {
   appFile: string;
   broker: string;
   model: RunnerModel;
   concurrency?: number;
   logger: Logger;
-}): Promise<InProcessWorker> {
+}): Promise<Worker> {
   const { app } = await loadApp(options.appFile);
-  const appRetry = { ...DEFAULT_RETRY, ...app.options.retry };
-  const handlers = new Map<string, RunnerHandler>();
-  for (const subscription of app.subscriptions) {
-    const retry = subscription.options.retry;
-    handlers.set(subscriptionId(subscription), {
-      handler: subscription.handler,
-      format: subscription.options.decode ?? "json",
-      retry: retry === false ? undefined : { ...appRetry, ...retry },
-      ackPolicy: subscription.options.ackPolicy,
-      schema: subscription.options.schema,
-      hardTimeoutMs: (subscription.options as { hardTimeoutMs?: number }).hardTimeoutMs,
-    });
-  }
-  const runner = createRunner(options.model, handlers, options.appFile, { logger: options.logger });
-  await runner.start?.();
-  const brokers = new BrokerSet(options.broker, app.options.brokers);
-  // As proposed for Worker: with a runner capacity, fetch at most that many plus one pending
-  // receive per queue (an idle queue holds a credit while it waits).
-  const requested = options.concurrency ?? 10;
-  const queues = app.subscriptions.length;
-  const limit = Math.max(runner.capacity === undefined ? requested : Math.min(requested, runner.capacity + queues), queues);
-  const pool = new CreditPool(limit, app.subscriptions.length);
-  const loops: SubscriptionLoop[] = [];
-  const consumers: Consumer[] = [];
-  for (const subscription of app.subscriptions) {
-    const broker = await brokers.get(subscription.options.broker);
-    const concurrency = Math.min(subscription.options.concurrency ?? limit, limit);
-    const consumer = broker.consumer(subscription.queue, { maxInFlight: concurrency });
-    consumers.push(consumer);
-    const id = subscriptionId(subscription);
-    const prepared = handlers.get(id) as RunnerHandler;
-    loops.push(
-      new SubscriptionLoop({
-        id,
-        queue: subscription.queue,
-        consumer,
-        runner,
-        pool,
-        concurrency,
-        logger: options.logger,
-        ackPolicy: subscription.options.ackPolicy,
-        timeoutMs: subscription.options.timeoutMs,
-        maxDeliveries: prepared.retry?.maxAttempts ?? appRetry.maxAttempts,
-        failure: (attempt, error) => failureOutcome(prepared, attempt, error),
-      }),
-    );
-  }
-  for (const loop of loops) loop.start();
-  let stopped: Promise<void> | undefined;
-  return {
-    runner,
-    get inFlight() {
-      return loops.reduce((sum, loop) => sum + loop.inFlight, 0);
-    },
-    stop(graceMs = 5000) {
-      stopped ??= (async () => {
-        await Promise.all(loops.map((loop) => loop.stopFetching()));
-        let timer: NodeJS.Timeout | undefined;
-        const deadline = new Promise<"deadline">((resolve) => {
-          timer = setTimeout(() => resolve("deadline"), graceMs);
-        });
-        const drained = Promise.all(loops.map((loop) => loop.drained())).then(() => "drained" as const);
-        if ((await Promise.race([drained, deadline])) === "deadline") {
-          await Promise.allSettled(loops.map((loop) => loop.abandonInFlight()));
-        }
-        clearTimeout(timer);
-        await Promise.allSettled(consumers.map((consumer) => consumer.close()));
-        await runner.close();
-        await brokers.close();
-      })();
-      return stopped;
-    },
-  };
+  const { model } = options;
+  const worker = new Worker(app, {
+    broker: options.broker,
+    concurrency: options.concurrency,
+    logger: options.logger,
+    appModule: options.appFile,
+    model: model.kind,
+    threads: model.kind === "threads" ? model.threads : undefined,
+  });
+  await worker.start();
+  return worker;
 }
 
 export interface RunningSupervisor {

@@ -17,7 +17,6 @@ afterEach(async () => {
   await Promise.all(sandboxes.splice(0).map((sandbox) => sandbox.close()));
 });
 
-const retry = { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 };
 const never = new AbortController().signal;
 
 function message(body: unknown, attempt = 4): DeliveryData {
@@ -42,7 +41,7 @@ app.listenEvents("q", async (m: { body: { do: string }; signal: AbortSignal }) =
   if (m.body.do === "pid") throw new Error(String(process.pid));
 });`,
   );
-  const subscriptions = new Map<string, RunnerHandler>([["default/q", { handler: () => undefined, format: "json", retry, ...settings }]]);
+  const subscriptions = new Map<string, RunnerHandler>([["default/q", { handler: () => undefined, format: "json", ...settings }]]);
   const created = new SuspectSandbox({ appModule: file, subscriptions, logger: memoryLogger().logger, abortGraceMs: 200 });
   sandboxes.push(created);
   return Object.assign(created, { started: () => existsSync(marker), markerFile: marker });
@@ -53,7 +52,7 @@ describe("SuspectSandbox", () => {
     const box = sandbox();
     expect(await box.run("default/q", message({ do: "nothing" }), never)).toEqual({ kind: "done", outcome: { type: "ack" } });
     const ran = await box.run("default/q", message({ do: "pid" }, 2), never);
-    const pid = ran.kind === "done" && ran.outcome.type === "retry" ? Number(ran.outcome.error?.message) : undefined;
+    const pid = ran.kind === "done" && ran.outcome.type === "failed" ? Number(ran.outcome.error.message) : undefined;
     expect(pid).toBeGreaterThan(0);
     expect(pid).not.toBe(process.pid);
   });
@@ -65,10 +64,10 @@ describe("SuspectSandbox", () => {
     expect(await box.run("default/q", message({ do: "nothing" }), never)).toEqual({ kind: "done", outcome: { type: "ack" } });
   });
 
-  it("gives a handler that throws its ordinary outcome: a dead letter once the attempts are spent", async () => {
+  it("reports a handler that throws as an ordinary failure, for the worker's retry step to judge", async () => {
     const box = sandbox();
     const result = await box.run("default/q", message({ do: "throw" }, 4), never);
-    expect(result).toMatchObject({ kind: "done", outcome: { type: "dead", reason: { reason: "handler-failed", error: { message: "handler failed in the sandbox" } } } });
+    expect(result).toMatchObject({ kind: "done", outcome: { type: "failed", error: { name: "Error", message: "handler failed in the sandbox" } } });
   });
 
   it("runs suspects one at a time, so a death is pinned on the message that caused it", async () => {
@@ -99,6 +98,6 @@ describe("SuspectSandbox", () => {
   it("enforces the subscription's hardTimeoutMs by killing the sandbox, as a timeout, not a death", async () => {
     const box = sandbox({ hardTimeoutMs: 300 });
     const result = await box.run("default/q", message({ do: "hang" }, 1), never);
-    expect(result).toMatchObject({ kind: "done", outcome: { type: "retry", error: { name: "HandlerTimeout" } } });
+    expect(result).toMatchObject({ kind: "done", outcome: { type: "failed", error: { name: "HandlerTimeout" } } });
   });
 });

@@ -2,16 +2,17 @@
  * ThreadPoolRunner on its own (no broker): what crosses the thread boundary and what comes back.
  * The scenarios every model shares are in runner-suite.test.ts.
  */
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Outcome } from "../../src/pipeline/outcome.js";
+import type { RunResult } from "../../src/pipeline/outcome.js";
 import type { DeliveryData } from "../../src/pipeline/run-handler.js";
 import { createRunner } from "../../src/runners/create-runner.js";
 import { EventLoopRunner } from "../../src/runners/EventLoopRunner.js";
 import { type ThreadPoolRunnerOptions, ThreadPoolRunner, type ThreadSubscription } from "../../src/runners/ThreadPoolRunner.js";
 import { tempDir, writeApp } from "../cli/run-cli.js";
+import { waitFor } from "../helpers.js";
 
-const retry = { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 };
 const runners: ThreadPoolRunner[] = [];
 afterEach(async () => {
   await Promise.all(runners.splice(0).map((runner) => runner.close()));
@@ -29,7 +30,7 @@ async function threads(
 ): Promise<ThreadPoolRunner> {
   const dir = tempDir();
   const file = writeApp(dir, "app.ts", `export const app = new WQueue();\n${source}`);
-  const subscriptions = new Map(Object.entries(queues).map(([queue, s]) => [`default/${queue}`, { format: "json" as const, retry, ...s }]));
+  const subscriptions = new Map(Object.entries(queues).map(([queue, s]) => [`default/${queue}`, { format: "json" as const, ...s }]));
   const runner = new ThreadPoolRunner({ threads: 2, appModule: file, subscriptions, ...options });
   runners.push(runner);
   await runner.start();
@@ -38,10 +39,10 @@ async function threads(
 
 const never = new AbortController().signal;
 
-/** The handler reports what it saw by throwing it: the outcome carries the message back. */
-function reported(outcome: Outcome): unknown {
-  if (outcome.type !== "retry") throw new Error(`expected a retry outcome, got ${JSON.stringify(outcome)}`);
-  return JSON.parse(outcome.error?.message ?? "null");
+/** The handler reports what it saw by throwing it: the failure carries the message back. */
+function reported(outcome: RunResult): unknown {
+  if (outcome.type !== "failed") throw new Error(`expected a failure, got ${JSON.stringify(outcome)}`);
+  return JSON.parse(outcome.error.message);
 }
 
 describe("ThreadPoolRunner", () => {
@@ -66,13 +67,10 @@ describe("ThreadPoolRunner", () => {
     const runner = await threads(`class PaymentDeclined extends Error { override name = "PaymentDeclined"; }
 app.listenEvents("pay", () => { throw new PaymentDeclined("card 42 declined"); });`, { pay: {} });
     const outcome = await runner.run("default/pay", delivery("pay", "{}"), never);
-    expect(outcome).toMatchObject({ type: "retry", error: { name: "PaymentDeclined", message: "card 42 declined" } });
-    expect(outcome.type === "retry" && outcome.error?.stack).toMatch(/^PaymentDeclined: card 42 declined\n\s+at /);
-    // Past maxAttempts the same failure dead-letters, as on the event loop.
-    expect(await runner.run("default/pay", delivery("pay", "{}", 3), never)).toMatchObject({
-      type: "dead",
-      reason: { reason: "handler-failed", error: { name: "PaymentDeclined" } },
-    });
+    expect(outcome).toMatchObject({ type: "failed", error: { name: "PaymentDeclined", message: "card 42 declined" } });
+    expect(outcome.type === "failed" && outcome.error.stack).toMatch(/^PaymentDeclined: card 42 declined\n\s+at /);
+    // The runner judges nothing: on any attempt it is the same raw failure (the worker's retry step decides).
+    expect(await runner.run("default/pay", delivery("pay", "{}", 30), never)).toMatchObject({ type: "failed", error: { name: "PaymentDeclined" } });
   });
 
   it("acks, and dead-letters an undecodable body in the thread", async () => {
@@ -101,18 +99,23 @@ app.listenEvents("spin", (m) => {
   }, 30_000);
 
   it("aborts message.signal in the thread when the caller's signal aborts", async () => {
+    const started = path.join(tempDir(), "started");
     const runner = await threads(
-      `app.listenEvents("wait", (m) => new Promise((_, reject) => m.signal.addEventListener("abort", () => reject(m.signal.reason))));`,
+      `import { writeFileSync } from "node:fs";
+app.listenEvents("wait", (m) => new Promise((_, reject) => {
+  m.signal.addEventListener("abort", () => reject(m.signal.reason));
+  writeFileSync(${JSON.stringify(started)}, "");
+}));`,
       { wait: {} },
     );
     const controller = new AbortController();
     const running = runner.run("default/wait", delivery("wait", "{}"), controller.signal);
-    // The handler is running (its thread has it) before the abort.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // The handler is running (its thread has it, its listener is on) before the abort.
+    await waitFor("the handler to start in its thread", () => existsSync(started));
     const reason = new Error("worker shutdown deadline passed");
     reason.name = "ShutdownDeadline";
     controller.abort(reason);
-    expect(await running).toMatchObject({ type: "retry", error: { name: "ShutdownDeadline", message: "worker shutdown deadline passed" } });
+    expect(await running).toMatchObject({ type: "failed", error: { name: "ShutdownDeadline", message: "worker shutdown deadline passed" } });
   });
 
   it("never starts a waiting message whose signal aborted: it comes back as HandlerAbandoned", async () => {
@@ -133,9 +136,15 @@ app.listenEvents("wait", (m) => { appendFileSync(${JSON.stringify(path.join(dir,
   });
 
   it("terminates threads still running at close() after closeGraceMs: their messages go back as RunnerClosed", async () => {
-    const runner = await threads(`app.listenEvents("stuck", () => { for (;;) {} });`, { stuck: {} }, { closeGraceMs: 100 });
+    const started = path.join(tempDir(), "started");
+    const runner = await threads(
+      `import { writeFileSync } from "node:fs";
+app.listenEvents("stuck", () => { writeFileSync(${JSON.stringify(started)}, ""); for (;;) {} });`,
+      { stuck: {} },
+      { closeGraceMs: 100 },
+    );
     const running = runner.run("default/stuck", delivery("stuck", "{}"), never);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor("the stuck handler to start in its thread", () => existsSync(started));
     await runner.close();
     expect(await running).toMatchObject({ type: "retry", delayMs: 0, error: { name: "RunnerClosed" } });
     expect(await runner.run("default/stuck", delivery("stuck", "{}"), never)).toMatchObject({ error: { name: "RunnerClosed" } });
@@ -148,8 +157,8 @@ app.listenEvents("ok", () => {});`,
       { later: {}, ok: {} },
     );
     const outcome = await runner.run("default/later", delivery("later", "{}"), never);
-    expect(outcome).toMatchObject({ type: "retry", error: { name: "HandlerCrashed", message: expect.stringContaining("RangeError: bad index 7") } });
-    expect(outcome.type === "retry" && outcome.error?.stack).toContain("app.ts");
+    expect(outcome).toMatchObject({ type: "failed", error: { name: "HandlerCrashed", message: expect.stringContaining("RangeError: bad index 7") } });
+    expect(outcome.type === "failed" && outcome.error.stack).toContain("app.ts");
     // The pool is whole again.
     expect(await Promise.all([1, 2].map(() => runner.run("default/ok", delivery("ok", "{}"), never)))).toEqual([{ type: "ack" }, { type: "ack" }]);
   });
@@ -162,7 +171,7 @@ app.listenEvents("ok", () => {});`,
       { resourceLimits: { maxOldGenerationSizeMb: 32, maxYoungGenerationSizeMb: 8 } },
     );
     const outcome = await runner.run("default/hog", delivery("hog", "{}"), never);
-    expect(outcome).toMatchObject({ type: "retry", error: { name: "HandlerCrashed", message: expect.stringMatching(/memory/i) } });
+    expect(outcome).toMatchObject({ type: "failed", error: { name: "HandlerCrashed", message: expect.stringMatching(/memory/i) } });
     expect(await runner.run("default/ok", delivery("ok", "{}"), never)).toEqual({ type: "ack" });
   }, 30_000);
 
@@ -175,7 +184,7 @@ app.listenEvents("ok", () => {});`,
 export const app = new WQueue();
 if (isMainThread) app.listenEvents("q", () => {});`,
     );
-    const runner = new ThreadPoolRunner({ threads: 1, appModule: file, subscriptions: new Map([["default/q", { format: "json", retry }]]) });
+    const runner = new ThreadPoolRunner({ threads: 1, appModule: file, subscriptions: new Map([["default/q", { format: "json" }]]) });
     runners.push(runner);
     await expect(runner.start()).rejects.toMatchObject({ name: "AppLoadError", message: expect.stringContaining("found no handler for default/q") });
   });
@@ -184,20 +193,20 @@ if (isMainThread) app.listenEvents("q", () => {});`,
     const file = writeApp(tempDir(), "no-threads.ts", `import { isMainThread } from "node:worker_threads";
 if (!isMainThread) throw new Error("this module refuses threads");
 export const app = new WQueue();`);
-    const runner = new ThreadPoolRunner({ threads: 1, appModule: file, subscriptions: new Map([["default/q", { format: "json", retry }]]) });
+    const runner = new ThreadPoolRunner({ threads: 1, appModule: file, subscriptions: new Map([["default/q", { format: "json" }]]) });
     runners.push(runner);
     await expect(runner.start()).rejects.toMatchObject({ name: "AppLoadError", message: expect.stringContaining("this module refuses threads") });
   });
 
   it("rejects bad settings with ConfigError", () => {
-    const subscriptions = new Map([["default/q", { format: "json" as const, retry, hardTimeoutMs: -1 }]]);
+    const subscriptions = new Map([["default/q", { format: "json" as const, hardTimeoutMs: -1 }]]);
     expect(() => new ThreadPoolRunner({ threads: 1, appModule: "x.ts", subscriptions })).toThrow(/hardTimeoutMs must be/);
     expect(() => new ThreadPoolRunner({ threads: 0, appModule: "x.ts", subscriptions: new Map() })).toThrow(/threads must be/);
   });
 });
 
 describe("createRunner", () => {
-  const handlers = new Map([["default/q", { handler: () => {}, format: "json" as const, retry }]]);
+  const handlers = new Map([["default/q", { handler: () => {}, format: "json" as const }]]);
 
   it("builds the event loop runner", () => {
     const runner = createRunner({ kind: "event-loop" }, handlers, undefined);

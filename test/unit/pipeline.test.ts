@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_RETRY, retryDelayMs } from "../../src/pipeline/backoff.js";
 import { decodeBody } from "../../src/pipeline/decode.js";
 import { DeadLetterNow, DecodeError, RetryLater } from "../../src/errors.js";
-import { failureOutcome } from "../../src/pipeline/run-handler.js";
+import { decideFailure, failed } from "../../src/pipeline/retry-decision.js";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -34,20 +34,21 @@ describe("retry policy", () => {
   });
 
   it("retries until maxAttempts, then dead-letters", () => {
-    const prepared = { handler: () => {}, format: "json" as const, retry: policy };
-    expect(failureOutcome(prepared, 1, new Error("x")).type).toBe("retry");
-    expect(failureOutcome(prepared, 3, new Error("x")).type).toBe("retry");
-    const last = failureOutcome(prepared, 4, new Error("x"));
+    expect(decideFailure(policy, 1, failed(new Error("x"))).type).toBe("retry");
+    expect(decideFailure(policy, 3, failed(new Error("x"))).type).toBe("retry");
+    const last = decideFailure(policy, 4, failed(new Error("x")));
     expect(last).toMatchObject({ type: "dead", reason: { reason: "handler-failed", error: { name: "Error", message: "x" } } });
   });
 
   it("honours RetryLater and DeadLetterNow, and no-retry subscriptions", () => {
-    const prepared = { handler: () => {}, format: "json" as const, retry: policy };
-    expect(failureOutcome(prepared, 1, new RetryLater(1234))).toMatchObject({ type: "retry", delayMs: 1234 });
-    expect(failureOutcome(prepared, 1, new DeadLetterNow("bad order"))).toMatchObject({
+    // RetryLater's delay survives as data (it crosses threads), not as the error object.
+    const later = failed(new RetryLater(1234));
+    expect(structuredClone(later)).toMatchObject({ type: "failed", retryInMs: 1234, error: { name: "RetryLater" } });
+    expect(decideFailure(policy, 1, structuredClone(later))).toMatchObject({ type: "retry", delayMs: 1234 });
+    expect(decideFailure(policy, 1, failed(new DeadLetterNow("bad order")))).toMatchObject({
       type: "dead",
       reason: { reason: "dead-letter-requested" },
     });
-    expect(failureOutcome({ ...prepared, retry: undefined }, 1, new Error("x")).type).toBe("dead");
+    expect(decideFailure(undefined, 1, failed(new Error("x"))).type).toBe("dead");
   });
 });

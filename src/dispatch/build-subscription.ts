@@ -1,0 +1,93 @@
+import type { AckPolicy, RetryOptions } from "../app/types.js";
+import type { Consumer } from "../brokers/contract.js";
+import type { Logger } from "../log/logger.js";
+import type { MessageTracer } from "../observability/tracing.js";
+import type { Runner } from "../runners/Runner.js";
+import type { SuspectSandbox } from "../runners/SuspectSandbox.js";
+import type { CreditPool } from "./CreditPool.js";
+import type { OrderingKey } from "./ordering.js";
+import { ackBefore } from "./steps/ack-before.js";
+import { inKeyOrder } from "./steps/in-key-order.js";
+import { type FailureObserver, logFailures } from "./steps/log-failures.js";
+import { type OutcomeRecorder, recordStats } from "./steps/record-stats.js";
+import { retryPolicy } from "./steps/retry-policy.js";
+import { softTimeout } from "./steps/soft-timeout.js";
+import { compose, type Next, type Step } from "./steps/step.js";
+import { suspectsAlone } from "./steps/suspects-alone.js";
+import { traced } from "./steps/traced.js";
+import { SubscriptionLoop } from "./SubscriptionLoop.js";
+
+/** Everything one subscription's dispatch is built from: its flow control and its policies. */
+export interface SubscriptionSpec {
+  /** Identifies the subscription to the runner and the sandbox (`${broker}/${queue}`). */
+  id: string;
+  queue: string;
+  consumer: Consumer;
+  runner: Runner;
+  pool: CreditPool;
+  /** This queue's own limit of messages fetched or running at once. */
+  concurrency: number;
+  logger: Logger;
+  /** undefined: no retries, the first failure dead-letters. */
+  retry: Required<RetryOptions> | undefined;
+  /** "before" acks on receipt (at-most-once); otherwise the chain's outcome settles the message. */
+  ackPolicy?: AckPolicy;
+  /** Soft timeout: message.signal aborts, the message is retried, the slot freed. */
+  timeoutMs?: number;
+  /** Past this many deliveries a message is a suspect (see steps/suspects-alone.ts). */
+  maxDeliveries: number;
+  sandbox?: SuspectSandbox;
+  /** Messages with the same key run one after another. */
+  orderingKey?: OrderingKey;
+  /** Counters of this subscription (metrics, dashboard); also counts receipts. */
+  stats?: OutcomeRecorder & { received: number };
+  /** Told about every failure, for the dashboard's recent failures. */
+  observer?: FailureObserver;
+  /** OpenTelemetry, when installed: a consumer span per message. */
+  tracer?: MessageTracer;
+  /** A receive failed with an error that cannot heal by retrying (see SubscriptionLoop). */
+  onFatal?: (error: Error) => void;
+}
+
+/**
+ * A subscription's policies, outermost first; a policy the subscription does not use is left
+ * out, not skipped per message:
+ *
+ *   in key order → ack before → tracing → stats → failure log → retry/dead-letter decision
+ *     → soft timeout → suspects to the sandbox → runner
+ *
+ * The runner then runs, where the handler lives (event loop, thread, sandbox): decode → validate
+ * → app.use middleware → the queue's middleware → handler (pipeline/run-handler.ts).
+ */
+export function dispatchChain(spec: SubscriptionSpec): Next {
+  const steps: Step[] = [];
+  if (spec.orderingKey) steps.push(inKeyOrder(spec.orderingKey));
+  if (spec.ackPolicy === "before") steps.push(ackBefore);
+  if (spec.tracer) steps.push(traced(spec.tracer));
+  if (spec.stats) steps.push(recordStats(spec.stats));
+  steps.push(logFailures(spec.logger, spec.observer));
+  steps.push(retryPolicy(spec.retry));
+  if (spec.timeoutMs !== undefined) steps.push(softTimeout(spec.timeoutMs));
+  steps.push(suspectsAlone({ id: spec.id, queue: spec.queue, maxDeliveries: spec.maxDeliveries, sandbox: spec.sandbox, logger: spec.logger }));
+  const { runner, id } = spec;
+  return compose(steps, (delivery, signal) => runner.run(id, delivery, signal));
+}
+
+/** The one place a subscription's stack is assembled: its policy chain inside its flow control. */
+export function buildSubscription(spec: SubscriptionSpec): SubscriptionLoop {
+  const { stats } = spec;
+  return new SubscriptionLoop({
+    queue: spec.queue,
+    consumer: spec.consumer,
+    pool: spec.pool,
+    concurrency: spec.concurrency,
+    logger: spec.logger,
+    chain: dispatchChain(spec),
+    onReceived: stats
+      ? (count) => {
+          stats.received += count;
+        }
+      : undefined,
+    onFatal: spec.onFatal,
+  });
+}

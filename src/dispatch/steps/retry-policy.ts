@@ -1,0 +1,14 @@
+import type { RetryOptions } from "../../app/types.js";
+import { decideFailure } from "../../pipeline/retry-decision.js";
+import { type Step, whenDone } from "./step.js";
+
+/**
+ * Turns a raw failure from the steps inside (the handler threw, its thread crashed or ran past its
+ * hard timeout, the soft timeout fired) into a retry with backoff or a dead letter, per the
+ * subscription's retry settings (`undefined`: the first failure dead-letters). The only place
+ * that policy lives: runners, threads and the sandbox report failures, they do not judge them.
+ */
+export function retryPolicy(retry: Required<RetryOptions> | undefined): Step {
+  return (delivery, signal, next) =>
+    whenDone(next(delivery, signal), (result) => (result?.type === "failed" ? decideFailure(retry, delivery.attempt, result) : result));
+}

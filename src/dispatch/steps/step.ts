@@ -1,0 +1,28 @@
+import type { Delivery } from "../../brokers/contract.js";
+import type { RunResult } from "../../pipeline/outcome.js";
+
+/**
+ * What a step of a subscription's dispatch chain answers: the run's result, or undefined when
+ * nothing is left to settle (acked before the handler ran, or given back at the shutdown deadline).
+ */
+export type StepResult = RunResult | undefined;
+
+/** The rest of the chain, from a step's point of view; the runner at its end. */
+export type Next = (delivery: Delivery, signal: AbortSignal) => StepResult | Promise<StepResult>;
+
+/**
+ * One policy around the rest of the chain (Watermill's router middleware, Hono's compose). A step
+ * that needs nothing async answers synchronously when `next` does: the hot path of a sync handler
+ * builds no promise. `signal` aborts when the worker gives the message up (shutdown deadline).
+ */
+export type Step = (delivery: Delivery, signal: AbortSignal, next: Next) => StepResult | Promise<StepResult>;
+
+/** Nests the steps once, the first outermost, around `last`: no per-message work to compose. */
+export function compose(steps: readonly Step[], last: Next): Next {
+  return steps.reduceRight<Next>((next, step) => (delivery, signal) => step(delivery, signal, next), last);
+}
+
+/** Applies `then` at once to a ready value, after it settles to a pending one. */
+export function whenDone<T, R>(result: T | Promise<T>, then: (value: T) => R | Promise<R>): R | Promise<R> {
+  return result instanceof Promise ? result.then(then) : then(result);
+}

@@ -1,0 +1,25 @@
+import type { RetryOptions } from "../app/types.js";
+import { DeadLetterNow, DecodeError, RetryLater, serializeError } from "../errors.js";
+import { retryDelayMs } from "./backoff.js";
+import type { Failed, Outcome } from "./outcome.js";
+
+/** An error as a Failed result, keeping what RetryLater asked for (it crosses threads as data). */
+export function failed(error: unknown): Failed {
+  const serialized = serializeError(error);
+  const requested = serialized.name === RetryLater.name ? (error as RetryLater).delayMs : undefined;
+  return typeof requested === "number" && requested >= 0 ? { type: "failed", error: serialized, retryInMs: requested } : { type: "failed", error: serialized };
+}
+
+/**
+ * The retry policy: a failure of attempt `attempt` becomes a retry after the backoff (or the delay
+ * RetryLater asked for), or a dead letter when the attempts are spent, retries are off
+ * (`retry` undefined), or the error asks for it (DeadLetterNow, DecodeError).
+ * Errors are compared by name, not instanceof: the app may import another copy of wqueue.
+ */
+export function decideFailure(retry: Required<RetryOptions> | undefined, attempt: number, failure: Failed): Outcome {
+  const { error } = failure;
+  if (error.name === DeadLetterNow.name) return { type: "dead", reason: { reason: "dead-letter-requested", error } };
+  if (error.name === DecodeError.name) return { type: "dead", reason: { reason: "undecodable", error } };
+  if (retry === undefined || attempt >= retry.maxAttempts) return { type: "dead", reason: { reason: "handler-failed", error } };
+  return { type: "retry", delayMs: failure.retryInMs ?? retryDelayMs(attempt, retry), error };
+}

@@ -23,6 +23,8 @@ interface Running {
 
 interface Model {
   name: string;
+  /** A handler that kills its thread takes the whole worker process down (no threads in it). */
+  crashKillsProcess?: boolean;
   broker(dir: string): string;
   start(appFile: string, broker: string, options: { graceMs?: number }): Promise<Running>;
   skip: Partial<Record<Case, string>>;
@@ -55,40 +57,46 @@ function inProcess(name: string, model: Parameters<typeof startInProcess>[0]["mo
   };
 }
 
-const processes: Model = {
-  name: "processes 2 x 1",
-  broker: (dir) => `sqlite://${path.join(dir, "q.db")}?visibility=1500`,
-  skip: {
-    "hard-timeout": "children run the event loop until `--threads` reaches the CLI: with threads the thread runner enforces it",
-  },
-  async start(appFile, url, options) {
-    const args = ["worker", "-a", appFile, "--broker", url, "-c", "2", "--shutdown-grace", String(options.graceMs ?? 10_000)];
-    const supervisor = startSupervisor(2, args, { WQUEUE_TEST_BACKOFF_MS: "100" });
-    cleanups.push(() => {
-      for (const pid of supervisor.childPids()) killQuietly(pid);
-      supervisor.child.kill("SIGKILL");
-    });
-    await waitFor(
-      () => `two ready workers (last lines: ${supervisor.lines.slice(-6).join(" | ")})`,
-      () => supervisor.lines.filter((line) => line.includes('"msg":"ready:')).length === 2,
-      20_000,
-    );
-    return {
-      async stop() {
-        supervisor.child.kill("SIGTERM");
-        return supervisor.exited;
-      },
-      logs: () =>
-        supervisor.lines.flatMap((line) => {
-          try {
-            return [JSON.parse(line) as Record<string, unknown>];
-          } catch {
-            return [];
-          }
-        }),
-    };
-  },
-};
+/**
+ * `wqueue worker --processes 2`, each child a CLI worker: on the event loop, or with `--model
+ * threads --threads 1` (the flags go through the CLI's own parsing; the ready line must show them).
+ */
+function processes(name: string, flags: string[], readyModel: string, skip: Model["skip"]): Model {
+  return {
+    name,
+    crashKillsProcess: flags.length === 0,
+    broker: (dir) => `sqlite://${path.join(dir, "q.db")}?visibility=1500`,
+    skip,
+    async start(appFile, url, options) {
+      const args = ["worker", "-a", appFile, "--broker", url, "-c", "2", "--shutdown-grace", String(options.graceMs ?? 10_000), ...flags];
+      const supervisor = startSupervisor(2, args, { WQUEUE_TEST_BACKOFF_MS: "100" });
+      cleanups.push(() => {
+        for (const pid of supervisor.childPids()) killQuietly(pid);
+        supervisor.child.kill("SIGKILL");
+      });
+      await waitFor(
+        () => `two ready workers (last lines: ${supervisor.lines.slice(-6).join(" | ")})`,
+        () => supervisor.lines.filter((line) => line.includes('"msg":"ready:')).length === 2,
+        20_000,
+      );
+      for (const line of supervisor.lines.filter((l) => l.includes('"msg":"ready:'))) expect(line).toContain(`model ${readyModel} (concurrency`);
+      return {
+        async stop() {
+          supervisor.child.kill("SIGTERM");
+          return supervisor.exited;
+        },
+        logs: () =>
+          supervisor.lines.flatMap((line) => {
+            try {
+              return [JSON.parse(line) as Record<string, unknown>];
+            } catch {
+              return [];
+            }
+          }),
+      };
+    },
+  };
+}
 
 function killQuietly(pid: number): void {
   try {
@@ -117,7 +125,10 @@ const models: Model[] = [
     { "sigterm-drain": "in process, draining is Worker.stop's (test/worker.test.ts); here it runs across processes" },
     sqlite,
   ),
-  processes,
+  processes("processes 2 x event loop", [], "event-loop", {
+    "hard-timeout": "the event loop cannot preempt a handler; the processes x threads model runs this case",
+  }),
+  processes("processes 2 x threads 1", ["--model", "threads", "--threads", "1"], "threads (1)", {}),
 ];
 
 /**
@@ -136,6 +147,8 @@ const record = (event: string, m: M) =>
   appendFileSync(${JSON.stringify(events)}, JSON.stringify({ t: Date.now(), event, queue: m.queue, body: m.body, attempt: m.attempt, pid: process.pid, thread: threadId, child: process.env.WQUEUE_CHILD_INDEX }) + "\\n");
 class Flaky extends Error { override name = "Flaky"; }
 export const app = new WQueue({ retry: { baseDelayMs: 20, maxDelayMs: 100 } });
+// App-wide middleware: it must run on every model, in the handler's thread or process.
+app.use(async (m, next) => { record("middleware", m as M); await next(); });
 app.listenEvents("ok", (m: M) => record("done", m));
 app.listenEvents("flaky", (m: M) => {
   record("start", m);
@@ -189,6 +202,10 @@ describe.each(models)("runner suite: $name", (model) => {
     await waitFor("the queue to be empty", async () => (await remaining(url, "ok")) === 0);
     expect(await worker.stop(5000)).toBe(0);
     expect(ids(readEvents(events), "done", "ok")).toEqual([1, 2, 3, 4, 5, 6]);
+    // The app's middleware ran around each handler, where the handler ran.
+    const where = (e: HandlerEvent) => `${e.pid}/${e.thread}/${e.body.id}`;
+    const all = readEvents(events).filter((e) => e.queue === "ok");
+    expect(all.filter((e) => e.event === "middleware").map(where).sort()).toEqual(all.filter((e) => e.event === "done").map(where).sort());
   });
 
   test("retry-then-success", "retries a throwing handler, keeping the error's name, message and stack, then succeeds", async () => {
@@ -219,14 +236,14 @@ describe.each(models)("runner suite: $name", (model) => {
     await waitFor("the hanging handler to start", () => ids(readEvents(events), "start", "hang").length === 1);
     // While one thread spins, the other keeps handling messages.
     await publish(url, "ok", [1, 2, 3, 4, 5].map((id) => ({ id })));
+    // (Whether they finish before the 400 ms kill depends on the machine's load: not asserted.)
     await waitFor("the other messages", () => ids(readEvents(events), "done", "ok").length === 5, 10_000);
-    expect(ids(readEvents(events), "done", "hang")).toEqual([]);
     await waitFor("the hung message to succeed on its retry", () => ids(readEvents(events), "done", "hang").length === 1, 10_000);
     const all = readEvents(events);
     const hang = all.filter((e) => e.queue === "hang");
     expect(hang.map((e) => [e.event, e.attempt])).toEqual([["start", 1], ["start", 2], ["done", 2]]);
-    // The retry ran on a new thread (the stuck one was terminated).
-    expect(hang[2]?.thread).not.toBe(hang[0]?.thread);
+    // The retry ran on a new thread (the stuck one was terminated); thread ids repeat across processes.
+    expect([hang[2]?.pid, hang[2]?.thread]).not.toEqual([hang[0]?.pid, hang[0]?.thread]);
     const failure = worker.logs().find((l) => l.msg === "handler failed; will retry");
     expect(failure?.err).toMatchObject({ name: "HandlerTimeout", message: expect.stringContaining("400 ms") });
     expect(await worker.stop(5000)).toBe(0);
@@ -242,7 +259,7 @@ describe.each(models)("runner suite: $name", (model) => {
     const crashed = readEvents(events).filter((e) => e.queue === "crash" && e.body.id === 1);
     expect(crashed.map((e) => [e.event, e.attempt])).toEqual([["start", 1], ["start", 2], ["done", 2]]);
     const logs = worker.logs();
-    if (model === processes) {
+    if (model.crashKillsProcess) {
       // The broker redelivered it after its visibility timeout; the supervisor restarted the child.
       expect(logs.some((l) => String(l.msg).includes("restarting in"))).toBe(true);
       await waitFor("the restarted child to be ready", () => worker.logs().filter((l) => String(l.msg).startsWith("ready:")).length === 3, 15_000);

@@ -94,7 +94,7 @@ const shaBodies = (count: number, from = 0) => Array.from({ length: count }, (_,
 /** Generous: the slowest model at a tenth of the event loop's speed. */
 const timeoutFor = (count: number) => 60_000 + count * 250;
 
-/** A model in this process: the runner from createRunner behind the worker's dispatch (harness.ts). */
+/** A model in this process: the real Worker on that model, as `wqueue worker --model M --threads N` runs it (harness.ts). */
 async function inProcess(name: string, model: RunnerModel, queue: string, handler: string, bodies: unknown[], concurrency = 10): Promise<Measured> {
   const { file, done } = benchApp(name.replace(/\W+/g, "-"), queue, handler);
   const broker = `sqlite://${path.join(dir, `${name.replace(/\W+/g, "-")}.db`)}`;
@@ -213,7 +213,7 @@ async function piscinaFloor(threads: number, tasksPerThread: number, inFlight: n
 
 function noopRunners() {
   const { file } = benchApp("noop", "noop", "() => {}");
-  const settings = { format: "json" as const, retry: undefined };
+  const settings = { format: "json" as const };
   return {
     eventLoop: () => new EventLoopRunner(new Map([["default/noop", { handler: () => {}, ...settings }]])),
     threads: (threads: number, tasksPerThread: number) =>

@@ -1,7 +1,7 @@
 import type { Delivery } from "../../brokers/contract.js";
 import type { Logger } from "../../log/logger.js";
 import type { Outcome } from "../../pipeline/outcome.js";
-import { type Step, whenDone } from "./step.js";
+import { type Step, type StepResult, whenDone } from "./step.js";
 
 /** Told about every failure (the dashboard's recent failures). */
 export interface FailureObserver {
@@ -10,16 +10,16 @@ export interface FailureObserver {
 
 /** Logs each retry (warn) and dead letter (error) with the error, and tells the observer. */
 export function logFailures(logger: Logger, observer: FailureObserver | undefined): Step {
-  return (delivery, signal, next) =>
-    whenDone(next(delivery, signal), (result) => {
-      if (result === undefined || result.type === "ack" || result.type === "failed") return result;
-      observer?.failure(delivery, result);
-      const fields = { queue: delivery.queue, messageId: delivery.id, attempt: delivery.attempt };
-      if (result.type === "retry") {
-        logger.warn({ ...fields, err: result.error, retryInMs: result.delayMs }, "handler failed; will retry");
-      } else {
-        logger.error({ ...fields, reason: result.reason.reason, err: result.reason.error }, `message dead-lettered (${result.reason.reason})`);
-      }
-      return result;
-    });
+  const log = (result: StepResult, delivery: Delivery): StepResult => {
+    if (result === undefined || result.type === "ack" || result.type === "failed") return result;
+    observer?.failure(delivery, result);
+    const fields = { queue: delivery.queue, messageId: delivery.id, attempt: delivery.attempt };
+    if (result.type === "retry") {
+      logger.warn({ ...fields, err: result.error, retryInMs: result.delayMs }, "handler failed; will retry");
+    } else {
+      logger.error({ ...fields, reason: result.reason.reason, err: result.reason.error }, `message dead-lettered (${result.reason.reason})`);
+    }
+    return result;
+  };
+  return (delivery, signal, next) => whenDone(next(delivery, signal), log, delivery);
 }

@@ -1,5 +1,5 @@
 import type { Outcome } from "../../pipeline/outcome.js";
-import { type Step, whenDone } from "./step.js";
+import { type Step, type StepResult, whenDone } from "./step.js";
 
 /** Where outcomes are counted (QueueStats: metrics, dashboard, `wqueue stats`). */
 export interface OutcomeRecorder {
@@ -8,11 +8,9 @@ export interface OutcomeRecorder {
 
 /** Counts each decided outcome with the time the run took (policies inside it included). */
 export function recordStats(stats: OutcomeRecorder): Step {
-  return (delivery, signal, next) => {
-    const started = performance.now();
-    return whenDone(next(delivery, signal), (result) => {
-      if (result !== undefined && result.type !== "failed") stats.record(result, performance.now() - started);
-      return result;
-    });
+  const count = (result: StepResult, started: number): StepResult => {
+    if (result !== undefined && result.type !== "failed") stats.record(result, performance.now() - started);
+    return result;
   };
+  return (delivery, signal, next) => whenDone(next(delivery, signal), count, performance.now());
 }

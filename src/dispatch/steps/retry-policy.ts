@@ -1,6 +1,7 @@
 import type { RetryOptions } from "../../app/types.js";
 import { decideFailure } from "../../pipeline/retry-decision.js";
-import { type Step, whenDone } from "./step.js";
+import type { Delivery } from "../../brokers/contract.js";
+import { type Step, type StepResult, whenDone } from "./step.js";
 
 /**
  * Turns a raw failure from the steps inside (the handler threw, its thread crashed or ran past its
@@ -9,6 +10,7 @@ import { type Step, whenDone } from "./step.js";
  * that policy lives: runners, threads and the sandbox report failures, they do not judge them.
  */
 export function retryPolicy(retry: Required<RetryOptions> | undefined): Step {
-  return (delivery, signal, next) =>
-    whenDone(next(delivery, signal), (result) => (result?.type === "failed" ? decideFailure(retry, delivery.attempt, result) : result));
+  const judge = (result: StepResult, delivery: Delivery): StepResult =>
+    result?.type === "failed" ? decideFailure(retry, delivery.attempt, result) : result;
+  return (delivery, signal, next) => whenDone(next(delivery, signal), judge, delivery);
 }

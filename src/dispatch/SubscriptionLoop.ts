@@ -34,8 +34,9 @@ const BACKOFF_MAX_MS = 5000;
  * Flow control of one subscription, and nothing else: takes credit (this queue's free slots,
  * within the worker-wide pool), asks the consumer for at most that many messages, runs each
  * through the subscription's chain (policies and runner, composed once in build-subscription.ts),
- * settles it with the result, and keeps the leases of what it holds. Batch size grows while a backlog lasts (1, 2, 4, ... up to the free credit) and drops
- * back to 1 when the queue runs dry, so an idle queue holds one credit, not a share of the pool.
+ * settles it with the result, and keeps the leases of what it holds. Batch size grows while a
+ * backlog lasts (1, 2, 4, ... up to the free credit) and drops back to 1 when the queue runs dry,
+ * so an idle queue holds one credit, not a share of the pool.
  */
 export class SubscriptionLoop {
   readonly #options: SubscriptionLoopOptions;

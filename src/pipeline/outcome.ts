@@ -1,4 +1,5 @@
 import type { DeadLetterReason, Delivery } from "../brokers/contract.js";
+import { RetryLater, serializeError } from "../errors.js";
 
 /**
  * What a handler run came to, as plain data (it crosses thread and process boundaries):
@@ -23,6 +24,13 @@ export interface Failed {
 
 /** What a runner answers: an Outcome the handler side already decided, or a Failed to map. */
 export type RunResult = Outcome | Failed;
+
+/** An error as a Failed result, keeping what RetryLater asked for (it crosses threads as data). */
+export function failed(error: unknown): Failed {
+  const serialized = serializeError(error);
+  const requested = serialized.name === RetryLater.name ? (error as RetryLater).delayMs : undefined;
+  return typeof requested === "number" && requested >= 0 ? { type: "failed", error: serialized, retryInMs: requested } : { type: "failed", error: serialized };
+}
 
 export function settle(delivery: Delivery, outcome: Outcome): Promise<void> {
   switch (outcome.type) {

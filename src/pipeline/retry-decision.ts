@@ -1,14 +1,7 @@
 import type { RetryOptions } from "../app/types.js";
-import { DeadLetterNow, DecodeError, RetryLater, serializeError } from "../errors.js";
+import { DeadLetterNow, DecodeError } from "../errors.js";
 import { retryDelayMs } from "./backoff.js";
 import type { Failed, Outcome } from "./outcome.js";
-
-/** An error as a Failed result, keeping what RetryLater asked for (it crosses threads as data). */
-export function failed(error: unknown): Failed {
-  const serialized = serializeError(error);
-  const requested = serialized.name === RetryLater.name ? (error as RetryLater).delayMs : undefined;
-  return typeof requested === "number" && requested >= 0 ? { type: "failed", error: serialized, retryInMs: requested } : { type: "failed", error: serialized };
-}
 
 /**
  * The retry policy: a failure of attempt `attempt` becomes a retry after the backoff (or the delay

@@ -3,8 +3,7 @@ import type { Delivery } from "../brokers/contract.js";
 import { serializeError } from "../errors.js";
 import { decodeBody } from "./decode.js";
 import { ACK, HandlerMessage } from "./HandlerMessage.js";
-import type { Outcome, RunResult } from "./outcome.js";
-import { failed } from "./retry-decision.js";
+import { failed, type Outcome, type RunResult } from "./outcome.js";
 
 /**
  * A subscription with its options resolved once at start-up, so nothing is merged per message.

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { AppLoadError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { RunResult } from "../pipeline/outcome.js";
-import { failed } from "../pipeline/retry-decision.js";
+import { failed } from "../pipeline/outcome.js";
 import type { DeliveryData } from "../pipeline/run-handler.js";
 import { runnerEntry } from "./entry-point.js";
 import { HandlerAbandoned, HandlerTimeout } from "./errors.js";

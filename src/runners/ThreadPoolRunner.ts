@@ -4,7 +4,7 @@ import { Piscina } from "piscina";
 import { AppLoadError, ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { RunResult } from "../pipeline/outcome.js";
-import { failed } from "../pipeline/retry-decision.js";
+import { failed } from "../pipeline/outcome.js";
 import type { DeliveryData } from "../pipeline/run-handler.js";
 import { HandlerAbandoned, HandlerCrashed, HandlerTimeout, RunnerClosed } from "./errors.js";
 import type { Runner } from "./Runner.js";

@@ -8,7 +8,7 @@
 import { BroadcastChannel, parentPort, threadId, workerData } from "node:worker_threads";
 import { AppLoadError, serializeError } from "../errors.js";
 import type { RunResult } from "../pipeline/outcome.js";
-import { failed } from "../pipeline/retry-decision.js";
+import { failed } from "../pipeline/outcome.js";
 import { type PreparedHandler, runHandler } from "../pipeline/run-handler.js";
 import { loadHandlers } from "./load-handlers.js";
 import {

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { DEFAULT_RETRY, retryDelayMs } from "../../src/pipeline/backoff.js";
 import { decodeBody } from "../../src/pipeline/decode.js";
 import { DeadLetterNow, DecodeError, RetryLater } from "../../src/errors.js";
-import { decideFailure, failed } from "../../src/pipeline/retry-decision.js";
+import { failed } from "../../src/pipeline/outcome.js";
+import { decideFailure } from "../../src/pipeline/retry-decision.js";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 

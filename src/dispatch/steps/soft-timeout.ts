@@ -1,5 +1,5 @@
 import { HandlerTimeout } from "../../runners/errors.js";
-import { failed } from "../../pipeline/retry-decision.js";
+import { failed } from "../../pipeline/outcome.js";
 import type { StepResult, Step } from "./step.js";
 
 /**

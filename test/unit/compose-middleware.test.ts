@@ -63,7 +63,8 @@ describe("dispatch steps: compose", () => {
     const order: string[] = [];
     const step =
       (name: string): Step =>
-      (delivery, signal, next) => {
+      (next) =>
+      (delivery, signal) => {
         order.push(name);
         return next(delivery, signal);
       };

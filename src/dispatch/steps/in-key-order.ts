@@ -10,7 +10,7 @@ import type { Step } from "./step.js";
  */
 export function inKeyOrder(keyOf: OrderingKey): Step {
   const sequencer = new KeyedSequencer();
-  return (delivery, signal, next) => {
+  return (next) => (delivery, signal) => {
     const key = keyOf(delivery);
     if (key === undefined) return next(delivery, signal);
     return sequencer.run(key, async () => (signal.aborted ? undefined : next(delivery, signal)));

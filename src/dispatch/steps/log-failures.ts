@@ -21,5 +21,5 @@ export function logFailures(logger: Logger, observer: FailureObserver | undefine
     }
     return result;
   };
-  return (delivery, signal, next) => whenDone(next(delivery, signal), log, delivery);
+  return (next) => (delivery, signal) => whenDone(next(delivery, signal), log, delivery);
 }

@@ -12,5 +12,5 @@ export function recordStats(stats: OutcomeRecorder): Step {
     if (result !== undefined && result.type !== "failed") stats.record(result, performance.now() - started);
     return result;
   };
-  return (delivery, signal, next) => whenDone(next(delivery, signal), count, performance.now());
+  return (next) => (delivery, signal) => whenDone(next(delivery, signal), count, performance.now());
 }

@@ -12,5 +12,5 @@ import { type Step, type StepResult, whenDone } from "./step.js";
 export function retryPolicy(retry: Required<RetryOptions> | undefined): Step {
   const judge = (result: StepResult, delivery: Delivery): StepResult =>
     result?.type === "failed" ? decideFailure(retry, delivery.attempt, result) : result;
-  return (delivery, signal, next) => whenDone(next(delivery, signal), judge, delivery);
+  return (next) => (delivery, signal) => whenDone(next(delivery, signal), judge, delivery);
 }

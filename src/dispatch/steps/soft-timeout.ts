@@ -8,7 +8,7 @@ import type { StepResult, Step } from "./step.js";
  * also aborts at the shutdown deadline, as without a timeout.
  */
 export function softTimeout(timeoutMs: number): Step {
-  return (delivery, deadline, next) => {
+  return (next) => (delivery, deadline) => {
     const controller = new AbortController();
     const onDeadline = () => controller.abort(deadline.reason);
     deadline.addEventListener("abort", onDeadline, { once: true });

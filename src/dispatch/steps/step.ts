@@ -11,15 +11,17 @@ export type StepResult = RunResult | undefined;
 export type Next = (delivery: Delivery, signal: AbortSignal) => StepResult | Promise<StepResult>;
 
 /**
- * One policy around the rest of the chain (Watermill's router middleware, Hono's compose). A step
- * that needs nothing async answers synchronously when `next` does: the hot path of a sync handler
- * builds no promise. `signal` aborts when the worker gives the message up (shutdown deadline).
+ * One policy: given the rest of the chain, the chain with the policy around it (Watermill's router
+ * middleware `func(HandlerFunc) HandlerFunc`). Called once per subscription, so a message costs
+ * one call per step. A step that needs nothing async answers synchronously when `next` does: the
+ * hot path of a sync handler builds no promise. `signal` aborts when the worker gives the message
+ * up (shutdown deadline).
  */
-export type Step = (delivery: Delivery, signal: AbortSignal, next: Next) => StepResult | Promise<StepResult>;
+export type Step = (next: Next) => Next;
 
-/** Nests the steps once, the first outermost, around `last`: no per-message work to compose. */
+/** Nests the steps once, the first outermost, around `last`. */
 export function compose(steps: readonly Step[], last: Next): Next {
-  return steps.reduceRight<Next>((next, step) => (delivery, signal) => step(delivery, signal, next), last);
+  return steps.reduceRight<Next>((next, step) => step(next), last);
 }
 
 /**

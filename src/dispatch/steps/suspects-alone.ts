@@ -44,5 +44,5 @@ export function suspectsAlone(options: SuspectOptions): Step {
       logger.warn({ queue, messageId: delivery.id, deaths, of: maxDeliveries }, `suspect message killed the suspect sandbox (${result.why}); running it again`);
     }
   };
-  return (delivery, signal, next) => (delivery.attempt > maxDeliveries ? runSuspect(delivery, signal) : next(delivery, signal));
+  return (next) => (delivery, signal) => (delivery.attempt > maxDeliveries ? runSuspect(delivery, signal) : next(delivery, signal));
 }

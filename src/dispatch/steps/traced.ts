@@ -7,5 +7,5 @@ import type { Step } from "./step.js";
  * trace from its headers. Sits outside the retry step, so the span sees the decided Outcome.
  */
 export function traced(tracer: MessageTracer): Step {
-  return (delivery, signal, next) => tracer.consume(delivery, () => Promise.resolve(next(delivery, signal) as Outcome | Promise<Outcome>));
+  return (next) => (delivery, signal) => tracer.consume(delivery, () => Promise.resolve(next(delivery, signal) as Outcome | Promise<Outcome>));
 }

@@ -1,7 +1,7 @@
 import type { Delivery } from "../../brokers/contract.js";
 import type { Logger } from "../../log/logger.js";
 import type { Outcome } from "../../pipeline/outcome.js";
-import { type Step, type StepResult, whenDone } from "./step.js";
+import type { Step, StepResult } from "./step.js";
 
 /** Told about every failure (the dashboard's recent failures). */
 export interface FailureObserver {
@@ -21,5 +21,8 @@ export function logFailures(logger: Logger, observer: FailureObserver | undefine
     }
     return result;
   };
-  return (next) => (delivery, signal) => whenDone(next(delivery, signal), log, delivery);
+  return (next) => (delivery, signal) => {
+    const result = next(delivery, signal);
+    return result instanceof Promise ? result.then((done) => log(done, delivery)) : log(result, delivery);
+  };
 }

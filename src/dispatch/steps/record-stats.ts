@@ -1,5 +1,5 @@
 import type { Outcome } from "../../pipeline/outcome.js";
-import { type Step, type StepResult, whenDone } from "./step.js";
+import type { Step, StepResult } from "./step.js";
 
 /** Where outcomes are counted (QueueStats: metrics, dashboard, `wqueue stats`). */
 export interface OutcomeRecorder {
@@ -12,5 +12,10 @@ export function recordStats(stats: OutcomeRecorder): Step {
     if (result !== undefined && result.type !== "failed") stats.record(result, performance.now() - started);
     return result;
   };
-  return (next) => (delivery, signal) => whenDone(next(delivery, signal), count, performance.now());
+  return (next) => (delivery, signal) => {
+    const started = performance.now();
+    const result = next(delivery, signal);
+    // Checked here, not in a shared helper: each step's call site stays monomorphic (hot path).
+    return result instanceof Promise ? result.then((done) => count(done, started)) : count(result, started);
+  };
 }

@@ -1,7 +1,7 @@
 import type { RetryOptions } from "../../app/types.js";
 import { decideFailure } from "../../pipeline/retry-decision.js";
 import type { Delivery } from "../../brokers/contract.js";
-import { type Step, type StepResult, whenDone } from "./step.js";
+import type { Step, StepResult } from "./step.js";
 
 /**
  * Turns a raw failure from the steps inside (the handler threw, its thread crashed or ran past its
@@ -12,5 +12,8 @@ import { type Step, type StepResult, whenDone } from "./step.js";
 export function retryPolicy(retry: Required<RetryOptions> | undefined): Step {
   const judge = (result: StepResult, delivery: Delivery): StepResult =>
     result?.type === "failed" ? decideFailure(retry, delivery.attempt, result) : result;
-  return (next) => (delivery, signal) => whenDone(next(delivery, signal), judge, delivery);
+  return (next) => (delivery, signal) => {
+    const result = next(delivery, signal);
+    return result instanceof Promise ? result.then((done) => judge(done, delivery)) : judge(result, delivery);
+  };
 }

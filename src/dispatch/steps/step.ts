@@ -23,12 +23,3 @@ export type Step = (next: Next) => Next;
 export function compose(steps: readonly Step[], last: Next): Next {
   return steps.reduceRight<Next>((next, step) => step(next), last);
 }
-
-/**
- * Applies `then(value, arg)` at once to a ready value, after it settles to a pending one. `then`
- * is meant to be created once per step, `arg` to carry the per-message state: a ready value costs
- * no closure.
- */
-export function whenDone<T, A, R>(result: T | Promise<T>, then: (value: T, arg: A) => R, arg: A): R | Promise<R> {
-  return result instanceof Promise ? result.then((value) => then(value, arg)) : then(result, arg);
-}

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { BrokerSet } from "../../src/brokers/BrokerSet.js";
 import type { Consumer } from "../../src/brokers/contract.js";
 import { createBroker } from "../../src/brokers/registry.js";
-import { loadApp } from "../../src/cli/load-app.js";
+import { loadApp } from "../../src/app/load-app.js";
 import { CreditPool } from "../../src/dispatch/CreditPool.js";
 import { SubscriptionLoop } from "../../src/dispatch/SubscriptionLoop.js";
 import type { Logger } from "../../src/log/logger.js";

@@ -18,7 +18,7 @@ import { ReadRequest } from "./blocking-reader.js";
 import { defineDelayedScripts } from "./delayed-set.js";
 import { ListReader } from "./list-reader.js";
 import { publishToList } from "./list-publish.js";
-import type { RedisClients } from "./open-redis-broker.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import { mayBeEnvelope, NO_HEADERS } from "./read-envelope.js";
 import { RedisBrokerBase } from "./redis-broker-base.js";
 

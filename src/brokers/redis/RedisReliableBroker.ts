@@ -4,7 +4,7 @@ import { defaultDeadLetterQueue } from "../dead-letter.js";
 import { unwrap } from "../envelope.js";
 import { defineDelayedScripts } from "./delayed-set.js";
 import { publishToList } from "./list-publish.js";
-import type { RedisClients } from "./open-redis-broker.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import { ReliableConsumer } from "./ReliableConsumer.js";
 import { untag } from "./reliable-item.js";
 import { defineReliableScripts } from "./reliable-scripts.js";

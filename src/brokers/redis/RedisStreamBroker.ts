@@ -3,7 +3,7 @@ import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions,
 import { defaultDeadLetterQueue } from "../dead-letter.js";
 import { consumerId } from "./consumer-id.js";
 import { addDelayed, defineDelayedScripts } from "./delayed-set.js";
-import type { RedisClients } from "./open-redis-broker.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import { RedisBrokerBase } from "./redis-broker-base.js";
 import { StreamConsumer } from "./StreamConsumer.js";
 import { unackedEntries, unreadCount } from "./stream-group-view.js";

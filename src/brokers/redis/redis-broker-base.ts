@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { READER_SILENCE_MS } from "./blocking-reader.js";
-import type { RedisClients } from "./open-redis-broker.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 
 /**
  * What every Redis mode's broker shares: the command connection (publish, settle, CLIENT UNBLOCK),

@@ -29,6 +29,11 @@ export class BrokerLifecycle<C extends { close(): Promise<void> }> {
     return this.#closing;
   }
 
+  /** The open consumers (a broker that tells its consumers of a delayed message looks here). */
+  get consumers(): ReadonlySet<C> {
+    return this.#consumers;
+  }
+
   /** Tracks a new consumer until it calls forget(); closes it at once when the broker is closing. */
   track(consumer: C): C {
     if (this.#closing) void consumer.close();

@@ -1,12 +1,12 @@
 import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
-import { defaultDeadLetterQueue } from "../dead-letter.js";
 import { type SqliteUrl, parseSqliteUrl } from "../shared/sqlite-url.js";
 import { redactUrl } from "../url.js";
 import { type Held, MessageStore } from "./MessageStore.js";
-import { notifyQueue, SqliteConsumer } from "./SqliteConsumer.js";
+import { notifyQueue, SqliteConsumer, type SqliteConsumerContext } from "./SqliteConsumer.js";
 
 /**
  * Embedded durable queue in one SQLite file (`sqlite://wqueue.db`), shared by every process on the
@@ -29,16 +29,24 @@ export class SqliteBroker implements Broker {
     ordered: true,
   };
   readonly config: SqliteUrl;
-  readonly #consumers = new Set<SqliteConsumer>();
+  readonly #lifecycle: BrokerLifecycle<SqliteConsumer>;
+  readonly #consumerContext: SqliteConsumerContext;
   #store: MessageStore | undefined;
   #acks: { held: Held; resolve: () => void; reject: (error: unknown) => void }[] = [];
-  #closing = false;
   #dbClosed = false;
-  #closed: Promise<void> | undefined;
 
   constructor(url: string) {
     this.config = parseSqliteUrl(url);
     this.url = shownUrl(url, this.config);
+    this.#lifecycle = new BrokerLifecycle("SQLite", this.url);
+    this.#consumerContext = {
+      config: this.config,
+      store: () => this.store(),
+      ack: (held) => this.ack(held),
+      makeVisible: (queue, held, visibleAt) => this.makeVisible(queue, held, visibleAt),
+      deadLetter: (held, deadQueue, message) => this.deadLetter(held, deadQueue, message),
+      closed: (consumer) => this.#lifecycle.forget(consumer),
+    };
   }
 
   async connect(): Promise<void> {
@@ -61,14 +69,12 @@ export class SqliteBroker implements Broker {
   }
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
-    const consumer = new SqliteConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue));
-    if (this.#closing) void consumer.close();
-    else this.#consumers.add(consumer);
-    return consumer;
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
+    return this.#lifecycle.track(new SqliteConsumer(this.#consumerContext, queue, deadLetterQueue));
   }
 
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
-    if (this.#closing) throw new Error(`SQLite broker ${this.url} is closed`);
+    this.#lifecycle.assertOpen();
     if (messages.length === 0) return;
     this.store().insert(queue, messages);
     this.notify(queue);
@@ -111,19 +117,12 @@ export class SqliteBroker implements Broker {
     notifyQueue(this.config.path, queue);
   }
 
-  forget(consumer: SqliteConsumer): void {
-    this.#consumers.delete(consumer);
-  }
-
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      this.#closing = true;
-      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
+    return this.#lifecycle.close(() => {
       this.#flushAcks();
       this.#dbClosed = true;
       this.#store?.close();
-    })();
-    return this.#closed;
+    });
   }
 
   #flushAcks(): void {

@@ -42,8 +42,9 @@ const upward = LAYERS.flatMap((lower, i) =>
 // Folders of src/brokers that hold code shared by adapters rather than an adapter. Shared code
 // lives here or in src/brokers/*.ts, below every adapter.
 const SHARED_BROKER_FOLDERS = "(aws|shared)";
-// Adapters another change is rewriting now (the shared commit window); the consumer rule waits for it.
-const PENDING_ADAPTERS = "^src/brokers/(kafka|kinesis)/";
+// Adapters whose consumers still hold their broker: kafka and kinesis (another change is rewriting them
+// now), sqs (its narrow context is pending; see the layering report).
+const PENDING_ADAPTERS = "^src/brokers/(kafka|kinesis|sqs)/";
 const ADAPTER = "^src/brokers/[^/]+/";
 const SHARED = `^src/brokers/${SHARED_BROKER_FOLDERS}/`;
 

@@ -8,7 +8,7 @@ import path from "node:path";
 import { threadId } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
 import { createBroker } from "../src/brokers/registry.js";
-import { loadApp } from "../src/cli/load-app.js";
+import { loadApp } from "../src/app/load-app.js";
 import { listDeadLetters } from "../src/dead-letters/dead-letters.js";
 import { Worker } from "../src/worker/Worker.js";
 import { tempDir, writeApp } from "./cli/run-cli.js";

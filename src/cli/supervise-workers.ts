@@ -9,7 +9,7 @@ import { childArgv } from "../supervisor/child.js";
 import { observeChildren, STATS_IPC_ENV } from "../supervisor/stats-ipc.js";
 import { superviseProcesses } from "../supervisor/supervise.js";
 import { failAndExit } from "./fail.js";
-import { loadApp } from "./load-app.js";
+import { loadApp } from "../app/load-app.js";
 
 /** The worker flags that belong to the supervisor: the HTTP endpoint is served once, here. */
 function withoutHttpFlags(argv: readonly string[]): string[] {

@@ -11,7 +11,7 @@ import { DEFAULT_CONCURRENCY, Worker } from "../worker/Worker.js";
 import { stopOnSignals } from "./stop-on-signals.js";
 import { superviseWorkers } from "./supervise-workers.js";
 import { failAndExit } from "./fail.js";
-import { loadApp } from "./load-app.js";
+import { loadApp } from "../app/load-app.js";
 
 export function positiveInt(value: string): number {
   const n = Number(value);

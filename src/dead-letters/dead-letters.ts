@@ -1,4 +1,4 @@
-import type { WQueue } from "../app/WQueue.js";
+import type { Subscription } from "../app/types.js";
 import { type BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import type { Broker, Delivery, Headers } from "../brokers/contract.js";
 import { DEAD_HEADER_PREFIX, defaultDeadLetterQueue, originalHeaders } from "../brokers/dead-letter.js";
@@ -28,8 +28,8 @@ export interface DeadLetterTarget {
   replayBroker: Broker;
 }
 
-/** The dead letters of a queue the app listens on; undefined for other queues. */
-export async function deadLetterTarget(app: WQueue, brokers: BrokerSet, queue: string): Promise<DeadLetterTarget | undefined> {
+/** The dead letters of a queue the app (a `WQueue`) listens on; undefined for other queues. */
+export async function deadLetterTarget(app: { readonly subscriptions: readonly Subscription[] }, brokers: BrokerSet, queue: string): Promise<DeadLetterTarget | undefined> {
   const subscription = app.subscriptions.find((s) => s.queue === queue);
   if (!subscription) return undefined;
   const { options } = subscription;

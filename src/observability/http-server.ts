@@ -4,7 +4,7 @@ import type { Registry } from "prom-client";
 import { type DeadLetterTarget, listDeadLetters, replayDeadLetters } from "../dead-letters/dead-letters.js";
 import { ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
-import type { Worker } from "../worker/Worker.js";
+import type { WorkerView } from "./WorkerView.js";
 import { DASHBOARD_HTML } from "./dashboard-page.js";
 import { allowedHostnames, refusal } from "./http-guard.js";
 import { type StatsSnapshot, statsSnapshot } from "./stats-snapshot.js";
@@ -18,7 +18,7 @@ export interface ObservedWorker {
 }
 
 /** The single-process view: the worker itself and its Prometheus registry. */
-export function observeWorker(worker: Worker, registry: Registry): ObservedWorker {
+export function observeWorker(worker: WorkerView, registry: Registry): ObservedWorker {
   return {
     snapshot: () => statsSnapshot(worker),
     metrics: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),

@@ -1,5 +1,5 @@
-import type { Worker } from "../worker/Worker.js";
 import type { RecentFailure } from "./QueueStats.js";
+import type { WorkerView } from "./WorkerView.js";
 
 /** GET /api/stats: what the dashboard and `wqueue stats` show. Totals only; clients derive rates. */
 export interface StatsSnapshot {
@@ -28,7 +28,7 @@ export interface QueueSnapshot {
   p95Ms: number | null;
 }
 
-export async function statsSnapshot(worker: Worker): Promise<StatsSnapshot> {
+export async function statsSnapshot(worker: WorkerView): Promise<StatsSnapshot> {
   const inFlight = worker.inFlightBySubscription();
   const backlog = await worker.backlog();
   const queues = [...worker.observer.queues].map(([id, s]) => ({

@@ -1,4 +1,4 @@
-import { loadApp } from "../cli/load-app.js";
+import { loadApp } from "../app/load-app.js";
 import { prepareHandler } from "../pipeline/prepare-handler.js";
 import type { PreparedHandler } from "../pipeline/run-handler.js";
 import { subscriptionId } from "./subscription-id.js";

@@ -8,7 +8,8 @@ import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Consumer, Delivery } from "../../src/brokers/contract.js";
-import { parseSqliteUrl, SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
+import { parseSqliteUrl } from "../../src/brokers/shared/sqlite-url.js";
+import { SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
 import { ConfigError } from "../../src/errors.js";
 
 /** SQLite-specific behaviour the conformance suite cannot see: several processes, crashes, stale receipts. */

@@ -1,10 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Consumer, Delivery } from "../../src/brokers/contract.js";
-import { defaultDeadLetterQueue } from "../../src/brokers/dead-letter.js";
 import { openSqsBroker } from "../../src/brokers/sqs/open-sqs-broker.js";
 import { sqsQueueName } from "../../src/brokers/sqs/queue-names.js";
 import type { SqsBroker } from "../../src/brokers/sqs/SqsBroker.js";
-import { SqsConsumer } from "../../src/brokers/sqs/SqsConsumer.js";
 import { waitFor } from "../helpers.js";
 import { requireSqs } from "./sqs-server.js";
 
@@ -23,7 +21,7 @@ async function consumerOf(queue: string, visibilitySeconds: number): Promise<Con
   const broker = openSqsBroker(sqs.url(`&visibility=${visibilitySeconds}&wait=1`)) as SqsBroker;
   brokers.push(broker);
   await broker.connect();
-  const consumer = new SqsConsumer(broker, queue, defaultDeadLetterQueue(queue));
+  const consumer = broker.consumer(queue);
   consumers.push(consumer);
   return consumer;
 }

@@ -10,7 +10,7 @@ import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createBroker } from "../../src/brokers/registry.js";
-import { loadApp } from "../../src/cli/load-app.js";
+import { loadApp } from "../../src/app/load-app.js";
 import type { Logger } from "../../src/log/logger.js";
 import type { RunnerModel } from "../../src/runners/create-runner.js";
 import { Worker } from "../../src/worker/Worker.js";

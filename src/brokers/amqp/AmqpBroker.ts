@@ -1,8 +1,8 @@
 import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
-import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import type { AmqpUrl } from "./amqp-url.js";
 import { AmqpConnection, type AmqpEventLog } from "./AmqpConnection.js";
-import { AmqpConsumer } from "./AmqpConsumer.js";
+import { AmqpConsumer, type AmqpConsumerContext } from "./AmqpConsumer.js";
 import { browseQueue } from "./browse-queue.js";
 import { UnroutableError } from "./ConfirmPublisher.js";
 import { encode, type Outbound } from "./message-codec.js";
@@ -32,8 +32,8 @@ export class AmqpBroker implements Broker {
   readonly features: BrokerFeatures;
   readonly url: string;
   readonly connection: AmqpConnection;
-  readonly #consumers = new Set<AmqpConsumer>();
-  #closed: Promise<void> | undefined;
+  readonly #lifecycle: BrokerLifecycle<AmqpConsumer>;
+  readonly #consumerContext: AmqpConsumerContext;
 
   constructor(
     readonly config: AmqpUrl,
@@ -41,6 +41,8 @@ export class AmqpBroker implements Broker {
   ) {
     this.url = config.url;
     this.connection = new AmqpConnection(config, log);
+    this.#lifecycle = new BrokerLifecycle(this.kind, this.url);
+    this.#consumerContext = { connection: this.connection, config, log, closed: (consumer) => this.#lifecycle.forget(consumer) };
     // durable=false declares transient queues: their messages do not survive a broker restart.
     const durable = config.durable;
     this.features = { delivery: "at-least-once", headers: true, durableDelay: true, durable, ordered: true };
@@ -52,11 +54,8 @@ export class AmqpBroker implements Broker {
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
     const prefetch = Math.min(65_535, Math.max(1, Math.floor(options.maxInFlight ?? DEFAULT_PREFETCH)));
-    const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
-    const consumer = new AmqpConsumer(this, queue, deadLetterQueue, prefetch);
-    if (this.#closed) void consumer.close();
-    else this.#consumers.add(consumer);
-    return consumer;
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
+    return this.#lifecycle.track(new AmqpConsumer(this.#consumerContext, queue, deadLetterQueue, prefetch));
   }
 
   /**
@@ -65,7 +64,7 @@ export class AmqpBroker implements Broker {
    * was lost with the connection may then be stored twice (at least once).
    */
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
-    if (this.#closed) throw new Error(`amqp broker ${this.url} is closed`);
+    this.#lifecycle.assertOpen();
     if (messages.length === 0) return;
     const byDelay = new Map<number, Outbound[]>();
     for (const message of messages) {
@@ -91,20 +90,12 @@ export class AmqpBroker implements Broker {
 
   /** The first `limit` messages of `queue`, given back at once (./browse-queue.ts says what that leaves behind). */
   async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
-    if (this.#closed) throw new Error(`amqp broker ${this.url} is closed`);
+    this.#lifecycle.assertOpen();
     return browseQueue(await this.connection.session(PUBLISH_TIMEOUT_MS), queue, limit);
-  }
-
-  forget(consumer: AmqpConsumer): void {
-    this.#consumers.delete(consumer);
   }
 
   /** Idempotent: closes every consumer (their unacked messages return to the queue), then the connection. */
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
-      await this.connection.close();
-    })();
-    return this.#closed;
+    return this.#lifecycle.close(() => this.connection.close());
   }
 }

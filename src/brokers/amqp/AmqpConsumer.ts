@@ -3,7 +3,8 @@ import type { ConsumeMessage } from "amqplib";
 import { ConfigError } from "../../errors.js";
 import type { Consumer, Delivery } from "../contract.js";
 import { Wakeup } from "../wakeup.js";
-import type { AmqpBroker } from "./AmqpBroker.js";
+import type { AmqpUrl } from "./amqp-url.js";
+import type { AmqpConnection, AmqpEventLog } from "./AmqpConnection.js";
 import { AmqpDelivery } from "./AmqpDelivery.js";
 import type { AmqpSession } from "./AmqpSession.js";
 import { ConsumerChannel } from "./ConsumerChannel.js";
@@ -16,6 +17,15 @@ const RETRY_MAX_MS = 5000;
 const SETTLE_WAIT_MS = 2000;
 /** ready() waits at most this long for a first subscription (the connection may be down meanwhile). */
 const READY_WAIT_MS = 10_000;
+
+/** What a consumer and its deliveries use of their broker, and no more. */
+export interface AmqpConsumerContext {
+  readonly connection: AmqpConnection;
+  readonly config: AmqpUrl;
+  readonly log: AmqpEventLog;
+  /** Called once, when the consumer has closed: the broker stops tracking it. */
+  closed(consumer: AmqpConsumer): void;
+}
 
 /**
  * One queue's consumer: basic.consume on a channel of its own with prefetch = maxInFlight, from
@@ -47,17 +57,17 @@ export class AmqpConsumer implements Consumer {
   });
 
   constructor(
-    readonly broker: AmqpBroker,
+    readonly context: AmqpConsumerContext,
     readonly queue: string,
     readonly deadLetterQueue: string,
     readonly prefetch: number,
   ) {
-    this.#unsubscribe = broker.connection.onSession((session) => void this.#attach(session));
+    this.#unsubscribe = context.connection.onSession((session) => void this.#attach(session));
   }
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     // Not connected yet: connect (or join the attempt in flight), so a failure reaches the caller.
-    if (!this.broker.connection.connectedOnce && !this.#closing) await this.broker.connect();
+    if (!this.context.connection.connectedOnce && !this.#closing) await this.context.connection.connect();
     for (;;) {
       if (this.#refused) throw this.#refused;
       if (this.#closing) return []; // what the buffer holds goes back uncounted (close())
@@ -73,7 +83,7 @@ export class AmqpConsumer implements Consumer {
    * can never be consumed.
    */
   async ready(): Promise<void> {
-    if (!this.#closing) await this.broker.connect();
+    if (!this.#closing) await this.context.connection.connect();
     await withDeadline(this.#firstTry, READY_WAIT_MS);
     if (this.#refused) throw this.#refused;
   }
@@ -108,7 +118,7 @@ export class AmqpConsumer implements Consumer {
       const channel = this.#channel;
       this.#channel = undefined;
       await channel?.close();
-      this.broker.forget(this);
+      this.context.closed(this);
     })();
     return this.#closed;
   }
@@ -126,7 +136,7 @@ export class AmqpConsumer implements Consumer {
   #onMessage(channel: ConsumerChannel, message: ConsumeMessage | null): void {
     if (message === null) {
       // RabbitMQ cancelled the consumer (the queue was deleted): reopen, which declares it again.
-      this.broker.log("warn", `RabbitMQ cancelled the consumer of ${this.queue}`);
+      this.context.log("warn", `RabbitMQ cancelled the consumer of ${this.queue}`);
       channel.session.declarer.forget(this.queue);
       void channel.close();
       return;
@@ -167,8 +177,8 @@ export class AmqpConsumer implements Consumer {
             return;
           }
           this.#firstTryOver();
-          const why = this.broker.connection.scrub((error as Error).message);
-          this.broker.log("warn", `cannot consume ${this.queue} (${why}); retrying`);
+          const why = this.context.connection.scrub((error as Error).message);
+          this.context.log("warn", `cannot consume ${this.queue} (${why}); retrying`);
         }
       }
     } finally {
@@ -182,8 +192,8 @@ export class AmqpConsumer implements Consumer {
     channel.channel.on("error", (error: Error) => {
       if (!session.alive) return;
       const timeoutMs = consumerTimeoutOf(error);
-      if (timeoutMs !== undefined) this.broker.log("error", consumerTimeoutLine(this.queue, timeoutMs));
-      else this.broker.log("warn", `channel of ${this.queue}: ${error.message}`);
+      if (timeoutMs !== undefined) this.context.log("error", consumerTimeoutLine(this.queue, timeoutMs));
+      else this.context.log("warn", `channel of ${this.queue}: ${error.message}`);
     });
     channel.channel.on("close", () => this.#channelClosed(channel));
     try {

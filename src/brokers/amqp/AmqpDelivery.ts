@@ -87,9 +87,9 @@ export class AmqpDelivery extends SettleOnceDelivery {
       await channel.session.send({ queue: this.queue }, [this.#copy(this.attempt)]);
     } catch (error) {
       if (!channel.alive) return false;
-      const { broker } = this.#consumer;
-      const why = broker.connection.scrub((error as Error).message);
-      broker.log("warn", `cannot republish a redelivered message of ${this.queue} to count its attempts (${why}); running it uncounted`);
+      const { context } = this.#consumer;
+      const why = context.connection.scrub((error as Error).message);
+      context.log("warn", `cannot republish a redelivered message of ${this.queue} to count its attempts (${why}); running it uncounted`);
       return true;
     }
     channel.ack(this.#message);
@@ -98,7 +98,7 @@ export class AmqpDelivery extends SettleOnceDelivery {
 
   #copy(attempt: number): Outbound {
     const { body, headers, key } = this;
-    return encode({ body, headers, key, attempt }, this.#consumer.broker.config.durable, this.id, this.#message.properties);
+    return encode({ body, headers, key, attempt }, this.#consumer.context.config.durable, this.id, this.#message.properties);
   }
 
   protected doDeadLetter(reason: DeadLetterReason): Promise<void> {
@@ -123,9 +123,9 @@ export class AmqpDelivery extends SettleOnceDelivery {
       if (!channel.alive) return;
       channel.requeue(this.#message);
       if (mustSucceed) throw error;
-      const { broker } = this.#consumer;
+      const { context } = this.#consumer;
       const why = (error as Error).message;
-      broker.log("warn", `retry of a message of ${this.queue} not published (${why}); requeued`);
+      context.log("warn", `retry of a message of ${this.queue} not published (${why}); requeued`);
       return;
     }
     channel.ack(this.#message);

@@ -9,7 +9,8 @@ import type {
   Headers,
   OutgoingMessage,
 } from "../contract.js";
-import { deadLetterHeaders, defaultDeadLetterQueue } from "../dead-letter.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
+import { deadLetterHeaders } from "../dead-letter.js";
 import { SettleOnceDelivery } from "../settle-once.js";
 import { Wakeup } from "../wakeup.js";
 
@@ -65,11 +66,17 @@ export class MemoryBroker implements Broker {
     ordered: true,
   };
   readonly #queues: Map<string, MemoryQueue>;
-  readonly #consumers = new Set<MemoryConsumer>();
+  readonly #lifecycle: BrokerLifecycle<MemoryConsumer>;
+  readonly #consumerContext: MemoryConsumerContext;
   #nextId = 0;
-  #closed: Promise<void> | undefined;
 
   constructor(readonly url = "memory://default") {
+    this.#lifecycle = new BrokerLifecycle(this.kind, url);
+    this.#consumerContext = {
+      queue: (name) => this.queue(name),
+      publish: (queue, messages) => this.publish(queue, messages),
+      closed: (consumer) => this.#lifecycle.forget(consumer),
+    };
     const name = new URL(url).host || "default";
     let queues = stores.get(name);
     if (!queues) {
@@ -112,12 +119,12 @@ export class MemoryBroker implements Broker {
   async connect(): Promise<void> {}
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
-    const consumer = new MemoryConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue));
-    this.#consumers.add(consumer);
-    return consumer;
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
+    return this.#lifecycle.track(new MemoryConsumer(this.#consumerContext, queue, deadLetterQueue));
   }
 
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
+    this.#lifecycle.assertOpen();
     const target = this.queue(queue);
     for (const message of messages) {
       target.push(
@@ -134,9 +141,16 @@ export class MemoryBroker implements Broker {
   }
 
   close(): Promise<void> {
-    this.#closed ??= Promise.all([...this.#consumers].map((consumer) => consumer.close())).then(() => {});
-    return this.#closed;
+    return this.#lifecycle.close(() => {});
   }
+}
+
+/** What a consumer and its deliveries use of their broker, and no more. */
+interface MemoryConsumerContext {
+  queue(name: string): MemoryQueue;
+  publish(queue: string, messages: OutgoingMessage[]): Promise<void>;
+  /** Called once, when the consumer has closed: the broker stops tracking it. */
+  closed(consumer: MemoryConsumer): void;
 }
 
 class MemoryConsumer implements Consumer {
@@ -144,13 +158,13 @@ class MemoryConsumer implements Consumer {
   #closed = false;
 
   constructor(
-    readonly broker: MemoryBroker,
+    readonly context: MemoryConsumerContext,
     readonly queueName: string,
     readonly deadLetterQueue: string,
   ) {}
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
-    const queue = this.broker.queue(this.queueName);
+    const queue = this.context.queue(this.queueName);
     while (!signal.aborted && !this.#closed) {
       if (queue.ready.length > 0) {
         const taken = queue.ready.splice(0, Math.max(1, max));
@@ -173,11 +187,12 @@ class MemoryConsumer implements Consumer {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.broker.queue(this.queueName).wakeup.notify();
+    this.context.closed(this);
+    this.context.queue(this.queueName).wakeup.notify();
     const unsettled = [...this.#inFlight].filter((delivery) => !delivery.settled).map((d) => d.stored);
     this.#inFlight.clear();
     unsettled.sort((a, b) => Number(a.id) - Number(b.id));
-    this.broker.queue(this.queueName).returnToHead(unsettled);
+    this.context.queue(this.queueName).returnToHead(unsettled);
   }
 }
 
@@ -209,12 +224,12 @@ class MemoryDelivery extends SettleOnceDelivery {
 
   protected async doNack(delayMs: number): Promise<void> {
     this.consumer.settle(this);
-    this.consumer.broker.queue(this.queue).push(this.stored, delayMs);
+    this.consumer.context.queue(this.queue).push(this.stored, delayMs);
   }
 
   protected async doDeadLetter(reason: DeadLetterReason): Promise<void> {
     this.consumer.settle(this);
-    await this.consumer.broker.publish(this.consumer.deadLetterQueue, [
+    await this.consumer.context.publish(this.consumer.deadLetterQueue, [
       { body: this.body, headers: deadLetterHeaders(this, reason), key: this.key },
     ]);
   }

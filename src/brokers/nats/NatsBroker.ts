@@ -1,9 +1,9 @@
 import type { MsgRequest, NextMsgRequest } from "@nats-io/jetstream";
 import type { Broker, BrokerFeatures, BrokerLog, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
-import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import { decode } from "./message-codec.js";
 import { NatsConnection } from "./NatsConnection.js";
-import { NatsConsumer } from "./NatsConsumer.js";
+import { NatsConsumer, type NatsConsumerContext } from "./NatsConsumer.js";
 import type { NatsUrl } from "./nats-url.js";
 import { publishAll } from "./publisher.js";
 import { StreamResolver } from "./StreamResolver.js";
@@ -34,8 +34,8 @@ export class NatsBroker implements Broker {
   readonly url: string;
   readonly connection: NatsConnection;
   readonly resolver: StreamResolver;
-  readonly #consumers = new Set<NatsConsumer>();
-  #closed: Promise<void> | undefined;
+  readonly #lifecycle: BrokerLifecycle<NatsConsumer>;
+  readonly #consumerContext: NatsConsumerContext;
 
   constructor(
     readonly config: NatsUrl,
@@ -44,6 +44,17 @@ export class NatsBroker implements Broker {
     this.url = config.url;
     this.connection = new NatsConnection(config, log);
     this.resolver = new StreamResolver(this.connection);
+    this.#lifecycle = new BrokerLifecycle(this.kind, this.url);
+    const { url, connection, resolver } = this;
+    this.#consumerContext = {
+      url,
+      config,
+      connection,
+      resolver,
+      log,
+      publish: (queue, messages) => this.publish(queue, messages),
+      closed: (consumer) => this.#lifecycle.forget(consumer),
+    };
   }
 
   connect(): Promise<void> {
@@ -56,17 +67,14 @@ export class NatsBroker implements Broker {
    */
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
     const maxInFlight = Math.max(1, Math.floor(options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT));
-    const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
     queueSubject(this.config.subjectPrefix, queue);
     queueSubject(this.config.subjectPrefix, deadLetterQueue);
-    const consumer = new NatsConsumer(this, queue, deadLetterQueue, maxInFlight);
-    if (this.#closed) void consumer.close();
-    else this.#consumers.add(consumer);
-    return consumer;
+    return this.#lifecycle.track(new NatsConsumer(this.#consumerContext, queue, deadLetterQueue, maxInFlight));
   }
 
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
-    if (this.#closed) throw new Error(`nats broker ${this.url} is closed`);
+    this.#lifecycle.assertOpen();
     if (messages.length === 0) return;
     await publishAll(this.connection, this.resolver, queue, messages);
   }
@@ -108,16 +116,8 @@ export class NatsBroker implements Broker {
     return stream.state.subjects?.[target.subject] ?? 0;
   }
 
-  forget(consumer: NatsConsumer): void {
-    this.#consumers.delete(consumer);
-  }
-
   /** Idempotent: closes every consumer (they give back what they hold), then the connection. */
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
-      await this.connection.close();
-    })();
-    return this.#closed;
+    return this.#lifecycle.close(() => this.connection.close());
   }
 }

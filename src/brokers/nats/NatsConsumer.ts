@@ -1,16 +1,32 @@
 import type { JsMsg, Consumer as PullConsumer } from "@nats-io/jetstream";
-import type { Consumer, Delivery } from "../contract.js";
+import type { BrokerLog, Consumer, Delivery, OutgoingMessage } from "../contract.js";
 import { Wakeup } from "../wakeup.js";
 import { Backoff, withDeadline } from "./backoff.js";
-import type { NatsBroker } from "./NatsBroker.js";
+import type { NatsConnection } from "./NatsConnection.js";
 import { NatsDelivery } from "./NatsDelivery.js";
+import type { NatsUrl } from "./nats-url.js";
 import { PullWindow } from "./PullWindow.js";
+import type { StreamResolver } from "./StreamResolver.js";
 import { isTransient } from "./transient.js";
 
 /** close() waits this long for dead letters in flight to be stored and their originals termed. */
 const SETTLE_WAIT_MS = 2000;
 /** Floor of the stale-buffer check, for tiny ack waits. */
 const MIN_SWEEP_MS = 50;
+
+/** What a consumer and its deliveries use of their broker, and no more. */
+export interface NatsConsumerContext {
+  /** Redacted. */
+  readonly url: string;
+  readonly config: NatsUrl;
+  readonly connection: NatsConnection;
+  readonly resolver: StreamResolver;
+  readonly log: BrokerLog;
+  /** The broker's publish: dead letters are copies in the dead-letter queue. */
+  publish(queue: string, messages: OutgoingMessage[]): Promise<void>;
+  /** Called once, when the consumer has closed: the broker stops tracking it. */
+  closed(consumer: NatsConsumer): void;
+}
 
 /**
  * One queue's reader: pull requests to the queue's durable consumer (shared by every worker:
@@ -58,18 +74,18 @@ export class NatsConsumer implements Consumer {
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(
-    readonly broker: NatsBroker,
+    readonly context: NatsConsumerContext,
     readonly queue: string,
     readonly deadLetterQueue: string,
     readonly maxInFlight: number,
   ) {
     this.#refillAt = Math.max(1, Math.ceil(maxInFlight / 2));
-    this.leaseMs = broker.config.ackWaitMs;
+    this.leaseMs = context.config.ackWaitMs;
     this.#window = new PullWindow(
       (message, excess) => this.#arrived(message, excess),
       (error) => this.#pullEnded(error),
     );
-    this.#unsubscribe = broker.connection.onEvent((event) => {
+    this.#unsubscribe = context.connection.onEvent((event) => {
       if (event === "disconnect") this.#window.stopAll();
       else void PullWindow.dropStale(this.#pull).then(() => this.#pump());
     });
@@ -77,7 +93,7 @@ export class NatsConsumer implements Consumer {
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     // Not connected yet: connect (or join the attempt in flight), so a failure reaches the caller.
-    if (!this.broker.connection.connectedOnce && !this.#closing) await this.broker.connect();
+    if (!this.context.connection.connectedOnce && !this.#closing) await this.context.connection.connect();
     this.#reading = true;
     this.#waiting += 1;
     try {
@@ -109,12 +125,12 @@ export class NatsConsumer implements Consumer {
     const mine = deliveries.filter((delivery): delivery is NatsDelivery => delivery instanceof NatsDelivery && this.#held.has(delivery));
     const running = mine.filter((delivery) => !delivery.settled);
     if (running.length === 0) return;
-    if (!this.broker.connection.connected) throw new Error(`nats ${this.broker.url}: disconnected; cannot extend ${running.length} message(s) of ${this.queue}`);
+    if (!this.context.connection.connected) throw new Error(`nats ${this.context.url}: disconnected; cannot extend ${running.length} message(s) of ${this.queue}`);
     for (const delivery of running) delivery.working();
-    const { nc } = await this.broker.connection.clients();
+    const { nc } = await this.context.connection.clients();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`nats ${this.broker.url}: no answer to extending messages of ${this.queue}`)), this.leaseMs);
+      timer = setTimeout(() => reject(new Error(`nats ${this.context.url}: no answer to extending messages of ${this.queue}`)), this.leaseMs);
     });
     await Promise.race([nc.flush(), late]).finally(() => clearTimeout(timer));
   }
@@ -150,7 +166,7 @@ export class NatsConsumer implements Consumer {
       this.#held.clear();
       if (unsettled.length > 0) await withDeadline(PullWindow.dropStale(this.#pull), SETTLE_WAIT_MS);
       for (const delivery of unsettled) delivery.giveBack();
-      this.broker.forget(this);
+      this.context.closed(this);
     })();
     return this.#closed;
   }
@@ -197,14 +213,14 @@ export class NatsConsumer implements Consumer {
       void PullWindow.dropStale(this.#pull).then(() => {
         for (const delivery of stale) delivery.giveBack();
       });
-      this.broker.log("debug", `nats ${this.broker.url}: gave back ${stale.length} message(s) of ${this.queue} not taken within ${this.#staleMs} ms`);
+      this.context.log("debug", `nats ${this.context.url}: gave back ${stale.length} message(s) of ${this.queue} not taken within ${this.#staleMs} ms`);
     }
     if (this.#buffer.length > 0) this.#sweepLater();
   }
 
   /** Sends a pull request if there is credit and demand (see the class comment). */
   #pump(): void {
-    if (this.#closing || this.#retry.pending || !this.broker.connection.connected) return;
+    if (this.#closing || this.#retry.pending || !this.context.connection.connected) return;
     if (this.#waiting === 0 && !this.#reading) return;
     const pull = this.#pull;
     if (pull === undefined) {
@@ -224,7 +240,7 @@ export class NatsConsumer implements Consumer {
   #prepare(): void {
     if (this.#preparing) return;
     this.#preparing = true;
-    this.broker.resolver.consumer(this.queue).then(
+    this.context.resolver.consumer(this.queue).then(
       ({ consumer }) => {
         this.#preparing = false;
         this.#pull = consumer;
@@ -251,14 +267,14 @@ export class NatsConsumer implements Consumer {
     }
     // Look the consumer up again before the next pull: it may have been deleted (with its stream).
     this.#pull = undefined;
-    this.broker.resolver.forget(this.queue);
+    this.context.resolver.forget(this.queue);
     this.#retryLater("pull from", error);
   }
 
   #retryLater(what: string, error: Error): void {
     const delay = this.#retry.failed(() => this.#pump());
-    const why = this.broker.connection.scrub(error.message);
+    const why = this.context.connection.scrub(error.message);
     const level = this.#retry.failures < 3 ? "debug" : "warn";
-    this.broker.log(level, `nats ${this.broker.url}: ${what} ${this.queue} failed (${why}); retrying in ${delay} ms`);
+    this.context.log(level, `nats ${this.context.url}: ${what} ${this.queue} failed (${why}); retrying in ${delay} ms`);
   }
 }

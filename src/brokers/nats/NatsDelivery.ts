@@ -89,7 +89,7 @@ export class NatsDelivery extends SettleOnceDelivery {
     const headers = deadLetterHeaders(this, reason);
     headers["Nats-Msg-Id"] = `wqueue-dead:${info.stream}:${info.streamSequence}`;
     try {
-      await this.#consumer.broker.publish(this.#consumer.deadLetterQueue, [{ body: this.body, headers, key: this.key }]);
+      await this.#consumer.context.publish(this.#consumer.deadLetterQueue, [{ body: this.body, headers, key: this.key }]);
     } catch (error) {
       this.giveBack(); // comes back as the next attempt, to be dead-lettered again
       throw error;

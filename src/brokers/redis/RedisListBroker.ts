@@ -11,14 +11,15 @@ import type {
   Headers,
   OutgoingMessage,
 } from "../contract.js";
-import { deadLetterHeaders, defaultDeadLetterQueue } from "../dead-letter.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
+import { deadLetterHeaders } from "../dead-letter.js";
 import { unwrap } from "../envelope.js";
 import { SettleOnceDelivery } from "../settle-once.js";
 import { ReadRequest } from "./blocking-reader.js";
 import { defineDelayedScripts } from "./delayed-set.js";
 import { ListReader } from "./list-reader.js";
 import { publishToList } from "./list-publish.js";
-import type { RedisClients } from "./open-redis-broker.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import { mayBeEnvelope, NO_HEADERS } from "./read-envelope.js";
 import { RedisBrokerBase } from "./redis-broker-base.js";
 
@@ -38,7 +39,7 @@ export interface ListOptions {
  * Connections: one for commands (publish, nack, dead letter, CLIENT UNBLOCK), opened by connect(),
  * and one blocking reader shared by every consumer of this instance, opened by the first receive.
  */
-export class RedisListBroker extends RedisBrokerBase implements Broker {
+export class RedisListBroker extends RedisBrokerBase<RedisListConsumer> implements Broker {
   readonly kind = "redis-list";
   readonly features: BrokerFeatures = {
     delivery: "at-most-once",
@@ -47,6 +48,7 @@ export class RedisListBroker extends RedisBrokerBase implements Broker {
     durable: false,
     ordered: true,
   };
+  readonly #consumerContext: ListConsumerContext;
   #reader: ListReader | undefined;
 
   constructor(
@@ -54,6 +56,11 @@ export class RedisListBroker extends RedisBrokerBase implements Broker {
     readonly options: ListOptions = { plain: false },
   ) {
     super(clients);
+    this.#consumerContext = {
+      reader: () => this.reader(),
+      publishAs: (queue, messages, plain) => this.publishAs(queue, messages, plain),
+      closed: (consumer) => this.lifecycle.forget(consumer),
+    };
   }
 
   protected prepare(client: Redis): void {
@@ -61,7 +68,8 @@ export class RedisListBroker extends RedisBrokerBase implements Broker {
   }
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
-    return this.track(new RedisListConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue)));
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
+    return this.lifecycle.track(new RedisListConsumer(this.#consumerContext, queue, deadLetterQueue));
   }
 
   publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
@@ -107,13 +115,22 @@ const RESOLVED = Promise.resolve();
 const ID_PREFIX = `${randomUUID().slice(0, 8)}-`;
 let lastId = 0;
 
+/** What a consumer and its deliveries use of their broker, and no more. */
+interface ListConsumerContext {
+  reader(): Promise<ListReader | undefined>;
+  /** The broker's publishAs: retries and dead letters keep their envelope. */
+  publishAs(queue: string, messages: OutgoingMessage[], plain: boolean): Promise<void>;
+  /** Called once, when the consumer has closed: the broker stops tracking it. */
+  closed(consumer: RedisListConsumer): void;
+}
+
 class RedisListConsumer implements Consumer {
   #request: ReadRequest<Buffer> | undefined;
   #receiving: Promise<unknown> | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(
-    readonly broker: RedisListBroker,
+    readonly context: ListConsumerContext,
     readonly queue: string,
     readonly deadLetterQueue: string,
   ) {}
@@ -129,7 +146,7 @@ class RedisListConsumer implements Consumer {
   }
 
   async #firstReceive(max: number, signal: AbortSignal): Promise<Delivery[]> {
-    const reader = await this.broker.reader();
+    const reader = await this.context.reader();
     if (reader === undefined || this.#closed) return [];
     this.#request ??= new ReadRequest<Buffer>(this.queue, reader);
     return this.#toDeliveries(await reader.read(this.#request, max, signal));
@@ -150,7 +167,7 @@ class RedisListConsumer implements Consumer {
   async #shutdown(): Promise<void> {
     if (this.#request) this.#request.reader.cancel(this.#request);
     await this.#receiving?.catch(() => {});
-    this.broker.forget(this);
+    this.context.closed(this);
   }
 }
 
@@ -201,11 +218,11 @@ class RedisListDelivery extends SettleOnceDelivery {
 
   protected doNack(delayMs: number): Promise<void> {
     const { body, headers, key } = this;
-    return this.#consumer.broker.publishAs(this.queue, [{ body, headers, key, attempt: this.attempt + 1, delayMs }], false);
+    return this.#consumer.context.publishAs(this.queue, [{ body, headers, key, attempt: this.attempt + 1, delayMs }], false);
   }
 
   protected doDeadLetter(reason: DeadLetterReason): Promise<void> {
     const headers = deadLetterHeaders(this, reason);
-    return this.#consumer.broker.publishAs(this.#consumer.deadLetterQueue, [{ body: this.body, headers, key: this.key }], false);
+    return this.#consumer.context.publishAs(this.#consumer.deadLetterQueue, [{ body: this.body, headers, key: this.key }], false);
   }
 }

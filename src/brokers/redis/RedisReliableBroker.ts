@@ -1,11 +1,11 @@
 import type { Redis } from "ioredis";
 import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
-import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import { unwrap } from "../envelope.js";
 import { defineDelayedScripts } from "./delayed-set.js";
 import { publishToList } from "./list-publish.js";
-import type { RedisClients } from "./open-redis-broker.js";
-import { ReliableConsumer } from "./ReliableConsumer.js";
+import type { RedisClients } from "../shared/redis-clients.js";
+import { ReliableConsumer, type ReliableConsumerContext } from "./ReliableConsumer.js";
 import { untag } from "./reliable-item.js";
 import { defineReliableScripts } from "./reliable-scripts.js";
 import { RedisBrokerBase } from "./redis-broker-base.js";
@@ -32,7 +32,7 @@ export interface ReliableOptions {
  * Connections: one for commands, opened by connect(); one blocking connection per consumer, opened
  * by its first receive (BLMOVE blocks on one list only).
  */
-export class RedisReliableBroker extends RedisBrokerBase implements Broker {
+export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> implements Broker {
   readonly kind = "redis-reliable";
   readonly features: BrokerFeatures = {
     delivery: "at-least-once",
@@ -41,13 +41,25 @@ export class RedisReliableBroker extends RedisBrokerBase implements Broker {
     durable: false,
     ordered: true,
   };
-  readonly #consumers = new Set<ReliableConsumer>();
+  readonly #consumerContext: ReliableConsumerContext;
 
   constructor(
     clients: RedisClients,
     readonly options: ReliableOptions,
   ) {
     super(clients);
+    const broker = this;
+    this.#consumerContext = {
+      url: this.url,
+      clients,
+      options,
+      get commands() {
+        return broker.commands;
+      },
+      readerConnection: () => this.readerConnection(),
+      noteDelayed: (queue, delayMs) => this.noteDelayed(queue, delayMs),
+      closed: (consumer) => this.lifecycle.forget(consumer),
+    };
   }
 
   protected prepare(client: Redis): void {
@@ -56,14 +68,8 @@ export class RedisReliableBroker extends RedisBrokerBase implements Broker {
   }
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
-    const consumer = new ReliableConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue));
-    this.#consumers.add(consumer);
-    return this.track(consumer);
-  }
-
-  override forget(consumer: { close(): Promise<void> }): void {
-    this.#consumers.delete(consumer as ReliableConsumer);
-    super.forget(consumer);
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
+    return this.lifecycle.track(new ReliableConsumer(this.#consumerContext, queue, deadLetterQueue));
   }
 
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
@@ -74,7 +80,7 @@ export class RedisReliableBroker extends RedisBrokerBase implements Broker {
 
   /** Tells the readers of `queue` that a delayed message is due in `delayMs`. */
   noteDelayed(queue: string, delayMs: number): void {
-    for (const consumer of this.#consumers) if (consumer.queue === queue) consumer.noteDelayed(delayMs);
+    for (const consumer of this.lifecycle.consumers) if (consumer.queue === queue) consumer.noteDelayed(delayMs);
   }
 
   /** Messages waiting in the list (taken, delayed and dead ones not counted), for metrics. */

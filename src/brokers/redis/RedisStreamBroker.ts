@@ -1,11 +1,11 @@
 import type { Redis } from "ioredis";
 import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
-import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import { consumerId } from "./consumer-id.js";
 import { addDelayed, defineDelayedScripts } from "./delayed-set.js";
-import type { RedisClients } from "./open-redis-broker.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import { RedisBrokerBase } from "./redis-broker-base.js";
-import { StreamConsumer } from "./StreamConsumer.js";
+import { StreamConsumer, type StreamConsumerContext } from "./StreamConsumer.js";
 import { unackedEntries, unreadCount } from "./stream-group-view.js";
 import { frameFields, fromFields, toFields } from "./stream-fields.js";
 import { StreamReader } from "./stream-reader.js";
@@ -38,7 +38,7 @@ export interface StreamOptions {
  * Connections: one for commands and one blocking reader shared by every consumer of this instance,
  * which is one member of the group (`<hostname>:<pid>:<random>`).
  */
-export class RedisStreamBroker extends RedisBrokerBase implements Broker {
+export class RedisStreamBroker extends RedisBrokerBase<StreamConsumer> implements Broker {
   readonly kind = "redis-stream";
   readonly features: BrokerFeatures = {
     delivery: "at-least-once",
@@ -48,7 +48,7 @@ export class RedisStreamBroker extends RedisBrokerBase implements Broker {
     ordered: true,
   };
   readonly consumerName = consumerId();
-  readonly #consumers = new Set<StreamConsumer>();
+  readonly #consumerContext: StreamConsumerContext;
   #reader: StreamReader | undefined;
 
   constructor(
@@ -56,6 +56,19 @@ export class RedisStreamBroker extends RedisBrokerBase implements Broker {
     readonly options: StreamOptions,
   ) {
     super(clients);
+    const broker = this;
+    this.#consumerContext = {
+      url: this.url,
+      clients,
+      options,
+      consumerName: this.consumerName,
+      get commands() {
+        return broker.commands;
+      },
+      reader: () => this.reader(),
+      noteRetry: (queue, delayMs) => this.noteRetry(queue, delayMs),
+      closed: (consumer) => this.lifecycle.forget(consumer),
+    };
   }
 
   protected prepare(client: Redis): void {
@@ -64,14 +77,8 @@ export class RedisStreamBroker extends RedisBrokerBase implements Broker {
   }
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
-    const consumer = new StreamConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue));
-    this.#consumers.add(consumer);
-    return this.track(consumer);
-  }
-
-  override forget(consumer: { close(): Promise<void> }): void {
-    this.#consumers.delete(consumer as StreamConsumer);
-    super.forget(consumer);
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
+    return this.lifecycle.track(new StreamConsumer(this.#consumerContext, queue, deadLetterQueue));
   }
 
   /** XADD each message (MAXLEN ~ maxlen when set), pipelined: one round trip; delayed ones via the delayed set. */
@@ -133,7 +140,7 @@ export class RedisStreamBroker extends RedisBrokerBase implements Broker {
 
   #held(queue: string): ReadonlySet<string> {
     const ids = new Set<string>();
-    for (const consumer of this.#consumers) if (consumer.queue === queue) for (const id of consumer.unsettled.keys()) ids.add(id);
+    for (const consumer of this.lifecycle.consumers) if (consumer.queue === queue) for (const id of consumer.unsettled.keys()) ids.add(id);
     return ids;
   }
 

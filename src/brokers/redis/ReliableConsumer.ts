@@ -1,8 +1,9 @@
+import type { Redis } from "ioredis";
 import type { Consumer, Delivery } from "../contract.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import { ReadRequest } from "./blocking-reader.js";
 import { consumerId } from "./consumer-id.js";
 import { HAND_BACK_DEADLINE_MS, within } from "./deadline.js";
-import type { RedisReliableBroker } from "./RedisReliableBroker.js";
 import { ReliableDelivery } from "./ReliableDelivery.js";
 import { type ReliableKeys, reliableKeys } from "./reliable-item.js";
 import { ReliableReader } from "./reliable-reader.js";
@@ -11,6 +12,20 @@ import { TickBatcher } from "./tick-batcher.js";
 
 /** Items per ack script call: bounds the arguments of one call. */
 const ACK_CHUNK = 1000;
+
+/** What a consumer and its deliveries use of their broker (RedisReliableBroker says what each does), and no more. */
+export interface ReliableConsumerContext {
+  /** Redacted. */
+  readonly url: string;
+  readonly clients: RedisClients;
+  readonly options: { readonly heartbeatTtlMs: number };
+  /** The command connection; throws before the broker connected. */
+  readonly commands: Redis;
+  readerConnection(): Promise<{ client: Redis; commands: Redis } | undefined>;
+  noteDelayed(queue: string, delayMs: number): void;
+  /** Called once, when the consumer has closed: the broker stops tracking it. */
+  closed(consumer: ReliableConsumer): void;
+}
 
 /**
  * One reliable-mode consumer of one queue (see ./RedisReliableBroker.ts). Its first receive opens
@@ -34,7 +49,7 @@ export class ReliableConsumer implements Consumer {
   #closed: Promise<void> | undefined;
 
   constructor(
-    readonly broker: RedisReliableBroker,
+    readonly context: ReliableConsumerContext,
     readonly queue: string,
     readonly deadLetterQueue: string,
   ) {
@@ -42,7 +57,7 @@ export class ReliableConsumer implements Consumer {
   }
 
   get script(): ReliableClient {
-    return this.broker.commands as ReliableClient;
+    return this.context.commands as ReliableClient;
   }
 
   receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
@@ -56,14 +71,14 @@ export class ReliableConsumer implements Consumer {
   }
 
   async #firstReceive(max: number, signal: AbortSignal): Promise<Delivery[]> {
-    const connection = await this.broker.readerConnection();
+    const connection = await this.context.readerConnection();
     if (connection === undefined) return [];
     if (this.#closed) {
-      await this.broker.clients.quit(connection.client); // closed while it was opening
+      await this.context.clients.quit(connection.client); // closed while it was opening
       return [];
     }
-    const { heartbeatTtlMs } = this.broker.options;
-    this.#reader ??= new ReliableReader(connection.client, connection.commands, this.broker.clients, {
+    const { heartbeatTtlMs } = this.context.options;
+    this.#reader ??= new ReliableReader(connection.client, connection.commands, this.context.clients, {
       keys: this.keys,
       consumerId: this.id,
       heartbeatTtlMs,
@@ -92,14 +107,14 @@ export class ReliableConsumer implements Consumer {
     if (this.#beating) return; // the last one has not come back yet
     const { heartbeat, consumers } = this.keys;
     this.#beating = this.script
-      .wqueueReliableHeartbeat(2, heartbeat, consumers, this.broker.options.heartbeatTtlMs, this.id)
+      .wqueueReliableHeartbeat(2, heartbeat, consumers, this.context.options.heartbeatTtlMs, this.id)
       .then(
         (alive) => {
           if (alive === 0 && !this.#closed) {
-            this.broker.clients.log("warn", `redis ${this.broker.url}: consumer ${this.id} of ${this.queue} missed its heartbeat; its unsettled messages may have gone to other consumers`);
+            this.context.clients.log("warn", `redis ${this.context.url}: consumer ${this.id} of ${this.queue} missed its heartbeat; its unsettled messages may have gone to other consumers`);
           }
         },
-        (error: Error) => this.broker.clients.log("debug", `redis ${this.broker.url}: heartbeat of ${this.id} failed: ${error.message}`),
+        (error: Error) => this.context.clients.log("debug", `redis ${this.context.url}: heartbeat of ${this.id} failed: ${error.message}`),
       )
       .finally(() => {
         this.#beating = undefined;
@@ -131,17 +146,17 @@ export class ReliableConsumer implements Consumer {
       await this.#reader.close();
       clearInterval(this.#heartbeat);
       const { processing, source, consumers, heartbeat } = this.keys;
-      const log = this.broker.clients.log;
+      const log = this.context.clients.log;
       const handBack = async () => {
         await this.#beating;
         await this.acks.flush();
         await this.script.wqueueReliableRelease(4, processing, source, consumers, heartbeat, this.id);
       };
       const done = await within(handBack(), HAND_BACK_DEADLINE_MS, (error) => {
-        log("warn", `redis ${this.broker.url}: consumer ${this.id} could not hand its messages back (${error.message}); the reaper will once its heartbeat expires`);
+        log("warn", `redis ${this.context.url}: consumer ${this.id} could not hand its messages back (${error.message}); the reaper will once its heartbeat expires`);
       });
-      if (!done) log("warn", `redis ${this.broker.url}: consumer ${this.id} got no answer handing its messages back within ${HAND_BACK_DEADLINE_MS} ms; the reaper will once its heartbeat expires`);
+      if (!done) log("warn", `redis ${this.context.url}: consumer ${this.id} got no answer handing its messages back within ${HAND_BACK_DEADLINE_MS} ms; the reaper will once its heartbeat expires`);
     }
-    this.broker.forget(this);
+    this.context.closed(this);
   }
 }

@@ -65,7 +65,7 @@ export class ReliableDelivery extends SettleOnceDelivery {
     const nacked = consumer.script.wqueueReliableNack(3, processing, source, delayed, this.stored, Math.ceil(delayMs), delayedTag());
     return this.#done(
       nacked.then((moved) => {
-        if (moved === 1 && delayMs > 0) consumer.broker.noteDelayed(consumer.queue, delayMs);
+        if (moved === 1 && delayMs > 0) consumer.context.noteDelayed(consumer.queue, delayMs);
       }),
     );
   }

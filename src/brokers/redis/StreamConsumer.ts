@@ -1,14 +1,31 @@
+import type { Redis } from "ioredis";
 import type { Consumer, Delivery } from "../contract.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import { ReadRequest } from "./blocking-reader.js";
 import { HAND_BACK_DEADLINE_MS, within } from "./deadline.js";
-import type { RedisStreamBroker } from "./RedisStreamBroker.js";
 import { StreamDelivery } from "./StreamDelivery.js";
-import { RELEASED_IDLE_MS, type StreamEntry } from "./stream-reader.js";
+import { RELEASED_IDLE_MS, type StreamEntry, type StreamReader } from "./stream-reader.js";
 import type { StreamClient } from "./stream-scripts.js";
 import { TickBatcher } from "./tick-batcher.js";
 
 /** Ids per XACK or extension: bounds the arguments of one command. */
 const ID_CHUNK = 1000;
+
+/** What a consumer and its deliveries use of their broker (RedisStreamBroker says what each does), and no more. */
+export interface StreamConsumerContext {
+  /** Redacted. */
+  readonly url: string;
+  readonly clients: RedisClients;
+  readonly options: { readonly group: string; readonly claimIdleMs: number };
+  /** This worker's name in the consumer group. */
+  readonly consumerName: string;
+  /** The command connection; throws before the broker connected. */
+  readonly commands: Redis;
+  reader(): Promise<StreamReader | undefined>;
+  noteRetry(queue: string, delayMs: number): void;
+  /** Called once, when the consumer has closed: the broker stops tracking it. */
+  closed(consumer: StreamConsumer): void;
+}
 
 /**
  * One stream-mode consumer of one queue (see ./RedisStreamBroker.ts). Acks are one XACK per turn of
@@ -27,15 +44,15 @@ export class StreamConsumer implements Consumer {
   readonly leaseMs: number;
 
   constructor(
-    readonly broker: RedisStreamBroker,
+    readonly context: StreamConsumerContext,
     readonly queue: string,
     readonly deadLetterQueue: string,
   ) {
-    this.leaseMs = broker.options.claimIdleMs;
+    this.leaseMs = context.options.claimIdleMs;
   }
 
   get script(): StreamClient {
-    return this.broker.commands as StreamClient;
+    return this.context.commands as StreamClient;
   }
 
   receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
@@ -49,7 +66,7 @@ export class StreamConsumer implements Consumer {
   }
 
   async #firstReceive(max: number, signal: AbortSignal): Promise<Delivery[]> {
-    const reader = await this.broker.reader();
+    const reader = await this.context.reader();
     if (reader === undefined || this.#closed) return [];
     this.#request ??= new ReadRequest<StreamEntry>(this.queue, reader);
     return this.#toDeliveries(await reader.read(this.#request, max, signal));
@@ -75,9 +92,9 @@ export class StreamConsumer implements Consumer {
     for (const delivery of deliveries) {
       if (delivery instanceof StreamDelivery && !delivery.settled && this.unsettled.get(delivery.id) === delivery) ids.push(delivery.id);
     }
-    const { group } = this.broker.options;
+    const { group } = this.context.options;
     for (let start = 0; start < ids.length; start += ID_CHUNK) {
-      await this.script.wqueueStreamExtend(1, this.queue, group, this.broker.consumerName, ...ids.slice(start, start + ID_CHUNK));
+      await this.script.wqueueStreamExtend(1, this.queue, group, this.context.consumerName, ...ids.slice(start, start + ID_CHUNK));
     }
   }
 
@@ -86,7 +103,7 @@ export class StreamConsumer implements Consumer {
     try {
       for (let start = 0; start < deliveries.length; start += ID_CHUNK) {
         const ids = deliveries.slice(start, start + ID_CHUNK).map((delivery) => delivery.id);
-        await this.script.xack(this.queue, this.broker.options.group, ...ids);
+        await this.script.xack(this.queue, this.context.options.group, ...ids);
       }
     } finally {
       for (const delivery of deliveries) this.unsettled.delete(delivery.id);
@@ -102,18 +119,18 @@ export class StreamConsumer implements Consumer {
   async #shutdown(): Promise<void> {
     if (this.#request) this.#request.reader.cancel(this.#request);
     await this.#receiving?.catch(() => {});
-    const log = this.broker.clients.log;
+    const log = this.context.clients.log;
     const handBack = async () => {
       await this.acks.flush();
       const ids = [...this.unsettled.keys()];
       if (ids.length === 0) return;
-      const { group } = this.broker.options;
-      await this.script.xclaim(this.queue, group, this.broker.consumerName, 0, ...ids, "IDLE", RELEASED_IDLE_MS, "JUSTID");
+      const { group } = this.context.options;
+      await this.script.xclaim(this.queue, group, this.context.consumerName, 0, ...ids, "IDLE", RELEASED_IDLE_MS, "JUSTID");
     };
     const done = await within(handBack(), HAND_BACK_DEADLINE_MS, (error) => {
-      log("warn", `redis ${this.broker.url}: could not release the unsettled entries of ${this.queue} (${error.message}); they are claimed after claimIdle`);
+      log("warn", `redis ${this.context.url}: could not release the unsettled entries of ${this.queue} (${error.message}); they are claimed after claimIdle`);
     });
-    if (!done) log("warn", `redis ${this.broker.url}: no answer releasing the unsettled entries of ${this.queue} within ${HAND_BACK_DEADLINE_MS} ms; they are claimed after claimIdle`);
-    this.broker.forget(this);
+    if (!done) log("warn", `redis ${this.context.url}: no answer releasing the unsettled entries of ${this.queue} within ${HAND_BACK_DEADLINE_MS} ms; they are claimed after claimIdle`);
+    this.context.closed(this);
   }
 }

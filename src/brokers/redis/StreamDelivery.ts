@@ -48,12 +48,12 @@ export class StreamDelivery extends SettleOnceDelivery {
   /** Kept pending, due again after `delayMs` in the group's retry set: no copy in the stream. */
   protected doNack(delayMs: number): Promise<void> {
     const consumer = this.#consumer;
-    const { group } = consumer.broker.options;
+    const { group } = consumer.context.options;
     const delay = Math.ceil(delayMs);
-    const nacked = consumer.script.wqueueStreamNack(2, this.queue, retryKey(this.queue, group), group, consumer.broker.consumerName, this.id, delay);
+    const nacked = consumer.script.wqueueStreamNack(2, this.queue, retryKey(this.queue, group), group, consumer.context.consumerName, this.id, delay);
     return this.#done(
       nacked.then((kept) => {
-        if (kept === 1) consumer.broker.noteRetry(this.queue, delay);
+        if (kept === 1) consumer.context.noteRetry(this.queue, delay);
       }),
     );
   }
@@ -61,7 +61,7 @@ export class StreamDelivery extends SettleOnceDelivery {
   protected doDeadLetter(reason: DeadLetterReason): Promise<void> {
     const consumer = this.#consumer;
     const fields = toFields({ body: this.body, headers: deadLetterHeaders(this, reason), key: this.key });
-    const { group } = consumer.broker.options;
+    const { group } = consumer.context.options;
     return this.#done(consumer.script.wqueueStreamDead(2, this.queue, consumer.deadLetterQueue, group, this.id, ...fields));
   }
 

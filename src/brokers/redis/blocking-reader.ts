@@ -1,6 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Redis } from "ioredis";
-import type { RedisClients } from "./open-redis-broker.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 
 /** The longest blocking read: the loop comes round at least this often. */
 export const BLOCK_MS = 2000;

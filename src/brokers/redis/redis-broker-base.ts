@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import { READER_SILENCE_MS } from "./blocking-reader.js";
-import type { RedisClients } from "./open-redis-broker.js";
 
 /**
  * What every Redis mode's broker shares: the command connection (publish, settle, CLIENT UNBLOCK),
@@ -8,15 +9,16 @@ import type { RedisClients } from "./open-redis-broker.js";
  * the broker; and an idempotent close() that closes consumers, then the mode's readers, then the
  * command connection. A mode adds its scripts in prepare(), which runs on every connection it opens.
  */
-export abstract class RedisBrokerBase {
+export abstract class RedisBrokerBase<C extends { close(): Promise<void> }> {
   readonly url: string;
+  abstract readonly kind: string;
   #commands: Redis | undefined;
   #connecting: Promise<void> | undefined;
-  #closed: Promise<void> | undefined;
-  readonly #consumers = new Set<{ close(): Promise<void> }>();
+  protected readonly lifecycle: BrokerLifecycle<C>;
 
   constructor(readonly clients: RedisClients) {
     this.url = clients.url;
+    this.lifecycle = new BrokerLifecycle("redis", this.url);
   }
 
   /** Defines this mode's scripts on a new connection. */
@@ -25,11 +27,11 @@ export abstract class RedisBrokerBase {
   protected async closeReaders(): Promise<void> {}
 
   get closed(): boolean {
-    return this.#closed !== undefined;
+    return this.lifecycle.closed;
   }
 
   connect(): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error(`broker ${this.url} is closed`));
+    if (this.closed) return Promise.reject(new Error(`broker ${this.url} is closed`));
     this.#connecting ??= this.clients.connect("commands").then(
       (client) => {
         this.prepare(client);
@@ -63,23 +65,12 @@ export abstract class RedisBrokerBase {
     return client;
   }
 
-  protected track<C extends { close(): Promise<void> }>(consumer: C): C {
-    this.#consumers.add(consumer);
-    return consumer;
-  }
-
-  forget(consumer: { close(): Promise<void> }): void {
-    this.#consumers.delete(consumer);
-  }
-
   /** Idempotent: ends pending receives, closes the readers, then quits the command connection. */
   close(): Promise<void> {
-    this.#closed ??= this.#shutdown();
-    return this.#closed;
+    return this.lifecycle.close(() => this.#shutdown());
   }
 
   async #shutdown(): Promise<void> {
-    await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
     await this.closeReaders();
     await this.#connecting?.catch(() => {});
     if (this.#commands) await this.clients.quit(this.#commands);

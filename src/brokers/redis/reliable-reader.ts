@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { BLOCK_MS, BlockingReader, type ReadRequest } from "./blocking-reader.js";
 import { DISCOVER_MS, moveDueDelayed } from "./delayed-set.js";
-import type { RedisClients } from "./open-redis-broker.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import type { ReliableKeys } from "./reliable-item.js";
 import type { ReliableClient } from "./reliable-scripts.js";
 

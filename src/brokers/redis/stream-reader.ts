@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { BlockingReader, type ReadRequest } from "./blocking-reader.js";
 import { DISCOVER_MS, moveDueDelayed } from "./delayed-set.js";
-import type { RedisClients } from "./open-redis-broker.js";
+import type { RedisClients } from "../shared/redis-clients.js";
 import { type RawEntry, retryKey, type StreamClient } from "./stream-scripts.js";
 
 /** One entry taken for a receive, with how often the group has delivered it (this time included). */

@@ -1,11 +1,12 @@
 import { statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
-import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { type SqliteUrl, parseSqliteUrl } from "../shared/sqlite-url.js";
 import { redactUrl } from "../url.js";
 import { type Held, MessageStore } from "./MessageStore.js";
-import { notifyQueue, SqliteConsumer } from "./SqliteConsumer.js";
+import { notifyQueue, SqliteConsumer, type SqliteConsumerContext } from "./SqliteConsumer.js";
 
 /**
  * Embedded durable queue in one SQLite file (`sqlite://wqueue.db`), shared by every process on the
@@ -28,16 +29,24 @@ export class SqliteBroker implements Broker {
     ordered: true,
   };
   readonly config: SqliteUrl;
-  readonly #consumers = new Set<SqliteConsumer>();
+  readonly #lifecycle: BrokerLifecycle<SqliteConsumer>;
+  readonly #consumerContext: SqliteConsumerContext;
   #store: MessageStore | undefined;
   #acks: { held: Held; resolve: () => void; reject: (error: unknown) => void }[] = [];
-  #closing = false;
   #dbClosed = false;
-  #closed: Promise<void> | undefined;
 
   constructor(url: string) {
     this.config = parseSqliteUrl(url);
     this.url = shownUrl(url, this.config);
+    this.#lifecycle = new BrokerLifecycle("SQLite", this.url);
+    this.#consumerContext = {
+      config: this.config,
+      store: () => this.store(),
+      ack: (held) => this.ack(held),
+      makeVisible: (queue, held, visibleAt) => this.makeVisible(queue, held, visibleAt),
+      deadLetter: (held, deadQueue, message) => this.deadLetter(held, deadQueue, message),
+      closed: (consumer) => this.#lifecycle.forget(consumer),
+    };
   }
 
   async connect(): Promise<void> {
@@ -60,14 +69,12 @@ export class SqliteBroker implements Broker {
   }
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
-    const consumer = new SqliteConsumer(this, queue, options.deadLetterQueue ?? defaultDeadLetterQueue(queue));
-    if (this.#closing) void consumer.close();
-    else this.#consumers.add(consumer);
-    return consumer;
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
+    return this.#lifecycle.track(new SqliteConsumer(this.#consumerContext, queue, deadLetterQueue));
   }
 
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
-    if (this.#closing) throw new Error(`SQLite broker ${this.url} is closed`);
+    this.#lifecycle.assertOpen();
     if (messages.length === 0) return;
     this.store().insert(queue, messages);
     this.notify(queue);
@@ -110,19 +117,12 @@ export class SqliteBroker implements Broker {
     notifyQueue(this.config.path, queue);
   }
 
-  forget(consumer: SqliteConsumer): void {
-    this.#consumers.delete(consumer);
-  }
-
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      this.#closing = true;
-      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
+    return this.#lifecycle.close(() => {
       this.#flushAcks();
       this.#dbClosed = true;
       this.#store?.close();
-    })();
-    return this.#closed;
+    });
   }
 
   #flushAcks(): void {
@@ -135,42 +135,6 @@ export class SqliteBroker implements Broker {
       for (const ack of batch) ack.reject(error);
     }
   }
-}
-
-/**
- * `sqlite://PATH[?visibility=MS&poll=MS]`, parsed by hand: the WHATWG parser would read the first
- * path segment of `sqlite://wqueue.db` or `sqlite://./dir/x.db` as a host. So `sqlite://wqueue.db`
- * is relative to the working directory and `sqlite:///abs/x.db` is absolute. The path is taken
- * literally (no percent-decoding), so a file name works as typed.
- */
-export interface SqliteUrl {
-  /** Absolute path of the database file. */
-  path: string;
-  /** How long a received message stays invisible to others before it is handed out again. */
-  visibilityMs: number;
-  /** How often an idle consumer looks for work written by other processes. */
-  pollMs: number;
-}
-
-export const DEFAULT_VISIBILITY_MS = 30_000;
-export const DEFAULT_POLL_MS = 25;
-
-export function parseSqliteUrl(url: string): SqliteUrl {
-  const match = /^sqlite:(?:\/\/)?/i.exec(url);
-  if (!match) throw new ConfigError(`not a sqlite URL: ${redactUrl(url)}`);
-  const rest = url.slice(match[0].length);
-  const queryAt = rest.indexOf("?");
-  const path = queryAt === -1 ? rest : rest.slice(0, queryAt);
-  const query = new URLSearchParams(queryAt === -1 ? "" : rest.slice(queryAt + 1));
-  if (path === "") {
-    const examples = "sqlite://wqueue.db or sqlite:///abs/path.db";
-    throw new ConfigError(`broker ${redactUrl(url)}: no database file; use e.g. ${examples}`);
-  }
-  return {
-    path: resolve(path),
-    visibilityMs: positiveParam(query, "visibility", DEFAULT_VISIBILITY_MS),
-    pollMs: positiveParam(query, "poll", DEFAULT_POLL_MS),
-  };
 }
 
 /**
@@ -193,15 +157,4 @@ function refuseMissingDirectory(shown: string, path: string): void {
   const stat = statSync(directory, { throwIfNoEntry: false });
   if (stat === undefined) throw new ConfigError(`broker ${shown}: directory ${directory} does not exist (create it, or fix the path)`);
   if (!stat.isDirectory()) throw new ConfigError(`broker ${shown}: ${directory} is not a directory`);
-}
-
-/** Zero is refused too: a zero visibility would hand every message to every consumer at once. */
-function positiveParam(query: URLSearchParams, name: string, fallback: number): number {
-  const raw = query.get(name);
-  if (raw === null) return fallback;
-  const value = Number(raw);
-  if (raw.trim() === "" || !Number.isInteger(value) || value < 1) {
-    throw new ConfigError(`broker URL parameter ${name}=${raw} must be a whole number of milliseconds >= 1`);
-  }
-  return value;
 }

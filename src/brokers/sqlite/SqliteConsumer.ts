@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
-import type { Consumer, DeadLetterReason, Delivery, Headers } from "../contract.js";
+import type { Consumer, DeadLetterReason, Delivery, Headers, OutgoingMessage } from "../contract.js";
 import { deadLetterHeaders } from "../dead-letter.js";
 import { SettleOnceDelivery } from "../settle-once.js";
+import type { SqliteUrl } from "../shared/sqlite-url.js";
 import { Wakeup } from "../wakeup.js";
 import type { Held, MessageStore, TakenMessage } from "./MessageStore.js";
-import type { SqliteBroker } from "./SqliteBroker.js";
 
 /**
  * The receiving side of a SqliteBroker: a consumer hands out rows it took under a fresh receipt and
@@ -25,6 +25,17 @@ class QueueSignal {
 
 const queueSignals = new Map<string, QueueSignal>();
 const signalKey = (path: string, queue: string) => `${path}\n${queue}`;
+
+/** What a consumer and its deliveries use of their broker (SqliteBroker says what each does), and no more. */
+export interface SqliteConsumerContext {
+  readonly config: SqliteUrl;
+  store(): MessageStore;
+  ack(held: Held): Promise<void>;
+  makeVisible(queue: string, held: Held[], visibleAt: number): void;
+  deadLetter(held: Held, deadQueue: string, message: OutgoingMessage): void;
+  /** Called once, when the consumer has closed: the broker stops tracking it. */
+  closed(consumer: SqliteConsumer): void;
+}
 
 /** Wakes this process's consumers of `queue` on every SqliteBroker of the file at `path`. */
 export function notifyQueue(path: string, queue: string): void {
@@ -47,14 +58,14 @@ export class SqliteConsumer implements Consumer {
   #closed: Promise<void> | undefined;
 
   constructor(
-    readonly broker: SqliteBroker,
+    readonly context: SqliteConsumerContext,
     readonly queue: string,
     readonly deadLetterQueue: string,
   ) {}
 
   /** A received row stays hidden for the visibility timeout (`?visibility=`) unless extended. */
   get leaseMs(): number {
-    return this.broker.config.visibilityMs;
+    return this.context.config.visibilityMs;
   }
 
   /**
@@ -72,19 +83,19 @@ export class SqliteConsumer implements Consumer {
     for (const delivery of deliveries) {
       if (delivery instanceof SqliteDelivery && this.#inFlight.has(delivery)) held.push(delivery.held);
     }
-    if (held.length > 0) this.broker.store().extendHeld(held, Date.now() + this.leaseMs);
+    if (held.length > 0) this.context.store().extendHeld(held, Date.now() + this.leaseMs);
   }
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     const stop = anyAbort(signal, this.#closing.signal);
-    const waker = queueSignal(this.broker.config.path, this.queue);
-    const { pollMs } = this.broker.config;
+    const waker = queueSignal(this.context.config.path, this.queue);
+    const { pollMs } = this.context.config;
     let seenVersion = Number.NaN;
     let seenGeneration = Number.NaN;
     let dueAt = 0;
     try {
       while (!stop.signal.aborted) {
-        const store = this.broker.store();
+        const store = this.context.store();
         const now = Date.now();
         const version = store.dataVersion();
         // Look only when something may have changed: another process committed, this process
@@ -108,7 +119,7 @@ export class SqliteConsumer implements Consumer {
   #take(store: MessageStore, max: number, now: number): SqliteDelivery[] {
     if (!store.hasVisible(this.queue, now)) return [];
     const receipt = randomUUID();
-    const until = now + this.broker.config.visibilityMs;
+    const until = now + this.context.config.visibilityMs;
     const rows = store.take(this.queue, Math.max(1, Math.floor(max)), now, until, receipt);
     return rows.map((row) => {
       const delivery = new SqliteDelivery(this, row, { id: row.id, receipt });
@@ -124,10 +135,10 @@ export class SqliteConsumer implements Consumer {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort();
-      this.broker.forget(this);
+      this.context.closed(this);
       const unsettled = [...this.#inFlight].map((delivery) => delivery.held);
       this.#inFlight.clear();
-      if (unsettled.length > 0) this.broker.makeVisible(this.queue, unsettled, Date.now());
+      if (unsettled.length > 0) this.context.makeVisible(this.queue, unsettled, Date.now());
     })();
     return this.#closed;
   }
@@ -158,19 +169,19 @@ class SqliteDelivery extends SettleOnceDelivery {
 
   protected doAck(): Promise<void> {
     this.consumer.settling(this);
-    return this.consumer.broker.ack(this.held);
+    return this.consumer.context.ack(this.held);
   }
 
   protected async doNack(delayMs: number): Promise<void> {
     this.consumer.settling(this);
-    this.consumer.broker.makeVisible(this.queue, [this.held], Date.now() + delayMs);
+    this.consumer.context.makeVisible(this.queue, [this.held], Date.now() + delayMs);
   }
 
   protected async doDeadLetter(reason: DeadLetterReason): Promise<void> {
     this.consumer.settling(this);
     const headers = deadLetterHeaders(this, reason);
     const message = { body: this.body, headers, key: this.key };
-    this.consumer.broker.deadLetter(this.held, this.consumer.deadLetterQueue, message);
+    this.consumer.context.deadLetter(this.held, this.consumer.deadLetterQueue, message);
   }
 }
 

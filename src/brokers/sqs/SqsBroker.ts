@@ -1,12 +1,12 @@
 import { GetQueueAttributesCommand, ListQueuesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import { probeEndpoint } from "../aws/probe-endpoint.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import type { Broker, BrokerFeatures, BrokerLog, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
-import { defaultDeadLetterQueue } from "../dead-letter.js";
 import { BatchCalls } from "./BatchCalls.js";
 import { browseQueue } from "./browse-queue.js";
 import { QueueDirectory } from "./QueueDirectory.js";
 import { sqsQueueName } from "./queue-names.js";
-import { SqsConsumer } from "./SqsConsumer.js";
+import { SqsConsumer, type SqsConsumerContext } from "./SqsConsumer.js";
 import { sendBatches } from "./send-batches.js";
 import { createSqsClient, isQueueMissing } from "./sqs-client.js";
 import type { SqsUrl } from "./sqs-url.js";
@@ -33,9 +33,9 @@ export class SqsBroker implements Broker {
   readonly client: SQSClient;
   readonly queues: QueueDirectory;
   readonly calls: BatchCalls;
-  readonly #consumers = new Set<SqsConsumer>();
+  readonly #lifecycle: BrokerLifecycle<SqsConsumer>;
+  readonly #consumerContext: SqsConsumerContext;
   #connected: Promise<void> | undefined;
-  #closed: Promise<void> | undefined;
 
   constructor(
     readonly config: SqsUrl,
@@ -48,11 +48,23 @@ export class SqsBroker implements Broker {
     this.client = createSqsClient(config);
     this.queues = new QueueDirectory(this.client, config.redrive, config.fifo);
     this.calls = new BatchCalls(this.client);
+    this.#lifecycle = new BrokerLifecycle(this.kind, this.url);
+    const { url, client, queues, calls } = this;
+    this.#consumerContext = {
+      url,
+      config,
+      client,
+      queues,
+      calls,
+      log,
+      publish: (queue, messages) => this.publish(queue, messages),
+      closed: (consumer) => this.#lifecycle.forget(consumer),
+    };
   }
 
   /** Checks the endpoint answers as SQS (ListQueues), with short timeouts and one retry. */
-  connect(): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error(`sqs broker ${this.url} is closed`));
+  async connect(): Promise<void> {
+    this.#lifecycle.assertOpen();
     this.#connected ??= this.#probe().catch((error: unknown) => {
       this.#connected = undefined;
       throw error;
@@ -65,18 +77,15 @@ export class SqsBroker implements Broker {
    * is pulled, and a receive never asks for more than its `max`.
    */
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
-    const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
     sqsQueueName(queue, this.config.fifo);
     sqsQueueName(deadLetterQueue, this.config.fifo);
-    const consumer = new SqsConsumer(this, queue, deadLetterQueue);
-    if (this.#closed) void consumer.close();
-    else this.#consumers.add(consumer);
-    return consumer;
+    return this.#lifecycle.track(new SqsConsumer(this.#consumerContext, queue, deadLetterQueue));
   }
 
   /** Resolves once SQS stored every message (SendMessageBatch, in order: ./send-batches.ts). */
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
-    if (this.#closed) throw new Error(`sqs broker ${this.url} is closed`);
+    this.#lifecycle.assertOpen();
     if (messages.length === 0) return;
     try {
       await sendBatches(this.client, queue, await this.queues.info(queue), messages);
@@ -101,18 +110,12 @@ export class SqsBroker implements Broker {
     return Number(answer.Attributes?.ApproximateNumberOfMessages ?? 0);
   }
 
-  forget(consumer: SqsConsumer): void {
-    this.#consumers.delete(consumer);
-  }
-
   /** Idempotent: closes every consumer (their unsettled messages visible again), sends pending acks, ends the client. */
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
+    return this.#lifecycle.close(async () => {
       await this.calls.flush();
       this.client.destroy();
-    })();
-    return this.#closed;
+    });
   }
 
   #probe(): Promise<void> {

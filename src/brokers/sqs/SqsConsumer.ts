@@ -1,10 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Message, ReceiveMessageCommand } from "@aws-sdk/client-sqs";
-import type { Consumer, Delivery } from "../contract.js";
-import type { QueueInfo } from "./QueueDirectory.js";
-import type { SqsBroker } from "./SqsBroker.js";
+import type { SQSClient } from "@aws-sdk/client-sqs";
+import type { BrokerLog, Consumer, Delivery, OutgoingMessage } from "../contract.js";
+import type { BatchCalls } from "./BatchCalls.js";
+import type { QueueDirectory, QueueInfo } from "./QueueDirectory.js";
 import { SqsDelivery } from "./SqsDelivery.js";
 import { describeSqsError, isQueueMissing, isTransient } from "./sqs-client.js";
+import type { SqsUrl } from "./sqs-url.js";
 import { type Held, VisibilityKeeper } from "./VisibilityKeeper.js";
 
 /** SQS hands out at most 10 messages per ReceiveMessage. */
@@ -13,6 +15,21 @@ const BATCH = 10;
 const MAX_PARALLEL_FILLS = 9;
 const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5000;
+
+/** What a consumer and its deliveries use of their broker, and no more. */
+export interface SqsConsumerContext {
+  /** Redacted. */
+  readonly url: string;
+  readonly config: SqsUrl;
+  readonly client: SQSClient;
+  readonly queues: QueueDirectory;
+  readonly calls: BatchCalls;
+  readonly log: BrokerLog;
+  /** The broker's publish: dead letters are copies in the dead-letter queue. */
+  publish(queue: string, messages: OutgoingMessage[]): Promise<void>;
+  /** Called once, when the consumer has closed: the broker stops tracking it. */
+  closed(consumer: SqsConsumer): void;
+}
 
 /**
  * One queue's consumer. A poll long-polls (WaitTimeSeconds = the URL's `wait`, default 20) for
@@ -48,13 +65,13 @@ export class SqsConsumer implements Consumer {
   #closed: Promise<void> | undefined;
 
   constructor(
-    readonly broker: SqsBroker,
+    readonly context: SqsConsumerContext,
     readonly queue: string,
     readonly deadLetterQueue: string,
   ) {
-    const log = (message: string) => broker.log("warn", `sqs ${broker.url}: ${queue}: ${message}`);
-    this.leaseMs = broker.config.visibilitySeconds * 1000;
-    this.#keeper = new VisibilityKeeper(broker.calls, broker.config.visibilitySeconds, log);
+    const log = (message: string) => context.log("warn", `sqs ${context.url}: ${queue}: ${message}`);
+    this.leaseMs = context.config.visibilitySeconds * 1000;
+    this.#keeper = new VisibilityKeeper(context.calls, context.config.visibilitySeconds, log);
   }
 
   /** ChangeMessageVisibilityBatch(visibility) for these unsettled deliveries (see VisibilityKeeper.extend). */
@@ -78,7 +95,7 @@ export class SqsConsumer implements Consumer {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing.abort();
-      this.broker.forget(this);
+      this.context.closed(this);
       await Promise.allSettled([this.#receiving, this.#polling]);
       this.#buffer = [];
       await this.#giveBack(this.#keeper.releaseAll());
@@ -96,17 +113,17 @@ export class SqsConsumer implements Consumer {
       if (signal.aborted || this.#closing.signal.aborted) return [];
       try {
         await untilAborted(this.#poll(max), signal);
-        if (failures > 0) this.broker.log("info", `sqs ${this.broker.url}: receiving from ${this.queue} again`);
+        if (failures > 0) this.context.log("info", `sqs ${this.context.url}: receiving from ${this.queue} again`);
         failures = 0;
       } catch (error) {
         if (this.#closing.signal.aborted) return [];
         const missing = isQueueMissing(error);
-        if (missing) this.broker.queues.forget(this.queue); // deleted, or the server restarted: create it again
+        if (missing) this.context.queues.forget(this.queue); // deleted, or the server restarted: create it again
         else if (!isTransient(error)) throw error;
         failures += 1;
         if (failures === 1 || failures % 20 === 0) {
           const why = missing ? "the queue vanished; creating it again" : describeSqsError(error);
-          this.broker.log("warn", `sqs ${this.broker.url}: cannot receive from ${this.queue} (${why}); retrying`);
+          this.context.log("warn", `sqs ${this.context.url}: cannot receive from ${this.queue} (${why}); retrying`);
         }
         await sleep(Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (failures - 1)), undefined, { signal }).catch(() => {});
       }
@@ -131,7 +148,7 @@ export class SqsConsumer implements Consumer {
   #poll(max: number): Promise<void> {
     if (this.#polling === undefined) {
       const polling = (async () => {
-        const queue = await this.broker.queues.info(this.queue);
+        const queue = await this.context.queues.info(this.queue);
         const messages = await this.#fetch(queue, max, this.#closing.signal);
         this.#buffer.push(...(await this.#deliver(queue, messages)));
       })();
@@ -147,7 +164,7 @@ export class SqsConsumer implements Consumer {
   /** Up to `max` messages: a long poll, then parallel short polls while the first came back full. */
   async #fetch(queue: QueueInfo, max: number, signal: AbortSignal): Promise<Message[]> {
     const first = Math.min(BATCH, max);
-    const messages = await this.#receiveCall(queue.url, first, this.broker.config.waitSeconds, signal);
+    const messages = await this.#receiveCall(queue.url, first, this.context.config.waitSeconds, signal);
     const rest = max - messages.length;
     if (messages.length < first || rest <= 0) return messages;
     // Not aborted: short polls answer at once, and their messages must not be dropped half-received.
@@ -163,11 +180,11 @@ export class SqsConsumer implements Consumer {
       QueueUrl: url,
       MaxNumberOfMessages: count,
       WaitTimeSeconds: waitSeconds,
-      VisibilityTimeout: this.broker.config.visibilitySeconds,
+      VisibilityTimeout: this.context.config.visibilitySeconds,
       MessageSystemAttributeNames: ["ApproximateReceiveCount", "MessageGroupId"],
       MessageAttributeNames: ["All"],
     });
-    const answer = await this.broker.client.send(command, signal ? { abortSignal: signal } : {});
+    const answer = await this.context.client.send(command, signal ? { abortSignal: signal } : {});
     return answer.Messages ?? [];
   }
 
@@ -187,7 +204,7 @@ export class SqsConsumer implements Consumer {
     await Promise.allSettled(
       items.map(async (item) => {
         await item.heartbeat;
-        await this.broker.calls.changeVisibility(item.url, item.receipt, 0);
+        await this.context.calls.changeVisibility(item.url, item.receipt, 0);
       }),
     );
   }

@@ -48,7 +48,7 @@ export class SqsDelivery extends SettleOnceDelivery implements Held {
     this.attempt = decoded.attempt;
     this.url = queue.url;
     this.receipt = message.ReceiptHandle ?? "";
-    this.hiddenUntil = receivedAt + consumer.broker.config.visibilitySeconds * 1000;
+    this.hiddenUntil = receivedAt + consumer.context.config.visibilitySeconds * 1000;
   }
 
   get queue(): string {
@@ -57,26 +57,26 @@ export class SqsDelivery extends SettleOnceDelivery implements Held {
 
   protected async doAck(): Promise<void> {
     await this.#consumer.release(this);
-    await this.#consumer.broker.calls.delete(this.url, this.receipt);
+    await this.#consumer.context.calls.delete(this.url, this.receipt);
   }
 
   protected async doNack(delayMs: number): Promise<void> {
     await this.#consumer.release(this);
     const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.ceil(delayMs / 1000));
-    await this.#consumer.broker.calls.changeVisibility(this.url, this.receipt, seconds);
+    await this.#consumer.context.calls.changeVisibility(this.url, this.receipt, seconds);
   }
 
   protected async doDeadLetter(reason: DeadLetterReason): Promise<void> {
-    const { broker } = this.#consumer;
+    const { context } = this.#consumer;
     const copy = { body: this.body, headers: deadLetterHeaders(this, reason), key: this.key };
     try {
-      await broker.publish(this.#consumer.deadLetterQueue, [copy]);
+      await context.publish(this.#consumer.deadLetterQueue, [copy]);
     } catch (error) {
       await this.#consumer.release(this);
-      await broker.calls.changeVisibility(this.url, this.receipt, 0).catch(() => {});
+      await context.calls.changeVisibility(this.url, this.receipt, 0).catch(() => {});
       throw error;
     }
     await this.#consumer.release(this);
-    await broker.calls.delete(this.url, this.receipt);
+    await context.calls.delete(this.url, this.receipt);
   }
 }

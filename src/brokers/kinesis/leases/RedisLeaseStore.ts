@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { ConfigError } from "../../../errors.js";
 import type { BrokerLog } from "../../contract.js";
-import { RedisClients } from "../../redis/open-redis-broker.js";
+import { RedisClients } from "../../shared/redis-clients.js";
 import { parseBrokerUrl, redactUrl } from "../../url.js";
 import type { LeaseInfo, LeaseStore, ShardCheckpoint } from "./LeaseStore.js";
 

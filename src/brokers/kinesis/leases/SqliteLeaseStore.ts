@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { BrokerUnreachableError } from "../../../errors.js";
-import { parseSqliteUrl } from "../../sqlite/SqliteBroker.js";
+import { parseSqliteUrl } from "../../shared/sqlite-url.js";
 import { redactUrl } from "../../url.js";
 import type { LeaseInfo, LeaseStore, ShardCheckpoint } from "./LeaseStore.js";
 

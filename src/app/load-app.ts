@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { WQueue } from "../app/WQueue.js";
+import { WQueue } from "./WQueue.js";
 import { AppLoadError } from "../errors.js";
 
 const EXTENSIONS = [".ts", ".mts", ".js", ".mjs", ".cjs", ".cts"];

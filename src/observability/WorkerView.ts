@@ -1,0 +1,16 @@
+import type { DeadLetterTarget } from "../dead-letters/dead-letters.js";
+import type { WorkerObserver } from "./WorkerObserver.js";
+
+/**
+ * What observability reads from a running worker. Declared here so that observability depends on
+ * no worker code; `Worker` implements it structurally. Maps are keyed by subscription id.
+ */
+export interface WorkerView {
+  readonly observer: WorkerObserver;
+  readonly model: { model: string; concurrency: number };
+  inFlightBySubscription(): Map<string, number>;
+  /** Messages waiting per subscription, where the broker can tell. */
+  backlog(): Promise<Map<string, number>>;
+  readiness(): { ready: boolean; problems: string[] };
+  deadLettersOf(queue: string): Promise<DeadLetterTarget | undefined>;
+}

@@ -22,7 +22,7 @@ import { cpus } from "node:os";
 import amqp from "amqplib";
 import type { Delivery } from "../src/brokers/contract.js";
 import { openAmqpBroker } from "../src/brokers/amqp/open-amqp-broker.js";
-import { interleavedRounds, type Sample, summarize, timed } from "./harness.js";
+import { interleavedRounds, machineLoad, type Sample, summarize, timed } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -183,6 +183,7 @@ ${rows.join("\n")}
 }
 
 main()
+  .then(() => console.log(machineLoad()))
   .catch((error: Error) => {
     console.error(error.message);
     process.exitCode = 1;

@@ -1,7 +1,22 @@
+import { cpus, loadavg } from "node:os";
+
 /**
  * What the adapter-vs-raw-client benchmarks (amqp, nats, sqs, kinesis) share: timing one case,
  * running the cases in interleaved rounds after a warm-up, and the table rows of their medians.
+ * Every bench prints machineLoad() with its figures.
  */
+
+/** Taken when the bench imports this module, before it measures anything. */
+const loadBefore = loadavg();
+const loads = (values: number[]) => values.map((value) => value.toFixed(2)).join(" / ");
+
+/**
+ * The machine's load average (1 / 5 / 15 min) when the bench started and now, and its cores: a
+ * figure taken while something else loaded the machine is not comparable with one taken on a quiet one.
+ */
+export function machineLoad(): string {
+  return `Machine load (loadavg 1 / 5 / 15 min, ${cpus().length} cores): ${loads(loadBefore)} before, ${loads(loadavg())} after.`;
+}
 
 /** msgs/s, and this process's CPU time per message (user + system, µs): the client's own cost. */
 export interface Sample {

@@ -22,6 +22,7 @@ import { Kafka, logLevel } from "kafkajs";
 import type { Delivery } from "../src/brokers/contract.js";
 import type { KafkaBroker } from "../src/brokers/kafka/KafkaBroker.js";
 import { openKafkaBroker } from "../src/brokers/kafka/open-kafka-broker.js";
+import { machineLoad } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -168,6 +169,7 @@ console.log(
     `${median(ratios).toFixed(2)}x median of per-round ratios, ${(bestRate(ours) / bestRate(raw)).toFixed(2)}x best vs best, ` +
     `${(cpu(raw) / cpu(ours)).toFixed(2)}x / ${(bestCpu(raw) / bestCpu(ours)).toFixed(2)}x by CPU per message (median / best)`,
 );
+console.log(machineLoad());
 const admin = new Kafka({ clientId: "bench-admin", brokers: [HOST], logLevel: logLevel.NOTHING }).admin();
 await admin.connect();
 await admin.deleteTopics({ topics: [topic] }).catch(() => {});

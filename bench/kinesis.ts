@@ -36,7 +36,7 @@ import { Redis } from "ioredis";
 import type { Delivery } from "../src/brokers/contract.js";
 import { openKinesisBroker } from "../src/brokers/kinesis/open-kinesis-broker.js";
 import { parseKinesisUrl } from "../src/brokers/kinesis/kinesis-url.js";
-import { interleavedRounds, type Sample, summarize, timed } from "./harness.js";
+import { interleavedRounds, machineLoad, type Sample, summarize, timed } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -178,6 +178,7 @@ ${rows.join("\n")}
 }
 
 main()
+  .then(() => console.log(machineLoad()))
   .catch((error: Error) => {
     console.error(error.message);
     process.exitCode = 1;

@@ -8,6 +8,7 @@ import { WQueue } from "../src/app/WQueue.js";
 import { createLogger } from "../src/log/logger.js";
 import { createMetricsRegistry } from "../src/observability/prometheus.js";
 import { Worker } from "../src/worker/Worker.js";
+import { machineLoad } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -80,4 +81,6 @@ ${N.toLocaleString("en")} messages per run, ${ROUNDS} interleaved rounds, Node $
 | without the metrics registry | ${Math.round(median(off)).toLocaleString("en")} |
 | with the metrics registry, scraped every second | ${Math.round(median(on)).toLocaleString("en")} |
 
-Median of each round's with/without ratio: ${median(ratios).toFixed(3)}x, a cost of ${cost.toFixed(1)}% (target < 5%).`);
+Median of each round's with/without ratio: ${median(ratios).toFixed(3)}x, a cost of ${cost.toFixed(1)}% (target < 5%).
+
+${machineLoad()}`);

@@ -24,7 +24,7 @@ import { connect, type NatsConnection, nanos } from "@nats-io/transport-node";
 import type { Delivery } from "../src/brokers/contract.js";
 import { openNatsBroker } from "../src/brokers/nats/open-nats-broker.js";
 import { streamNameFor } from "../src/brokers/nats/subjects.js";
-import { interleavedRounds, type Sample, summarize, timed } from "./harness.js";
+import { interleavedRounds, machineLoad, type Sample, summarize, timed } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -157,6 +157,7 @@ ${rows.join("\n")}
 }
 
 main()
+  .then(() => console.log(machineLoad()))
   .catch((error: Error) => {
     console.error(error.message);
     process.exitCode = 1;

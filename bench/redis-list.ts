@@ -20,6 +20,7 @@ import { cpus } from "node:os";
 import { Redis } from "ioredis";
 import type { Delivery } from "../src/brokers/contract.js";
 import { openRedisBroker } from "../src/brokers/redis/open-redis-broker.js";
+import { machineLoad } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -241,6 +242,7 @@ ${ratios.join("\n")}
 }
 
 main()
+  .then(() => console.log(machineLoad()))
   .catch((error: Error) => {
     console.error(error.message);
     process.exitCode = 1;

@@ -22,6 +22,7 @@ import type { Delivery } from "../src/brokers/contract.js";
 import { openRedisBroker } from "../src/brokers/redis/open-redis-broker.js";
 import { reliableKeys } from "../src/brokers/redis/reliable-item.js";
 import { defineReliableScripts } from "../src/brokers/redis/reliable-scripts.js";
+import { machineLoad } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -245,6 +246,7 @@ ${rows.join("\n")}
 }
 
 main()
+  .then(() => console.log(machineLoad()))
   .catch((error: Error) => {
     console.error(error.message);
     process.exitCode = 1;

@@ -2,7 +2,10 @@
 // BullMQ: its Worker with a no-op processor at concurrency 50, jobs added with addBulk before the
 // clock starts. WQueue: `wqueue`'s Worker with a no-op handler at concurrency 50 on the reliable list
 // and on Streams, messages pushed before the clock starts. Each clock runs from the first handled
-// message to the last. Interleaved rounds; medians and the median of each round's ratio.
+// message to the last. Every case first runs once unrecorded (warm-up: JIT, connections, Redis's
+// memory), then interleaved rounds, each starting with another case (round 1 BullMQ first, round 2
+// the reliable list, ...), so neither the first slot nor the machine's changing load favours one.
+// Medians and the median of each round's ratio; the machine's load before and after.
 //   BENCH_MESSAGES=50000 BENCH_ROUNDS=3 npm run bench:bullmq
 import { Queue, Worker as BullWorker } from "bullmq";
 import { Redis } from "ioredis";
@@ -10,6 +13,7 @@ import { WQueue } from "../src/app/WQueue.js";
 import { createBroker } from "../src/brokers/registry.js";
 import { createLogger } from "../src/log/logger.js";
 import { Worker } from "../src/worker/Worker.js";
+import { machineLoad } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 50_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -33,14 +37,14 @@ function counter(count: number) {
   return { tick, done };
 }
 
-async function bullmq(round: number): Promise<number> {
+async function bullmq(round: number | string, n = N): Promise<number> {
   const name = `bench-bullmq-${round}-${Date.now()}`;
   const connection = { host: "127.0.0.1", port: 6379 };
   const queue = new Queue(name, { connection });
-  for (let i = 0; i < N; i += 1000) {
-    await queue.addBulk(Array.from({ length: Math.min(1000, N - i) }, () => ({ name: "job", data: payload, opts: { removeOnComplete: true } })));
+  for (let i = 0; i < n; i += 1000) {
+    await queue.addBulk(Array.from({ length: Math.min(1000, n - i) }, () => ({ name: "job", data: payload, opts: { removeOnComplete: true } })));
   }
-  const { tick, done } = counter(N);
+  const { tick, done } = counter(n);
   const worker = new BullWorker(name, async () => tick(), { connection, concurrency: CONCURRENCY });
   const rate = await done;
   await worker.close();
@@ -49,16 +53,16 @@ async function bullmq(round: number): Promise<number> {
   return rate;
 }
 
-async function wqueue(mode: "reliable" | "stream", round: number): Promise<number> {
+async function wqueue(mode: "reliable" | "stream", round: number | string, n = N): Promise<number> {
   const queue = `bench.${mode}.${round}.${Date.now()}`;
   const url = `${REDIS}?mode=${mode}`;
   const producer = await createBroker(url);
   await producer.connect();
   const body = Buffer.from(JSON.stringify(payload));
-  for (let i = 0; i < N; i += 1000) await producer.publish(queue, Array.from({ length: Math.min(1000, N - i) }, () => ({ body })));
+  for (let i = 0; i < n; i += 1000) await producer.publish(queue, Array.from({ length: Math.min(1000, n - i) }, () => ({ body })));
   await producer.close();
   const app = new WQueue();
-  const { tick, done } = counter(N);
+  const { tick, done } = counter(n);
   app.listenEvents(queue, () => tick());
   const worker = new Worker(app, { broker: url, concurrency: CONCURRENCY, logger: createLogger("silent") });
   await worker.start();
@@ -72,23 +76,36 @@ async function wqueue(mode: "reliable" | "stream", round: number): Promise<numbe
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
-const rates = { bullmq: [] as number[], reliable: [] as number[], stream: [] as number[] };
+const cases = [
+  { name: "bullmq", run: (round: number | string, n?: number) => bullmq(round, n) },
+  { name: "reliable", run: (round: number | string, n?: number) => wqueue("reliable", round, n) },
+  { name: "stream", run: (round: number | string, n?: number) => wqueue("stream", round, n) },
+] as const;
+type CaseName = (typeof cases)[number]["name"];
+
+const WARM_UP = Math.max(1000, Math.floor(N / 10));
+for (const { name, run } of cases) {
+  const rate = await run(`warmup-${name}`, WARM_UP);
+  process.stderr.write(`warm-up ${name}: ${Math.round(rate)} msgs/s (${WARM_UP} messages, not recorded)\n`);
+}
+const rates: Record<CaseName, number[]> = { bullmq: [], reliable: [], stream: [] };
 const ratios = { reliable: [] as number[], stream: [] as number[] };
 for (let round = 0; round < ROUNDS; round++) {
-  const b = await bullmq(round);
-  const r = await wqueue("reliable", round);
-  const s = await wqueue("stream", round);
-  rates.bullmq.push(b);
-  rates.reliable.push(r);
-  rates.stream.push(s);
-  ratios.reliable.push(r / b);
-  ratios.stream.push(s / b);
-  process.stderr.write(`round ${round + 1}: BullMQ ${Math.round(b)}, reliable ${Math.round(r)}, stream ${Math.round(s)} msgs/s\n`);
+  const order = cases.map((_, i) => cases[(round + i) % cases.length] as (typeof cases)[number]);
+  const got = {} as Record<CaseName, number>;
+  for (const { name, run } of order) got[name] = await run(round);
+  for (const { name } of cases) rates[name].push(got[name]);
+  ratios.reliable.push(got.reliable / got.bullmq);
+  ratios.stream.push(got.stream / got.bullmq);
+  process.stderr.write(
+    `round ${round + 1} (${order.map((c) => c.name).join(" → ")}): BullMQ ${Math.round(got.bullmq)}, reliable ${Math.round(got.reliable)}, stream ${Math.round(got.stream)} msgs/s\n`,
+  );
 }
 const f = (n: number) => Math.round(n).toLocaleString("en");
 console.log(`### WQueue on Redis vs BullMQ
 
-${N.toLocaleString("en")} messages per case, no-op handler, concurrency 50, ${ROUNDS} interleaved rounds, Node ${process.version}.
+${N.toLocaleString("en")} messages per case, no-op handler, concurrency 50, a warm-up of ${WARM_UP.toLocaleString("en")} per case, ${ROUNDS} interleaved rounds (each starting with another case), Node ${process.version}.
+${machineLoad()}
 
 | consumer | msgs/s (median) | vs BullMQ (median of round ratios) | target |
 | --- | ---: | ---: | --- |

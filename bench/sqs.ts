@@ -31,7 +31,7 @@ import {
 import type { Delivery } from "../src/brokers/contract.js";
 import { openSqsBroker } from "../src/brokers/sqs/open-sqs-broker.js";
 import { parseSqsUrl } from "../src/brokers/sqs/sqs-url.js";
-import { interleavedRounds, type Sample, summarize, timed } from "./harness.js";
+import { interleavedRounds, machineLoad, type Sample, summarize, timed } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -162,6 +162,7 @@ ${rows.join("\n")}
 }
 
 main()
+  .then(() => console.log(machineLoad()))
   .catch((error: Error) => {
     console.error(error.message);
     process.exitCode = 1;

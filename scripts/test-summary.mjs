@@ -1,6 +1,18 @@
-// Prints vitest's JSON report as one plain closing line, "N passed, N failed, N skipped", for CI logs.
-import { readFileSync } from "node:fs";
+// Prints vitest's JSON report as one plain closing line, "N passed, N failed, N skipped", for CI logs,
+// with the run's wall-clock time; says so in that line when there is no report (vitest did not finish).
+import { existsSync, readFileSync } from "node:fs";
 
-const report = JSON.parse(readFileSync(process.argv[2], "utf8"));
-const label = process.argv[3] ? `${process.argv[3]}: ` : "";
-console.log(`${label}${report.numPassedTests} passed, ${report.numFailedTests} failed, ${report.numPendingTests + report.numTodoTests} skipped`);
+const [file, name] = process.argv.slice(2);
+const label = name ? `${name}: ` : "";
+if (!file || !existsSync(file)) {
+  console.log(`${label}no test report (${file ?? "no file given"}): the run stopped before vitest finished`);
+  process.exit(1);
+}
+const report = JSON.parse(readFileSync(file, "utf8"));
+const ended = Math.max(report.startTime, ...report.testResults.map((result) => result.endTime ?? 0));
+const minutes = ((ended - report.startTime) / 60_000).toFixed(1);
+const failedFiles = report.testResults.filter((result) => result.status === "failed").length;
+console.log(
+  `${label}${report.numPassedTests} passed, ${report.numFailedTests} failed, ${report.numPendingTests + report.numTodoTests} skipped` +
+    `${failedFiles > 0 ? ` (${failedFiles} file(s) failed)` : ""}, in ${minutes} min`,
+);

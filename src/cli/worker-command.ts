@@ -5,7 +5,7 @@ import { createLogger, LOG_LEVELS, type LogLevel } from "../log/logger.js";
 import { DEFAULT_HTTP_ADDRESS, observeWorker, parseAddress, startHttpServer } from "../observability/http-server.js";
 import { createMetricsRegistry } from "../observability/prometheus.js";
 import { statsSnapshot } from "../observability/stats-snapshot.js";
-import { childIndex, childLogger } from "../supervisor/child.js";
+import { childIndex, childLogger, stopWhenSupervisorGone } from "../supervisor/child.js";
 import { answerStatsRequests, STATS_IPC_ENV } from "../supervisor/stats-ipc.js";
 import { DEFAULT_CONCURRENCY, Worker } from "../worker/Worker.js";
 import { stopOnSignals } from "./stop-on-signals.js";
@@ -110,7 +110,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     });
     const stop = stopOnSignals(worker, closeServer, logger, debug);
     // A supervised child whose supervisor died drains and exits rather than running on alone.
-    if (childIndex() !== undefined) process.once("disconnect", () => stop("SIGTERM"));
+    stopWhenSupervisorGone(() => stop("SIGTERM"));
     const registry = () =>
       createMetricsRegistry({
         observer: worker.observer,

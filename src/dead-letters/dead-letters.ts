@@ -68,18 +68,55 @@ export async function listDeadLetters(broker: Broker, deadQueue: string, limit: 
 }
 
 /**
- * Takes up to `limit` dead letters, one batch at a time, and hands each to `each`; stops when the
- * queue stays empty for `quietMs`. A dead letter is acked only after `each` succeeded. Only letters
- * that died before the drain began are taken: a replayed message that dies again while the drain
- * runs is left for next time instead of going round in circles.
+ * How long a drain waits for a dead letter it knows is waiting: the first receive of a consumer can
+ * take seconds before anything comes (a Kafka group join, a Kinesis shard lease pickup).
  */
-async function drain(broker: Broker, deadQueue: string, limit: number, each: (delivery: Delivery) => Promise<void>, quietMs = 500) {
+export const ARRIVAL_WAIT_MS = 60_000;
+/** Once the letters counted at the start are taken: how long the queue must stay empty to be done. */
+export const QUIET_MS = 500;
+
+/**
+ * How many dead letters wait in `deadQueue` (at most `limit`), asked before any consumer attaches:
+ * the backlog where the broker counts it, else a browse. A Redis stream's backlog leaves out letters
+ * read but never acked (a drain that died), so a 0 is checked by a browse too. Undefined: unknown.
+ */
+async function waitingCount(broker: Broker, deadQueue: string, limit: number): Promise<number | undefined> {
+  const backlog = broker.backlog ? Math.min(limit, await broker.backlog(deadQueue)) : undefined;
+  if (backlog !== undefined && backlog > 0) return backlog;
+  return broker.browse ? (await broker.browse(deadQueue, limit)).length : backlog;
+}
+
+/**
+ * Takes up to `limit` dead letters, one batch at a time, and hands each to `each`. A dead letter is
+ * acked only after `each` succeeded. Only letters that died before the drain began are taken: a
+ * replayed message that dies again while the drain runs is left for next time instead of going
+ * round in circles.
+ *
+ * When to stop: a fixed quiet time alone would stop early on a broker whose consumer needs seconds
+ * to attach (replay would report 0 with letters waiting). So the drain first counts what waits
+ * (waitingCount): none, and it is done without attaching; some, and it waits up to `arrivalMs` for
+ * each batch until it has taken that many (one, when the count is unknown), then only `quietMs` for
+ * any that the count missed. A
+ * count that is too high (a letter another consumer holds) costs one `arrivalMs`, never a letter.
+ */
+async function drain(
+  broker: Broker,
+  deadQueue: string,
+  limit: number,
+  each: (delivery: Delivery) => Promise<void>,
+  waits: { arrivalMs?: number; quietMs?: number } = {},
+) {
+  const { arrivalMs = ARRIVAL_WAIT_MS, quietMs = QUIET_MS } = waits;
   const startedAt = new Date().toISOString();
+  const expected = await waitingCount(broker, deadQueue, limit);
+  if (expected === 0) return 0;
   const consumer = broker.consumer(deadQueue);
   let done = 0;
   try {
+    await consumer.ready?.();
     while (done < limit) {
-      const batch = await consumer.receive(Math.min(100, limit - done), AbortSignal.timeout(quietMs));
+      const waitMs = done < (expected ?? 1) ? arrivalMs : quietMs;
+      const batch = await consumer.receive(Math.min(100, limit - done), AbortSignal.timeout(waitMs));
       if (batch.length === 0) break;
       const newer = batch.findIndex((delivery) => (view(delivery).at ?? "") > startedAt);
       for (const delivery of newer === -1 ? batch : batch.slice(0, newer)) {

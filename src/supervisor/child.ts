@@ -31,3 +31,18 @@ export function childArgv(argv: readonly string[]): string[] {
   }
   return out;
 }
+
+/**
+ * In a supervised child: calls `stop` once the supervisor is gone (the fork IPC channel closed, as
+ * when the supervisor was SIGKILLed), so no worker runs on alone, unsupervised. A channel that
+ * closed before this call (the supervisor died while the child loaded its app) counts too: the
+ * 'disconnect' event has been missed then.
+ */
+export function stopWhenSupervisorGone(stop: () => void): void {
+  if (childIndex() === undefined || typeof process.send !== "function") return;
+  if (!process.connected) {
+    stop();
+    return;
+  }
+  process.once("disconnect", stop);
+}

@@ -1,5 +1,5 @@
 import type { KafkaMessage } from "kafkajs";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { OffsetCommitter } from "../../src/brokers/kafka/offset-committer.js";
 import { type KafkaRecord, PartitionState } from "../../src/brokers/kafka/partition-state.js";
 import { waitFor } from "../helpers.js";
@@ -184,29 +184,38 @@ describe("kafka partition state", () => {
 
 describe("kafka offset committer", () => {
   it("commits at once, not at the interval, once eagerAfter acks wait", async () => {
-    const sent: string[][] = [];
-    const committer = new OffsetCommitter(
-      async (offsets) => {
-        sent.push(offsets.map(({ offset }) => offset));
-      },
-      () => {},
-      2,
-    );
-    const { state, take } = partition([0, 1, 2, 3]);
-    const records = take(4);
-    state.finish(records[0] as KafkaRecord);
-    committer.acked(state);
-    await waitFor("the first commit (after a quiet spell: at once)", () => sent.length === 1, 2000);
-    // Within the interval: one ack waits for it, the second sends at once.
-    state.finish(records[1] as KafkaRecord);
-    committer.acked(state);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(sent).toHaveLength(1);
-    state.finish(records[2] as KafkaRecord);
-    committer.acked(state);
-    await waitFor("the eager commit", () => sent.length === 2, 150); // the interval is 200 ms
-    expect(sent[1]).toEqual(["3"]);
-    committer.stop();
+    // Fake clock: "not yet" and "at once" are then exact, whatever the machine's load.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "Date"] });
+    try {
+      const sent: string[][] = [];
+      const committer = new OffsetCommitter(
+        async (offsets) => {
+          sent.push(offsets.map(({ offset }) => offset));
+        },
+        () => {},
+        2,
+      );
+      const { state, take } = partition([0, 1, 2, 3]);
+      const records = take(4);
+      state.finish(records[0] as KafkaRecord);
+      committer.acked(state);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(sent, "the first commit (after a quiet spell: at once)").toHaveLength(1);
+      // Within the interval (200 ms): one ack waits for it...
+      state.finish(records[1] as KafkaRecord);
+      committer.acked(state);
+      await vi.advanceTimersByTimeAsync(150);
+      expect(sent).toHaveLength(1);
+      // ...the second (eagerAfter = 2) sends at once.
+      state.finish(records[2] as KafkaRecord);
+      committer.acked(state);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(sent).toHaveLength(2);
+      expect(sent[1]).toEqual(["3"]);
+      committer.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
 

@@ -118,7 +118,6 @@ describe("kinesis adapter", () => {
   it("a checkpoint store that does not answer fails receive with a clear error, password hidden", async () => {
     const broker = openKinesisBroker(server.url(`?app=${app}&checkpoints=redis://:hunter2@127.0.0.1:1`));
     opened.push(broker);
-    const started = Date.now();
     const failure = await broker
       .consumer(server.streamName())
       .receive(10, AbortSignal.timeout(15_000))
@@ -128,7 +127,6 @@ describe("kinesis adapter", () => {
       );
     expect(failure?.message).toMatch(/cannot start: cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
     expect(failure?.message).not.toContain("hunter2");
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 });
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Broker, Consumer, Delivery } from "../../src/brokers/contract.js";
 import { openNatsBroker } from "../../src/brokers/nats/open-nats-broker.js";
+import { streamNameFor } from "../../src/brokers/nats/subjects.js";
 import { requireNats } from "./nats-server.js";
 
 // Long handlers on NATS: the lease is the consumer's ack wait, extend() sends +WPI (working).
@@ -58,6 +59,10 @@ describe("nats: leases of long-running deliveries", () => {
     keepExtending(first, [delivery]);
     const second = (await open()).consumer(queue, { maxInFlight: 1 });
     expect(await receiveFor(second, 3 * ACK_WAIT_MS)).toEqual([]);
+    // The server's own count: a lapsed lease shows here even if this process was too slow to see
+    // the rival receive it (the rival's pull was waiting all along).
+    const { jsm } = await nats.raw();
+    expect((await jsm.consumers.info(streamNameFor(nats.prefix + queue), "wqueue")).num_redelivered).toBe(0);
     await delivery.ack();
     await first.extend?.([delivery]); // settled: skipped, no rejection
     expect(await receiveFor(second, ACK_WAIT_MS + 300)).toEqual([]);

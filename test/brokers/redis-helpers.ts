@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
 import type { Consumer, Delivery } from "../../src/brokers/contract.js";
@@ -53,19 +54,35 @@ export async function killChild(child: ChildProcess): Promise<void> {
 
 /**
  * Counts the commands clients send to a (private) Redis, by name, with MONITOR: commands a Lua
- * script runs inside Redis are left out, so the count is round trips' worth of commands.
+ * script runs inside Redis are left out, so the count is round trips' worth of commands. `commands`
+ * keeps each one's arguments, in the order Redis ran them. MONITOR's stream lags behind Redis:
+ * `caughtUp()` resolves once every command Redis ran before it was called has been seen.
  */
-export async function countCommands(monitorOn: Redis): Promise<{ counts: Map<string, number>; total(): number; stop(): void }> {
+export async function countCommands(
+  monitorOn: Redis,
+): Promise<{ counts: Map<string, number>; commands: string[][]; total(): number; caughtUp(): Promise<void>; stop(): void }> {
   const counts = new Map<string, number>();
+  const commands: string[][] = [];
+  const markers = new Set<string>();
   const monitor = await monitorOn.monitor();
   monitor.on("monitor", (_time: string, args: string[], source: string) => {
     if (source === "lua") return;
     const name = String(args[0]).toLowerCase();
+    // The marker of caughtUp(): seen, so everything Redis ran before it was seen too. Not counted.
+    if (name === "echo" && markers.delete(String(args[1]))) return;
     counts.set(name, (counts.get(name) ?? 0) + 1);
+    commands.push([name, ...args.slice(1).map(String)]);
   });
   return {
     counts,
+    commands,
     total: () => [...counts.values()].reduce((sum, n) => sum + n, 0),
+    async caughtUp() {
+      const marker = `wqueue-monitor-marker-${randomUUID()}`;
+      markers.add(marker);
+      await monitorOn.echo(marker);
+      await waitFor("MONITOR to show the commands run so far", () => !markers.has(marker), 10_000);
+    },
     stop: () => monitor.disconnect(),
   };
 }

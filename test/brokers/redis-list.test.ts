@@ -3,7 +3,8 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Broker, Delivery } from "../../src/brokers/contract.js";
 import { openRedisBroker } from "../../src/brokers/redis/open-redis-broker.js";
 import { BrokerUnreachableError, ConfigError } from "../../src/errors.js";
-import { receiveN } from "./redis-helpers.js";
+import { countCommands, receiveN } from "./redis-helpers.js";
+import { startPrivateRedis } from "./redis-private-server.js";
 import { freezableProxy, REDIS_URL, rawRedis, requireRedis } from "./redis-server.js";
 
 requireRedis();
@@ -107,46 +108,59 @@ describe("redis list adapter", () => {
     expect(letter?.headers["x-wqueue-dead-reason"]).toBe("invalid");
   });
 
-  it("wakes the consumer whose queue got a message within 200 ms, leaving the others waiting", async () => {
-    const broker = await open();
-    const queues = [queueName(), queueName(), queueName()];
-    const controller = new AbortController();
-    const settled: (Delivery[] | undefined)[] = [undefined, undefined, undefined];
-    const receives = queues.map((queue, index) =>
-      broker
-        .consumer(queue)
-        .receive(10, controller.signal)
-        .then((got) => {
-          settled[index] = got;
-          return got;
-        }),
-    );
-    await waitFor("the reader to block", readerBlocked);
-    const pushed = Date.now();
-    await (await redis()).rpush(queues[1] as string, "for-the-middle-one");
-    const got = await receives[1];
-    expect(Date.now() - pushed).toBeLessThan(200);
-    expect(got?.map(read)).toEqual(["for-the-middle-one"]);
-    expect(settled[0]).toBeUndefined();
-    expect(settled[2]).toBeUndefined();
-    controller.abort();
-    expect(await Promise.all([receives[0], receives[2]])).toEqual([[], []]);
+  it("wakes the consumer whose queue got a message from the blocked read itself, leaving the others waiting", async () => {
+    // A private Redis, so MONITOR shows this test's commands only.
+    const server = await startPrivateRedis();
+    try {
+      const broker = await open(`${server.url}?mode=list`);
+      const queues = [queueName(), queueName(), queueName()];
+      const controller = new AbortController();
+      const settled: (Delivery[] | undefined)[] = [undefined, undefined, undefined];
+      const receives = queues.map((queue, index) =>
+        broker
+          .consumer(queue)
+          .receive(10, controller.signal)
+          .then((got) => {
+            settled[index] = got;
+            return got;
+          }),
+      );
+      const blocked = async () =>
+        ((await server.client().client("LIST")) as string).split("\n").some((line) => line.includes(` name=wqueue-reader-${process.pid} `) && line.includes(" cmd=blpop"));
+      await waitFor("the reader to block", blocked);
+      const monitored = await countCommands(server.client());
+      await server.client().rpush(queues[1] as string, "for-the-middle-one");
+      const got = await receives[1];
+      expect(got?.map(read)).toEqual(["for-the-middle-one"]);
+      await monitored.caughtUp();
+      monitored.stop();
+      // The read blocked before the push took it. A read issued after the push that still names the
+      // middle queue would mean it was found by a later read (polling), not woken.
+      const later = monitored.commands.filter(([name, ...keys]) => name === "blpop" && keys.includes(queues[1] as string));
+      expect(later).toEqual([]);
+      expect(settled[0]).toBeUndefined();
+      expect(settled[2]).toBeUndefined();
+      controller.abort();
+      expect(await Promise.all([receives[0], receives[2]])).toEqual([[], []]);
+    } finally {
+      await Promise.all(opened.splice(0).map((broker) => broker.close()));
+      await server.stop();
+    }
   });
 
-  it("close() while a BLPOP is pending returns within 1 s and ends the receive", async () => {
+  it("close() while a BLPOP is pending ends the receive and the reader's connection", async () => {
     const broker = await open();
     const pending = broker.consumer(queueName()).receive(10, new AbortController().signal);
     await waitFor("the reader to block", readerBlocked);
-    const started = Date.now();
+    // A close that waited for the read would still end within its block time: not asserted (load
+    // varies); the dead-link case below shows close cannot hang on a read that never answers.
     await broker.close();
-    expect(Date.now() - started).toBeLessThan(1000);
     expect(await pending).toEqual([]);
     await waitFor("the reader to disconnect", async () => !(await readerBlocked()));
   });
 
   it("rejects connect() to a closed port with BrokerUnreachableError showing a redacted URL", async () => {
     const broker = openRedisBroker("redis://:secret@127.0.0.1:1");
-    const started = Date.now();
     const error = await broker.connect().then(
       () => undefined,
       (reason: unknown) => reason,
@@ -155,7 +169,6 @@ describe("redis list adapter", () => {
     expect((error as Error).message).toContain("***");
     expect((error as Error).message).not.toContain("secret");
     expect(broker.url).not.toContain("secret");
-    expect(Date.now() - started).toBeLessThan(5000);
     await broker.close();
   });
 
@@ -267,7 +280,7 @@ describe("redis list adapter", () => {
     expect((await goodReceive).map(read)).toEqual(["fine"]);
   });
 
-  it("reconnects a reader whose link went silent (watchdog), and closes within ~1 s over a dead link", async () => {
+  it("reconnects a reader whose link went silent (watchdog), and closes over a dead link", async () => {
     const proxy = await freezableProxy();
     const events: string[] = [];
     const broker = openRedisBroker(`${proxy.url}/${DB}?mode=list`, (level, message) => {
@@ -280,18 +293,17 @@ describe("redis list adapter", () => {
       const receiving = consumer.receive(1, AbortSignal.timeout(15_000));
       await waitFor("the reader to block", readerBlocked);
       proxy.freeze(); // the BLPOP in flight, and the command connection, will never hear back
-      const frozenAt = Date.now();
-      await waitFor("the reader to reconnect", () => events.some((event) => event.includes("(reader): reconnected")), 10_000);
-      expect(Date.now() - frozenAt).toBeLessThan(8000);
+      // Without the watchdog nothing would ever end the frozen BLPOP (the waits here would time out).
+      await waitFor("the reader to reconnect", () => events.some((event) => event.includes("(reader): reconnected")), 15_000);
       // Pushed only now: a message pushed while the link was dead went to the dead BLPOP (at most once).
       await (await redis()).rpush(queue, "after-the-watchdog");
       expect((await receiving).map(read)).toEqual(["after-the-watchdog"]);
-      const closing = Date.now();
+      // The command connection is frozen too: close must not wait for its QUIT to be answered (a
+      // close that did would hang until the test's timeout).
       await broker.close();
-      expect(Date.now() - closing).toBeLessThan(2000);
     } finally {
       proxy.close();
       await broker.close();
     }
-  }, 20_000);
+  }, 40_000);
 });

@@ -46,7 +46,7 @@ export function privateServerScenarios(mode: "reliable" | "stream"): void {
         for (const delivery of got) seen.add(read(delivery));
         await Promise.all(got.map((delivery) => delivery.ack())); // a worker acks as handlers finish: in the same turn here
       }
-      await new Promise((resolve) => setTimeout(resolve, 100)); // let MONITOR's stream catch up
+      await monitored.caughtUp();
       monitored.stop();
       expect(seen.size).toBe(1000);
       const summary = [...monitored.counts].map(([name, n]) => `${name}=${n}`).join(" ");

@@ -130,15 +130,15 @@ describe("sqs broker (ElasticMQ)", () => {
     const gone = new Promise((resolve) => crasher.once("exit", (_code, signal) => resolve(signal)));
     crasher.kill("SIGKILL");
     expect(await gone).toBe("SIGKILL");
-    const killedAt = Date.now();
 
     const got = await receiveN(broker.consumer(queue), 3, 15_000);
     const back = got.find((delivery) => delivery.id === taken.id);
     expect(got.map(read).sort()).toEqual(["a", "b", "c"]);
     expect(back?.attempt).toBe(2);
     expect(got.filter((delivery) => delivery !== back).map((delivery) => delivery.attempt)).toEqual([1, 1]);
-    expect(Date.now() - taken.at).toBeGreaterThanOrEqual(1900); // hidden at least one visibility timeout
-    expect(Date.now() - killedAt).toBeLessThan(10_000);
+    // Hidden at least one visibility timeout (a lower bound: load only makes it later); back within
+    // the 15 s wait above, less than the queue's default visibility (30 s): by the URL's own.
+    expect(Date.now() - taken.at).toBeGreaterThanOrEqual(1900);
     await Promise.all(got.map((delivery) => delivery.ack()));
     expect(await sqs.counts(sqsQueueName(queue).name)).toEqual([0, 0]);
   }, 40_000);
@@ -268,7 +268,6 @@ describe("sqs broker (ElasticMQ)", () => {
     const port = await freePort();
     const broker = openSqsBroker(`sqs://AKIDEXAMPLE:topsecret@127.0.0.1:${port}?region=eu-west-1`);
     brokers.push(broker);
-    const started = Date.now();
     const error = await broker.connect().then(
       () => undefined,
       (failure: unknown) => failure,
@@ -276,7 +275,6 @@ describe("sqs broker (ElasticMQ)", () => {
     expect(error).toBeInstanceOf(BrokerUnreachableError);
     expect((error as Error).message).toContain(`sqs://AKIDEXAMPLE:***@127.0.0.1:${port}`);
     expect((error as Error).message).not.toContain("topsecret");
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 
   it("reports its backlog (visible messages) and refuses queue names SQS cannot have", async () => {

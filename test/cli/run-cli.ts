@@ -55,7 +55,7 @@ export function startCli(args: string[], options: { cwd?: string; env?: Record<s
     stdout,
     stderr,
     exited,
-    async waitForLine(what, match, timeoutMs = 10_000) {
+    async waitForLine(what, match, timeoutMs = 30_000) {
       await waitFor(() => `${what} (stdout: ${stdout.slice(-5).join(" | ")}; stderr: ${stderr.slice(-5).join(" | ")})`, () =>
         [...stdout, ...stderr].some(match),
         timeoutMs,

@@ -2,11 +2,14 @@ import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Redis } from "ioredis";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest";
 import { waitFor } from "../helpers.js";
 import { REDIS_URL } from "../setup/ensure-redis.js";
 import { type RunningCli, runCli, startCli, tempDir, writeApp } from "./run-cli.js";
 
+// Child processes start slowly on a loaded machine: waits are bounds for a hang, not for speed.
+vi.setConfig({ testTimeout: 90_000 });
+const WAIT_MS = 30_000;
 const redis = new Redis(REDIS_URL);
 const running: RunningCli[] = [];
 afterEach(() => {
@@ -51,7 +54,7 @@ describe("wqueue worker (child process)", () => {
     expect(ready).toContain("event-loop");
     expect(cli.stdout.filter(isReady)).toHaveLength(1);
     await redis.rpush(queue, '{"hello":1}');
-    await waitFor("the handler's output", () => lines(out).length === 1);
+    await waitFor("the handler's output", () => lines(out).length === 1, WAIT_MS);
     expect(lines(out)).toEqual([`${queue} {"hello":1}`]);
     cli.child.kill("SIGTERM");
     expect(await cli.exited).toBe(0);
@@ -65,7 +68,7 @@ describe("wqueue worker (child process)", () => {
     running.push(cli);
     await cli.waitForLine("the ready line", isReady);
     expect((await runCli(["push", "slow", '{"n":1}', "--broker", broker])).code).toBe(0);
-    await waitFor("the handler to start", () => lines(started).length === 1);
+    await waitFor("the handler to start", () => lines(started).length === 1, WAIT_MS);
     expect(lines(out)).toEqual([]);
     cli.child.kill("SIGTERM");
     expect(await cli.exited).toBe(0);
@@ -80,13 +83,13 @@ describe("wqueue worker (child process)", () => {
     running.push(first);
     await first.waitForLine("the ready line", isReady);
     expect((await runCli(["push", "crashy", '{"id":7}', "--broker", broker])).code).toBe(0);
-    await waitFor("the first attempt to start", () => lines(started).length === 1);
+    await waitFor("the first attempt to start", () => lines(started).length === 1, WAIT_MS);
     first.child.kill("SIGKILL");
     await first.exited;
     const fastApp = recordingApp(path.join(dir), [{ queue: "crashy" }], "export const app = new WQueue();", 0);
     const second = startCli(["worker", "-a", fastApp.file, "--broker", broker]);
     running.push(second);
-    await waitFor("the message to be handled after the restart", () => lines(out).length === 1, 15_000);
+    await waitFor("the message to be handled after the restart", () => lines(out).length === 1, WAIT_MS);
     expect(lines(out)).toEqual(['crashy {"id":7}']);
     expect(lines(started)).toEqual(['crashy {"id":7} 1', 'crashy {"id":7} 2']);
     second.child.kill("SIGTERM");
@@ -109,7 +112,7 @@ describe("wqueue worker (child process)", () => {
     expect(ready).toContain(`local @ sqlite://`);
     await redis.rpush(queue, '"from redis"');
     expect((await runCli(["push", "local", '"from sqlite"', "--broker", sqlite])).code).toBe(0);
-    await waitFor("both messages", () => lines(out).length === 2);
+    await waitFor("both messages", () => lines(out).length === 2, WAIT_MS);
     expect(lines(out).sort()).toEqual([`${queue} "from redis"`, 'local "from sqlite"'].sort());
     cli.child.kill("SIGTERM");
     expect(await cli.exited).toBe(0);
@@ -123,7 +126,7 @@ describe("wqueue worker (child process)", () => {
     running.push(cli);
     await cli.waitForLine("the ready line", isReady);
     await redis.rpush(queue, "this is not json", '{"ok":1}');
-    await waitFor("the good message", () => lines(out).length === 1);
+    await waitFor("the good message", () => lines(out).length === 1, WAIT_MS);
     expect(lines(out)).toEqual([`${queue} {"ok":1}`]);
     const dead = await cli.waitForLine("the dead-letter log line", (l) => l.includes("dead-lettered (undecodable)"));
     expect(JSON.parse(dead)).toMatchObject({ queue, attempt: 1, reason: "undecodable" });
@@ -191,7 +194,7 @@ describe("wqueue push", () => {
     const textApp = writeApp(dir, "text-app.ts", appText.split("\n").slice(1).join("\n"));
     const cli = startCli(["worker", "-a", textApp, "--broker", broker, "--concurrency", "1"]);
     running.push(cli);
-    await waitFor("all four messages", () => lines(out).length === 4);
+    await waitFor("all four messages", () => lines(out).length === 4, WAIT_MS);
     expect(lines(out)).toEqual(['p "{\\"a\\":1}"', 'p "{\\"b\\":2}"', 'p "3"', 'p "plain text"']);
     cli.child.kill("SIGTERM");
     expect(await cli.exited).toBe(0);

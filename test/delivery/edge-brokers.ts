@@ -105,25 +105,38 @@ export function edgeBrokers(prefix: string): EdgeBroker[] {
   ];
 }
 
-/** Takes what a queue hands out now, acking it: a bounded receive, not a wait for more. */
+/**
+ * Takes what a queue holds now, acking it. A fixed wait alone would stop before a slow consumer
+ * attached (a Kafka group join, a Kinesis lease pickup) and report an empty queue, a false "nothing
+ * left": so it publishes a sentinel behind what is there and takes until the sentinel came (the
+ * consumer is attached and reading), then whatever else comes within a short window (other
+ * partitions; brokers without order). The sentinel is not returned.
+ */
 function takeWhatIsThere(broker: Broker, queue: string): () => Promise<Delivery[]> {
   let consumer: ReturnType<Broker["consumer"]> | undefined;
   return async () => {
     consumer ??= broker.consumer(queue, { maxInFlight: 100 });
+    const sentinel = `wqueue-test-sentinel-${randomUUID()}`;
+    await broker.publish(queue, [{ body: Buffer.from(JSON.stringify({ sentinel })) }]);
+    const isSentinel = (delivery: Delivery) => Buffer.from(delivery.body).toString().includes(sentinel);
     const taken: Delivery[] = [];
-    const controller = new AbortController();
-    // A receive waits while the queue is empty: it is cut short here, which returns [] promptly.
-    const timer = setTimeout(() => controller.abort(), 1500);
-    try {
-      for (;;) {
-        const batch = await consumer.receive(100, controller.signal);
-        if (batch.length === 0) break;
-        for (const delivery of batch) await delivery.ack();
-        taken.push(...batch);
-      }
-    } finally {
-      clearTimeout(timer);
+    let seen = false;
+    const attached = AbortSignal.timeout(90_000);
+    while (!seen && !attached.aborted) {
+      const batch = await consumer.receive(100, attached);
+      for (const delivery of batch) await delivery.ack();
+      seen = batch.some(isSentinel);
+      taken.push(...batch);
     }
-    return taken;
+    if (!seen) throw new Error(`${queue}: the sentinel published behind its messages never came back`);
+    // A receive waits while the queue is empty: cut short here, it returns [] promptly.
+    const window = AbortSignal.timeout(1500);
+    for (;;) {
+      const batch = await consumer.receive(100, window);
+      if (batch.length === 0) break;
+      for (const delivery of batch) await delivery.ack();
+      taken.push(...batch);
+    }
+    return taken.filter((delivery) => !isSentinel(delivery));
   };
 }

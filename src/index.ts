@@ -2,10 +2,12 @@ export { WQueue } from "./app/WQueue.js";
 export type {
   BodyFormat,
   Handler,
+  InferOutput,
   ListenOptions,
   Message,
   PublishOptions,
   RetryOptions,
+  StandardSchema,
   WQueueOptions,
 } from "./app/types.js";
 export type {

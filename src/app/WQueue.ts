@@ -3,7 +3,7 @@ import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
 import { loadTracer } from "../observability/tracing.js";
 import { contentTypeOf, encodeBody } from "./encode-body.js";
-import type { Handler, ListenOptions, Message, PublishOptions, Subscription, WQueueOptions } from "./types.js";
+import type { Handler, InferOutput, ListenOptions, Message, PublishOptions, StandardSchema, Subscription, WQueueOptions } from "./types.js";
 
 /** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
 const APP_BRAND = Symbol.for("wqueue.app");
@@ -42,7 +42,16 @@ export class WQueue {
     return [...this.#subscriptions.values()];
   }
 
-  /** Registers `handler` for `queue` and returns it unchanged. One handler per queue and broker. */
+  /**
+   * Registers `handler` for `queue` and returns it unchanged. One handler per queue and broker.
+   * With `schema`, `message.body` is typed as the schema's output.
+   */
+  listenEvents<Schema extends StandardSchema>(
+    queue: string,
+    handler: Handler<InferOutput<Schema>>,
+    options: ListenOptions & { schema: Schema },
+  ): Handler<InferOutput<Schema>>;
+  listenEvents<Body = unknown>(queue: string, handler: Handler<Body>, options?: ListenOptions): Handler<Body>;
   listenEvents<Body = unknown>(queue: string, handler: Handler<Body>, options: ListenOptions = {}): Handler<Body> {
     if (typeof queue !== "string" || queue.length === 0) throw new ConfigError("listenEvents: queue must be a non-empty string");
     if (typeof handler !== "function") throw new ConfigError(`listenEvents("${queue}"): handler must be a function`);
@@ -80,6 +89,14 @@ export class WQueue {
    * TC39 method decorator: `@app.listen("queue")` on a method registers it, bound to the instance,
    * when the class is instantiated (create one instance in the app module).
    */
+  listen<Schema extends StandardSchema>(
+    queue: string,
+    options: ListenOptions & { schema: Schema },
+  ): <This>(method: (this: This, message: Message<InferOutput<Schema>>) => unknown, context: ClassMethodDecoratorContext<This>) => void;
+  listen(
+    queue: string,
+    options?: ListenOptions,
+  ): <This>(method: (this: This, message: Message<never>) => unknown, context: ClassMethodDecoratorContext<This>) => void;
   listen(queue: string, options: ListenOptions = {}) {
     const register = (handler: Handler<never>) => this.listenEvents(queue, handler, options);
     return <This>(method: (this: This, message: Message<never>) => unknown, context: ClassMethodDecoratorContext<This>) => {

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { supportedSchemes } from "../brokers/registry.js";
+import { addAsyncApiCommand } from "./asyncapi-command.js";
 import { addDeadLettersCommand } from "./dead-letters-command.js";
 import { addPushCommand } from "./push-command.js";
 import { addStatsCommand } from "./stats-command.js";
@@ -21,6 +22,7 @@ addWorkerCommand(program);
 addPushCommand(program);
 addDeadLettersCommand(program);
 addStatsCommand(program);
+addAsyncApiCommand(program);
 
 /**
  * A usage error prints its one line and where to read more ("see wqueue worker --help"), not the

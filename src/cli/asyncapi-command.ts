@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { stringify } from "yaml";
@@ -6,6 +6,7 @@ import { resolveDefaultBrokerUrl } from "../app/WQueue.js";
 import { asyncApiDocument } from "./asyncapi-document.js";
 import { failAndExit } from "./fail.js";
 import { loadApp } from "./load-app.js";
+import { nearestPackageJson } from "./nearest-package-json.js";
 
 interface AsyncApiFlags {
   app: string;
@@ -23,7 +24,7 @@ export function addAsyncApiCommand(program: Command): void {
     .action(async (flags: AsyncApiFlags) => {
       try {
         const { app, file } = await loadApp(flags.app);
-        const manifest = nearestPackageJson(file);
+        const manifest = projectOf(file);
         const document = asyncApiDocument(app, {
           defaultBrokerUrl: resolveDefaultBrokerUrl(app, flags.broker),
           title: app.options.name ?? manifest?.name ?? path.basename(file),
@@ -42,16 +43,11 @@ export function addAsyncApiCommand(program: Command): void {
 }
 
 /** The app's project name and version, for the document's info. */
-function nearestPackageJson(file: string): { name?: string; version?: string } | undefined {
-  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
-    const manifest = path.join(dir, "package.json");
-    if (existsSync(manifest)) {
-      try {
-        return JSON.parse(readFileSync(manifest, "utf8")) as { name?: string; version?: string };
-      } catch {
-        return undefined;
-      }
-    }
-    if (path.dirname(dir) === dir) return undefined;
+function projectOf(file: string): { name?: string; version?: string } | undefined {
+  const manifest = nearestPackageJson(file);
+  try {
+    return manifest === undefined ? undefined : (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string; version?: string });
+  } catch {
+    return undefined; // an unreadable package.json: the document is still written
   }
 }

@@ -1,5 +1,6 @@
-import { type FSWatcher, existsSync, readdirSync, watch } from "node:fs";
+import { type FSWatcher, readdirSync, watch } from "node:fs";
 import path from "node:path";
+import { nearestPackageJson } from "./nearest-package-json.js";
 
 /** Directories never watched: dependencies, builds, VCS data. */
 const IGNORED_DIRS = new Set(["node_modules", ".git", "dist", "build", "coverage"]);
@@ -11,10 +12,7 @@ const SOURCE = /\.(?:[mc]?[jt]s|[jt]sx|json)$/;
  * so imports from sibling folders count), else the module's own directory.
  */
 export function watchRoot(appFile: string): string {
-  for (let dir = path.dirname(appFile); ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, "package.json"))) return dir;
-    if (path.dirname(dir) === dir) return path.dirname(appFile);
-  }
+  return path.dirname(nearestPackageJson(appFile) ?? appFile);
 }
 
 /**

@@ -71,4 +71,34 @@ app.listenEvents("jobs", handle, { concurrency: 4 });`,
     cli.child.kill("SIGTERM");
     expect(await cli.exited).toBe(0);
   }, 90_000);
+
+  it("a worker that fails on an edit (syntax error) restarts on the next change", async () => {
+    const dir = tempDir();
+    const project = path.join(dir, "project");
+    mkdirSync(project);
+    const broker = `sqlite://${path.join(dir, "q.db")}`;
+    const out = path.join(dir, "handled.jsonl");
+    const handlerFile = path.join(project, "handler.ts");
+    writeFileSync(handlerFile, handlerSource(out, 1));
+    const app = writeApp(project, "app.ts", `import { handle } from "./handler.js";\nexport const app = new WQueue();\napp.listenEvents("jobs", handle);`);
+    const cli = startCli(["worker", "-a", app, "--broker", broker, "--watch"]);
+    running.push(cli);
+    await cli.waitForLine("the ready line", (l) => l.includes('"msg":"ready:'), 20_000);
+
+    writeFileSync(handlerFile, "export function handle( {");
+    await cli.waitForLine("the failed worker's line", (l) => l.includes("watch: the worker exited (2); it restarts on the next change"), 20_000);
+    expect(cli.stderr.some((l) => l.includes("failed to load"))).toBe(true);
+    writeFileSync(handlerFile, handlerSource(out, 3));
+    await cli.waitForLine("the restart line", (l) => l.includes("watch: handler.ts changed; the worker was not running, restarted"), 20_000);
+    const producer = new WQueue({ broker });
+    try {
+      await producer.publish("jobs", { id: 1 });
+    } finally {
+      await producer.close();
+    }
+    await waitFor("the message handled by the fixed handler", () => handled(out).length === 1, 20_000);
+    expect(handled(out)).toEqual([{ id: 1, v: 3 }]);
+    cli.child.kill("SIGINT");
+    expect(await cli.exited).toBe(0);
+  }, 90_000);
 });

@@ -18,7 +18,8 @@ export function watchRoot(appFile: string): string {
 /**
  * Calls `onChange(file)` (debounced: once per burst of saves) when a source file under `root`
  * changes. Each top-level folder is watched recursively except the IGNORED_DIRS, so a project's
- * node_modules costs no inotify watches. Returns a function that stops watching.
+ * node_modules costs no inotify watches (a top-level folder created later is not watched).
+ * Returns a function that stops watching.
  */
 export function watchSourceFiles(root: string, onChange: (file: string) => void, debounceMs = 150): () => void {
   const watchers: FSWatcher[] = [];

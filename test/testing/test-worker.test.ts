@@ -108,5 +108,6 @@ describe("createTestWorker", () => {
     );
     expect(result.stdout).toMatch(/# pass 2\b/);
     expect(result.stdout).toMatch(/# fail 0\b/);
+    expect(`${result.stdout}${result.stderr}`).not.toContain("ready:"); // quiet: no worker log in the test output
   }, 60_000);
 });

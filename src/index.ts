@@ -1,7 +1,9 @@
 export { WQueue } from "./app/WQueue.js";
+export { QueueHandle } from "./app/QueueHandle.js";
 export type {
   BodyFormat,
   Handler,
+  InferInput,
   InferOutput,
   ListenOptions,
   Message,

@@ -3,7 +3,8 @@ import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
 import { loadTracer } from "../observability/tracing.js";
 import { contentTypeOf, encodeBody } from "./encode-body.js";
-import type { Handler, InferOutput, ListenOptions, Message, PublishOptions, StandardSchema, Subscription, WQueueOptions } from "./types.js";
+import { QueueHandle } from "./QueueHandle.js";
+import type { Handler, InferInput, InferOutput, ListenOptions, Message, PublishOptions, StandardSchema, Subscription, WQueueOptions } from "./types.js";
 
 /** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
 const APP_BRAND = Symbol.for("wqueue.app");
@@ -104,6 +105,19 @@ export class WQueue {
         register(method.bind(this));
       });
     };
+  }
+
+  /**
+   * A handle on one queue with its options: with `schema`, `publish()` is typed by the schema's
+   * input and `listen()`'s message body by its output. Registers nothing until `listen()`.
+   */
+  queue<Schema extends StandardSchema>(
+    name: string,
+    options: ListenOptions & { schema: Schema },
+  ): QueueHandle<InferInput<Schema>, InferOutput<Schema>>;
+  queue<Body = unknown>(name: string, options?: ListenOptions): QueueHandle<Body, Body>;
+  queue(name: string, options: ListenOptions = {}): QueueHandle {
+    return new QueueHandle(this, name, options);
   }
 
   /** Publishes one message. Outside a worker this opens the broker on first use: call close() when done. */

@@ -66,6 +66,9 @@ export interface StandardSchema<Output = unknown> {
 /** The type a Standard Schema validator returns (Standard Schema's `InferOutput`): `message.body` with `schema`. */
 export type InferOutput<Schema extends StandardSchema> = NonNullable<Schema["~standard"]["types"]>["output"];
 
+/** The type a Standard Schema validator accepts (Standard Schema's `InferInput`): what a typed queue publishes. */
+export type InferInput<Schema extends StandardSchema> = NonNullable<Schema["~standard"]["types"]>["input"];
+
 export interface RetryOptions {
   /** Deliveries in all, the first included, before the message is dead-lettered. Default 5. */
   maxAttempts?: number;

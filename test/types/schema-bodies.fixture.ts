@@ -54,3 +54,15 @@ class Handlers {
   }
 }
 new Handlers();
+
+// A typed queue handle: publish() takes the schema's input, listen() gets its output.
+const payments = app.queue("typed-payments", { schema: Cents });
+void payments.publish({ euros: 12.5 });
+// @ts-expect-error the input is { euros: number }, not the output
+void payments.publish({ cents: 1250 });
+payments.listen((message) => {
+  expectTypeOf(message.body).toEqualTypeOf<{ cents: number }>();
+});
+const untyped = app.queue("untyped");
+void untyped.publish("anything");
+untyped.listen((message) => expectTypeOf(message.body).toBeUnknown());

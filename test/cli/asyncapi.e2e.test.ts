@@ -3,7 +3,10 @@ import path from "node:path";
 import { Parser } from "@asyncapi/parser";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { runCli, tempDir, writeApp } from "./run-cli.js";
+import { runCli, writeApp } from "./run-cli.js";
+import { tempDirsRemovedAfterAll } from "./temp-dirs.js";
+
+const tempDir = tempDirsRemovedAfterAll();
 
 /** Parses with the official AsyncAPI parser; fails on any error-level diagnostic. */
 async function parseAsyncApi(text: string) {

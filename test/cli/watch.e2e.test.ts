@@ -28,25 +28,28 @@ function handled(out: string): { id: number; v: number }[] {
   return readFileSync(out, "utf8").split("\n").filter(Boolean).map((line) => JSON.parse(line));
 }
 
+/**
+ * A project folder (app.ts importing handler.ts, version 1) with its SQLite broker and output file
+ * outside it, and `wqueue worker --watch` running on it, ready.
+ */
+async function startWatching() {
+  const dir = tempDir();
+  const project = path.join(dir, "project");
+  mkdirSync(project);
+  const broker = `sqlite://${path.join(dir, "q.db")}`;
+  const out = path.join(dir, "handled.jsonl");
+  const handlerFile = path.join(project, "handler.ts");
+  writeFileSync(handlerFile, handlerSource(out, 1));
+  const app = writeApp(project, "app.ts", `import { handle } from "./handler.js";\nexport const app = new WQueue();\napp.listenEvents("jobs", handle, { concurrency: 4 });`);
+  const cli = startCli(["worker", "-a", app, "--broker", broker, "--watch"]);
+  running.push(cli);
+  await cli.waitForLine("the ready line", (l) => l.includes('"msg":"ready:'), 20_000);
+  return { broker, out, handlerFile, cli };
+}
+
 describe("wqueue worker --watch", () => {
   it("restarts on a change of an imported module, draining first: the new handler takes the next messages, none lost or doubled", async () => {
-    const dir = tempDir();
-    const project = path.join(dir, "project");
-    mkdirSync(project);
-    const broker = `sqlite://${path.join(dir, "q.db")}`;
-    const out = path.join(dir, "handled.jsonl");
-    const handlerFile = path.join(project, "handler.ts");
-    writeFileSync(handlerFile, handlerSource(out, 1));
-    const app = writeApp(
-      project,
-      "app.ts",
-      `import { handle } from "./handler.js";
-export const app = new WQueue();
-app.listenEvents("jobs", handle, { concurrency: 4 });`,
-    );
-    const cli = startCli(["worker", "-a", app, "--broker", broker, "--watch"]);
-    running.push(cli);
-    await cli.waitForLine("the ready line", (l) => l.includes('"msg":"ready:'), 20_000);
+    const { broker, out, handlerFile, cli } = await startWatching();
 
     const producer = new WQueue({ broker });
     try {
@@ -76,17 +79,7 @@ app.listenEvents("jobs", handle, { concurrency: 4 });`,
   }, 90_000);
 
   it("a worker that fails on an edit (syntax error) restarts on the next change", async () => {
-    const dir = tempDir();
-    const project = path.join(dir, "project");
-    mkdirSync(project);
-    const broker = `sqlite://${path.join(dir, "q.db")}`;
-    const out = path.join(dir, "handled.jsonl");
-    const handlerFile = path.join(project, "handler.ts");
-    writeFileSync(handlerFile, handlerSource(out, 1));
-    const app = writeApp(project, "app.ts", `import { handle } from "./handler.js";\nexport const app = new WQueue();\napp.listenEvents("jobs", handle);`);
-    const cli = startCli(["worker", "-a", app, "--broker", broker, "--watch"]);
-    running.push(cli);
-    await cli.waitForLine("the ready line", (l) => l.includes('"msg":"ready:'), 20_000);
+    const { broker, out, handlerFile, cli } = await startWatching();
 
     writeFileSync(handlerFile, "export function handle( {");
     await cli.waitForLine("the failed worker's line", (l) => l.includes("watch: the worker exited (2); it restarts on the next change"), 20_000);

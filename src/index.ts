@@ -1,12 +1,16 @@
 export { WQueue } from "./app/WQueue.js";
+export { QueueHandle } from "./app/QueueHandle.js";
 export type {
   BodyFormat,
   Handler,
+  InferInput,
+  InferOutput,
   ListenOptions,
   Message,
   Middleware,
   PublishOptions,
   RetryOptions,
+  StandardSchema,
   WQueueOptions,
 } from "./app/types.js";
 export type {

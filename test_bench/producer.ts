@@ -1,8 +1,8 @@
 // Pushes random {"n": N} messages to `test_bench.sha`.
 //   node --import tsx test_bench/producer.ts --count 2000 --min 1000 --max 10000 --broker redis://127.0.0.1:6379
 import { Command } from "commander";
-import { SingleBar } from "cli-progress";
 import { WQueue } from "wqueue";
+import { createProgress } from "./progress.js";
 
 export interface ProduceOptions {
   count: number;
@@ -11,7 +11,8 @@ export interface ProduceOptions {
   sleepMs: number;
   broker?: string;
   seed?: number;
-  progress?: boolean;
+  /** Where progress goes (a bar on a terminal, plain lines otherwise); none without. */
+  progress?: NodeJS.WriteStream;
 }
 
 /** A small seeded generator (mulberry32) so a bench run can be repeated with the same work. */
@@ -29,8 +30,7 @@ export function seededRandom(seed: number): () => number {
 export async function produce(options: ProduceOptions): Promise<{ totalRounds: number }> {
   const app = new WQueue({ broker: options.broker });
   const random = options.seed === undefined ? Math.random : seededRandom(options.seed);
-  const bar = options.progress ? new SingleBar({ format: "producing [{bar}] {value}/{total} messages" }) : undefined;
-  bar?.start(options.count, 0);
+  const bar = options.progress ? createProgress("producing", options.count, options.progress) : undefined;
   let totalRounds = 0;
   try {
     for (let i = 0; i < options.count; i++) {
@@ -57,5 +57,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     .option("--seed <n>", "seed for repeatable N values", Number)
     .parse()
     .opts<{ count: number; min: number; max: number; sleep: number; broker?: string; seed?: number }>();
-  await produce({ ...flags, sleepMs: flags.sleep, progress: process.stderr.isTTY });
+  await produce({ ...flags, sleepMs: flags.sleep, progress: process.stderr });
 }

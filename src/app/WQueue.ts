@@ -3,7 +3,8 @@ import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
 import { loadTracer } from "../observability/tracing.js";
 import { contentTypeOf, encodeBody } from "./encode-body.js";
-import type { Handler, ListenOptions, Message, Middleware, PublishOptions, Subscription, WQueueOptions } from "./types.js";
+import { QueueHandle } from "./QueueHandle.js";
+import type { Handler, InferInput, InferOutput, ListenOptions, Message, Middleware, PublishOptions, StandardSchema, Subscription, WQueueOptions } from "./types.js";
 
 /** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
 const APP_BRAND = Symbol.for("wqueue.app");
@@ -61,7 +62,16 @@ export class WQueue {
     return this;
   }
 
-  /** Registers `handler` for `queue` and returns it unchanged. One handler per queue and broker. */
+  /**
+   * Registers `handler` for `queue` and returns it unchanged. One handler per queue and broker.
+   * With `schema`, `message.body` is typed as the schema's output.
+   */
+  listenEvents<Schema extends StandardSchema>(
+    queue: string,
+    handler: Handler<InferOutput<Schema>>,
+    options: ListenOptions & { schema: Schema },
+  ): Handler<InferOutput<Schema>>;
+  listenEvents<Body = unknown>(queue: string, handler: Handler<Body>, options?: ListenOptions): Handler<Body>;
   listenEvents<Body = unknown>(queue: string, handler: Handler<Body>, options: ListenOptions = {}): Handler<Body> {
     if (typeof queue !== "string" || queue.length === 0) throw new ConfigError("listenEvents: queue must be a non-empty string");
     if (typeof handler !== "function") throw new ConfigError(`listenEvents("${queue}"): handler must be a function`);
@@ -102,6 +112,14 @@ export class WQueue {
    * TC39 method decorator: `@app.listen("queue")` on a method registers it, bound to the instance,
    * when the class is instantiated (create one instance in the app module).
    */
+  listen<Schema extends StandardSchema>(
+    queue: string,
+    options: ListenOptions & { schema: Schema },
+  ): <This>(method: (this: This, message: Message<InferOutput<Schema>>) => unknown, context: ClassMethodDecoratorContext<This>) => void;
+  listen(
+    queue: string,
+    options?: ListenOptions,
+  ): <This>(method: (this: This, message: Message<never>) => unknown, context: ClassMethodDecoratorContext<This>) => void;
   listen(queue: string, options: ListenOptions = {}) {
     const register = (handler: Handler<never>) => this.listenEvents(queue, handler, options);
     return <This>(method: (this: This, message: Message<never>) => unknown, context: ClassMethodDecoratorContext<This>) => {
@@ -109,6 +127,19 @@ export class WQueue {
         register(method.bind(this));
       });
     };
+  }
+
+  /**
+   * A handle on one queue with its options: with `schema`, `publish()` is typed by the schema's
+   * input and `listen()`'s message body by its output. Registers nothing until `listen()`.
+   */
+  queue<Schema extends StandardSchema>(
+    name: string,
+    options: ListenOptions & { schema: Schema },
+  ): QueueHandle<InferInput<Schema>, InferOutput<Schema>>;
+  queue<Body = unknown>(name: string, options?: ListenOptions): QueueHandle<Body, Body>;
+  queue(name: string, options: ListenOptions = {}): QueueHandle {
+    return new QueueHandle(this, name, options);
   }
 
   /** Publishes one message. Outside a worker this opens the broker on first use: call close() when done. */

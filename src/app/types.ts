@@ -59,6 +59,8 @@ export type Ordering =
 export interface StandardSchema<Output = unknown> {
   readonly "~standard": {
     readonly version: 1;
+    /** Type-only: what the validator accepts and returns (Standard Schema's `types`). */
+    readonly types?: { readonly input: unknown; readonly output: Output } | undefined;
     readonly validate: (
       value: unknown,
     ) =>
@@ -70,6 +72,12 @@ export interface StandardSchema<Output = unknown> {
         >;
   };
 }
+
+/** The type a Standard Schema validator returns (Standard Schema's `InferOutput`): `message.body` with `schema`. */
+export type InferOutput<Schema extends StandardSchema> = NonNullable<Schema["~standard"]["types"]>["output"];
+
+/** The type a Standard Schema validator accepts (Standard Schema's `InferInput`): what a typed queue publishes. */
+export type InferInput<Schema extends StandardSchema> = NonNullable<Schema["~standard"]["types"]>["input"];
 
 export interface RetryOptions {
   /** Deliveries in all, the first included, before the message is dead-lettered. Default 5. */

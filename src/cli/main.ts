@@ -2,7 +2,9 @@
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
 import { supportedSchemes } from "../brokers/registry.js";
+import { addAsyncApiCommand } from "./asyncapi-command.js";
 import { addDeadLettersCommand } from "./dead-letters-command.js";
+import { addInitCommand } from "./init-command.js";
 import { addPushCommand } from "./push-command.js";
 import { addStatsCommand } from "./stats-command.js";
 import { addWorkerCommand } from "./worker-command.js";
@@ -21,6 +23,8 @@ addWorkerCommand(program);
 addPushCommand(program);
 addDeadLettersCommand(program);
 addStatsCommand(program);
+addAsyncApiCommand(program);
+addInitCommand(program);
 
 /**
  * A usage error prints its one line and where to read more ("see wqueue worker --help"), not the

@@ -12,6 +12,7 @@ import { stopOnSignals } from "./stop-on-signals.js";
 import { superviseWorkers } from "./supervise-workers.js";
 import { failAndExit } from "./fail.js";
 import { loadApp } from "../app/load-app.js";
+import { WATCHED_CHILD_ENV, watchWorker } from "./watch-worker.js";
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -46,6 +47,7 @@ interface WorkerFlags {
   threads?: number;
   processes?: number;
   model?: "event-loop" | "threads";
+  watch?: boolean;
 }
 
 export function addWorkerCommand(program: Command): void {
@@ -72,6 +74,7 @@ export function addWorkerCommand(program: Command): void {
       "DNS names the dashboard may be reached by, comma-separated (IP addresses and localhost always work; probes answer any name)",
       hostList,
     )
+    .option("--watch", "restart the worker when a source file of the app's project changes, draining in-flight messages first (development)")
     .option("-l, --log-level <level>", `log level: ${LOG_LEVELS.join(", ")}`, logLevel, "info" as LogLevel)
     .action(async (flags: WorkerFlags) => runWorker(flags));
 }
@@ -83,6 +86,10 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     if (typeof flags.http === "string") parseAddress(flags.http); // before the app loads: a typo costs nothing
   } catch (error) {
     failAndExit(error, debug);
+  }
+  if (flags.watch && !process.env[WATCHED_CHILD_ENV]) {
+    await watchWorker(flags, logger, debug);
+    return;
   }
   if ((flags.processes ?? 1) > 1 && childIndex() === undefined) {
     await superviseWorkers(flags, logger, debug);
@@ -110,7 +117,8 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     });
     const stop = stopOnSignals(worker, closeServer, logger, debug);
     // A supervised child whose supervisor died drains and exits rather than running on alone.
-    stopWhenSupervisorGone(() => stop("SIGTERM"));
+    // So does the worker of `--watch` whose watcher died.
+    stopWhenSupervisorGone(() => stop("SIGTERM"), childIndex() !== undefined || Boolean(process.env[WATCHED_CHILD_ENV]));
     const registry = () =>
       createMetricsRegistry({
         observer: worker.observer,

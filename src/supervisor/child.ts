@@ -36,10 +36,11 @@ export function childArgv(argv: readonly string[]): string[] {
  * In a supervised child: calls `stop` once the supervisor is gone (the fork IPC channel closed, as
  * when the supervisor was SIGKILLed), so no worker runs on alone, unsupervised. A channel that
  * closed before this call (the supervisor died while the child loaded its app) counts too: the
- * 'disconnect' event has been missed then.
+ * 'disconnect' event has been missed then. `supervised`: this process has such a parent (a
+ * `--processes` child by default; the CLI also passes it for the worker that `--watch` runs).
  */
-export function stopWhenSupervisorGone(stop: () => void): void {
-  if (childIndex() === undefined || typeof process.send !== "function") return;
+export function stopWhenSupervisorGone(stop: () => void, supervised = childIndex() !== undefined): void {
+  if (!supervised || typeof process.send !== "function") return;
   if (!process.connected) {
     stop();
     return;

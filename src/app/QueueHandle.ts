@@ -1,0 +1,25 @@
+import type { Handler, ListenOptions, PublishOptions } from "./types.js";
+import type { WQueue } from "./WQueue.js";
+
+/**
+ * One queue of an app with its options, typed by its schema: `publish()` takes what the schema
+ * accepts (its input type), `listen()`'s handler gets what it returns (its output type).
+ * From `app.queue(name, options)`; registering and publishing go through the app.
+ */
+export class QueueHandle<Input = unknown, Output = Input> {
+  constructor(
+    readonly app: WQueue,
+    readonly name: string,
+    readonly options: Readonly<ListenOptions> = {},
+  ) {}
+
+  /** Registers the handler with the queue's options (`options` adds to them). */
+  listen(handler: Handler<Output>, options: Omit<ListenOptions, "schema"> = {}): Handler<Output> {
+    return this.app.listenEvents<Output>(this.name, handler, { ...this.options, ...options });
+  }
+
+  /** Publishes to the queue on its broker. The body is not validated here: the worker validates it. */
+  publish(body: Input, options: PublishOptions = {}): Promise<void> {
+    return this.app.publish(this.name, body, { broker: this.options.broker, ...options });
+  }
+}

@@ -34,7 +34,7 @@ export class PostgresConsumer implements Consumer {
     for (const delivery of deliveries) {
       if (delivery instanceof PostgresDelivery && this.#inFlight.has(delivery)) held.push(delivery.held);
     }
-    if (held.length > 0) await this.broker.table.extend(held, this.leaseMs);
+    if (held.length > 0) await this.broker.consumerTable.extend(held, this.leaseMs);
   }
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
@@ -53,7 +53,7 @@ export class PostgresConsumer implements Consumer {
           const taken = await this.#claim(max);
           if (taken.length > 0) return taken;
           if (stop.signal.aborted) break;
-          const next = await this.broker.table.msUntilNextReady(this.queue);
+          const next = await this.broker.consumerTable.msUntilNextReady(this.queue);
           dueAt = Date.now() + Math.min(this.broker.config.pollMs, next ?? Number.POSITIVE_INFINITY);
         }
         await waker.wakeup.wait(stop.signal, Math.max(0, dueAt - Date.now()));
@@ -66,7 +66,7 @@ export class PostgresConsumer implements Consumer {
 
   async #claim(max: number): Promise<PostgresDelivery[]> {
     const receipt = randomUUID();
-    const rows = await this.broker.table.claim(this.queue, Math.max(1, Math.floor(max)), this.leaseMs, receipt);
+    const rows = await this.broker.consumerTable.claim(this.queue, Math.max(1, Math.floor(max)), this.leaseMs, receipt);
     return rows.map((row) => {
       const delivery = new PostgresDelivery(this, row, { id: row.id, receipt });
       this.#inFlight.add(delivery);
@@ -84,7 +84,7 @@ export class PostgresConsumer implements Consumer {
       this.broker.forget(this);
       const unsettled = [...this.#inFlight].map((delivery) => delivery.held);
       this.#inFlight.clear();
-      if (unsettled.length > 0) await this.broker.table.release(this.queue, unsettled, 0);
+      if (unsettled.length > 0) await this.broker.consumerTable.release(this.queue, unsettled, 0);
     })();
     return this.#closed;
   }
@@ -120,12 +120,12 @@ class PostgresDelivery extends SettleOnceDelivery {
 
   protected doNack(delayMs: number): Promise<void> {
     this.consumer.settling(this);
-    return this.consumer.broker.table.release(this.queue, [this.held], delayMs);
+    return this.consumer.broker.consumerTable.release(this.queue, [this.held], delayMs);
   }
 
   protected doDeadLetter(reason: DeadLetterReason): Promise<void> {
     this.consumer.settling(this);
     const message = { body: this.body, headers: deadLetterHeaders(this, reason), key: this.key };
-    return this.consumer.broker.table.deadLetter(this.held, this.consumer.deadLetterQueue, message);
+    return this.consumer.broker.consumerTable.deadLetter(this.held, this.consumer.deadLetterQueue, message);
   }
 }

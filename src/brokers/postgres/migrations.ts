@@ -27,9 +27,8 @@ CREATE TABLE "${s}".messages (
   receipt uuid,                           -- token of the latest claim
   created_at timestamptz NOT NULL DEFAULT now(),
   done_at timestamptz                     -- acked, kept for the retention period
-);
+) WITH (fillfactor = 70);
 CREATE INDEX messages_in_order ON "${s}".messages (queue, id) WHERE done_at IS NULL;
-CREATE INDEX messages_by_visibility ON "${s}".messages (queue, visible_at) WHERE done_at IS NULL;
 CREATE INDEX messages_done ON "${s}".messages (done_at) WHERE done_at IS NOT NULL;
 
 CREATE FUNCTION "${s}".notify_inserted() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -12,7 +12,7 @@ import { createBroker } from "../../src/brokers/registry.js";
 import { ConfigError } from "../../src/errors.js";
 import { createLogger } from "../../src/log/logger.js";
 import { Worker } from "../../src/worker/Worker.js";
-import { tempDir } from "../cli/run-cli.js";
+import { runCli, tempDir } from "../cli/run-cli.js";
 import { waitFor } from "../helpers.js";
 import { dropSchema, POSTGRES_URL, schemaUrl, sql, testSchema } from "./postgres-helpers.js";
 
@@ -239,6 +239,35 @@ describe("postgres broker", () => {
     await publisher.publish(queue, [{ body: text('{"n":1}') }]);
     await waitFor("the message handled", () => handled.length === 1, 3000);
   }, 30_000);
+
+  it("wqueue dead-letters lists, replays and purges the dead-letter rows (CLI, built dist)", async () => {
+    const queue = queueName();
+    const url = schemaUrl(schema);
+    const broker = open();
+    await broker.publish(queue, [{ body: text('{"id":1}'), headers: { "x-origin": "test" } }, { body: text('{"id":2}') }]);
+    for (const delivery of await receiveN(broker.consumer(queue), 2)) {
+      await delivery.deadLetter({ reason: "handler-failed", error: { name: "TypeError", message: "bad" } });
+    }
+    const listed = await runCli(["dead-letters", "list", queue, "--broker", url, "--json"]);
+    expect(listed.code).toBe(0);
+    const rows = listed.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    expect(rows.map((r) => [r.queue, r.reason, r.error, r.attempts, r.body])).toEqual([
+      [queue, "handler-failed", "TypeError: bad", 1, '{"id":1}'],
+      [queue, "handler-failed", "TypeError: bad", 1, '{"id":2}'],
+    ]);
+    const replayed = await runCli(["dead-letters", "replay", queue, "--broker", url]);
+    expect(replayed.stderr).toContain(`replayed 2 dead letter(s) from ${queue}.dead`);
+    expect(await rowsIn(`${queue}.dead`)).toBe(0);
+    const back = await broker.browse(queue, 10);
+    expect(back.map((m) => read(m as unknown as Delivery))).toEqual(['{"id":1}', '{"id":2}']);
+    expect(back[0]?.headers).toEqual({ "x-origin": "test" });
+
+    const [again] = await receiveN(broker.consumer(queue), 1);
+    await again?.deadLetter({ reason: "handler-failed" });
+    const purged = await runCli(["dead-letters", "purge", queue, "--broker", url]);
+    expect(purged.stderr).toContain("purged 1 dead letter(s)");
+    expect(await rowsIn(`${queue}.dead`)).toBe(0);
+  }, 60_000);
 
   it("reads wqueue's parameters off the URL and leaves the rest to node-postgres", () => {
     const config = parsePostgresUrl("postgresql://u:secret@db:5433/app?schema=jobs&lease=5000&poll=60000&retention=10&pool=3&sslmode=disable");

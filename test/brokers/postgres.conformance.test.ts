@@ -12,7 +12,7 @@ brokerConformanceSuite({
   open: () => new PostgresBroker(schemaUrl(schema)),
   skip: {
     "broker-restart":
-      "the PostgreSQL server is shared with other tests and must not be restarted; a killed worker's rows " +
-      "coming back is covered by test/brokers/postgres.test.ts and test/delivery/kill-and-restart.e2e.test.ts",
+      "the shared PostgreSQL server must not be restarted: the case runs on a private server in " +
+      "test/brokers/postgres-restart.conformance.test.ts",
   },
 });

@@ -13,7 +13,7 @@
  * B = BENCH_BATCH (default 100). Each case consumes a freshly preloaded queue (preloading not
  * timed) after an unmeasured warm-up; rounds are interleaved; medians are reported, with the
  * ratios the issue asks for: (w) / (p) (target >= 2x) and (c) / (b) (target >= 1.0x).
- * Schemas `wqueue_bench` and `pgboss_bench` are dropped at the end.
+ * Schemas `wqueue_bench_<run>` and `pgboss_bench_<run>` are dropped at the end.
  *
  *   npm run bench:postgres                      # 50,000 messages, batch 100, 3 rounds
  *   BENCH_MESSAGES=20000 BENCH_ROUNDS=5 BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:postgres
@@ -31,9 +31,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BATCH = Number(process.env.BENCH_BATCH ?? 100);
 const BASE = process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const WARMUP = Math.min(10_000, Math.ceil(N / 5));
-const SCHEMA = "wqueue_bench";
-const BOSS_SCHEMA = "pgboss_bench";
-const RAW_TABLE = "wqueue_bench.raw_jobs";
+// Schemas of this run only, dropped at the end: two runs at once do not meet.
+const RUN = randomUUID().replaceAll("-", "").slice(0, 8);
+const SCHEMA = `wqueue_bench_${RUN}`;
+const BOSS_SCHEMA = `pgboss_bench_${RUN}`;
+const RAW_TABLE = `${SCHEMA}.raw_jobs`;
 const body = (i: number) => `{"event":"signup","n":${i}}`;
 const noop = async (_message: unknown): Promise<void> => {};
 
@@ -232,8 +234,11 @@ async function measure(test: Case, count: number) {
 }
 
 /** Median over rounds of x/y within each round: the two ran back to back, under the same load. */
-const pairedRatio = (samples: Sample[][], x: number, y: number) =>
-  median((samples[x] ?? []).map((sample, round) => sample.rate / (samples[y]?.[round]?.rate ?? Number.NaN))).toFixed(2);
+function pairedRatio(cases: Case[], samples: Sample[][], x: string, y: string): string {
+  const [xs, ys] = [x, y].map((letter) => samples[cases.findIndex((test) => test.name[1] === letter)]);
+  if (!xs || !ys) return "n/a (not run)";
+  return `${median(xs.map((sample, round) => sample.rate / (ys[round]?.rate ?? Number.NaN))).toFixed(2)}x`;
+}
 
 async function main(): Promise<void> {
   try {
@@ -248,6 +253,9 @@ async function main(): Promise<void> {
   boss.on("error", (error) => process.stderr.write(`pg-boss: ${error.message}\n`));
   await boss.start();
   const cases = [rawAtMostOnce, rawAtLeastOnce, adapter, worker, pgBoss];
+  // BENCH_CASES=abc runs only those (the ratios then need their cases).
+  const only = process.env.BENCH_CASES;
+  if (only) cases.splice(0, cases.length, ...cases.filter((test) => only.includes(test.name[1] as string)));
   const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, WARMUP), (test) => measure(test, N));
   const { rows } = summarize(cases, samples);
   const version = (await admin.query("SHOW server_version")).rows[0].server_version;
@@ -262,8 +270,8 @@ ${cpus()[0]?.model.trim() ?? "unknown CPU"} (${cpus().length} cores, shared with
 ${rows.join("\n")}
 
 Paired per round (median of the rounds' ratios):
-- wqueue worker (w) / pg-boss worker (p): ${pairedRatio(samples, 3, 4)}x (target >= 2x)
-- wqueue adapter (c) / raw at-least-once loop (b): ${pairedRatio(samples, 2, 1)}x (target >= 1.0x)
+- wqueue worker (w) / pg-boss worker (p): ${pairedRatio(cases, samples, "w", "p")} (target >= 2x)
+- wqueue adapter (c) / raw at-least-once loop (b): ${pairedRatio(cases, samples, "c", "b")} (target >= 1.0x)
 `);
 }
 

@@ -283,6 +283,17 @@ describe("postgres broker", () => {
     expect(() => parsePostgresUrl("postgres://u:secret@db/app?lease=0")).toThrow(/lease=0 must be >= 1/);
   });
 
+  it("stops with one line when the user may not create the schema", async () => {
+    const role = testSchema("wqueue_noperm");
+    await sql(`CREATE ROLE ${role} LOGIN`);
+    cleanups.push(() => sql(`DROP ROLE IF EXISTS ${role}`));
+    const broker = new PostgresBroker(`${POSTGRES_URL.replace("postgres@", `${role}@`)}?schema=${testSchema()}`);
+    cleanups.push(() => broker.close());
+    const failure = broker.connect();
+    await expect(failure).rejects.toThrow(ConfigError);
+    await expect(failure).rejects.toThrow(/cannot set up schema "wqueue_test_\w+": permission denied for database test/);
+  });
+
   it("says which server it could not reach, without the password", async () => {
     const broker = await createBroker("postgres://postgres:hunter2@127.0.0.1:1/test");
     cleanups.push(() => broker.close());

@@ -109,6 +109,13 @@ export class PostgresBroker implements Broker {
     }
     try {
       await migrate(client, this.config.schema);
+    } catch (error) {
+      // SQLSTATE class 42 (e.g. 42501, no CREATE privilege): retrying cannot help, say so in one line.
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === "string" && code.startsWith("42")) {
+        throw new ConfigError(`broker ${this.url}: cannot set up schema "${this.config.schema}": ${(error as Error).message}`, { cause: error });
+      }
+      throw error;
     } finally {
       client.release();
     }

@@ -300,5 +300,8 @@ describe("postgres broker", () => {
     const failure = broker.connect();
     await expect(failure).rejects.toThrow(/cannot connect to PostgreSQL at postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/test/);
     await expect(failure).rejects.not.toThrow(/hunter2/);
+    const spelledOut = await createBroker("postgresql://postgres:hunter2@127.0.0.1:1/test");
+    cleanups.push(() => spelledOut.close());
+    expect([spelledOut.kind, spelledOut.url]).toEqual(["postgres", "postgresql://postgres:***@127.0.0.1:1/test"]);
   });
 });

@@ -12,8 +12,9 @@ import type { PoolClient } from "pg";
  * acked rows are retained (`?retention=`); the partial indexes leave done rows out.
  *
  * No index covers `visible_at`, `attempt` or `receipt`, and pages keep 30 % free (fillfactor 70), so
- * a claim, a nack or a lease extension can be a HOT update (no new index entries). Finding when an idle queue's next row is due then reads that queue's rows in
- * the (queue, id) index, which only happens when a claim found nothing.
+ * a claim, a nack or a lease extension can be a HOT update (no new index entries). Finding when
+ * an idle queue's next row is due then reads that queue's rows through the (queue, id) index,
+ * which happens only when a claim found nothing.
  *
  * Any client publishes with `SELECT <schema>.publish('orders', '{"id":1}')` or a plain INSERT: a
  * statement trigger sends one NOTIFY per queue written, delivered when the transaction commits.

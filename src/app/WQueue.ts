@@ -149,10 +149,15 @@ export class WQueue {
     }
     const brokers = (this.#lentBrokers ?? this.#ownBrokers) as BrokerSet;
     const broker = await brokers.get(options.broker);
+    if (options.transaction !== undefined && !broker.features.transactionalPublish) {
+      throw new ConfigError(`publish("${queue}"): { transaction } needs a broker that can join it (postgres://), not ${broker.kind}`);
+    }
     const headers = { ...options.headers };
     (await loadTracer())?.inject(headers);
     const contentType = contentTypeOf(body);
-    await broker.publish(queue, [{ body: encodeBody(body), contentType, headers, key: options.key, delayMs: options.delayMs }]);
+    await broker.publish(queue, [{ body: encodeBody(body), contentType, headers, key: options.key, delayMs: options.delayMs }], {
+      transaction: options.transaction,
+    });
   }
 
   /** Lets a running worker lend its connections to publish() (and take them back with undefined). */

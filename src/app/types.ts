@@ -141,6 +141,11 @@ export interface PublishOptions {
   headers?: Headers;
   key?: string;
   delayMs?: number;
+  /**
+   * Publish inside this open transaction (a node-postgres client between BEGIN and COMMIT): the
+   * message commits or rolls back with it. PostgreSQL brokers only; others refuse it.
+   */
+  transaction?: unknown;
 }
 
 export interface WQueueOptions {

@@ -147,6 +147,17 @@ export interface BrokerFeatures {
    * for another ordering. Commit-below-the-lowest-unfinished stays the adapter's job.
    */
   partitioned?: boolean;
+  /** publish() can write inside the caller's own database transaction (PostgreSQL). */
+  transactionalPublish?: boolean;
+}
+
+/** Where a publish runs, for brokers with `transactionalPublish`. */
+export interface PublishContext {
+  /**
+   * The caller's connection, inside its open transaction (a node-postgres client between BEGIN and
+   * COMMIT): the messages are written on it, so they commit or roll back with the caller's work.
+   */
+  transaction?: unknown;
 }
 
 export interface Broker {
@@ -162,7 +173,7 @@ export interface Broker {
   connect(): Promise<void>;
   consumer(queue: string, options?: ConsumerOptions): Consumer;
   /** Resolves once the broker has taken every message (durably, where the broker is durable). */
-  publish(queue: string, messages: OutgoingMessage[]): Promise<void>;
+  publish(queue: string, messages: OutgoingMessage[], context?: PublishContext): Promise<void>;
   /**
    * Optional: up to `limit` messages waiting in `queue`, oldest first, without taking them (for
    * `wqueue dead-letters list`). Brokers that cannot look without taking leave it out.

@@ -16,6 +16,8 @@ const adapters: Record<string, (url: string, log: BrokerLog) => Promise<Broker>>
   "sqs:": async (url, log) => (await import("./sqs/open-sqs-broker.js")).openSqsBroker(url, log),
   "kinesis:": async (url, log) => (await import("./kinesis/open-kinesis-broker.js")).openKinesisBroker(url, log),
   "nats:": async (url, log) => (await import("./nats/open-nats-broker.js")).openNatsBroker(url, log),
+  "postgres:": async (url, log) => new (await import("./postgres/PostgresBroker.js")).PostgresBroker(url, log),
+  "postgresql:": async (url, log) => new (await import("./postgres/PostgresBroker.js")).PostgresBroker(url, log),
   "sqlite:": async (url) => new (await import("./sqlite/SqliteBroker.js")).SqliteBroker(url),
 };
 

@@ -4,6 +4,7 @@ import { Kafka, logLevel } from "kafkajs";
 import { createBroker } from "../../src/brokers/registry.js";
 import { dropKinesisApp, requireKinesis } from "../brokers/kinesis-server.js";
 import { requireNats } from "../brokers/nats-server.js";
+import { dropSchema, schemaUrl, testSchema } from "../brokers/postgres-helpers.js";
 import { requireSqs } from "../brokers/sqs-server.js";
 import { tempDir } from "../cli/run-cli.js";
 import { KAFKA_URL } from "../setup/ensure-kafka.js";
@@ -71,6 +72,14 @@ export function edgeBrokers(prefix: string): EdgeBroker[] {
 
   return [
     { name: "sqlite", leaseMs: LEASE_MS, setup: () => viaAdapter(`sqlite://${tempDir()}/q.db?visibility=${LEASE_MS}&poll=20`, name()) },
+    {
+      name: "postgres",
+      leaseMs: LEASE_MS,
+      setup: () => {
+        const schema = testSchema(`wqueue_${prefix}`);
+        return viaAdapter(schemaUrl(schema, `lease=${LEASE_MS}`), name(), undefined, [() => dropSchema(schema).then(() => {})]);
+      },
+    },
     { name: "redis reliable", leaseMs: LEASE_MS, setup: () => viaAdapter(`${REDIS_URL}?heartbeatTtl=${LEASE_MS}`, name()) },
     { name: "redis stream", leaseMs: LEASE_MS, setup: () => viaAdapter(`${REDIS_URL}?mode=stream&claimIdle=${LEASE_MS}`, name()) },
     { name: "amqp classic", leaseMs: LEASE_MS, setup: () => viaAdapter("amqp://guest:guest@127.0.0.1:5672", name()) },

@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import { createBroker } from "../../src/brokers/registry.js";
 import { dropKinesisApp, requireKinesis } from "../brokers/kinesis-server.js";
 import { requireNats } from "../brokers/nats-server.js";
+import { dropSchema, schemaUrl, testSchema } from "../brokers/postgres-helpers.js";
 import { type PrivateRedis, startPrivateRedis } from "../brokers/redis-private-server.js";
 import { requireSqs } from "../brokers/sqs-server.js";
 import { KAFKA_URL } from "../setup/ensure-kafka.js";
@@ -78,6 +79,15 @@ describe("nothing lost (worker child processes killed, brokers restarted)", () =
         servers.push(server);
         const client = server.client();
         return { url: `${server.url}?heartbeatTtl=1000`, queue: "work", publish: async (ids) => void (await client.rpush("work", ...ids.map((id) => JSON.stringify({ id })))) };
+      },
+    },
+    {
+      // A killed worker's claimed rows come back once their lease (2 s) runs out.
+      name: "PostgreSQL",
+      setup: async () => {
+        const schema = testSchema("wqueue_kill");
+        cleanups.push(() => dropSchema(schema).then(() => {}));
+        return viaAdapter(schemaUrl(schema, "lease=2000"), `kill.${randomUUID().slice(0, 8)}`);
       },
     },
     {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Consumer, DeadLetterReason, Delivery, Headers, OutgoingMessage } from "../contract.js";
+import { anyAbort } from "../any-abort.js";
 import { deadLetterHeaders } from "../dead-letter.js";
 import { SettleOnceDelivery } from "../settle-once.js";
 import type { SqliteUrl } from "../shared/sqlite-url.js";
@@ -183,20 +184,4 @@ class SqliteDelivery extends SettleOnceDelivery {
     const message = { body: this.body, headers, key: this.key };
     this.consumer.context.deadLetter(this.held, this.consumer.deadLetterQueue, message);
   }
-}
-
-/** One signal that aborts when either does; dispose() unhooks it from the long-lived one. */
-function anyAbort(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose: () => void } {
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  if (a.aborted || b.aborted) controller.abort();
-  a.addEventListener("abort", abort, { once: true });
-  b.addEventListener("abort", abort, { once: true });
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      a.removeEventListener("abort", abort);
-      b.removeEventListener("abort", abort);
-    },
-  };
 }

@@ -18,6 +18,8 @@ const adapters: Record<string, (url: string, log: BrokerLog) => Promise<Broker>>
   "nats:": async (url, log) => (await import("./nats/open-nats-broker.js")).openNatsBroker(url, log),
   "postgres:": async (url, log) => new (await import("./postgres/PostgresBroker.js")).PostgresBroker(url, log),
   "postgresql:": async (url, log) => new (await import("./postgres/PostgresBroker.js")).PostgresBroker(url, log),
+  "mqtt:": async (url, log) => new (await import("./mqtt/MqttBroker.js")).MqttBroker(url, log),
+  "mqtts:": async (url, log) => new (await import("./mqtt/MqttBroker.js")).MqttBroker(url, log),
   "sqlite:": async (url) => new (await import("./sqlite/SqliteBroker.js")).SqliteBroker(url),
 };
 

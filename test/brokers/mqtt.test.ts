@@ -113,4 +113,45 @@ describe("wqueue worker on MQTT (Mosquitto)", () => {
     await waitFor(() => `25 messages handled (got ${new Set(numbers(out)).size})`, () => new Set(numbers(out)).size >= 25, 60_000);
     expect([...new Set(numbers(out))].sort((a, b) => a - b)).toEqual(Array.from({ length: 25 }, (_, n) => n));
   }, 120_000);
+
+  it("a message that SIGKILLs its worker is dead-lettered as poison after maxAttempts; the others are handled", async () => {
+    const topic = `wq-${id()}/poison`;
+    const brokerUrl = url(`g-${id()}`, `p-${id()}`);
+    const dir = tempDir();
+    const out = path.join(dir, "handled.txt");
+    const app = writeApp(
+      dir,
+      "app.ts",
+      `import { appendFileSync } from "node:fs";
+export const app = new WQueue({ retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 } });
+app.listenEvents(${JSON.stringify(topic)}, async (m: { body: { n: number; poison?: boolean } }) => {
+  if (m.body.poison) process.kill(process.pid, "SIGKILL");
+  appendFileSync(${JSON.stringify(out)}, " " + m.body.n + "\\n");
+}, { concurrency: 5 });`,
+    );
+    // The dead-letter reader resumes the session each worker keeps for `<topic>.dead` (same URL).
+    const reader = new MqttBroker(brokerUrl);
+    opened.push(reader);
+    const deadLetters = reader.consumer(`${topic}.dead`);
+    let worker = await startWorker(app, brokerUrl);
+    const broker = await publisher();
+    await broker.publish(topic, Array.from({ length: 20 }, (_, n) => ({ body: Buffer.from(JSON.stringify({ n, poison: n === 7 })) })));
+    let deaths = 0;
+    const dead: Awaited<ReturnType<typeof deadLetters.receive>> = [];
+    const deadline = AbortSignal.timeout(90_000);
+    while (dead.length === 0 && !deadline.aborted) {
+      dead.push(...(await deadLetters.receive(10, AbortSignal.timeout(500))));
+      if (worker.child.exitCode !== null || worker.child.signalCode !== null) {
+        deaths += 1;
+        expect(deaths, "the worker kept dying: the poison message never reached a verdict").toBeLessThan(8);
+        worker = await startWorker(app, brokerUrl);
+      }
+    }
+    await waitFor(() => `19 handled (got ${new Set(numbers(out)).size})`, () => new Set(numbers(out)).size >= 19, 30_000);
+    expect(dead.map((d) => JSON.parse(Buffer.from(d.body).toString()).n)).toEqual([7]);
+    expect(dead[0]?.headers["x-wqueue-dead-reason"]).toBe("poison");
+    expect(deaths).toBeGreaterThan(0);
+    expect([...new Set(numbers(out))].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, n) => n).filter((n) => n !== 7));
+    await dead[0]?.ack();
+  }, 150_000);
 });

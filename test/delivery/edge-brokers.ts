@@ -70,6 +70,8 @@ export function edgeBrokers(prefix: string): EdgeBroker[] {
     };
   }
 
+  // Not mqtt: its workers need a client id each (two with one id take the session from each other)
+  // and it has no lease; its poison and kill cases are in test/brokers/mqtt.test.ts.
   return [
     { name: "sqlite", leaseMs: LEASE_MS, setup: () => viaAdapter(`sqlite://${tempDir()}/q.db?visibility=${LEASE_MS}&poll=20`, name()) },
     {

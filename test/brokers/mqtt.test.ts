@@ -155,3 +155,20 @@ app.listenEvents(${JSON.stringify(topic)}, async (m: { body: { n: number; poison
     await dead[0]?.ack();
   }, 150_000);
 });
+
+describe("MQTT: bad input gets one line and loses nothing", () => {
+  it("refuses a bad group or session expiry, a publish with a delay or to a filter; an unreachable broker is named without its password", async () => {
+    expect(() => new MqttBroker("mqtt://127.0.0.1:1883?group=a/b")).toThrow(/group=a\/b must not contain/);
+    expect(() => new MqttBroker("mqtt://127.0.0.1:1883?sessionExpiry=0")).toThrow(/sessionExpiry=0 must be/);
+    const broker = await publisher();
+    const topic = `wq-${id()}/refused`;
+    await expect(broker.publish(topic, [{ body: Buffer.from("{}"), delayMs: 1000 }])).rejects.toThrow(/MQTT has no delayed delivery/);
+    await expect(broker.publish(`${topic}/+`, [{ body: Buffer.from("{}") }])).rejects.toThrow(/"\+" and "#" are for subscribing/);
+    const unreachable = new MqttBroker("mqtt://user:secret@127.0.0.1:1?group=x");
+    opened.push(unreachable);
+    const error = await unreachable.connect().then(() => undefined, (e: Error) => e);
+    expect(error?.name).toBe("BrokerUnreachableError");
+    expect(error?.message).toContain("cannot connect to MQTT at mqtt://user:***@127.0.0.1:1");
+    expect(error?.message).not.toContain("secret");
+  }, 30_000);
+});

@@ -40,7 +40,7 @@ export function addDeadLettersCommand(program: Command): void {
   const common = (sub: Command) =>
     sub
       .argument("<queue>", "the queue whose dead letters to use (its .dead queue)")
-      .option("-b, --broker <url>", "broker URL (else WQUEUE_BROKER_URL, else the app's, else sqlite://wqueue.db); with --app also a broker name of the app")
+      .option("-b, --broker <url>", "broker URL (else WQUEUE_BROKER_URL, else the --app's default, else sqlite://wqueue.db); with --app also a name from its brokers")
       .option("-a, --app <module>", "load this app module first: its registerBroker adapters and its brokers become usable")
       .option("-n, --limit <n>", "at most this many dead letters", positiveInt, 1000);
 

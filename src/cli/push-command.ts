@@ -34,7 +34,7 @@ export function addPushCommand(program: Command): void {
     .description("publish a message to a queue; with no MESSAGE, publish one message per line of stdin")
     .argument("<queue>", "queue name")
     .argument("[message]", "the payload, JSON unless --raw")
-    .option("-b, --broker <url>", "broker URL (else WQUEUE_BROKER_URL, else the app's, else sqlite://wqueue.db); with --app also a broker name of the app")
+    .option("-b, --broker <url>", "broker URL (else WQUEUE_BROKER_URL, else the --app's default, else sqlite://wqueue.db); with --app also a name from its brokers")
     .option("-a, --app <module>", "load this app module first: its registerBroker adapters and its brokers become usable")
     .option("-k, --key <key>", "message key (partition / ordering key)")
     .option("-H, --header <name=value>", "a header; repeat for more", header, {})

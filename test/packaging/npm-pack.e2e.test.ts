@@ -34,8 +34,10 @@ const children: ChildProcess[] = [];
 beforeAll(async () => {
   project = mkdtempSync(path.join(tmpdir(), "wqueue-pack-"));
   writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "redis-user", private: true, type: "module" }));
-  // npm pack runs `prepare` (the build), so the tarball holds what src is now.
-  const packed = await run("npm", ["pack", "--pack-destination", project, "--silent"], { cwd: ROOT, timeout: 5 * 60_000 });
+  // The dist/ that `npm test` built first (pretest): packing with `prepare` would rebuild it under
+  // the CLI tests that run meanwhile.
+  if (!existsSync(path.join(ROOT, "dist/cli/main.js"))) throw new Error("dist/ is missing: run npm run build first");
+  const packed = await run("npm", ["pack", "--ignore-scripts", "--pack-destination", project, "--silent"], { cwd: ROOT, timeout: 5 * 60_000 });
   const tarball = packed.stdout.trim().split("\n").at(-1) as string;
   try {
     await run("npm", ["install", `./${tarball}`, "ioredis", "--no-audit", "--no-fund"], {

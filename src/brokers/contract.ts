@@ -184,3 +184,14 @@ export interface Broker {
   /** Idempotent: calling it twice returns the same promise. Closes every consumer too. */
   close(): Promise<void>;
 }
+
+/** Makes a broker (not connected yet) when the app first needs it; `log` hears reconnects and the like. */
+export type BrokerFactory = (log: BrokerLog) => Broker | Promise<Broker>;
+
+/**
+ * Where a broker of an app comes from: a URL (its scheme picks the adapter, built in or
+ * registered with `registerBroker`), a Broker object, or a factory that makes one. A Broker
+ * object belongs to the app from then on: the worker connects it and closes it when it stops, so it
+ * serves one worker; a factory makes a fresh one each time.
+ */
+export type BrokerSource = string | Broker | BrokerFactory;

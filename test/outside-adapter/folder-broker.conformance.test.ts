@@ -1,0 +1,17 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll } from "vitest";
+import { brokerConformanceSuite } from "../../src/testing/index.js";
+import { FolderBroker } from "../fixtures/outside-adapter/folder-broker.js";
+
+// An adapter written outside src/, against wqueue's public types only, passes the suite as it is.
+const root = mkdtempSync(path.join(tmpdir(), "wqueue-folder-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+brokerConformanceSuite({
+  name: "folder (an outside adapter)",
+  open: () => new FolderBroker(pathToFileURL(root).href.replace(/^file:/, "folder:")),
+  skip: { "broker-restart": "no server: the queues are files, read by polling" },
+});

@@ -1,1 +1,9 @@
-export { brokerConformanceSuite, CONFORMANCE_CASES, type ConformanceCase, type ConformanceOptions, skipAllBut } from "./conformance.js";
+export {
+  brokerConformanceSuite,
+  type ChildBroker,
+  CONFORMANCE_CASES,
+  type ConformanceCase,
+  type ConformanceOptions,
+  runConformanceCase,
+  skipAllBut,
+} from "./conformance.js";

@@ -9,6 +9,7 @@ const rabbit = requireRabbit("conformance");
 brokerConformanceSuite({
   name: "amqp (broker-restart: `rabbitmqctl close_all_connections`, not a server restart)",
   open: () => openAmqpBroker(rabbit.url),
+  child: { arg: () => rabbit.url },
   // The shared server must keep running for the other test files: dropping every connection is
   // what a restart does to a client (and what the adapter must recover from), minus the downtime.
   restartBroker: () => rabbit.closeConnections(),

@@ -13,6 +13,7 @@ const url = `${KAFKA_URL}?group=conformance-${randomUUID().slice(0, 8)}`;
 brokerConformanceSuite({
   name: "kafka",
   open: () => openKafkaBroker(url),
+  child: { arg: () => url },
   skip: {
     "broker-restart":
       "the test Kafka is one broker shared by every test file running in parallel; restarting it would " +

@@ -21,8 +21,12 @@ const running = (): PrivateNats => {
   return server;
 };
 
+// ?ackWait=3000: a killed consumer's messages come back 3 s after their delivery.
+const url = () => `${running().url}?ackWait=3000`;
+
 brokerConformanceSuite({
   name: "nats jetstream (private nats-server; broker-restart: kill -9 and start again)",
-  open: () => openNatsBroker(running().url),
+  open: () => openNatsBroker(url()),
+  child: { arg: url },
   restartBroker: () => running().restart(),
 });

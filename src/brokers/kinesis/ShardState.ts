@@ -58,6 +58,14 @@ export class ShardState {
   #lastRead: string | undefined;
   #outstanding = 0;
   #lastWritten: string | undefined;
+  /**
+   * Records an earlier lease of this worker handed out that still run (the lease was lost, then
+   * taken again), by sequence: not handed out again until that run settles (settleEarlier). The
+   * value is the record here once read (held back), null before.
+   */
+  readonly #earlier = new Map<string, ShardRecord | null>();
+  /** Earlier runs that finished before their record was read here: finished unseen when read. */
+  readonly #finishedEarlier = new Set<string>();
 
   constructor(
     readonly stream: string,
@@ -65,7 +73,10 @@ export class ShardState {
     resume: ShardCheckpoint | undefined,
     /** Called when a delayed record becomes ready. */
     readonly onDue: () => void,
+    /** Sequences of this shard still running in this worker under an earlier lease. */
+    runningEarlier: Iterable<string> = [],
   ) {
+    for (const sequence of runningEarlier) this.#earlier.set(sequence, null);
     this.#finishedThrough = resume?.sequence ?? FROM_START;
     this.#prior = decodeDeliveries(0, resume?.metadata);
     this.#priorEnd = Math.max(0, ...this.#prior.keys()) + 1;
@@ -90,7 +101,30 @@ export class ShardState {
 
   /** No record is with a handler: the lease can be handed over (nacked ones are redone by the next owner). */
   get drained(): boolean {
-    return this.#outstanding === 0;
+    return this.#outstanding === 0 && this.#earlier.size === 0;
+  }
+
+  /** Records out with handlers now (for an earlier lease's successor: see settleEarlier). */
+  running(): ShardRecord[] {
+    return this.#records.slice(this.#head, this.#next).filter((record) => record.out);
+  }
+
+  /**
+   * A run under an earlier lease settled: its record is finished here too, or (`retry`) may be
+   * handed out again. Returns false when this state was not waiting for it.
+   */
+  settleEarlier(sequence: string, how: "finished" | "retry"): boolean {
+    if (this.revoked || !this.#earlier.has(sequence)) return false;
+    const record = this.#earlier.get(sequence);
+    this.#earlier.delete(sequence);
+    if (record === null || record === undefined) {
+      if (how === "finished") this.#finishedEarlier.add(sequence);
+    } else if (how === "finished") this.finish(record);
+    else {
+      this.#due.push(record);
+      this.onDue();
+    }
+    return true;
   }
 
   add(records: readonly { SequenceNumber?: string; Data?: Uint8Array; PartitionKey?: string }[]): void {
@@ -129,6 +163,14 @@ export class ShardState {
       else if (this.#next < this.#records.length) {
         record = this.#records[this.#next] as ShardRecord;
         this.#next += 1;
+        if (this.#earlier.get(record.sequence) === null) {
+          this.#earlier.set(record.sequence, record); // still running under the earlier lease: held back
+          continue;
+        }
+        if (this.#finishedEarlier.delete(record.sequence)) {
+          this.finish(record);
+          continue;
+        }
         record.decoded = fromKinesisRecord(record.data, record.partitionKey);
         if (record.decoded.notBefore > now) {
           this.#later(record, record.decoded.notBefore - now);
@@ -203,6 +245,8 @@ export class ShardState {
     this.#next = 0;
     this.#due.clear();
     this.#outstanding = 0;
+    this.#earlier.clear();
+    this.#finishedEarlier.clear();
   }
 
   #back(record: ShardRecord): void {

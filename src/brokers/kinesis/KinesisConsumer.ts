@@ -83,7 +83,10 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
 
   ack(record: ShardRecord): void {
     const state = record.shard;
-    if (state.revoked) return this.#settleOrphan(record, "finished");
+    if (state.revoked) {
+      this.#settleOrphan(record, "finished");
+      return;
+    }
     state.finish(record);
     this.#settles.notify();
     if (this.onePerShard) this.#wakeup.notify(); // the shard's next record may go now
@@ -91,7 +94,10 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
   }
 
   nack(record: ShardRecord, delayMs: number): void {
-    if (record.shard.revoked) return this.#settleOrphan(record, "retry");
+    if (record.shard.revoked) {
+      this.#settleOrphan(record, "retry");
+      return;
+    }
     record.shard.retry(record, delayMs);
     this.#settles.notify();
     if (this.onePerShard) this.#wakeup.notify();

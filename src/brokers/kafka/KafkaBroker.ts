@@ -10,7 +10,7 @@ import type { KafkaUrl } from "./kafka-url.js";
 import { checkTopicName, TopicRegistry } from "./topics.js";
 
 /**
- * Apache Kafka (`kafka://host:port[,host:port]?group=NAME&partitions=N`), through kafkajs.
+ * Apache Kafka (`kafka://host:port[,host:port]?group=NAME&partitions=N&rebalanceTimeout=MS`), through kafkajs.
  *
  * A queue is a topic, created on first use with `partitions` partitions. Each consumer is a member
  * of the URL's consumer group, so workers sharing the group split a topic's partitions. Delivery

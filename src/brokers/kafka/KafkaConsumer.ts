@@ -16,6 +16,12 @@ import { type KafkaRecord, PartitionState } from "./partition-state.js";
 const MAX_CLAIM_AHEAD = 4096;
 /** How long close() waits for its last commit before leaving the group anyway. */
 const CLOSE_COMMIT_MS = 5000;
+/**
+ * A rejoin held for running records goes this long before the rebalance timeout: the coordinator
+ * began counting up to a heartbeat and a fetch wait before the member heard of the rebalance.
+ */
+const REJOIN_MARGIN_MS = 5000;
+const NEVER = new AbortController().signal;
 
 /**
  * The receiving side of one queue (topic): a group member fetches into per-partition buffers,
@@ -23,11 +29,15 @@ const CLOSE_COMMIT_MS = 5000;
  * an OffsetCommitter sends those points in batches, and a FetchFlow pauses fetching while the
  * buffer is full. A batch mixes partitions fairly, each in offset order. A record goes out only
  * once a commit counts its delivery (write-ahead, PartitionState.claimAhead), so a record whose
- * handler kills the worker reaches its verdict on the next owners.
+ * handler kills the worker reaches its verdict on the next owners. On a rebalance the member
+ * rejoins only once the records out with handlers are settled and committed (#finishRunning), so
+ * no record runs here and on its partition's next owner at once.
  */
 export class KafkaConsumer implements Consumer, RecordSettler {
   readonly #states = new Map<number, PartitionState>();
   readonly #wakeup = new Wakeup();
+  /** Notified when a record out with a handler comes back (settled, or its partition dropped). */
+  readonly #returned = new Wakeup();
   readonly #member: GroupMember;
   readonly #committer: OffsetCommitter;
   readonly #flow: FetchFlow;
@@ -62,9 +72,11 @@ export class KafkaConsumer implements Consumer, RecordSettler {
         onBatch: (partition, messages) => this.#onBatch(partition, messages),
         onAssigned: (partitions) => this.#onAssigned(partitions),
         onRebalancing: () => this.#onRebalancing(),
+        beforeRejoin: () => this.#finishRunning(),
         onLost: () => this.#revokeAll(),
       },
       broker.log,
+      broker.config.rebalanceTimeoutMs,
     );
     this.#committer = new OffsetCommitter((offsets) => this.#member.commit(offsets), broker.log, Math.max(1, Math.floor(maxInFlight ?? DEFAULT_BUFFER)));
     this.#flow = new FetchFlow(maxInFlight, this.#member);
@@ -100,11 +112,13 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     record.state.finish(record);
     this.#committer.acked(record.state);
     if (this.onePerPartition) this.#wakeup.notify(); // the partition's next record may go now
+    if (record.state.rebalancing) this.#returned.notify();
   }
 
   nack(record: KafkaRecord, delayMs: number): void {
     record.state.retry(record, delayMs);
     if (this.onePerPartition) this.#wakeup.notify();
+    if (record.state.rebalancing) this.#returned.notify();
   }
 
   async deadLetter(delivery: KafkaDelivery, reason: DeadLetterReason): Promise<void> {
@@ -114,7 +128,7 @@ export class KafkaConsumer implements Consumer, RecordSettler {
       const headers = deadLetterHeaders(delivery, reason);
       await this.broker.publish(this.deadLetterQueue, [{ body: delivery.body, headers, key: delivery.key }]);
     } catch (error) {
-      record.state.retry(record, 1000); // not finished: hand it out again rather than stall the partition
+      this.nack(record, 1000); // not finished: hand it out again rather than stall the partition
       throw error;
     }
     this.ack(record);
@@ -184,7 +198,6 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     this.#wakeup.notify();
   }
 
-  /** A new assignment: revoked partitions are dropped (settles of their records do nothing). */
   /** Hands out nothing until the new assignment, and commits without claims ahead (PartitionState.rebalancing). */
   #onRebalancing(): void {
     for (const state of this.#states.values()) {
@@ -194,6 +207,37 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     void this.#committer.flush();
   }
 
+  /**
+   * Before the member rejoins (every partition may move then): hands nothing more out, waits until
+   * every record out with a handler is settled, and commits. Records fetched and not handed out
+   * stay uncommitted for the next owner: they never ran here. A handler still running when the
+   * rebalance timeout nearly passed is left running, and its record may run again on the new owner.
+   */
+  async #finishRunning(): Promise<void> {
+    this.#onRebalancing();
+    const deadline = Date.now() + Math.max(0, this.broker.config.rebalanceTimeoutMs - REJOIN_MARGIN_MS);
+    let running = this.#running();
+    if (running > 0) this.broker.log("info", `${this.queue}: group rebalancing; rejoining once ${running} running record(s) finish`);
+    while (running > 0 && !this.#closing) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.broker.log("warn", `${this.queue}: ${running} record(s) still running at the rebalance timeout; rejoining, and their partitions' next owners may run them again (raise ?rebalanceTimeout=)`);
+        break;
+      }
+      await this.#returned.wait(NEVER, left);
+      running = this.#running();
+    }
+    for (const state of this.#states.values()) this.#committer.mark(state);
+    await this.#committer.flush();
+  }
+
+  #running(): number {
+    let running = 0;
+    for (const state of this.#states.values()) running += state.outstanding;
+    return running;
+  }
+
+  /** A new assignment: revoked partitions are dropped (settles of their records do nothing). */
   #onAssigned(partitions: number[]): void {
     for (const state of this.#states.values()) state.rebalancing = false;
     this.#wakeup.notify();
@@ -236,5 +280,6 @@ export class KafkaConsumer implements Consumer, RecordSettler {
     this.#states.clear();
     this.#flow.reset();
     this.#wakeup.notify();
+    this.#returned.notify();
   }
 }

@@ -30,6 +30,13 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
   /** Notified on every settle, for hand-overs waiting until their shard has nothing out. */
   readonly #settles = new Wakeup();
   readonly #closeSignal = new AbortController();
+  /**
+   * Records still running here whose shard's lease was lost or released meanwhile, by shard and
+   * sequence. If this worker takes the shard again, its new state holds them back until they
+   * settle, and their settles land there: a record never runs twice at once in one worker, and a
+   * verdict is given once.
+   */
+  readonly #orphans = new Map<string, Map<string, ShardRecord>>();
   readonly worker = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
   readonly #bufferLimit: number;
   #store: LeaseStore | undefined;
@@ -76,6 +83,10 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
 
   ack(record: ShardRecord): void {
     const state = record.shard;
+    if (state.revoked) {
+      this.#settleOrphan(record, "finished");
+      return;
+    }
     state.finish(record);
     this.#settles.notify();
     if (this.onePerShard) this.#wakeup.notify(); // the shard's next record may go now
@@ -83,14 +94,28 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
   }
 
   nack(record: ShardRecord, delayMs: number): void {
+    if (record.shard.revoked) {
+      this.#settleOrphan(record, "retry");
+      return;
+    }
     record.shard.retry(record, delayMs);
     this.#settles.notify();
     if (this.onePerShard) this.#wakeup.notify();
   }
 
+  /**
+   * A verdict is given only under a lease this worker holds (the record's own, or the one it took
+   * the shard again with), checked just before the publish, and its finish is checkpointed right
+   * after: a shard that changes hands meanwhile would make its next owner judge it again.
+   */
   async deadLetter(delivery: KinesisDelivery, reason: DeadLetterReason): Promise<void> {
     const { record } = delivery;
-    if (record.shard.revoked || record.done) return;
+    const state = this.#holder(record);
+    if (state === undefined || record.done) return;
+    if (!(await this.#stillLeased(state))) {
+      this.lose(state.shardId); // its next owner gives the verdict
+      return;
+    }
     try {
       // `deadLetters=plain`: the bare payload under its key, for readers that are not wqueue (./kinesis-url.ts).
       const headers = this.broker.config.plainDeadLetters ? undefined : deadLetterHeaders(delivery, reason);
@@ -100,6 +125,48 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
       throw error;
     }
     this.ack(record);
+    await this.#writer?.flush(state);
+  }
+
+  /** The state that settles `record`: its own, or the state of a later lease here holding it back. */
+  #holder(record: ShardRecord): ShardState | undefined {
+    if (!record.shard.revoked) return record.shard;
+    const current = this.#states.get(record.shard.shardId);
+    return current !== undefined && this.#orphans.get(record.shard.shardId)?.get(record.sequence) === record ? current : undefined;
+  }
+
+  /** Renews the shard's lease now: false once it is no longer ours (a store failure counts as held). */
+  async #stillLeased(state: ShardState): Promise<boolean> {
+    const store = this.#store;
+    if (store === undefined) return false;
+    try {
+      const kept = await store.renew(this.queue, [state.shardId], this.worker, this.broker.config.leaseMs);
+      return kept.includes(state.shardId) && !state.revoked;
+    } catch {
+      return !state.revoked; // the balancer drops the lease if the store stays silent for a lease time
+    }
+  }
+
+  /** Keeps what still runs of a state being revoked, for a later lease of the same shard here. */
+  #adoptRunning(state: ShardState): void {
+    const running = state.running();
+    if (running.length === 0) return;
+    const orphans = this.#orphans.get(state.shardId) ?? new Map<string, ShardRecord>();
+    for (const record of running) orphans.set(record.sequence, record);
+    this.#orphans.set(state.shardId, orphans);
+  }
+
+  #settleOrphan(record: ShardRecord, how: "finished" | "retry"): void {
+    const orphans = this.#orphans.get(record.shard.shardId);
+    if (orphans?.get(record.sequence) !== record) return;
+    orphans.delete(record.sequence);
+    if (orphans.size === 0) this.#orphans.delete(record.shard.shardId);
+    record.out = false;
+    const current = this.#states.get(record.shard.shardId);
+    if (current?.settleEarlier(record.sequence, how)) {
+      this.#settles.notify(); // a hand-over may wait for it
+      if (how === "finished" && current.complete) void this.#finishShard(current);
+    }
   }
 
   // ShardOwner: called by the balancer.
@@ -112,7 +179,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
 
   start(shardId: string, checkpoint: ShardCheckpoint | undefined): void {
     if (this.#closing || this.#states.has(shardId)) return;
-    const state = new ShardState(this.queue, shardId, checkpoint, () => this.#wakeup.notify());
+    const state = new ShardState(this.queue, shardId, checkpoint, () => this.#wakeup.notify(), this.#orphans.get(shardId)?.keys());
     const reader = new ShardReader(this.broker.client, state, {
       pollMs: this.broker.config.pollMs,
       bufferLimit: this.#bufferLimit,
@@ -133,6 +200,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     const state = this.#states.get(shardId);
     if (state === undefined) return;
     this.broker.log("info", `kinesis stream ${this.queue}: lost the lease of shard ${shardId}`);
+    this.#adoptRunning(state);
     state.revoke();
     this.#forget(state);
   }
@@ -165,6 +233,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
       })();
       await Promise.race([leaving, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
       for (const state of this.#states.values()) state.revoke();
+      this.#orphans.clear();
     })();
     return this.#closed;
   }
@@ -250,6 +319,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     } catch (error) {
       this.broker.log("warn", `kinesis stream ${this.queue} shard ${state.shardId}: lease not released (it expires instead): ${(error as Error).message}`);
     }
+    this.#adoptRunning(state);
     state.revoke();
     this.#forget(state);
   }

@@ -1,7 +1,7 @@
 /**
  * The dashboard: one self-contained page (no build step, no dependency) that polls /api/stats
  * every second, draws message rates and p95 latency per queue, lists recent failures, and
- * browses and replays dead letters. When the worker has a token, the page asks for it once.
+ * browses and replays dead letters, and pauses and resumes a queue. When the worker has a token, the page asks for it once.
  */
 export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <html lang="en">
@@ -34,7 +34,7 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <main>
   <section><h2>Queues</h2>
     <table id="queues"><thead><tr><th>queue</th><th>broker</th><th>msg/s</th><th>received</th><th>succeeded</th>
-      <th>failed</th><th>retried</th><th>dead</th><th>in flight</th><th>backlog</th><th>p50 ms</th><th>p95 ms</th></tr></thead>
+      <th>failed</th><th>retried</th><th>dead</th><th>in flight</th><th>backlog</th><th>p50 ms</th><th>p95 ms</th><th>fetching</th></tr></thead>
       <tbody></tbody></table>
   </section>
   <div class="charts">
@@ -91,9 +91,14 @@ function render(stats) {
     if (series[key].length > HISTORY) series[key].shift();
     var row = body.insertRow();
     row.dataset.queue = q.queue;
-    cell(row, q.queue); cell(row, q.broker, "text"); cell(row, fmt(rate)); cell(row, fmt(q.received)); cell(row, fmt(q.succeeded));
+    cell(row, q.paused ? q.queue + " (paused)" : q.queue); cell(row, q.broker, "text"); cell(row, fmt(rate)); cell(row, fmt(q.received)); cell(row, fmt(q.succeeded));
     cell(row, fmt(q.failed), q.failed ? "bad" : ""); cell(row, fmt(q.retried)); cell(row, fmt(q.deadLettered), q.deadLettered ? "bad" : "");
     cell(row, fmt(q.inFlight)); cell(row, fmt(q.backlog)); cell(row, fmt(q.p50Ms)); cell(row, fmt(q.p95Ms));
+    var toggle = document.createElement("button");
+    toggle.textContent = q.paused ? "Resume" : "Pause";
+    toggle.className = "pause";
+    toggle.onclick = function () { setPaused(q.queue, !q.paused); };
+    cell(row, "").appendChild(toggle);
     if (!Array.prototype.some.call(select.options, function (o) { return o.value === q.queue; })) select.add(new Option(q.queue, q.queue));
   });
   draw("rate", "rate");
@@ -151,6 +156,13 @@ document.getElementById("dl-replay").onclick = function () {
     showDeadLetters("replayed " + result.replayed + " dead letter(s)");
   }).catch(function () {});
 };
+
+// Pause: every worker process of this endpoint stops fetching the queue; what it holds stays leased.
+function setPaused(queue, paused) {
+  api("/api/queues/" + (paused ? "pause" : "resume") + "?queue=" + encodeURIComponent(queue), { method: "POST" })
+    .then(function (result) { if (result.error || (result.problems && result.problems.length)) alert(result.error || result.problems.join("; ")); })
+    .catch(function () {});
+}
 
 function poll() {
   api("/api/stats").then(render).catch(function () {}).finally(function () { setTimeout(poll, 1000); });

@@ -15,6 +15,15 @@ export interface ObservedWorker {
   metrics(): Promise<{ contentType: string; text: string }>;
   readiness(): Promise<{ ready: boolean; problems: string[] }>;
   deadLettersOf(queue: string): Promise<DeadLetterTarget | undefined>;
+  /** Pauses or resumes `queue` in every worker process; `problems`: processes that did not answer. */
+  setPaused(queue: string, paused: boolean): Promise<PauseResult>;
+}
+
+export interface PauseResult {
+  /** Subscriptions on the queue, summed over the processes that answered. */
+  subscriptions: number;
+  processes: number;
+  problems: string[];
 }
 
 /** The single-process view: the worker itself and its Prometheus registry. */
@@ -24,6 +33,7 @@ export function observeWorker(worker: WorkerView, registry: Registry): ObservedW
     metrics: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
     readiness: async () => worker.readiness(),
     deadLettersOf: (queue) => worker.deadLettersOf(queue),
+    setPaused: async (queue, paused) => ({ subscriptions: worker.setPaused(queue, paused), processes: 1, problems: [] }),
   };
 }
 
@@ -104,6 +114,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
       return;
     }
     if (route === "GET /api/stats") return send(response, 200, await observed.snapshot());
+    if (route === "POST /api/queues/pause" || route === "POST /api/queues/resume") {
+      const queue = url.searchParams.get("queue") ?? "";
+      const paused = url.pathname.endsWith("/pause");
+      const result = await observed.setPaused(queue, paused);
+      if (result.subscriptions === 0 && result.problems.length === 0) {
+        return send(response, 404, { error: `this worker does not listen on queue "${queue}"` });
+      }
+      options.logger.info({ queue, ...result }, `${paused ? "paused" : "resumed"} ${queue} from the dashboard`);
+      // 502: some process did not answer, so the queue may still run there.
+      return send(response, result.problems.length > 0 ? 502 : 200, { queue, paused, ...result });
+    }
     if (route === "GET /api/dead-letters" || route === "POST /api/dead-letters/replay") {
       const queue = url.searchParams.get("queue") ?? "";
       const target = await observed.deadLettersOf(queue);

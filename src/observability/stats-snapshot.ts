@@ -26,11 +26,14 @@ export interface QueueSnapshot {
   backlog: number | null;
   p50Ms: number | null;
   p95Ms: number | null;
+  /** Fetching stopped from the dashboard (under --processes: in any child). */
+  paused: boolean;
 }
 
 export async function statsSnapshot(worker: WorkerView): Promise<StatsSnapshot> {
   const inFlight = worker.inFlightBySubscription();
   const backlog = await worker.backlog();
+  const paused = worker.pausedSubscriptions();
   const queues = [...worker.observer.queues].map(([id, s]) => ({
     queue: s.queue,
     broker: s.broker,
@@ -43,6 +46,7 @@ export async function statsSnapshot(worker: WorkerView): Promise<StatsSnapshot> 
     backlog: backlog.get(id) ?? null,
     p50Ms: s.latencyMs(0.5) ?? null,
     p95Ms: s.latencyMs(0.95) ?? null,
+    paused: paused.has(id),
   }));
   return {
     time: Date.now(),

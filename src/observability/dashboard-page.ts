@@ -1,6 +1,7 @@
 /**
  * The dashboard: one self-contained page (no build step, no dependency) that polls /api/stats
- * every second, draws message rates and p95 latency per queue, lists recent failures, and
+ * every second, draws message rates and p95 latency per queue (the last minutes from the server's
+ * /api/history, so the charts are full on load), lists recent failures, and
  * browses and replays dead letters, and pauses and resumes a queue. When the worker has a token, the page asks for it once.
  */
 export const DASHBOARD_HTML = /* html */ `<!doctype html>
@@ -41,6 +42,9 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
     <section><h2>Messages handled per second</h2><canvas id="rate" width="600" height="180"></canvas><div id="rate-legend" class="legend"></div></section>
     <section><h2>Handler latency p95 (ms)</h2><canvas id="latency" width="600" height="180"></canvas></section>
   </div>
+  <section id="processes-section" hidden><h2>Worker processes</h2>
+    <table id="processes"><thead><tr><th>child</th><th>pid</th><th>up s</th><th>ready</th><th>received</th><th>in flight</th><th>problems</th></tr></thead><tbody></tbody></table>
+  </section>
   <section><h2>Recent failures</h2>
     <table id="failures"><thead><tr><th>time</th><th>queue</th><th>message</th><th>attempt</th><th>outcome</th><th>error</th></tr></thead><tbody></tbody></table>
   </section>
@@ -53,8 +57,8 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <script>
 "use strict";
 var COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563"];
-var HISTORY = 60;
-var series = {}; // "queue @ broker" -> [{ rate, p95 }], the last HISTORY samples
+var WINDOW_MS = 10 * 60 * 1000;
+var series = {}; // "queue @ broker" -> [{ time, rate, p95 }] within the last WINDOW_MS
 var previous = null;
 var token = sessionStorage.getItem("wqueue-token") || "";
 
@@ -87,8 +91,7 @@ function render(stats) {
     var seconds = previous ? (stats.time - previous.time) / 1000 : 0;
     var rate = before && seconds > 0 ? (done - before.succeeded - before.failed) / seconds : 0;
     var key = q.queue + " @ " + q.broker;
-    (series[key] = series[key] || []).push({ rate: rate, p95: q.p95Ms || 0 });
-    if (series[key].length > HISTORY) series[key].shift();
+    if (previous) addPoint(key, stats.time, rate, q.p95Ms);
     var row = body.insertRow();
     row.dataset.queue = q.queue;
     cell(row, q.paused ? q.queue + " (paused)" : q.queue); cell(row, q.broker, "text"); cell(row, fmt(rate)); cell(row, fmt(q.received)); cell(row, fmt(q.succeeded));
@@ -108,6 +111,7 @@ function render(stats) {
   Object.keys(series).forEach(function (key, i) {
     var span = document.createElement("span"); span.style.color = COLORS[i % COLORS.length]; span.textContent = "■ " + key; legend.appendChild(span);
   });
+  renderChildren(stats.children);
   var failures = document.querySelector("#failures tbody");
   failures.innerHTML = "";
   stats.recentFailures.slice(0, 20).forEach(function (f) {
@@ -117,16 +121,46 @@ function render(stats) {
   previous = stats;
 }
 
+// Under --processes: one row per child, also one that did not answer.
+function renderChildren(children) {
+  document.getElementById("processes-section").hidden = !children;
+  var body = document.querySelector("#processes tbody");
+  body.innerHTML = "";
+  (children || []).forEach(function (c) {
+    var row = body.insertRow();
+    cell(row, c.index); cell(row, c.pid === undefined ? "–" : c.pid); cell(row, fmt(c.uptimeSeconds));
+    cell(row, c.ready ? "yes" : "no", c.ready ? "" : "bad"); cell(row, fmt(c.received)); cell(row, fmt(c.inFlight));
+    cell(row, c.problems.join("; ") || "–", "text");
+  });
+}
+
+function addPoint(key, time, rate, p95) {
+  var points = (series[key] = series[key] || []);
+  points.push({ time: time, rate: rate, p95: p95 || 0 });
+  while (points.length && points[0].time < time - WINDOW_MS) points.shift();
+}
+
+// The server's samples (every few seconds) before this page opened: rates between consecutive ones.
+function loadHistory(history) {
+  for (var i = 1; i < history.samples.length; i++) {
+    var before = history.samples[i - 1], now = history.samples[i], seconds = (now.time - before.time) / 1000;
+    now.queues.forEach(function (q) {
+      var b = before.queues.find(function (p) { return p.queue === q.queue && p.broker === q.broker; });
+      if (b && seconds > 0) addPoint(q.queue + " @ " + q.broker, now.time, (q.done - b.done) / seconds, q.p95Ms);
+    });
+  }
+}
+
 function draw(id, field) {
   var canvas = document.getElementById(id), ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  var keys = Object.keys(series), max = 1;
-  keys.forEach(function (k) { series[k].forEach(function (p) { max = Math.max(max, p[field]); }); });
+  var keys = Object.keys(series), max = 1, end = 0; // end: the newest sample, on the server's clock
+  keys.forEach(function (k) { series[k].forEach(function (p) { max = Math.max(max, p[field]); end = Math.max(end, p.time); }); });
   ctx.fillStyle = "#6b7280"; ctx.font = "11px system-ui"; ctx.fillText(fmt(max), 4, 12);
   keys.forEach(function (k, i) {
     ctx.strokeStyle = COLORS[i % COLORS.length]; ctx.lineWidth = 2; ctx.beginPath();
     series[k].forEach(function (p, x) {
-      var px = (x / (HISTORY - 1)) * canvas.width, py = canvas.height - 4 - (p[field] / max) * (canvas.height - 20);
+      var px = (1 - (end - p.time) / WINDOW_MS) * canvas.width, py = canvas.height - 4 - (p[field] / max) * (canvas.height - 20);
       if (x === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
     });
     ctx.stroke();
@@ -167,7 +201,7 @@ function setPaused(queue, paused) {
 function poll() {
   api("/api/stats").then(render).catch(function () {}).finally(function () { setTimeout(poll, 1000); });
 }
-poll();
+api("/api/history").then(loadHistory).catch(function () {}).finally(poll);
 </script>
 </body>
 </html>

@@ -8,6 +8,7 @@ import type { WorkerView } from "./WorkerView.js";
 import { DASHBOARD_HTML } from "./dashboard-page.js";
 import { allowedHostnames, refusal } from "./http-guard.js";
 import { type StatsSnapshot, statsSnapshot } from "./stats-snapshot.js";
+import { StatsHistory } from "./StatsHistory.js";
 
 /** What the endpoint shows: one worker process, or a supervisor's children taken together. */
 export interface ObservedWorker {
@@ -46,6 +47,8 @@ export interface HttpServerOptions {
   allowedHosts?: readonly string[];
   observed: ObservedWorker;
   logger: Logger;
+  /** How often the charts' history is sampled (default HISTORY_INTERVAL_MS). */
+  historyIntervalMs?: number;
 }
 
 export const DEFAULT_HTTP_ADDRESS = "127.0.0.1:9464";
@@ -75,6 +78,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
   };
   const { observed } = options;
   const allowedHosts = allowedHostnames(options.allowedHosts ?? []);
+  const history = new StatsHistory(() => observed.snapshot(), { intervalMs: options.historyIntervalMs });
 
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
@@ -114,6 +118,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
       return;
     }
     if (route === "GET /api/stats") return send(response, 200, await observed.snapshot());
+    if (route === "GET /api/history") return send(response, 200, { intervalMs: history.intervalMs, samples: history.samples() });
     if (route === "POST /api/queues/pause" || route === "POST /api/queues/resume") {
       const queue = url.searchParams.get("queue") ?? "";
       const paused = url.pathname.endsWith("/pause");
@@ -145,6 +150,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
     server.once("error", (error) => reject(new ConfigError(`--http ${options.address}: ${error.message}`)));
     server.listen(port, host, () => resolve());
   });
+  history.start();
+  server.once("close", () => history.stop());
   return server;
 }
 

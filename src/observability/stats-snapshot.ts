@@ -12,6 +12,19 @@ export interface StatsSnapshot {
   processes: number;
   queues: QueueSnapshot[];
   recentFailures: RecentFailure[];
+  /** Under --processes: each child, also one that does not answer. */
+  children?: ChildSnapshot[];
+}
+
+export interface ChildSnapshot {
+  index: number;
+  pid: number | undefined;
+  uptimeSeconds: number | null;
+  ready: boolean;
+  /** Why not ready, or why it did not answer. */
+  problems: string[];
+  received: number;
+  inFlight: number;
 }
 
 export interface QueueSnapshot {

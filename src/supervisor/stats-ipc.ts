@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from "prom-client";
 import type { ObservedWorker } from "../observability/http-server.js";
-import type { QueueSnapshot, StatsSnapshot } from "../observability/stats-snapshot.js";
+import type { ChildSnapshot, QueueSnapshot, StatsSnapshot } from "../observability/stats-snapshot.js";
 
 /**
  * Under --processes, one HTTP endpoint shows the whole worker: the supervisor asks each child for
@@ -116,14 +116,25 @@ export function observeChildren(
     const replies = await Promise.all(
       [...children].map(([index, child]) => ask<StatsReply>(index, child, { type: "wqueue:stats?", id: randomUUID() }, "wqueue:stats")),
     );
+    const indexes = [...children.keys()];
+    const list: ChildSnapshot[] = replies.map((reply, i) => {
+      const index = indexes[i] as number;
+      if (typeof reply === "string") {
+        return { index, pid: children.get(index)?.pid, uptimeSeconds: null, ready: false, problems: [reply], received: 0, inFlight: 0 };
+      }
+      const sum = (field: "received" | "inFlight") => reply.snapshot.queues.reduce((total, q) => total + q[field], 0);
+      const { pid, uptimeSeconds } = reply.snapshot;
+      return { index, pid, uptimeSeconds, ...reply.readiness, received: sum("received"), inFlight: sum("inFlight") };
+    });
     return {
       answered: replies.filter((r): r is StatsReply => typeof r !== "string"),
       problems: replies.filter((r): r is string => typeof r === "string"),
+      children: list,
     };
   };
   return {
     async snapshot() {
-      const { answered } = await gather();
+      const { answered, children: list } = await gather();
       const snapshots = answered.map((r) => r.snapshot);
       return {
         time: Date.now(),
@@ -137,6 +148,7 @@ export function observeChildren(
           .flatMap((s) => s.recentFailures)
           .sort((a, b) => b.at.localeCompare(a.at))
           .slice(0, 50),
+        children: list,
       };
     },
     async metrics() {

@@ -2,7 +2,7 @@
  * The dashboard: one self-contained page (no build step, no dependency) that polls /api/stats
  * every second, draws message rates and p95 latency per queue (the last minutes from the server's
  * /api/history, so the charts are full on load), lists recent failures, and
- * browses and replays dead letters, and pauses and resumes a queue. When the worker has a token, the page asks for it once.
+ * browses and replays dead letters (all, or one shown whole), and pauses and resumes a queue. When the worker has a token, the page asks for it once.
  */
 export const DASHBOARD_HTML = /* html */ `<!doctype html>
 <html lang="en">
@@ -28,6 +28,9 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
   button { font: inherit; padding: 3px 10px; cursor: pointer; }
   .muted { color: #6b7280; }
   .bad { color: #b42318; }
+  pre { background: #f5f6f8; padding: 8px; margin: 4px 0 8px; white-space: pre-wrap; overflow-wrap: anywhere; max-height: 240px; overflow: auto; }
+  #letter dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margin: 0 0 8px; }
+  #letter dt { color: #6b7280; }
 </style>
 </head>
 <body>
@@ -51,7 +54,16 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
   <section><h2>Dead letters</h2>
     <label>queue <select id="dl-queue"></select></label> <button id="dl-refresh">Show</button> <button id="dl-replay">Replay all…</button>
     <span id="dl-status" class="muted"></span>
-    <table id="dead"><thead><tr><th>id</th><th>died</th><th>reason</th><th>attempts</th><th>error</th><th>payload</th></tr></thead><tbody></tbody></table>
+    <table id="dead"><thead><tr><th>id</th><th>died</th><th>reason</th><th>attempts</th><th>error</th><th>payload</th><th></th></tr></thead><tbody></tbody></table>
+    <div id="letter" hidden>
+      <h2>Dead letter <span id="letter-id"></span></h2>
+      <dl id="letter-fields"></dl>
+      <div>stack</div><pre id="letter-stack"></pre>
+      <div>headers</div><pre id="letter-headers"></pre>
+      <div>payload</div><pre id="letter-body"></pre>
+      <button id="letter-replay">Replay this one</button> <button id="letter-delete">Delete this one</button>
+      <span id="letter-status" class="muted"></span>
+    </div>
   </section>
 </main>
 <script>
@@ -177,12 +189,53 @@ function showDeadLetters(note) {
       var row = body.insertRow();
       cell(row, d.id); cell(row, d.at || "–"); cell(row, d.reason || "–"); cell(row, d.attempts === undefined ? "–" : d.attempts);
       cell(row, d.error || "–", "text bad"); cell(row, d.body, "text");
+      var showButton = document.createElement("button");
+      showButton.textContent = "Show"; showButton.className = "show-letter";
+      showButton.onclick = function () { showLetter(queue, d.id); };
+      cell(row, "").appendChild(showButton);
     });
     document.getElementById("dl-status").textContent = (typeof note === "string" ? note + "; " : "") +
       (letters.error ? letters.error : letters.length + " dead letter(s) in " + queue);
   }).catch(function () {});
 }
 document.getElementById("dl-refresh").onclick = showDeadLetters;
+
+// One dead letter whole; replay or delete it alone where the broker can address one message.
+var shown = null;
+function showLetter(queue, id) {
+  api("/api/dead-letters/one?queue=" + encodeURIComponent(queue) + "&id=" + encodeURIComponent(id)).then(function (result) {
+    var panel = document.getElementById("letter");
+    if (result.error) { document.getElementById("dl-status").textContent = result.error; panel.hidden = true; return; }
+    var d = result.letter;
+    shown = { queue: queue, id: d.id };
+    panel.hidden = false;
+    document.getElementById("letter-id").textContent = d.id;
+    var fields = document.getElementById("letter-fields");
+    fields.innerHTML = "";
+    [["queue", d.queue], ["died", d.at], ["reason", d.reason], ["attempts", d.attempts], ["key", d.key], ["error", d.error]].forEach(function (f) {
+      var dt = document.createElement("dt"); dt.textContent = f[0]; fields.appendChild(dt);
+      var dd = document.createElement("dd"); dd.textContent = f[1] === undefined || f[1] === null ? "–" : f[1]; dd.style.margin = "0"; fields.appendChild(dd);
+    });
+    document.getElementById("letter-stack").textContent = d.headers["x-wqueue-dead-error-stack"] || "–";
+    document.getElementById("letter-headers").textContent = JSON.stringify(d.headers, null, 2);
+    document.getElementById("letter-body").textContent = d.body;
+    ["letter-replay", "letter-delete"].forEach(function (b) { document.getElementById(b).disabled = !result.canReplayOrDeleteOne; });
+    document.getElementById("letter-status").textContent = result.canReplayOrDeleteOne ? "" :
+      "this broker cannot address one message: replay or purge the whole queue";
+  }).catch(function () {});
+}
+function actOnLetter(action) {
+  if (!shown || !confirm((action === "replay" ? "Replay" : "Delete") + " dead letter " + shown.id + " of " + shown.queue + "?")) return;
+  var target = shown;
+  api("/api/dead-letters/one/" + action + "?queue=" + encodeURIComponent(target.queue) + "&id=" + encodeURIComponent(target.id), { method: "POST" })
+    .then(function (result) {
+      document.getElementById("letter").hidden = !result.error;
+      document.getElementById("letter-status").textContent = result.error || "";
+      showDeadLetters(result.error ? result.error : (action === "replay" ? "replayed " : "deleted ") + target.id);
+    }).catch(function () {});
+}
+document.getElementById("letter-replay").onclick = function () { actOnLetter("replay"); };
+document.getElementById("letter-delete").onclick = function () { actOnLetter("delete"); };
 document.getElementById("dl-replay").onclick = function () {
   var queue = document.getElementById("dl-queue").value;
   if (!queue || !confirm("Replay every dead letter of " + queue + " back to " + queue + "?")) return;

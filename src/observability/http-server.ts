@@ -1,7 +1,16 @@
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
-import { type DeadLetterTarget, listDeadLetters, replayDeadLetters } from "../dead-letters/dead-letters.js";
+import {
+  canRemoveOne,
+  type DeadLetterTarget,
+  type DeadLetterView,
+  deleteOneDeadLetter,
+  findDeadLetter,
+  listDeadLetters,
+  replayDeadLetters,
+  replayOneDeadLetter,
+} from "../dead-letters/dead-letters.js";
 import { ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { WorkerView } from "./WorkerView.js";
@@ -130,6 +139,27 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
       // 502: some process did not answer, so the queue may still run there.
       return send(response, result.problems.length > 0 ? 502 : 200, { queue, paused, ...result });
     }
+    if (url.pathname.startsWith("/api/dead-letters/one")) {
+      const queue = url.searchParams.get("queue") ?? "";
+      const id = url.searchParams.get("id") ?? "";
+      const target = await observed.deadLettersOf(queue);
+      if (!target) return send(response, 404, { error: `this worker does not listen on queue "${queue}"` });
+      const single = canRemoveOne(target.broker);
+      if (route === "GET /api/dead-letters/one") {
+        const letter = await findDeadLetter(target.broker, target.deadQueue, id);
+        if (!letter) return send(response, 404, { error: `no dead letter ${id} waiting in ${target.deadQueue}` });
+        return send(response, 200, { letter: readable(letter), canReplayOrDeleteOne: single });
+      }
+      const action = route === "POST /api/dead-letters/one/replay" ? "replay" : route === "POST /api/dead-letters/one/delete" ? "delete" : undefined;
+      if (!action) return send(response, 404, { error: `no route ${route}` });
+      if (!single) {
+        return send(response, 501, { error: `${target.broker.kind} cannot address one dead letter: replay or purge the whole dead-letter queue` });
+      }
+      const done = action === "replay" ? await replayOneDeadLetter(target, id) : await deleteOneDeadLetter(target, id);
+      if (!done) return send(response, 404, { error: `no dead letter ${id} waiting in ${target.deadQueue}` });
+      options.logger.info({ queue, id }, `${action === "replay" ? "replayed" : "deleted"} dead letter ${id} of ${queue} from the dashboard`);
+      return send(response, 200, { [action === "replay" ? "replayed" : "deleted"]: id });
+    }
     if (route === "GET /api/dead-letters" || route === "POST /api/dead-letters/replay") {
       const queue = url.searchParams.get("queue") ?? "";
       const target = await observed.deadLettersOf(queue);
@@ -137,7 +167,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
       const limit = Math.min(1000, Number(url.searchParams.get("limit") ?? 100) || 100);
       if (request.method === "GET") {
         const letters = await listDeadLetters(target.broker, target.deadQueue, limit);
-        return send(response, 200, letters.map(({ body, ...rest }) => ({ ...rest, body: Buffer.from(body).toString("utf8") })));
+        return send(response, 200, letters.map(readable));
       }
       const replayed = await replayDeadLetters(target.broker, target.deadQueue, { limit, replayTo: target.replayBroker });
       options.logger.info({ queue, replayed }, `replayed ${replayed} dead letter(s) of ${queue} from the dashboard`);
@@ -153,6 +183,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
   history.start();
   server.once("close", () => history.stop());
   return server;
+}
+
+/** A dead letter for JSON: the payload as text (the page shows it as it came). */
+function readable({ body, ...rest }: DeadLetterView) {
+  return { ...rest, body: Buffer.from(body).toString("utf8") };
 }
 
 function send(response: ServerResponse, status: number, body: unknown): void {

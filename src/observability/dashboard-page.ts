@@ -168,11 +168,14 @@ function draw(id, field) {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   var keys = Object.keys(series), max = 1, end = 0; // end: the newest sample, on the server's clock
   keys.forEach(function (k) { series[k].forEach(function (p) { max = Math.max(max, p[field]); end = Math.max(end, p.time); }); });
+  var start = end; keys.forEach(function (k) { if (series[k].length) start = Math.min(start, series[k][0].time); });
+  canvas.dataset.since = String(start); // the oldest point shown (tests check the history was loaded)
+  var span = Math.max(end - start, 60 * 1000); // the time shown: what there is, at least a minute
   ctx.fillStyle = "#6b7280"; ctx.font = "11px system-ui"; ctx.fillText(fmt(max), 4, 12);
   keys.forEach(function (k, i) {
     ctx.strokeStyle = COLORS[i % COLORS.length]; ctx.lineWidth = 2; ctx.beginPath();
     series[k].forEach(function (p, x) {
-      var px = (1 - (end - p.time) / WINDOW_MS) * canvas.width, py = canvas.height - 4 - (p[field] / max) * (canvas.height - 20);
+      var px = (1 - (end - p.time) / span) * canvas.width, py = canvas.height - 4 - (p[field] / max) * (canvas.height - 20);
       if (x === 0) ctx.moveTo(px, py); else ctx.lineTo(px, py);
     });
     ctx.stroke();

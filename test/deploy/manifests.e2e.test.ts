@@ -68,6 +68,7 @@ describe("deploy/", () => {
     expect(["root", "0"]).not.toContain(users.at(-1)?.split(":")[0]);
     const entrypoint = execForm(lines.findLast((line) => line.instruction === "ENTRYPOINT")?.rest ?? "");
     expect(entrypoint).toEqual(["/usr/bin/tini", "--"]);
+    expect(lines.some((line) => line.instruction === "RUN" && /apt-get install [^&]*\btini\b/.test(line.rest))).toBe(true);
     const cmd = execForm(lines.findLast((line) => line.instruction === "CMD")?.rest ?? "");
     expect(cmd.slice(0, 2)).toEqual(["node_modules/.bin/wqueue", "worker"]);
     // The Deployment overrides CMD with args (keeping tini): the two must not drift apart.

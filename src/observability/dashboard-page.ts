@@ -46,7 +46,7 @@ export const DASHBOARD_HTML = /* html */ `<!doctype html>
     <section><h2>Handler latency p95 (ms)</h2><canvas id="latency" width="600" height="180"></canvas></section>
   </div>
   <section id="processes-section" hidden><h2>Worker processes</h2>
-    <table id="processes"><thead><tr><th>child</th><th>pid</th><th>up s</th><th>ready</th><th>received</th><th>in flight</th><th>problems</th></tr></thead><tbody></tbody></table>
+    <table id="processes"><thead><tr><th>child</th><th>pid</th><th>up s</th><th>ready</th><th>received</th><th>in flight</th><th>paused</th><th>problems</th></tr></thead><tbody></tbody></table>
   </section>
   <section><h2>Recent failures</h2>
     <table id="failures"><thead><tr><th>time</th><th>queue</th><th>message</th><th>attempt</th><th>outcome</th><th>error</th></tr></thead><tbody></tbody></table>
@@ -142,7 +142,7 @@ function renderChildren(children) {
     var row = body.insertRow();
     cell(row, c.index); cell(row, c.pid === undefined ? "–" : c.pid); cell(row, fmt(c.uptimeSeconds));
     cell(row, c.ready ? "yes" : "no", c.ready ? "" : "bad"); cell(row, fmt(c.received)); cell(row, fmt(c.inFlight));
-    cell(row, c.problems.join("; ") || "–", "text");
+    cell(row, c.paused.join(", ") || "–"); cell(row, c.problems.join("; ") || "–", "text");
   });
 }
 

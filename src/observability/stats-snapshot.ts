@@ -25,6 +25,8 @@ export interface ChildSnapshot {
   problems: string[];
   received: number;
   inFlight: number;
+  /** The queues this child has paused. */
+  paused: string[];
 }
 
 export interface QueueSnapshot {

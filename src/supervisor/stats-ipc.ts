@@ -112,6 +112,15 @@ export function observeChildren(
   children: ReadonlyMap<number, ChildProcess>,
   deadLettersOf: ObservedWorker["deadLettersOf"],
 ): ObservedWorker {
+  // Queues paused from the dashboard: a child started later (a restart) is told on its first answer.
+  const pausedQueues = new Set<string>();
+  const pauseRequest = (queue: string, paused: boolean): PauseRequest => ({ type: "wqueue:pause?", id: randomUUID(), queue, paused });
+  const reconcile = (index: number, reply: StatsReply) => {
+    const child = children.get(index);
+    for (const queue of reply.snapshot.queues) {
+      if (child && pausedQueues.has(queue.queue) && !queue.paused) void ask<PauseReply>(index, child, pauseRequest(queue.queue, true), "wqueue:pause");
+    }
+  };
   const gather = async () => {
     const replies = await Promise.all(
       [...children].map(([index, child]) => ask<StatsReply>(index, child, { type: "wqueue:stats?", id: randomUUID() }, "wqueue:stats")),
@@ -120,11 +129,13 @@ export function observeChildren(
     const list: ChildSnapshot[] = replies.map((reply, i) => {
       const index = indexes[i] as number;
       if (typeof reply === "string") {
-        return { index, pid: children.get(index)?.pid, uptimeSeconds: null, ready: false, problems: [reply], received: 0, inFlight: 0 };
+        return { index, pid: children.get(index)?.pid, uptimeSeconds: null, ready: false, problems: [reply], received: 0, inFlight: 0, paused: [] };
       }
+      reconcile(index, reply);
       const sum = (field: "received" | "inFlight") => reply.snapshot.queues.reduce((total, q) => total + q[field], 0);
       const { pid, uptimeSeconds } = reply.snapshot;
-      return { index, pid, uptimeSeconds, ...reply.readiness, received: sum("received"), inFlight: sum("inFlight") };
+      const paused = reply.snapshot.queues.filter((q) => q.paused).map((q) => q.queue);
+      return { index, pid, uptimeSeconds, ...reply.readiness, received: sum("received"), inFlight: sum("inFlight"), paused };
     });
     return {
       answered: replies.filter((r): r is StatsReply => typeof r !== "string"),
@@ -163,8 +174,9 @@ export function observeChildren(
     },
     deadLettersOf,
     async setPaused(queue, paused) {
-      const request = (): PauseRequest => ({ type: "wqueue:pause?", id: randomUUID(), queue, paused });
-      const replies = await Promise.all([...children].map(([index, child]) => ask<PauseReply>(index, child, request(), "wqueue:pause")));
+      if (paused) pausedQueues.add(queue);
+      else pausedQueues.delete(queue);
+      const replies = await Promise.all([...children].map(([index, child]) => ask<PauseReply>(index, child, pauseRequest(queue, paused), "wqueue:pause")));
       const answered = replies.filter((r): r is PauseReply => typeof r !== "string");
       return {
         subscriptions: answered.reduce((sum, r) => sum + r.subscriptions, 0),

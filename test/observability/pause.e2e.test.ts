@@ -84,6 +84,28 @@ describe("pausing a queue from the dashboard API", () => {
     expect(await worker.cli.exited).toBe(0);
   }, 90_000);
 
+  it("a child restarted while its tree is paused is paused too", async () => {
+    const worker = await start(2);
+    expect((await worker.post("/api/queues/pause?queue=orders")).status).toBe(200);
+    type Child = { index: number; pid: number; ready: boolean; paused: string[] };
+    const children = async () => ((await worker.stats()) as unknown as { children: Child[] }).children;
+    const victim = (await children()).find((c) => c.index === 0) as Child;
+    expect(victim.paused).toEqual(["orders"]);
+    process.kill(victim.pid, "SIGKILL");
+    let last: Child[] = [];
+    await waitFor(() => `child 0 back and paused (last: ${JSON.stringify(last)})`, async () => {
+      last = await children();
+      const child = last.find((c) => c.index === 0);
+      return child !== undefined && child.pid !== victim.pid && child.ready && child.paused.includes("orders");
+    }, 30_000);
+    const lines = Array.from({ length: 5 }, (_, i) => JSON.stringify({ i })).join("\n");
+    expect((await runCli(["push", "orders", "--broker", worker.broker], { input: lines })).code).toBe(0);
+    await waitFor("a backlog of 5", async () => (await worker.orders())?.backlog === 5, 10_000);
+    for (let poll = 0; poll < 20; poll++) expect(await worker.orders()).toMatchObject({ received: 0, backlog: 5 });
+    worker.cli.child.kill("SIGTERM");
+    expect(await worker.cli.exited).toBe(0);
+  }, 90_000);
+
   it("a worker stopped while paused exits 0 and leaves the messages in the queue", async () => {
     const worker = await start(1);
     expect((await worker.post("/api/queues/pause?queue=orders")).status).toBe(200);

@@ -179,6 +179,12 @@ export interface Broker {
    * `wqueue dead-letters list`). Brokers that cannot look without taking leave it out.
    */
   browse?(queue: string, limit: number): Promise<BrowsedMessage[]>;
+  /**
+   * Optional: removes the one message `id` (as browse() names it) if it is waiting in `queue`, not
+   * held by a consumer; false when it is not there. For a single dead letter's replay or delete;
+   * brokers that cannot address one message leave it out.
+   */
+  removeWaiting?(queue: string, id: string): Promise<boolean>;
   /** Optional: messages waiting in `queue` (or the consumer lag, on logs), for metrics. */
   backlog?(queue: string): Promise<number>;
   /** Idempotent: calling it twice returns the same promise. Closes every consumer too. */

@@ -137,7 +137,12 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     }
     await worker.start();
     if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
-      answerStatsRequests({ snapshot: () => statsSnapshot(worker), registry: registry(), readiness: () => worker.readiness() });
+      answerStatsRequests({
+        snapshot: () => statsSnapshot(worker),
+        registry: registry(),
+        readiness: () => worker.readiness(),
+        setPaused: (queue, paused) => worker.setPaused(queue, paused),
+      });
     }
   } catch (error) {
     failAndExit(error, debug);

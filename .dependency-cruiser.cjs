@@ -42,9 +42,6 @@ const upward = LAYERS.flatMap((lower, i) =>
 // Folders of src/brokers that hold code shared by adapters rather than an adapter. Shared code
 // lives here or in src/brokers/*.ts, below every adapter.
 const SHARED_BROKER_FOLDERS = "(aws|shared)";
-// Adapters whose consumers still hold their broker: kafka and kinesis (another change is rewriting them
-// now); the consumer rule waits for them.
-const PENDING_ADAPTERS = "^src/brokers/(kafka|kinesis)/";
 const ADAPTER = "^src/brokers/[^/]+/";
 const SHARED = `^src/brokers/${SHARED_BROKER_FOLDERS}/`;
 
@@ -87,7 +84,7 @@ module.exports = {
       name: "consumer-not-to-broker",
       comment: "a consumer gets a narrow context from its broker, not the broker object",
       severity: "error",
-      from: { path: "^src/brokers/([^/]+)/.*(Consumer|Delivery)\\.ts$", pathNot: PENDING_ADAPTERS },
+      from: { path: "^src/brokers/([^/]+)/.*(Consumer|Delivery)\\.ts$" },
       to: { path: "^src/brokers/$1/.*Broker\\.ts$" },
     },
   ],

@@ -9,6 +9,8 @@
 # and its dependencies, plus an slf4j -> log4j2 backend its POM lacks) into $KAFKA_DIR/jars once.
 # Data, config and the broker's log live in $KAFKA_DIR (default: .kafka/ in the repo, gitignored).
 # Idempotent: a second run finds the broker answering and exits at once.
+# A private broker beside it (tests that stop and start their Kafka): KAFKA_DIR=<its own directory>
+# KAFKA_PORT=<port> KAFKA_CONTROLLER_PORT=<port>, and KAFKA_JARS_DIR=<the usual .kafka> to reuse the jars.
 set -euo pipefail
 
 KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
@@ -17,12 +19,12 @@ LOG4J_VERSION="${LOG4J_VERSION:-2.24.3}"
 SLF4J_VERSION="${SLF4J_VERSION:-2.0.17}"
 DEPENDENCY_PLUGIN="org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 HOST=127.0.0.1
-PORT=9092
-CONTROLLER_PORT=9093
+PORT="${KAFKA_PORT:-9092}"
+CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KAFKA_DIR="${KAFKA_DIR:-$REPO_DIR/.kafka}"
 WAIT_SECONDS="${KAFKA_WAIT_SECONDS:-90}"
-JARS="$KAFKA_DIR/jars-$KAFKA_VERSION"
+JARS="${KAFKA_JARS_DIR:-$KAFKA_DIR}/jars-$KAFKA_VERSION"
 LOG="$KAFKA_DIR/kafka.log"
 PIDFILE="$KAFKA_DIR/kafka.pid"
 

@@ -16,6 +16,7 @@ export type {
 export type {
   Broker,
   BrokerFeatures,
+  BrokerLog,
   Consumer,
   ConsumerOptions,
   DeadLetterReason,
@@ -23,7 +24,8 @@ export type {
   Headers,
   OutgoingMessage,
 } from "./brokers/contract.js";
-export { createBroker, DEFAULT_BROKER_URL } from "./brokers/registry.js";
+export { createBroker, DEFAULT_BROKER_URL, registerBroker, type BrokerOpener } from "./brokers/registry.js";
+export type { BrokerFactory, BrokerSource } from "./brokers/BrokerSet.js";
 export { redactUrl } from "./brokers/url.js";
 export { MemoryBroker } from "./brokers/memory/MemoryBroker.js";
 export {

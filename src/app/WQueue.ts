@@ -1,4 +1,4 @@
-import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
+import { type BrokerSource, BrokerSet, checkBrokerSource, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
 import { loadTracer } from "../observability/tracing.js";
@@ -9,8 +9,11 @@ import type { Handler, InferInput, InferOutput, ListenOptions, Message, Middlewa
 /** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
 const APP_BRAND = Symbol.for("wqueue.app");
 
-/** The default broker URL: `--broker` (passed in), else WQUEUE_BROKER_URL, else the app's, else SQLite. */
-export function resolveDefaultBrokerUrl(app: WQueue, override?: string): string {
+/**
+ * The default broker: `--broker` (passed in), else WQUEUE_BROKER_URL, else the app's (a URL, a
+ * Broker or a factory), else SQLite.
+ */
+export function resolveDefaultBrokerUrl(app: WQueue, override?: string): BrokerSource {
   return override ?? process.env.WQUEUE_BROKER_URL ?? app.options.broker ?? DEFAULT_BROKER_URL;
 }
 
@@ -29,10 +32,12 @@ export class WQueue {
 
   constructor(options: WQueueOptions = {}) {
     this.options = { ...options };
-    for (const name of Object.keys(options.brokers ?? {})) {
+    if (options.broker !== undefined) checkBrokerSource("new WQueue({ broker })", options.broker);
+    for (const [name, source] of Object.entries(options.brokers ?? {})) {
       if (name === DEFAULT_BROKER_NAME) {
         throw new ConfigError(`broker name "${DEFAULT_BROKER_NAME}" is reserved: use the "broker" option for it`);
       }
+      checkBrokerSource(`new WQueue({ brokers: { ${name} } })`, source);
     }
   }
 

@@ -1,3 +1,4 @@
+import type { BrokerSource } from "../brokers/contract.js";
 import type { Headers } from "../brokers/contract.js";
 
 /** How a subscription turns raw bytes into `message.body`. */
@@ -152,12 +153,13 @@ export interface WQueueOptions {
   /** Shown in logs; defaults to the module the CLI loaded. */
   name?: string;
   /**
-   * Default broker URL, used when neither `--broker` nor WQUEUE_BROKER_URL is given.
-   * Without it the default is the embedded SQLite file `sqlite://wqueue.db`.
+   * Default broker, used when neither `--broker` nor WQUEUE_BROKER_URL is given: a URL, a Broker
+   * object or a factory `(log) => Broker` (see BrokerSource). Without it the default is the
+   * embedded SQLite file `sqlite://wqueue.db`.
    */
-  broker?: string;
-  /** Named brokers for `listenEvents(queue, handler, { broker: name })`. */
-  brokers?: Record<string, string>;
+  broker?: BrokerSource;
+  /** Named brokers for `listenEvents(queue, handler, { broker: name })`: URLs, Broker objects or factories. */
+  brokers?: Record<string, BrokerSource>;
   /** App-wide retry policy. */
   retry?: RetryOptions;
   /** Size of the thread pool for queues with `model: "threads"`; default the number of CPUs. */

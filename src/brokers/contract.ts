@@ -179,8 +179,25 @@ export interface Broker {
    * `wqueue dead-letters list`). Brokers that cannot look without taking leave it out.
    */
   browse?(queue: string, limit: number): Promise<BrowsedMessage[]>;
+  /**
+   * Optional: removes the one message `id` (as browse() names it) if it is waiting in `queue`, not
+   * held by a consumer; false when it is not there. For a single dead letter's replay or delete;
+   * brokers that cannot address one message leave it out.
+   */
+  removeWaiting?(queue: string, id: string): Promise<boolean>;
   /** Optional: messages waiting in `queue` (or the consumer lag, on logs), for metrics. */
   backlog?(queue: string): Promise<number>;
   /** Idempotent: calling it twice returns the same promise. Closes every consumer too. */
   close(): Promise<void>;
 }
+
+/** Makes a broker (not connected yet) when the app first needs it; `log` hears reconnects and the like. */
+export type BrokerFactory = (log: BrokerLog) => Broker | Promise<Broker>;
+
+/**
+ * Where a broker of an app comes from: a URL (its scheme picks the adapter, built in or
+ * registered with `registerBroker`), a Broker object, or a factory that makes one. A Broker
+ * object belongs to the app from then on: the worker connects it and closes it when it stops, so it
+ * serves one worker; a factory makes a fresh one each time.
+ */
+export type BrokerSource = string | Broker | BrokerFactory;

@@ -1,6 +1,6 @@
 import type { BodyFormat, StandardSchema, Subscription } from "../app/types.js";
 import type { WQueue } from "../app/WQueue.js";
-import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
+import { BrokerSet, type BrokerSource, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import { DEAD_HEADER_PREFIX, defaultDeadLetterQueue } from "../brokers/dead-letter.js";
 import { redactUrl } from "../brokers/url.js";
 
@@ -49,7 +49,8 @@ function payloadOf(subscription: Subscription): Json {
 }
 
 /** The server of a broker URL; the password never leaves (the description is the redacted URL). */
-function serverOf(name: string, url: string): Json {
+function serverOf(name: string, url: string | undefined): Json {
+  if (url === undefined) return { host: "unknown", protocol: "unknown", description: `broker "${name}": made by a factory in the app; its URL is known only once it runs` };
   const parsed = new URL(url);
   const server: Json = {
     host: parsed.host || "localhost",
@@ -73,7 +74,7 @@ function describeHandling(subscription: Subscription): string {
  * An AsyncAPI 3.0 document of an app: each queue a channel on its broker's server with the body's
  * JSON Schema and headers, received by the app; each dead-letter queue a channel the app sends to.
  */
-export function asyncApiDocument(app: WQueue, options: { defaultBrokerUrl: string; title: string; version: string }): Json {
+export function asyncApiDocument(app: WQueue, options: { defaultBrokerUrl: BrokerSource; title: string; version: string }): Json {
   const brokers = new BrokerSet(options.defaultBrokerUrl, app.options.brokers);
   const servers: Json = {};
   const channels: Json = {};

@@ -1,12 +1,13 @@
 import type { Command } from "commander";
 import { BrokerSet } from "../brokers/BrokerSet.js";
-import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { deadQueueOf, listDeadLetters, purgeDeadLetters, replayDeadLetters } from "../dead-letters/dead-letters.js";
 import { failAndExit } from "./fail.js";
+import { openCliBrokers } from "./open-cli-brokers.js";
 import { positiveInt } from "./worker-command.js";
 
 interface Flags {
   broker?: string;
+  app?: string;
   limit: number;
   to?: string;
   toBroker?: string;
@@ -20,11 +21,13 @@ const preview = (body: Uint8Array) => {
 
 /** Opens the broker, runs `work` on it, closes it; errors become one line and a non-zero exit. */
 async function withBroker(flags: Flags, work: (broker: Awaited<ReturnType<BrokerSet["get"]>>) => Promise<void>) {
-  const brokers = new BrokerSet(flags.broker ?? process.env.WQUEUE_BROKER_URL ?? DEFAULT_BROKER_URL);
+  let brokers: BrokerSet | undefined;
   try {
-    await work(await brokers.get());
+    const opened = await openCliBrokers(flags);
+    brokers = opened.brokers;
+    await work(await brokers.get(opened.name));
   } catch (error) {
-    await brokers.close();
+    await brokers?.close();
     failAndExit(error, false);
   }
   await brokers.close();
@@ -37,7 +40,8 @@ export function addDeadLettersCommand(program: Command): void {
   const common = (sub: Command) =>
     sub
       .argument("<queue>", "the queue whose dead letters to use (its .dead queue)")
-      .option("-b, --broker <url>", "broker URL (else WQUEUE_BROKER_URL, else sqlite://wqueue.db)")
+      .option("-b, --broker <url>", "broker URL (else WQUEUE_BROKER_URL, else the --app's default, else sqlite://wqueue.db); with --app also a name from its brokers")
+      .option("-a, --app <module>", "load this app module first: its registerBroker adapters and its brokers become usable")
       .option("-n, --limit <n>", "at most this many dead letters", positiveInt, 1000);
 
   common(command.command("list").description("show dead letters without taking them"))

@@ -1,13 +1,13 @@
 import { type Command, InvalidArgumentError } from "commander";
-import { BrokerSet } from "../brokers/BrokerSet.js";
 import type { Headers, OutgoingMessage } from "../brokers/contract.js";
-import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
 import { byteLines } from "./byte-lines.js";
 import { failAndExit, RefusedError } from "./fail.js";
+import { openCliBrokers } from "./open-cli-brokers.js";
 
 interface PushFlags {
   broker?: string;
+  app?: string;
   key?: string;
   header: Headers;
   delay?: number;
@@ -34,7 +34,8 @@ export function addPushCommand(program: Command): void {
     .description("publish a message to a queue; with no MESSAGE, publish one message per line of stdin")
     .argument("<queue>", "queue name")
     .argument("[message]", "the payload, JSON unless --raw")
-    .option("-b, --broker <url>", "broker URL (else WQUEUE_BROKER_URL, else sqlite://wqueue.db)")
+    .option("-b, --broker <url>", "broker URL (else WQUEUE_BROKER_URL, else the --app's default, else sqlite://wqueue.db); with --app also a name from its brokers")
+    .option("-a, --app <module>", "load this app module first: its registerBroker adapters and its brokers become usable")
     .option("-k, --key <key>", "message key (partition / ordering key)")
     .option("-H, --header <name=value>", "a header; repeat for more", header, {})
     .option("-d, --delay <ms>", "deliver after this many milliseconds", nonNegativeInt)
@@ -49,9 +50,9 @@ export function addPushCommand(program: Command): void {
 }
 
 async function push(queue: string, message: string | undefined, flags: PushFlags): Promise<void> {
-  const brokers = new BrokerSet(flags.broker ?? process.env.WQUEUE_BROKER_URL ?? DEFAULT_BROKER_URL);
+  const { brokers, name } = await openCliBrokers(flags);
   try {
-    const broker = await brokers.get();
+    const broker = await brokers.get(name);
     let pushed = 0;
     /** Publishes a batch; a broker's refusal (too large, not allowed) becomes one line naming what it refused. */
     const publish = async (batch: OutgoingMessage[], what: string) => {

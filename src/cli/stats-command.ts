@@ -71,7 +71,7 @@ export function formatStats(stats: StatsSnapshot, previous: StatsSnapshot | unde
   };
   const header = ["queue", "msg/s", "received", "succeeded", "failed", "retried", "dead", "in flight", "backlog", "p50 ms", "p95 ms"];
   const rows = stats.queues.map((q) => [
-    q.queue,
+    q.paused ? `${q.queue} (paused)` : q.queue,
     rate(q),
     num(q.received),
     num(q.succeeded),

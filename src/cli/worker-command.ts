@@ -55,7 +55,7 @@ export function addWorkerCommand(program: Command): void {
     .command("worker")
     .description("run the handlers of an app: connect to every queue it declares and process messages")
     .requiredOption("-a, --app <module>", "app module: a file (./app.ts), a dotted path (example.example_usage) or a package; MODULE:name picks an export")
-    .option("-b, --broker <url>", "default broker URL (else WQUEUE_BROKER_URL, else sqlite://wqueue.db)")
+    .option("-b, --broker <url>", "default broker URL (else WQUEUE_BROKER_URL, else the app's, else sqlite://wqueue.db); schemes of registerBroker in the app work too")
     .option("-q, --queues <names>", "only these queues, comma-separated")
     .option(
       "-c, --concurrency <n>",
@@ -137,7 +137,12 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     }
     await worker.start();
     if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {
-      answerStatsRequests({ snapshot: () => statsSnapshot(worker), registry: registry(), readiness: () => worker.readiness() });
+      answerStatsRequests({
+        snapshot: () => statsSnapshot(worker),
+        registry: registry(),
+        readiness: () => worker.readiness(),
+        setPaused: (queue, paused) => worker.setPaused(queue, paused),
+      });
     }
   } catch (error) {
     failAndExit(error, debug);

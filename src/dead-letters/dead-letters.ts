@@ -151,3 +151,42 @@ export function replayDeadLetters(broker: Broker, deadQueue: string, options: { 
 export function purgeDeadLetters(broker: Broker, deadQueue: string, options: { limit: number }): Promise<number> {
   return drain(broker, deadQueue, options.limit, async () => {});
 }
+
+/** How deep a single dead letter is looked for (the dashboard lists at most 1000). */
+export const FIND_ONE_LIMIT = 1000;
+
+/** One dead letter by id, whole (headers with the stack, payload); undefined when it is not there. */
+export async function findDeadLetter(broker: Broker, deadQueue: string, id: string): Promise<DeadLetterView | undefined> {
+  return (await listDeadLetters(broker, deadQueue, FIND_ONE_LIMIT)).find((letter) => letter.id === id);
+}
+
+/** Whether one dead letter can be replayed or deleted on its own on this broker. */
+export function canRemoveOne(broker: Broker): boolean {
+  return broker.browse !== undefined && broker.removeWaiting !== undefined;
+}
+
+function assertCanRemoveOne(broker: Broker): asserts broker is Broker & Required<Pick<Broker, "removeWaiting">> {
+  if (!canRemoveOne(broker)) {
+    throw new ConfigError(`${broker.kind} cannot address one dead letter: replay or purge the whole dead-letter queue`);
+  }
+}
+
+/**
+ * Publishes dead letter `id` back to the queue it died on, then removes it: at least once (a crash
+ * between the two, or a drain taking it meanwhile, leaves it in both). False when it was not there.
+ */
+export async function replayOneDeadLetter(target: DeadLetterTarget, id: string): Promise<boolean> {
+  assertCanRemoveOne(target.broker);
+  const letter = await findDeadLetter(target.broker, target.deadQueue, id);
+  if (!letter) return false;
+  if (!letter.queue) throw new ConfigError(`dead letter ${id} does not say which queue it came from`);
+  await target.replayBroker.publish(letter.queue, [{ body: letter.body, headers: originalHeaders(letter.headers), key: letter.key }]);
+  await target.broker.removeWaiting(target.deadQueue, id);
+  return true;
+}
+
+/** Removes dead letter `id`; false when it is not waiting. */
+export async function deleteOneDeadLetter(target: DeadLetterTarget, id: string): Promise<boolean> {
+  assertCanRemoveOne(target.broker);
+  return target.broker.removeWaiting(target.deadQueue, id);
+}

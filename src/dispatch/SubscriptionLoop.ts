@@ -51,11 +51,44 @@ export class SubscriptionLoop {
   #loop: Promise<void> | undefined;
   readonly #keeper: LeaseKeeper;
   readonly #chain: Next;
+  #paused = false;
+  /** Aborted by pause(), so that a pending receive returns at once; a new one on each resume. */
+  #unpaused = new AbortController();
+  /** What receive() listens to: stop or pause. Combined once per resume, not per receive. */
+  #receiveSignal: AbortSignal;
+  /** Received while paused: held (in flight, leases kept) and handled on resume. */
+  readonly #held: Delivery[] = [];
 
   constructor(options: SubscriptionLoopOptions) {
     this.#options = options;
     this.#chain = options.chain;
     this.#keeper = new LeaseKeeper({ consumer: options.consumer, held: () => this.#inFlight, logger: options.logger, queue: options.queue });
+    this.#receiveSignal = AbortSignal.any([this.#stop.signal, this.#unpaused.signal]);
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Stops fetching until resume(); handlers already running finish. A receive pending now is cut
+   * short; what it still brings is held, not handled and not given back (its leases are renewed),
+   * and runs on resume. Idempotent.
+   */
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#unpaused.abort();
+  }
+
+  /** Fetches again, first handling what was held. Idempotent. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#unpaused = new AbortController();
+    this.#receiveSignal = AbortSignal.any([this.#stop.signal, this.#unpaused.signal]);
+    for (const delivery of this.#held.splice(0)) this.#handle(delivery);
+    this.#wake();
   }
 
   /** The last receive failed with this message; undefined once a receive works again. */
@@ -84,8 +117,16 @@ export class SubscriptionLoop {
   /** Stops fetching; resolves once no receive is pending. In-flight handlers go on. */
   async stopFetching(): Promise<void> {
     this.#stop.abort();
-    this.#slotFreed?.();
+    this.#wake();
     await this.#loop;
+    // Held by a pause and never run: back to the broker now, as a receive after stop would be.
+    await Promise.all(this.#held.splice(0).map((delivery) => this.#inFlight.delete(delivery) && this.#giveBack(delivery)));
+  }
+
+  #wake(): void {
+    const wake = this.#slotFreed;
+    this.#slotFreed = undefined;
+    wake?.();
   }
 
   /** Resolves when every in-flight message is settled. */
@@ -114,6 +155,12 @@ export class SubscriptionLoop {
     let batch = 1;
     let failures = 0;
     while (!signal.aborted) {
+      if (this.#paused) {
+        await new Promise<void>((resolve) => {
+          this.#slotFreed = resolve;
+        });
+        continue;
+      }
       const free = concurrency - this.#running;
       // Refill in batches, not one slot at a time: while handlers run, wait until half the batch
       // is free, so a busy queue is read with a few large receives instead of many small ones.
@@ -130,11 +177,12 @@ export class SubscriptionLoop {
       this.#running += credit;
       let deliveries: Delivery[];
       try {
-        deliveries = await consumer.receive(credit, signal);
+        deliveries = await consumer.receive(credit, this.#receiveSignal);
         failures = 0;
         this.lastError = undefined;
       } catch (error) {
         this.#release(credit);
+        if (this.#paused) continue; // cut short by pause(): not a failure
         failures += 1;
         this.lastError = error instanceof Error ? error.message : String(error);
         if ((error as Error | undefined)?.name === "ConfigError") {
@@ -153,9 +201,15 @@ export class SubscriptionLoop {
       for (const delivery of deliveries) {
         // A receive that was aborted may still return messages: after stop they go straight back.
         if (signal.aborted) void this.#giveBack(delivery);
+        else if (this.#paused) this.#hold(delivery);
         else this.#handle(delivery);
       }
     }
+  }
+
+  #hold(delivery: Delivery): void {
+    this.#inFlight.add(delivery);
+    this.#held.push(delivery);
   }
 
   async #giveBack(delivery: Delivery): Promise<void> {

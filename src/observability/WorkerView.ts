@@ -13,4 +13,7 @@ export interface WorkerView {
   backlog(): Promise<Map<string, number>>;
   readiness(): { ready: boolean; problems: string[] };
   deadLettersOf(queue: string): Promise<DeadLetterTarget | undefined>;
+  /** Pauses or resumes fetching on `queue`; how many subscriptions listen on it. */
+  setPaused(queue: string, paused: boolean): number;
+  pausedSubscriptions(): Set<string>;
 }

@@ -1,13 +1,23 @@
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
-import { type DeadLetterTarget, listDeadLetters, replayDeadLetters } from "../dead-letters/dead-letters.js";
+import {
+  canRemoveOne,
+  type DeadLetterTarget,
+  type DeadLetterView,
+  deleteOneDeadLetter,
+  findDeadLetter,
+  listDeadLetters,
+  replayDeadLetters,
+  replayOneDeadLetter,
+} from "../dead-letters/dead-letters.js";
 import { ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { WorkerView } from "./WorkerView.js";
 import { DASHBOARD_HTML } from "./dashboard-page.js";
 import { allowedHostnames, refusal } from "./http-guard.js";
 import { type StatsSnapshot, statsSnapshot } from "./stats-snapshot.js";
+import { StatsHistory } from "./StatsHistory.js";
 
 /** What the endpoint shows: one worker process, or a supervisor's children taken together. */
 export interface ObservedWorker {
@@ -15,6 +25,15 @@ export interface ObservedWorker {
   metrics(): Promise<{ contentType: string; text: string }>;
   readiness(): Promise<{ ready: boolean; problems: string[] }>;
   deadLettersOf(queue: string): Promise<DeadLetterTarget | undefined>;
+  /** Pauses or resumes `queue` in every worker process; `problems`: processes that did not answer. */
+  setPaused(queue: string, paused: boolean): Promise<PauseResult>;
+}
+
+export interface PauseResult {
+  /** Subscriptions on the queue, summed over the processes that answered. */
+  subscriptions: number;
+  processes: number;
+  problems: string[];
 }
 
 /** The single-process view: the worker itself and its Prometheus registry. */
@@ -24,6 +43,7 @@ export function observeWorker(worker: WorkerView, registry: Registry): ObservedW
     metrics: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
     readiness: async () => worker.readiness(),
     deadLettersOf: (queue) => worker.deadLettersOf(queue),
+    setPaused: async (queue, paused) => ({ subscriptions: worker.setPaused(queue, paused), processes: 1, problems: [] }),
   };
 }
 
@@ -36,6 +56,8 @@ export interface HttpServerOptions {
   allowedHosts?: readonly string[];
   observed: ObservedWorker;
   logger: Logger;
+  /** How often the charts' history is sampled (default HISTORY_INTERVAL_MS). */
+  historyIntervalMs?: number;
 }
 
 export const DEFAULT_HTTP_ADDRESS = "127.0.0.1:9464";
@@ -65,6 +87,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
   };
   const { observed } = options;
   const allowedHosts = allowedHostnames(options.allowedHosts ?? []);
+  const history = new StatsHistory(() => observed.snapshot(), { intervalMs: options.historyIntervalMs });
 
   const server = createServer((request, response) => {
     handle(request, response).catch((error: unknown) => {
@@ -104,6 +127,39 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
       return;
     }
     if (route === "GET /api/stats") return send(response, 200, await observed.snapshot());
+    if (route === "GET /api/history") return send(response, 200, { intervalMs: history.intervalMs, samples: history.samples() });
+    if (route === "POST /api/queues/pause" || route === "POST /api/queues/resume") {
+      const queue = url.searchParams.get("queue") ?? "";
+      const paused = url.pathname.endsWith("/pause");
+      const result = await observed.setPaused(queue, paused);
+      if (result.subscriptions === 0 && result.problems.length === 0) {
+        return send(response, 404, { error: `this worker does not listen on queue "${queue}"` });
+      }
+      options.logger.info({ queue, ...result }, `${paused ? "paused" : "resumed"} ${queue} from the dashboard`);
+      // 502: some process did not answer, so the queue may still run there.
+      return send(response, result.problems.length > 0 ? 502 : 200, { queue, paused, ...result });
+    }
+    if (url.pathname.startsWith("/api/dead-letters/one")) {
+      const queue = url.searchParams.get("queue") ?? "";
+      const id = url.searchParams.get("id") ?? "";
+      const target = await observed.deadLettersOf(queue);
+      if (!target) return send(response, 404, { error: `this worker does not listen on queue "${queue}"` });
+      const single = canRemoveOne(target.broker);
+      if (route === "GET /api/dead-letters/one") {
+        const letter = await findDeadLetter(target.broker, target.deadQueue, id);
+        if (!letter) return send(response, 404, { error: `no dead letter ${id} waiting in ${target.deadQueue}` });
+        return send(response, 200, { letter: readable(letter), canReplayOrDeleteOne: single });
+      }
+      const action = route === "POST /api/dead-letters/one/replay" ? "replay" : route === "POST /api/dead-letters/one/delete" ? "delete" : undefined;
+      if (!action) return send(response, 404, { error: `no route ${route}` });
+      if (!single) {
+        return send(response, 501, { error: `${target.broker.kind} cannot address one dead letter: replay or purge the whole dead-letter queue` });
+      }
+      const done = action === "replay" ? await replayOneDeadLetter(target, id) : await deleteOneDeadLetter(target, id);
+      if (!done) return send(response, 404, { error: `no dead letter ${id} waiting in ${target.deadQueue}` });
+      options.logger.info({ queue, id }, `${action === "replay" ? "replayed" : "deleted"} dead letter ${id} of ${queue} from the dashboard`);
+      return send(response, 200, { [action === "replay" ? "replayed" : "deleted"]: id });
+    }
     if (route === "GET /api/dead-letters" || route === "POST /api/dead-letters/replay") {
       const queue = url.searchParams.get("queue") ?? "";
       const target = await observed.deadLettersOf(queue);
@@ -111,7 +167,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
       const limit = Math.min(1000, Number(url.searchParams.get("limit") ?? 100) || 100);
       if (request.method === "GET") {
         const letters = await listDeadLetters(target.broker, target.deadQueue, limit);
-        return send(response, 200, letters.map(({ body, ...rest }) => ({ ...rest, body: Buffer.from(body).toString("utf8") })));
+        return send(response, 200, letters.map(readable));
       }
       const replayed = await replayDeadLetters(target.broker, target.deadQueue, { limit, replayTo: target.replayBroker });
       options.logger.info({ queue, replayed }, `replayed ${replayed} dead letter(s) of ${queue} from the dashboard`);
@@ -124,7 +180,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
     server.once("error", (error) => reject(new ConfigError(`--http ${options.address}: ${error.message}`)));
     server.listen(port, host, () => resolve());
   });
+  history.start();
+  server.once("close", () => history.stop());
   return server;
+}
+
+/** A dead letter for JSON: the payload as text (the page shows it as it came). */
+function readable({ body, ...rest }: DeadLetterView) {
+  return { ...rest, body: Buffer.from(body).toString("utf8") };
 }
 
 function send(response: ServerResponse, status: number, body: unknown): void {

@@ -12,6 +12,21 @@ export interface StatsSnapshot {
   processes: number;
   queues: QueueSnapshot[];
   recentFailures: RecentFailure[];
+  /** Under --processes: each child, also one that does not answer. */
+  children?: ChildSnapshot[];
+}
+
+export interface ChildSnapshot {
+  index: number;
+  pid: number | undefined;
+  uptimeSeconds: number | null;
+  ready: boolean;
+  /** Why not ready, or why it did not answer. */
+  problems: string[];
+  received: number;
+  inFlight: number;
+  /** The queues this child has paused. */
+  paused: string[];
 }
 
 export interface QueueSnapshot {
@@ -26,11 +41,14 @@ export interface QueueSnapshot {
   backlog: number | null;
   p50Ms: number | null;
   p95Ms: number | null;
+  /** Fetching stopped from the dashboard (under --processes: in any child). */
+  paused: boolean;
 }
 
 export async function statsSnapshot(worker: WorkerView): Promise<StatsSnapshot> {
   const inFlight = worker.inFlightBySubscription();
   const backlog = await worker.backlog();
+  const paused = worker.pausedSubscriptions();
   const queues = [...worker.observer.queues].map(([id, s]) => ({
     queue: s.queue,
     broker: s.broker,
@@ -43,6 +61,7 @@ export async function statsSnapshot(worker: WorkerView): Promise<StatsSnapshot> 
     backlog: backlog.get(id) ?? null,
     p50Ms: s.latencyMs(0.5) ?? null,
     p95Ms: s.latencyMs(0.95) ?? null,
+    paused: paused.has(id),
   }));
   return {
     time: Date.now(),

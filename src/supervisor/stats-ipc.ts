@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from "prom-client";
 import type { ObservedWorker } from "../observability/http-server.js";
-import type { QueueSnapshot, StatsSnapshot } from "../observability/stats-snapshot.js";
+import type { ChildSnapshot, QueueSnapshot, StatsSnapshot } from "../observability/stats-snapshot.js";
 
 /**
  * Under --processes, one HTTP endpoint shows the whole worker: the supervisor asks each child for
@@ -16,6 +16,18 @@ interface StatsRequest {
   type: "wqueue:stats?";
   id: string;
 }
+/** The dashboard's pause or resume of a queue, passed to every child. */
+interface PauseRequest {
+  type: "wqueue:pause?";
+  id: string;
+  queue: string;
+  paused: boolean;
+}
+interface PauseReply {
+  type: "wqueue:pause";
+  id: string;
+  subscriptions: number;
+}
 interface StatsReply {
   type: "wqueue:stats";
   id: string;
@@ -24,11 +36,19 @@ interface StatsReply {
   readiness: { ready: boolean; problems: string[] };
 }
 
-/** In a child: answer the supervisor's stats requests. */
-export function answerStatsRequests(
-  source: { snapshot(): Promise<StatsSnapshot>; registry: Registry; readiness(): { ready: boolean; problems: string[] } },
-): void {
-  process.on("message", (message: StatsRequest) => {
+/** In a child: answer the supervisor's stats requests and carry out its pauses. */
+export function answerStatsRequests(source: {
+  snapshot(): Promise<StatsSnapshot>;
+  registry: Registry;
+  readiness(): { ready: boolean; problems: string[] };
+  setPaused(queue: string, paused: boolean): number;
+}): void {
+  process.on("message", (message: StatsRequest | PauseRequest) => {
+    if (message?.type === "wqueue:pause?") {
+      const reply: PauseReply = { type: "wqueue:pause", id: message.id, subscriptions: source.setPaused(message.queue, message.paused) };
+      process.send?.(reply);
+      return;
+    }
     if (message?.type !== "wqueue:stats?") return;
     void (async () => {
       const reply: StatsReply = {
@@ -43,22 +63,28 @@ export function answerStatsRequests(
   });
 }
 
-function ask(index: number, child: ChildProcess): Promise<StatsReply | string> {
+/** Sends `request` to one child; its reply, or why there is none. */
+function ask<Reply extends { type: string; id: string }>(
+  index: number,
+  child: ChildProcess,
+  request: StatsRequest | PauseRequest,
+  replyType: Reply["type"],
+): Promise<Reply | string> {
   if (!child.connected) return Promise.resolve(`child ${index} is not running`);
-  const id = randomUUID();
+  const { id } = request;
   return new Promise((resolve) => {
-    const onMessage = (message: StatsReply) => {
-      if (message?.type !== "wqueue:stats" || message.id !== id) return;
+    const onMessage = (message: Reply) => {
+      if (message?.type !== replyType || message.id !== id) return;
       done(message);
     };
     const timer = setTimeout(() => done(`child ${index} did not answer within ${REPLY_MS} ms`), REPLY_MS);
-    const done = (result: StatsReply | string) => {
+    const done = (result: Reply | string) => {
       clearTimeout(timer);
       child.off("message", onMessage);
       resolve(result);
     };
     child.on("message", onMessage);
-    child.send({ type: "wqueue:stats?", id } satisfies StatsRequest, (error) => error && done(`child ${index}: ${error.message}`));
+    child.send(request, (error) => error && done(`child ${index}: ${error.message}`));
   });
 }
 
@@ -76,6 +102,7 @@ function mergeQueues(snapshots: StatsSnapshot[]): QueueSnapshot[] {
     for (const field of ["backlog", "p50Ms", "p95Ms"] as const) {
       seen[field] = seen[field] === null ? queue[field] : Math.max(seen[field] as number, queue[field] ?? 0);
     }
+    seen.paused ||= queue.paused;
   }
   return [...merged.values()];
 }
@@ -85,16 +112,40 @@ export function observeChildren(
   children: ReadonlyMap<number, ChildProcess>,
   deadLettersOf: ObservedWorker["deadLettersOf"],
 ): ObservedWorker {
+  // Queues paused from the dashboard: a child started later (a restart) is told on its first answer.
+  const pausedQueues = new Set<string>();
+  const pauseRequest = (queue: string, paused: boolean): PauseRequest => ({ type: "wqueue:pause?", id: randomUUID(), queue, paused });
+  const reconcile = (index: number, reply: StatsReply) => {
+    const child = children.get(index);
+    for (const queue of reply.snapshot.queues) {
+      if (child && pausedQueues.has(queue.queue) && !queue.paused) void ask<PauseReply>(index, child, pauseRequest(queue.queue, true), "wqueue:pause");
+    }
+  };
   const gather = async () => {
-    const replies = await Promise.all([...children].map(([index, child]) => ask(index, child)));
+    const replies = await Promise.all(
+      [...children].map(([index, child]) => ask<StatsReply>(index, child, { type: "wqueue:stats?", id: randomUUID() }, "wqueue:stats")),
+    );
+    const indexes = [...children.keys()];
+    const list: ChildSnapshot[] = replies.map((reply, i) => {
+      const index = indexes[i] as number;
+      if (typeof reply === "string") {
+        return { index, pid: children.get(index)?.pid, uptimeSeconds: null, ready: false, problems: [reply], received: 0, inFlight: 0, paused: [] };
+      }
+      reconcile(index, reply);
+      const sum = (field: "received" | "inFlight") => reply.snapshot.queues.reduce((total, q) => total + q[field], 0);
+      const { pid, uptimeSeconds } = reply.snapshot;
+      const paused = reply.snapshot.queues.filter((q) => q.paused).map((q) => q.queue);
+      return { index, pid, uptimeSeconds, ...reply.readiness, received: sum("received"), inFlight: sum("inFlight"), paused };
+    });
     return {
       answered: replies.filter((r): r is StatsReply => typeof r !== "string"),
       problems: replies.filter((r): r is string => typeof r === "string"),
+      children: list,
     };
   };
   return {
     async snapshot() {
-      const { answered } = await gather();
+      const { answered, children: list } = await gather();
       const snapshots = answered.map((r) => r.snapshot);
       return {
         time: Date.now(),
@@ -108,6 +159,7 @@ export function observeChildren(
           .flatMap((s) => s.recentFailures)
           .sort((a, b) => b.at.localeCompare(a.at))
           .slice(0, 50),
+        children: list,
       };
     },
     async metrics() {
@@ -121,5 +173,16 @@ export function observeChildren(
       return { ready: problems.length === 0 && answered.length > 0, problems };
     },
     deadLettersOf,
+    async setPaused(queue, paused) {
+      if (paused) pausedQueues.add(queue);
+      else pausedQueues.delete(queue);
+      const replies = await Promise.all([...children].map(([index, child]) => ask<PauseReply>(index, child, pauseRequest(queue, paused), "wqueue:pause")));
+      const answered = replies.filter((r): r is PauseReply => typeof r !== "string");
+      return {
+        subscriptions: answered.reduce((sum, r) => sum + r.subscriptions, 0),
+        processes: answered.length,
+        problems: replies.filter((r): r is string => typeof r === "string"),
+      };
+    },
   };
 }

@@ -1,2 +1,10 @@
-export { brokerConformanceSuite, CONFORMANCE_CASES, type ConformanceCase, type ConformanceOptions, skipAllBut } from "./conformance.js";
+export {
+  brokerConformanceSuite,
+  type ChildBroker,
+  CONFORMANCE_CASES,
+  type ConformanceCase,
+  type ConformanceOptions,
+  runConformanceCase,
+  skipAllBut,
+} from "./conformance.js";
 export { createTestWorker, type HandledMessage, type TestDeadLetter, type TestWorker, type TestWorkerOptions } from "./test-worker.js";

@@ -125,7 +125,7 @@ export async function createTestWorker(app: WQueue, options: TestWorkerOptions =
     for (const { queue, options: listen } of listened) {
       const brokerName = listen.broker ?? DEFAULT_BROKER_NAME;
       const url = urlOf(brokerName);
-      if (url.startsWith("memory:")) {
+      if (url?.startsWith("memory:")) {
         const memoryQueue = new MemoryBroker(url).queue(queue);
         queued += memoryQueue.ready.length;
         delayed += memoryQueue.timers.size;

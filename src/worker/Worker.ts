@@ -252,6 +252,21 @@ export class Worker {
     return new Map(this.#loops.map((loop, i) => [this.#subscriptionIds[i] as string, loop.inFlight]));
   }
 
+  /**
+   * Pauses or resumes every subscription of `queue` (the dashboard's pause): a paused one fetches
+   * nothing and keeps what it holds. Returns how many subscriptions listen on `queue`.
+   */
+  setPaused(queue: string, paused: boolean): number {
+    const loops = this.#loops.filter((_, i) => this.observer.queues.get(this.#subscriptionIds[i] as string)?.queue === queue);
+    for (const loop of loops) paused ? loop.pause() : loop.resume();
+    return loops.length;
+  }
+
+  /** The ids of the subscriptions paused now. */
+  pausedSubscriptions(): Set<string> {
+    return new Set(this.#subscriptionIds.filter((_, i) => this.#loops[i]?.paused));
+  }
+
   /** Waiting messages per subscription id, where the broker tells; a broker error leaves it out. */
   async backlog(): Promise<Map<string, number>> {
     const result = new Map<string, number>();

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Broker, Consumer, Delivery } from "../../src/brokers/contract.js";
 import { decodeDeliveries, encodeDeliveries } from "../../src/brokers/delivery-counts.js";
 import { parseKafkaUrl } from "../../src/brokers/kafka/kafka-url.js";
-import { openKafkaBroker } from "../../src/brokers/kafka/open-kafka-broker.js";
+import { type KafkaEventLog, openKafkaBroker } from "../../src/brokers/kafka/open-kafka-broker.js";
 import { BrokerUnreachableError, ConfigError } from "../../src/errors.js";
 import { waitFor } from "../helpers.js";
 import { ensureKafka, KAFKA_URL } from "../setup/ensure-kafka.js";
@@ -20,8 +20,8 @@ const text = (value: string) => new TextEncoder().encode(value);
 const read = (delivery: Delivery) => Buffer.from(delivery.body).toString();
 
 const opened: Broker[] = [];
-async function open(url: string): Promise<Broker> {
-  const broker = openKafkaBroker(url);
+async function open(url: string, onEvent?: KafkaEventLog): Promise<Broker> {
+  const broker = openKafkaBroker(url, onEvent);
   opened.push(broker);
   await broker.connect();
   return broker;
@@ -144,7 +144,9 @@ describe("kafka adapter", () => {
       const highest = new Map<string, number>();
       const violations: string[] = [];
       const handled = { a: 0, b: 0 };
-      // A stalls after 4,000 messages until B has joined and worked, so B joins while work remains.
+      // A stalls after 4,000 messages until it holds its rejoin for B's join (it rejoins only once
+      // its running handlers are done: see kafka-rebalance.test), so B joins while work remains.
+      let aHolds = false;
       let releaseA = () => {};
       const gateA = new Promise<void>((resolve) => {
         releaseA = resolve;
@@ -194,15 +196,18 @@ describe("kafka adapter", () => {
       const stopA = new AbortController();
       const stopB = new AbortController();
       try {
-        const a = (await open(url)).consumer(topic, { maxInFlight: 200 });
+        const a = (await open(url, (_level, message) => {
+          aHolds ||= message.includes("rejoining once");
+        })).consumer(topic, { maxInFlight: 200 });
         const runA = drive(a, stopA.signal, "a");
         await waitFor("consumer A to handle 4,000 messages", () => handled.a >= 4000, 30_000);
 
         const brokerB = await open(url);
         const runB = drive(brokerB.consumer(topic, { maxInFlight: 200 }), stopB.signal, "b");
-        await waitFor("consumer B to be given partitions and handle 1,000 messages", () => handled.b >= 1000, 30_000);
-        expect(missing().length).toBeGreaterThan(0); // B joined during the run, not after it
+        await waitFor("A to hold its rejoin for B's join", () => aHolds, 30_000);
         releaseA();
+        await waitFor(() => `consumer B to be given partitions and handle 1,000 messages (${handled.a} + ${handled.b})`, () => handled.b >= 1000, 30_000);
+        expect(missing().length).toBeGreaterThan(0); // B joined during the run, not after it
         stopB.abort();
         await runB;
         await brokerB.close(); // leaves the group: A gets B's partitions back
@@ -326,8 +331,10 @@ describe("kafka adapter", () => {
   }, 90_000);
 
   it("parses and checks kafka URLs", () => {
-    expect(parseKafkaUrl("kafka://a:9092,b:9093")).toMatchObject({ brokers: ["a:9092", "b:9093"], group: "wqueue", partitions: 1 });
-    expect(parseKafkaUrl("kafka://a:1/?group=g.1&partitions=8")).toMatchObject({ group: "g.1", partitions: 8 });
+    expect(parseKafkaUrl("kafka://a:9092,b:9093")).toMatchObject({ brokers: ["a:9092", "b:9093"], group: "wqueue", partitions: 1, rebalanceTimeoutMs: 300_000 });
+    expect(parseKafkaUrl("kafka://a:1/?group=g.1&partitions=8&rebalanceTimeout=900000")).toMatchObject({ group: "g.1", partitions: 8, rebalanceTimeoutMs: 900_000 });
+    expect(() => parseKafkaUrl("kafka://a:1?rebalanceTimeout=5s")).toThrow(/rebalanceTimeout=5s must be whole milliseconds/);
+    expect(() => parseKafkaUrl("kafka://a:1?rebalanceTimeout=500")).toThrow(ConfigError);
     expect(() => parseKafkaUrl("kafka://a")).toThrow(ConfigError);
     expect(() => parseKafkaUrl("kafka://a:1?partitions=0")).toThrow(ConfigError);
     expect(() => parseKafkaUrl("kafka://a:1?grop=x")).toThrow(/unknown parameter grop/);

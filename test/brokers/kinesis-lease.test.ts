@@ -107,6 +107,55 @@ describe("kinesis: long handlers and the lease store", () => {
     );
   }, 60_000);
 
+  it("a record running while its shard's lease is lost and taken again by the same worker: not handed out again meanwhile, and its verdict is given once", async () => {
+    const redis = await startPrivateRedis();
+    privateRedis.push(redis);
+    const stream = server.streamName();
+    let lost = false;
+    const broker = openKinesisBroker(server.url(`?app=${app}&checkpoints=${redis.url}&lease=${LEASE_MS}&poll=50`), (_level, message) => {
+      lost ||= message.includes("lost the lease");
+    });
+    opened.push(broker);
+    await broker.connect();
+    const consumer = broker.consumer(stream);
+    await broker.publish(stream, [{ body: Buffer.from("held"), key: "k" }, { body: Buffer.from("next"), key: "k" }]);
+    const first = await receiveAtLeast(consumer, 2);
+    const held = first.find((delivery) => text(delivery) === "held");
+    for (const delivery of first) if (delivery !== held) await delivery.ack();
+    expect(held).toBeDefined();
+
+    // The store goes away for longer than the lease: the worker drops the lease while "held" runs.
+    await redis.kill();
+    await waitFor("the worker to drop the lease", async () => {
+      await orNothing(consumer.receive(10, AbortSignal.timeout(200)));
+      return lost;
+    }, 20_000);
+    await redis.start();
+    // The worker takes the shard again and reads it from the checkpoint, below "held": "next" comes
+    // again (its checkpoint was not stored, or stored below "held"), "held" must not while it runs.
+    const again: Delivery[] = [];
+    await waitFor(
+      () => `"next" handed out again (got ${again.map(text)})`,
+      async () => {
+        for (const delivery of await orNothing(consumer.receive(10, AbortSignal.timeout(500)))) {
+          again.push(delivery);
+          if (text(delivery) !== "held") await delivery.ack();
+        }
+        return again.some((delivery) => text(delivery) === "next");
+      },
+      30_000,
+    );
+    again.push(...(await receiveFor(consumer, 3 * LEASE_MS)));
+    expect(again.map(text).filter((body) => body === "held"), "handed out again while its first run went on").toEqual([]);
+
+    // The first run's verdict lands on the lease held now: one dead letter, and "held" is finished.
+    await held?.deadLetter({ reason: "poison", error: { name: "Error", message: "killed its sandbox 3 times" } });
+    const dead = broker.consumer(`${stream}.dead`);
+    const letters = await receiveFor(dead, 3 * LEASE_MS);
+    expect(letters.map(text)).toEqual(["held"]);
+    expect((await receiveFor(consumer, 2 * LEASE_MS)).map(text)).toEqual([]);
+  }, 90_000);
+
   it("close() of consumer and broker finishes while the checkpoint store does not answer (the leases then expire instead)", async () => {
     const redis = await startPrivateRedis();
     privateRedis.push(redis);

@@ -21,8 +21,12 @@ const running = (): PrivateNats => {
   return server;
 };
 
+// ?ackWait=5000: a killed consumer's messages come back 5 s after their delivery.
+const url = () => `${running().url}?ackWait=5000`;
+
 brokerConformanceSuite({
   name: "nats jetstream (private nats-server; broker-restart: kill -9 and start again)",
-  open: () => openNatsBroker(running().url),
+  open: () => openNatsBroker(url()),
+  child: { arg: url },
   restartBroker: () => running().restart(),
 });

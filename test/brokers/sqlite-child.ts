@@ -1,8 +1,6 @@
 /**
  * A second OS process for test/brokers/sqlite.test.ts, run with `node --import tsx`:
  *   publish URL QUEUE COUNT   publishes bodies m0..m{COUNT-1} in one batch, closes, exits 0
- *   receive URL QUEUE         receives one message, prints it as a JSON line, then never settles
- *                             and never closes: it waits to be killed, like a crashed worker
  *   try-receive URL QUEUE MS  prints `listening`, tries for MS ms to receive one message, prints it
  *                             as a JSON line (or `null`) without settling it, exits 0
  */
@@ -10,7 +8,7 @@ import { SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
 
 const [mode, url, queue, count] = process.argv.slice(2);
 if (url === undefined || queue === undefined) {
-  throw new Error("usage: sqlite-child.ts publish|receive|try-receive URL QUEUE [COUNT|MS]");
+  throw new Error("usage: sqlite-child.ts publish|try-receive URL QUEUE [COUNT|MS]");
 }
 const broker = new SqliteBroker(url);
 await broker.connect();
@@ -19,15 +17,6 @@ if (mode === "publish") {
   const bodies = Array.from({ length: Number(count) }, (_, i) => new TextEncoder().encode(`m${i}`));
   await broker.publish(queue, bodies.map((body) => ({ body })));
   await broker.close();
-} else if (mode === "receive") {
-  const consumer = broker.consumer(queue);
-  let got: Awaited<ReturnType<typeof consumer.receive>> = [];
-  while (got.length === 0) got = await consumer.receive(1, AbortSignal.timeout(10_000));
-  const [delivery] = got;
-  const body = delivery && new TextDecoder().decode(delivery.body);
-  const line = { id: delivery?.id, attempt: delivery?.attempt, body, at: Date.now() };
-  process.stdout.write(`${JSON.stringify(line)}\n`);
-  setInterval(() => {}, 60_000); // hold the message until SIGKILL
 } else if (mode === "try-receive") {
   const consumer = broker.consumer(queue);
   process.stdout.write("listening\n");

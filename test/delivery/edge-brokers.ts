@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import type { Broker, Delivery } from "../../src/brokers/contract.js";
-import { Kafka, logLevel } from "kafkajs";
 import { createBroker } from "../../src/brokers/registry.js";
 import { dropKinesisApp, requireKinesis } from "../brokers/kinesis-server.js";
 import { requireNats } from "../brokers/nats-server.js";
@@ -32,11 +31,6 @@ export interface EdgeTarget {
   takeQueued(): Promise<Delivery[]>;
   /** Closes what setup() opened (tests of one file run concurrently: each closes its own). */
   close(): Promise<void>;
-  /**
-   * Brokers whose consumers share work through a group that rebalances (Kafka): true once the
-   * group is stable with `members` members, so a test can start from a settled assignment.
-   */
-  groupSettled?(members: number): Promise<boolean>;
 }
 
 const LEASE_MS = 2000;
@@ -92,14 +86,7 @@ export function edgeBrokers(prefix: string): EdgeBroker[] {
       leaseMs: 10_000,
       setup: async () => {
         const group = name();
-        const admin = new Kafka({ brokers: [KAFKA_URL.replace("kafka://", "")], logLevel: logLevel.NOTHING }).admin();
-        await admin.connect();
-        const target = await viaAdapter(`${KAFKA_URL}?group=${group}`, name(), `${KAFKA_URL}?group=${group}-dead-reader`, [() => admin.disconnect()]);
-        target.groupSettled = async (members) => {
-          const [described] = (await admin.describeGroups([group])).groups;
-          return described?.state === "Stable" && described.members.length === members;
-        };
-        return target;
+        return viaAdapter(`${KAFKA_URL}?group=${group}`, name(), `${KAFKA_URL}?group=${group}-dead-reader`);
       },
     },
     { name: "nats", leaseMs: LEASE_MS, setup: () => viaAdapter(`${nats.url}&ackWait=${LEASE_MS}`, name()) },

@@ -49,10 +49,8 @@ describe.concurrent("a handler slower than the broker's lease", () => {
         return cli;
       });
       await Promise.all(workers.map((cli) => cli.waitForLine("ready", (line) => line.includes('"ready: '), 90_000)));
-      // Kafka: from a settled group. A member joining or leaving while the handler runs still moves
-      // its partition, and the new owner runs the record again (a known gap: the rejoin is not held
-      // until running records finish).
-      if (target.groupSettled) await waitFor("the group to settle with both workers", () => target.groupSettled?.(2) ?? true, 60_000);
+      // Kafka: the second worker may still be joining when the slow record starts; the first one
+      // then holds its rejoin until the record is done (kafka-rebalance.test.ts covers it directly).
       // The slow message first, then quick ones: they must flow while it runs.
       await target.publish([0, 1, 2, 3].map((id) => ({ id })));
       await waitFor(() => `the slow handler to end (${lines(out).join(" | ")})`, () => lines(out).includes(`end 0 ${pidOfStart(lines(out))}`), 9 * leaseMs + 30_000);

@@ -61,6 +61,21 @@ describe("dashboard in headless Chromium", () => {
     // The replayed message ran again (and, still rejected, died a second time).
     await expect.poll(() => count(deadCell), { timeout: 10_000 }).toBe(2);
 
+    // Pause from the page: the row says so, a message published now waits, and Resume runs it.
+    const queueCell = page.locator('#queues tr[data-queue="orders"] td:nth-child(1)');
+    const pauseButton = page.locator('#queues tr[data-queue="orders"] button.pause');
+    await pauseButton.click();
+    await expect.poll(() => queueCell.textContent(), { timeout: 10_000 }).toBe("orders (paused)");
+    const before = await count(receivedCell);
+    await broker.publish("orders", [{ body: Buffer.from('{"id":"after pause"}') }]);
+    const backlogCell = page.locator('#queues tr[data-queue="orders"] td:nth-child(10)');
+    await expect.poll(() => backlogCell.textContent(), { timeout: 10_000 }).toBe("1");
+    expect(await count(receivedCell)).toBe(before);
+    await expect.poll(() => pauseButton.textContent(), { timeout: 5000 }).toBe("Resume");
+    await pauseButton.click();
+    await expect.poll(() => count(receivedCell), { timeout: 10_000 }).toBe(before + 1);
+    expect(await queueCell.textContent()).toBe("orders");
+
     await broker.close();
     cli.child.kill("SIGTERM");
     expect(await cli.exited).toBe(0);

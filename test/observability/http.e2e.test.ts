@@ -57,6 +57,8 @@ describe("worker --http", () => {
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
     const replay = { method: "POST", headers: { "x-wqueue-request": "1" } };
     expect((await fetch(`${base}/api/dead-letters/replay?queue=orders`, replay)).status).toBe(401);
+    expect((await fetch(`${base}/api/queues/pause?queue=orders`, replay)).status).toBe(401);
+    expect((await fetch(`${base}/api/dead-letters/one/delete?queue=orders&id=1`, replay)).status).toBe(401);
     const stats = await runCli(["stats", base, "--once"]);
     expect(stats.code).not.toBe(0);
     expect(stats.stderr).toMatch(/needs a token/);

@@ -43,6 +43,12 @@ app.listenEvents("cpu", () => { let x = 0; for (let i = 0; i < 1e5; i++) x += i;
       30_000,
     );
     expect(stats.processes).toBe(2);
+    // Each child listed: its own pid (not the supervisor's), ready, and its share of the work.
+    const children = (stats as unknown as { children: { index: number; pid: number; ready: boolean; received: number }[] }).children;
+    expect(children.map((c) => c.index).sort()).toEqual([0, 1]);
+    expect(children.every((c) => c.ready && c.pid !== cli.child.pid)).toBe(true);
+    expect(new Set(children.map((c) => c.pid)).size).toBe(2);
+    expect(children.reduce((sum, c) => sum + c.received, 0)).toBe(40);
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/^wqueue_messages_succeeded_total\{queue="io",[^}]*\} 30$/m);
     expect((await fetch(`${base}/readyz`)).status).toBe(200);

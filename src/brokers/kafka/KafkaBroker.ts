@@ -1,16 +1,16 @@
 import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
 import { BrokerUnreachableError } from "../../errors.js";
 import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
-import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import { browseTopic } from "./browse-topic.js";
-import { KafkaConsumer } from "./KafkaConsumer.js";
+import { KafkaConsumer, type KafkaConsumerContext } from "./KafkaConsumer.js";
 import { createKafkaClient, describeKafkaError, type KafkaEventLog } from "./kafka-client.js";
 import { toKafkaMessage } from "./kafka-headers.js";
 import type { KafkaUrl } from "./kafka-url.js";
 import { checkTopicName, TopicRegistry } from "./topics.js";
 
 /**
- * Apache Kafka (`kafka://host:port[,host:port]?group=NAME&partitions=N`), through kafkajs.
+ * Apache Kafka (`kafka://host:port[,host:port]?group=NAME&partitions=N&rebalanceTimeout=MS`), through kafkajs.
  *
  * A queue is a topic, created on first use with `partitions` partitions. Each consumer is a member
  * of the URL's consumer group, so workers sharing the group split a topic's partitions. Delivery
@@ -32,12 +32,11 @@ export class KafkaBroker implements Broker {
   };
   readonly client: Kafka;
   readonly topics: TopicRegistry;
-  readonly #consumers = new Set<KafkaConsumer>();
+  readonly #lifecycle: BrokerLifecycle<KafkaConsumer>;
+  readonly #consumerContext: KafkaConsumerContext;
   #connected: Promise<void> | undefined;
   #admin: Promise<Admin> | undefined;
   #producer: Promise<Producer> | undefined;
-  #closing = false;
-  #closed: Promise<void> | undefined;
 
   constructor(
     readonly config: KafkaUrl,
@@ -46,6 +45,17 @@ export class KafkaBroker implements Broker {
     this.url = config.shown;
     this.client = createKafkaClient(config, log);
     this.topics = new TopicRegistry(() => this.admin(), config.partitions);
+    this.#lifecycle = new BrokerLifecycle("Kafka", this.url);
+    this.#consumerContext = {
+      config,
+      url: this.url,
+      log,
+      client: this.client,
+      topics: this.topics,
+      admin: () => this.admin(),
+      publish: (queue, messages) => this.publish(queue, messages),
+      closed: (consumer) => this.#lifecycle.forget(consumer),
+    };
   }
 
   /**
@@ -72,17 +82,14 @@ export class KafkaBroker implements Broker {
   }
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
-    const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
     checkTopicName(queue, this.url); // the dead-letter topic may live on another broker: checked on publish
-    const consumer = new KafkaConsumer(this, queue, deadLetterQueue, options.maxInFlight, options.onePerPartition);
-    if (this.#closing) void consumer.close();
-    else this.#consumers.add(consumer);
-    return consumer;
+    return this.#lifecycle.track(new KafkaConsumer(this.#consumerContext, queue, deadLetterQueue, options.maxInFlight, options.onePerPartition));
   }
 
   /** Resolves once every partition leader and its in-sync replicas have the messages (acks=all). */
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
-    if (this.#closing) throw new Error(`Kafka broker ${this.url} is closed`);
+    this.#lifecycle.assertOpen();
     checkTopicName(queue, this.url);
     if (messages.length === 0) return;
     await this.topics.ensure(queue);
@@ -92,7 +99,8 @@ export class KafkaBroker implements Broker {
   }
 
   /** Records of the queue's topic this URL's group has not consumed yet, left unconsumed (browse-topic.ts). */
-  browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+  async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+    this.#lifecycle.assertOpen();
     checkTopicName(queue, this.url);
     return browseTopic({ client: this.client, group: this.config.group, admin: () => this.admin() }, queue, limit);
   }
@@ -105,20 +113,14 @@ export class KafkaBroker implements Broker {
     return this.#admin;
   }
 
-  forget(consumer: KafkaConsumer): void {
-    this.#consumers.delete(consumer);
-  }
-
+  /** Idempotent: closes every consumer (commits, leaves the group), then the producer and admin clients. */
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      this.#closing = true;
-      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
+    return this.#lifecycle.close(async () => {
       const clients = await Promise.allSettled([this.#producer, this.#admin]);
       for (const client of clients) {
         if (client.status === "fulfilled") await client.value?.disconnect().catch(() => {});
       }
-    })();
-    return this.#closed;
+    });
   }
 
   #connectedProducer(): Promise<Producer> {

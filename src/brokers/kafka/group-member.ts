@@ -2,6 +2,7 @@ import type { Consumer as KafkaJsConsumer, Kafka, KafkaMessage, TopicPartitionOf
 import { GROUP_ASSIGNERS } from "./assigner.js";
 import { FETCH_MAX_BYTES } from "./fetch-flow.js";
 import { describeKafkaError, type KafkaEventLog } from "./kafka-client.js";
+import { gateRejoin, ungateRejoin } from "./rejoin-gate.js";
 
 /** What the member tells its owner (a KafkaConsumer); all called synchronously from kafkajs events. */
 export interface MemberEvents {
@@ -13,6 +14,11 @@ export interface MemberEvents {
   onAssigned(partitions: number[]): void;
   /** A rebalance began: any partition may move once this member rejoins. */
   onRebalancing(): void;
+  /**
+   * The member rejoins once this settles (rejoin-gate.ts): the time to finish and commit what runs,
+   * heartbeats going on meanwhile. Past the rebalance timeout the group goes on without the member.
+   */
+  beforeRejoin(): Promise<void>;
   /** The kafkajs consumer stopped on an error: it owns nothing any more; it restarts by itself. */
   onLost(error: Error): void;
 }
@@ -28,7 +34,9 @@ export const SESSION_TIMEOUT_MS = 10_000;
  * is kept for the owner's next receive to report (`takeFailure`).
  *
  * Timing: a heartbeat every second and fetches that wait at most 500 ms, so a member notices a
- * rebalance within about a second; a member that dies without leaving is evicted after 10 s.
+ * rebalance within about a second; a member that dies without leaving is evicted after 10 s. A
+ * rebalance gives up every partition; the member rejoins only once `beforeRejoin` settles, so a
+ * record running here is finished and committed before any other member can be handed it.
  */
 export class GroupMember {
   #consumer: KafkaJsConsumer | undefined;
@@ -37,6 +45,8 @@ export class GroupMember {
   #failures = 0;
   #restartTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** The member id the coordinator gave the current consumer (its rejoin gate's key). */
+  #memberId: string | undefined;
 
   constructor(
     readonly kafka: Kafka,
@@ -44,6 +54,8 @@ export class GroupMember {
     readonly topic: string,
     readonly events: MemberEvents,
     readonly log: KafkaEventLog,
+    /** The group waits this long for a member to rejoin; a gate holds the rejoin at most about as long. */
+    readonly rebalanceTimeoutMs: number,
   ) {}
 
   start(): void {
@@ -74,6 +86,7 @@ export class GroupMember {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#restartTimer);
+    this.#ungate();
     // A join in progress would complete after the disconnect and leave a ghost member behind.
     await Promise.race([this.#launching, new Promise((resolve) => setTimeout(resolve, 3000).unref())]);
     await this.#consumer?.disconnect().catch(() => {});
@@ -92,7 +105,7 @@ export class GroupMember {
       groupId: this.groupId,
       partitionAssigners: GROUP_ASSIGNERS,
       sessionTimeout: SESSION_TIMEOUT_MS,
-      rebalanceTimeout: 20_000,
+      rebalanceTimeout: this.rebalanceTimeoutMs,
       heartbeatInterval: 1000,
       maxWaitTimeInMs: 500,
       maxBytesPerPartition: 1024 * 1024,
@@ -104,6 +117,9 @@ export class GroupMember {
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       if (!current()) return;
       this.#failures = 0;
+      this.#ungate();
+      this.#memberId = payload.memberId;
+      gateRejoin(payload.memberId, () => this.events.beforeRejoin());
       this.events.onAssigned(payload.memberAssignment[this.topic] ?? []);
     });
     consumer.on(consumer.events.REBALANCING, () => {
@@ -135,8 +151,14 @@ export class GroupMember {
     }
   }
 
+  #ungate(): void {
+    ungateRejoin(this.#memberId);
+    this.#memberId = undefined;
+  }
+
   #restart(consumer: KafkaJsConsumer, error: Error): void {
     this.#failure = error;
+    this.#ungate();
     void consumer.disconnect().catch(() => {});
     if (this.#stopped) return;
     this.#failures += 1;

@@ -1,4 +1,5 @@
 import { Kafka, type LogEntry, logLevel } from "kafkajs";
+import { silenceKafkajsNegativeTimeouts } from "./kafkajs-warnings.js";
 import type { KafkaUrl } from "./kafka-url.js";
 
 /** Where the adapter reports connection trouble and kafkajs's own warnings. */
@@ -26,6 +27,7 @@ const levels: Record<number, "debug" | "info" | "warn" | "error"> = {
  * `log` at WARN and above, never to the console.
  */
 export function createKafkaClient(config: KafkaUrl, log: KafkaEventLog, probe = false): Kafka {
+  silenceKafkajsNegativeTimeouts();
   return new Kafka({
     clientId: `wqueue-${config.group}`,
     brokers: config.brokers,
@@ -38,8 +40,9 @@ export function createKafkaClient(config: KafkaUrl, log: KafkaEventLog, probe = 
       ({ namespace, level, log: entry }: LogEntry) => {
         const detail = typeof entry.error === "string" ? `: ${entry.error}` : "";
         const text = `${entry.message}${detail}`;
-        // A rebalance is routine (a member joined or left): kafkajs reports it as an error response.
-        const shown = isRebalance(text) ? "info" : (levels[level] ?? "debug");
+        // A rebalance is routine (a member joined or left): kafkajs reports it as an error response,
+        // and again for each heartbeat while a member holds its rejoin (rejoin-gate.ts): those at debug.
+        const shown = isRebalance(text) ? (text.includes("Response Heartbeat") ? "debug" : "info") : (levels[level] ?? "debug");
         log(shown, `kafka ${config.shown} (${namespace}): ${text}`);
       },
   });

@@ -2,7 +2,7 @@ import { ConfigError } from "../../errors.js";
 import { redactUrl } from "../url.js";
 
 /**
- * `kafka://host:port[,host:port...][?group=NAME&partitions=N]`, parsed by hand: the WHATWG parser
+ * `kafka://host:port[,host:port...][?group=NAME&partitions=N&rebalanceTimeout=MS]`, parsed by hand: the WHATWG parser
  * refuses a comma-separated list of hosts in the authority.
  */
 export interface KafkaUrl {
@@ -12,12 +12,21 @@ export interface KafkaUrl {
   group: string;
   /** Partitions of the topics this adapter creates; existing topics keep theirs. */
   partitions: number;
+  /**
+   * How long a rebalance waits for members to rejoin; a member holds its rejoin until the records
+   * running in it are finished, so this bounds the handlers a rebalance never runs twice at once.
+   */
+  rebalanceTimeoutMs: number;
   /** Redacted, for logs and errors. */
   shown: string;
 }
 
 export const DEFAULT_GROUP = "wqueue";
-const PARAMS = ["group", "partitions"];
+/** Java's max.poll.interval.ms default: handlers up to about 5 minutes survive a rebalance. */
+export const DEFAULT_REBALANCE_TIMEOUT_MS = 300_000;
+const PARAMS = ["group", "partitions", "rebalanceTimeout"];
+/** Kafka's field is an int32 of milliseconds. */
+const MAX_REBALANCE_TIMEOUT_MS = 2_147_483_647;
 
 export function parseKafkaUrl(url: string): KafkaUrl {
   const shown = redactUrl(url);
@@ -48,5 +57,10 @@ export function parseKafkaUrl(url: string): KafkaUrl {
   if (!Number.isInteger(partitions) || partitions < 1 || partitions > 10_000) {
     throw new ConfigError(`broker ${shown}: partitions=${rawPartitions} must be a whole number from 1 to 10000`);
   }
-  return { brokers, group, partitions, shown };
+  const rawTimeout = query.get("rebalanceTimeout") ?? String(DEFAULT_REBALANCE_TIMEOUT_MS);
+  const rebalanceTimeoutMs = Number(rawTimeout);
+  if (!Number.isInteger(rebalanceTimeoutMs) || rebalanceTimeoutMs < 10_000 || rebalanceTimeoutMs > MAX_REBALANCE_TIMEOUT_MS) {
+    throw new ConfigError(`broker ${shown}: rebalanceTimeout=${rawTimeout} must be whole milliseconds from 10000 to ${MAX_REBALANCE_TIMEOUT_MS}`);
+  }
+  return { brokers, group, partitions, rebalanceTimeoutMs, shown };
 }

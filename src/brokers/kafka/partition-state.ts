@@ -1,6 +1,6 @@
 import type { KafkaMessage } from "kafkajs";
+import { CommitWindow } from "../commit-window.js";
 import { encodeDeliveriesCounted } from "../delivery-counts.js";
-import { Fifo } from "../fifo.js";
 import { NOT_BEFORE_HEADER, notBeforeOf } from "./kafka-headers.js";
 
 /** One fetched record, until finished (acked or dead-lettered): kafkajs's message as it came. */
@@ -26,9 +26,8 @@ const METADATA_SCAN = 4096;
 
 /**
  * What this consumer holds of one assigned partition: every unfinished record in offset order, in
- * one array with two cursors. `#head` is the lowest unfinished record, and so the only safe commit
- * point: a crash then never skips a message, whatever finished out of order above it. `#next` is
- * the next record never handed out; nacked records come back through `#due`.
+ * a CommitWindow (shared with Kinesis's ShardState): its head, the lowest unfinished record, is the
+ * only safe commit point, so a crash never skips a message, whatever finished out of order above it.
  *
  * One instance lives for one assignment. When the partition is revoked it is emptied and marked,
  * and settles of its records that arrive later do nothing (the new owner redelivers them).
@@ -58,17 +57,10 @@ export class PartitionState {
   refill = false;
   /** The partition number as Delivery.partition shows it. */
   readonly partitionName: string;
-  #records: KafkaRecord[] = [];
-  #head = 0;
-  #next = 0;
-  /** Nacked records whose delay passed: handed out before fresh ones. */
-  readonly #due = new Fifo<KafkaRecord>();
-  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #window: CommitWindow<KafkaRecord>;
   /** Delivery counts of earlier owners, by offset; undefined until read from the group. */
   #prior: Map<number, number> | undefined;
   #nextOffset = -1;
-  /** Records out with handlers. */
-  #outstanding = 0;
   /** Bumped by each confirmed commit: older claims are void (the commit replaced their metadata). */
   #claimEpoch = 0;
   /** The claims of the commit being sent, confirmed when it succeeds. */
@@ -85,6 +77,11 @@ export class PartitionState {
     readonly onDue: () => void,
   ) {
     this.partitionName = String(partition);
+    this.#window = new CommitWindow((record) => {
+      if (this.revoked) return;
+      this.#ready(record);
+      onDue();
+    });
   }
 
   /** Records are handed out only once earlier owners' delivery counts are known. */
@@ -95,12 +92,18 @@ export class PartitionState {
   setPrior(counts: Map<number, number>): void {
     if (this.#prior !== undefined) return;
     this.#prior = counts;
-    for (const record of this.#records) record.deliveries += takeCount(counts, record.offset);
+    for (const record of this.#window.records) record.deliveries += takeCount(counts, record.offset);
   }
 
   /** Records fetched and waiting to be handed out (nacked ones waiting for their delay not counted). */
   get buffered(): number {
-    return this.#records.length - this.#next + this.#due.length;
+    const w = this.#window;
+    return w.records.length - w.next + w.due.length;
+  }
+
+  /** Records out with handlers now. */
+  get outstanding(): number {
+    return this.#window.outstanding;
   }
 
   /** Their keys' and values' bytes. */
@@ -123,7 +126,7 @@ export class PartitionState {
       const offset = Number(message.offset);
       if (offset < this.#nextOffset) continue;
       this.#nextOffset = offset + 1;
-      this.#records.push({ state: this, offset, message, size, deliveries: prior === undefined ? 0 : takeCount(prior, offset), claimed: 0, claimEpoch: 0, done: false, out: false });
+      this.#window.records.push({ state: this, offset, message, size, deliveries: prior === undefined ? 0 : takeCount(prior, offset), claimed: 0, claimEpoch: 0, done: false, out: false });
       this.#bufferedBytes += size;
     }
   }
@@ -138,27 +141,28 @@ export class PartitionState {
   take(max: number, out: KafkaRecord[], onePerPartition = false, force = false, now = Date.now()): void {
     this.blocked = false;
     if (this.#prior === undefined || this.revoked || this.rebalancing) return;
+    const w = this.#window;
     if (onePerPartition) {
-      if (this.#outstanding > 0) return;
+      if (w.outstanding > 0) return;
       max = Math.min(max, out.length + 1);
     }
     const guarded = this.claimAhead > 0 && !force;
     while (out.length < max) {
       let record: KafkaRecord;
-      const retried = this.#due.peek();
+      const retried = w.due.peek();
       if (retried !== undefined) {
         if (guarded && !this.#covered(retried)) {
           this.blocked = true;
           break;
         }
-        this.#due.shift();
+        w.due.shift();
         record = retried;
         this.#bufferedBytes -= record.size;
-      } else if (this.#next < this.#records.length) {
-        record = this.#records[this.#next] as KafkaRecord;
+      } else if (w.next < w.records.length) {
+        record = w.records[w.next] as KafkaRecord;
         if (record.message.value === null) {
           // A tombstone (null value: "key deleted", for compaction) is no job: finished unseen.
-          this.#next += 1;
+          w.next += 1;
           this.#bufferedBytes -= record.size;
           this.finish(record);
           this.tombstones += 1;
@@ -166,27 +170,26 @@ export class PartitionState {
         }
         const headers = record.message.headers;
         if (headers?.[NOT_BEFORE_HEADER] !== undefined && notBeforeOf(headers) > now) {
-          this.#next += 1;
+          w.next += 1;
           this.#bufferedBytes -= record.size;
-          this.#later(record, notBeforeOf(headers) - now);
+          w.later(record, notBeforeOf(headers) - now);
           continue;
         }
         if (guarded && record.offset >= this.#freshClaimEnd) {
           this.blocked = true;
           break;
         }
-        this.#next += 1;
+        w.next += 1;
         this.#bufferedBytes -= record.size;
       } else {
         break;
       }
       record.deliveries += 1;
-      record.out = true;
-      this.#outstanding += 1;
+      w.handOut(record);
       out.push(record);
     }
     if (this.claimAhead > 0) {
-      const halfway = this.#records[this.#next + (this.claimAhead >> 1)];
+      const halfway = w.records[w.next + (this.claimAhead >> 1)];
       this.refill = halfway !== undefined && halfway.offset >= this.#freshClaimEnd;
     }
   }
@@ -197,34 +200,24 @@ export class PartitionState {
 
   /** The record is finished: the commit point may move past it. */
   finish(record: KafkaRecord): void {
-    this.#back(record);
-    record.done = true;
-    const records = this.#records;
-    let head = this.#head;
-    while (head < records.length && (records[head] as KafkaRecord).done) head += 1;
-    // Drop the finished prefix once it is long and most of the array (cursors move with it).
-    if (head >= 1024 && head * 2 >= records.length) {
-      this.#records = records.slice(head);
-      this.#next -= head;
-      head = 0;
-    }
-    this.#head = head;
+    this.#window.finish(record);
   }
 
   /** Hands the record out again after `delayMs`; its offset stays uncommitted meanwhile. */
   retry(record: KafkaRecord, delayMs: number): void {
     if (this.revoked || record.done) return;
-    this.#back(record);
-    if (delayMs > 0) this.#later(record, delayMs);
+    this.#window.back(record);
+    if (delayMs > 0) this.#window.later(record, delayMs);
     else {
-      this.#ready(record, this.#due);
+      this.#ready(record);
       this.onDue();
     }
   }
 
   /** The offset to commit (the lowest unfinished, else the next to fetch); undefined before any fetch. */
   commitPoint(): number | undefined {
-    return this.#records[this.#head]?.offset ?? (this.#nextOffset >= 0 ? this.#nextOffset : undefined);
+    const w = this.#window;
+    return w.records[w.head]?.offset ?? (this.#nextOffset >= 0 ? this.#nextOffset : undefined);
   }
 
   /**
@@ -237,10 +230,11 @@ export class PartitionState {
     const entries: (readonly [number, number, number?])[] = [];
     const claims: [KafkaRecord, number][] = [];
     const ahead = this.rebalancing ? 0 : this.claimAhead;
-    const records = this.#records;
-    const scanEnd = Math.min(records.length, this.#head + METADATA_SCAN);
+    const w = this.#window;
+    const records = w.records;
+    const scanEnd = Math.min(records.length, w.head + METADATA_SCAN);
     // Handed out at least once (or held back for a delay): one by one, with their claims.
-    for (let i = this.#head, end = Math.min(this.#next, scanEnd); i < end; i += 1) {
+    for (let i = w.head, end = Math.min(w.next, scanEnd); i < end; i += 1) {
       const record = records[i] as KafkaRecord;
       if (record.done) continue;
       const count = ahead === 0 ? record.deliveries : record.out ? Math.max(record.deliveries, this.#claimOf(record)) : record.deliveries + 1;
@@ -252,7 +246,7 @@ export class PartitionState {
     const listed = entries.length;
     let freshEnd = -1;
     let run: [number, number, number] | undefined;
-    for (let i = this.#next, end = ahead > 0 ? Math.min(scanEnd, this.#next + ahead) : scanEnd; i < end; i += 1) {
+    for (let i = w.next, end = ahead > 0 ? Math.min(scanEnd, w.next + ahead) : scanEnd; i < end; i += 1) {
       const record = records[i] as KafkaRecord;
       const count = ahead > 0 ? record.deliveries + 1 : record.deliveries;
       freshEnd = record.offset + 1;
@@ -288,35 +282,14 @@ export class PartitionState {
 
   revoke(): void {
     this.revoked = true;
-    for (const timer of this.#timers) clearTimeout(timer);
-    this.#timers.clear();
-    this.#records = [];
-    this.#head = 0;
-    this.#next = 0;
-    this.#due.clear();
+    this.#window.clear();
     this.#bufferedBytes = 0;
-    this.#outstanding = 0;
   }
 
-  #back(record: KafkaRecord): void {
-    if (!record.out) return;
-    record.out = false;
-    this.#outstanding -= 1;
-  }
-
-  #ready(record: KafkaRecord, queue: Fifo<KafkaRecord>): void {
+  /** Back among the records to hand out (before fresh ones). */
+  #ready(record: KafkaRecord): void {
     this.#bufferedBytes += record.size;
-    queue.push(record);
-  }
-
-  #later(record: KafkaRecord, delayMs: number): void {
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      if (this.revoked || record.done) return;
-      this.#ready(record, this.#due);
-      this.onDue();
-    }, delayMs);
-    this.#timers.add(timer);
+    this.#window.due.push(record);
   }
 }
 

@@ -2,11 +2,11 @@ import { type KinesisClient, ListStreamsCommand } from "@aws-sdk/client-kinesis"
 import { BrokerUnreachableError } from "../../errors.js";
 import { probeEndpoint } from "../aws/probe-endpoint.js";
 import type { Broker, BrokerFeatures, BrokerLog, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
-import { defaultDeadLetterQueue } from "../dead-letter.js";
+import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import { browseStream } from "./browse-stream.js";
 import { createKinesisClient, isStreamMissing } from "./kinesis-client.js";
 import type { KinesisUrl } from "./kinesis-url.js";
-import { KinesisConsumer } from "./KinesisConsumer.js";
+import { KinesisConsumer, type KinesisConsumerContext } from "./KinesisConsumer.js";
 import type { LeaseStore } from "./leases/LeaseStore.js";
 import { openLeaseStore } from "./leases/open-lease-store.js";
 import { putRecords } from "./put-records.js";
@@ -41,10 +41,10 @@ export class KinesisBroker implements Broker {
   };
   readonly client: KinesisClient;
   readonly streams: StreamDirectory;
-  readonly #consumers = new Set<KinesisConsumer>();
+  readonly #lifecycle: BrokerLifecycle<KinesisConsumer>;
+  readonly #consumerContext: KinesisConsumerContext;
   #connected: Promise<void> | undefined;
   #store: Promise<LeaseStore> | undefined;
-  #closed: Promise<void> | undefined;
 
   constructor(
     readonly config: KinesisUrl,
@@ -53,6 +53,17 @@ export class KinesisBroker implements Broker {
     this.url = config.url;
     this.client = createKinesisClient(config);
     this.streams = new StreamDirectory(this.client, config.shards);
+    this.#lifecycle = new BrokerLifecycle(this.kind, this.url);
+    this.#consumerContext = {
+      config,
+      url: this.url,
+      log,
+      client: this.client,
+      streams: this.streams,
+      leaseStore: () => this.leaseStore(),
+      publish: (queue, messages) => this.publish(queue, messages),
+      closed: (consumer) => this.#lifecycle.forget(consumer),
+    };
   }
 
   /**
@@ -61,7 +72,7 @@ export class KinesisBroker implements Broker {
    * (BrokerUnreachableError) instead of retrying after `ready`. `push` checks the store as well.
    */
   connect(): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error(`kinesis broker ${this.url} is closed`));
+    if (this.#lifecycle.closed) return Promise.reject(new Error(`kinesis broker ${this.url} is closed`));
     this.#connected ??= Promise.all([this.#probe(), this.#checkStore()]).then(() => undefined, (error: unknown) => {
       this.#connected = undefined;
       throw error;
@@ -70,16 +81,13 @@ export class KinesisBroker implements Broker {
   }
 
   consumer(queue: string, options: ConsumerOptions = {}): Consumer {
-    const deadLetterQueue = options.deadLetterQueue ?? defaultDeadLetterQueue(queue);
-    const consumer = new KinesisConsumer(this, queue, deadLetterQueue, options.maxInFlight, options.onePerPartition);
-    if (this.#closed) void consumer.close();
-    else this.#consumers.add(consumer);
-    return consumer;
+    const deadLetterQueue = BrokerLifecycle.deadLetterQueue(queue, options);
+    return this.#lifecycle.track(new KinesisConsumer(this.#consumerContext, queue, deadLetterQueue, options.maxInFlight, options.onePerPartition));
   }
 
   /** Resolves once Kinesis stored every record (./put-records.ts), in order per key. */
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
-    if (this.#closed) throw new Error(`kinesis broker ${this.url} is closed`);
+    this.#lifecycle.assertOpen();
     if (messages.length === 0) return;
     await this.streams.ensure(queue);
     const now = Date.now();
@@ -96,6 +104,7 @@ export class KinesisBroker implements Broker {
 
   /** Records of `queue` this app has not finished, left where they are (./browse-stream.ts). */
   async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
+    this.#lifecycle.assertOpen();
     return browseStream(this.client, this.streams, await this.leaseStore(), queue, limit);
   }
 
@@ -117,21 +126,15 @@ export class KinesisBroker implements Broker {
     return this.#store;
   }
 
-  forget(consumer: KinesisConsumer): void {
-    this.#consumers.delete(consumer);
-  }
-
   /** Idempotent: closes every consumer (checkpoints written, leases released), then the clients. */
   close(): Promise<void> {
-    this.#closed ??= (async () => {
-      await Promise.all([...this.#consumers].map((consumer) => consumer.close()));
+    return this.#lifecycle.close(async () => {
       const store = await this.#store?.catch(() => undefined);
       // Bounded: closing a Redis store that is reconnecting can wait forever for its QUIT.
       const closing = store?.close().catch(() => {});
       await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, STORE_CLOSE_WAIT_MS).unref())]);
       this.client.destroy();
-    })();
-    return this.#closed;
+    });
   }
 
   async #checkStore(): Promise<void> {

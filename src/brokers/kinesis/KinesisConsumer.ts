@@ -1,17 +1,37 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import type { Consumer, DeadLetterReason, Delivery } from "../contract.js";
+import type { KinesisClient } from "@aws-sdk/client-kinesis";
+import type { BrokerLog, Consumer, DeadLetterReason, Delivery, OutgoingMessage } from "../contract.js";
 import { describeAwsError, isTransient } from "../aws/sdk-errors.js";
 import { deadLetterHeaders } from "../dead-letter.js";
 import { takeRoundRobin } from "../round-robin.js";
 import { Wakeup } from "../wakeup.js";
 import { CheckpointWriter } from "./CheckpointWriter.js";
-import type { KinesisBroker } from "./KinesisBroker.js";
 import { KinesisDelivery, type RecordSettler } from "./KinesisDelivery.js";
+import type { KinesisUrl } from "./kinesis-url.js";
 import type { LeaseStore, ShardCheckpoint } from "./leases/LeaseStore.js";
 import { ShardBalancer, type ShardOwner } from "./ShardBalancer.js";
 import { ShardReader } from "./ShardReader.js";
 import { type ShardRecord, ShardState } from "./ShardState.js";
+import type { StreamDirectory } from "./StreamDirectory.js";
+
+/** What a consumer uses of its broker (KinesisBroker says what each does), and no more. */
+export interface KinesisConsumerContext {
+  readonly config: KinesisUrl;
+  /** The broker's URL, for error messages. */
+  readonly url: string;
+  readonly log: BrokerLog;
+  /** The SDK client the shard readers read with. */
+  readonly client: KinesisClient;
+  /** Creates a stream on first use; lists its shards. */
+  readonly streams: StreamDirectory;
+  /** The app's lease and checkpoint store, shared by the broker's consumers. */
+  leaseStore(): Promise<LeaseStore>;
+  /** Dead letters go out as the broker publishes. */
+  publish(queue: string, messages: OutgoingMessage[]): Promise<void>;
+  /** Called once, when the consumer has closed: the broker stops tracking it. */
+  closed(consumer: KinesisConsumer): void;
+}
 
 /** How long close() waits for its last checkpoints and releases before giving up on them. */
 const CLOSE_WAIT_MS = 5000;
@@ -30,6 +50,13 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
   /** Notified on every settle, for hand-overs waiting until their shard has nothing out. */
   readonly #settles = new Wakeup();
   readonly #closeSignal = new AbortController();
+  /**
+   * Records still running here whose shard's lease was lost or released meanwhile, by shard and
+   * sequence. If this worker takes the shard again, its new state holds them back until they
+   * settle, and their settles land there: a record never runs twice at once in one worker, and a
+   * verdict is given once.
+   */
+  readonly #orphans = new Map<string, Map<string, ShardRecord>>();
   readonly worker = `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
   readonly #bufferLimit: number;
   #store: LeaseStore | undefined;
@@ -43,7 +70,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
   #closed: Promise<void> | undefined;
 
   constructor(
-    readonly broker: KinesisBroker,
+    readonly context: KinesisConsumerContext,
     readonly queue: string,
     readonly deadLetterQueue: string,
     maxInFlight: number | undefined,
@@ -60,22 +87,26 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
       if (failure) {
         this.#failure = undefined;
         this.#start(); // the caller backs off and asks again
-        throw new Error(`kinesis ${this.broker.url}: consumer of ${this.queue} cannot start: ${failure.message}`);
+        throw new Error(`kinesis ${this.context.url}: consumer of ${this.queue} cannot start: ${failure.message}`);
       }
       // The lease store does not answer: nothing is handed out (its delivery count could not be
       // stored), and the caller's failing receive shows in /readyz; the balancer keeps retrying.
       const storeFailure = this.#balancer?.failure;
-      if (storeFailure !== undefined) throw new Error(`kinesis ${this.broker.url}: lease store of ${this.queue} does not answer (${storeFailure}); retrying`);
+      if (storeFailure !== undefined) throw new Error(`kinesis ${this.context.url}: lease store of ${this.queue} does not answer (${storeFailure}); retrying`);
       const records = await this.#counted(this.#take(Math.max(1, Math.floor(max))));
       if (records.length > 0) return records.map((record) => new KinesisDelivery(this, record));
       // Woken by records; and once per balancer tick, to see a lease store failure begin.
-      await this.#wakeup.wait(signal, Math.max(100, this.broker.config.leaseMs / 3));
+      await this.#wakeup.wait(signal, Math.max(100, this.context.config.leaseMs / 3));
     }
     return [];
   }
 
   ack(record: ShardRecord): void {
     const state = record.shard;
+    if (state.revoked) {
+      this.#settleOrphan(record, "finished");
+      return;
+    }
     state.finish(record);
     this.#settles.notify();
     if (this.onePerShard) this.#wakeup.notify(); // the shard's next record may go now
@@ -83,23 +114,79 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
   }
 
   nack(record: ShardRecord, delayMs: number): void {
+    if (record.shard.revoked) {
+      this.#settleOrphan(record, "retry");
+      return;
+    }
     record.shard.retry(record, delayMs);
     this.#settles.notify();
     if (this.onePerShard) this.#wakeup.notify();
   }
 
+  /**
+   * A verdict is given only under a lease this worker holds (the record's own, or the one it took
+   * the shard again with), checked just before the publish, and its finish is checkpointed right
+   * after: a shard that changes hands meanwhile would make its next owner judge it again.
+   */
   async deadLetter(delivery: KinesisDelivery, reason: DeadLetterReason): Promise<void> {
     const { record } = delivery;
-    if (record.shard.revoked || record.done) return;
+    const state = this.#holder(record);
+    if (state === undefined || record.done) return;
+    if (!(await this.#stillLeased(state))) {
+      this.lose(state.shardId); // its next owner gives the verdict
+      return;
+    }
     try {
       // `deadLetters=plain`: the bare payload under its key, for readers that are not wqueue (./kinesis-url.ts).
-      const headers = this.broker.config.plainDeadLetters ? undefined : deadLetterHeaders(delivery, reason);
-      await this.broker.publish(this.deadLetterQueue, [{ body: delivery.body, headers, key: delivery.key }]);
+      const headers = this.context.config.plainDeadLetters ? undefined : deadLetterHeaders(delivery, reason);
+      await this.context.publish(this.deadLetterQueue, [{ body: delivery.body, headers, key: delivery.key }]);
     } catch (error) {
       this.nack(record, 1000); // not finished: hand it out again rather than stall the shard
       throw error;
     }
     this.ack(record);
+    await this.#writer?.flush(state);
+  }
+
+  /** The state that settles `record`: its own, or the state of a later lease here holding it back. */
+  #holder(record: ShardRecord): ShardState | undefined {
+    if (!record.shard.revoked) return record.shard;
+    const current = this.#states.get(record.shard.shardId);
+    return current !== undefined && this.#orphans.get(record.shard.shardId)?.get(record.sequence) === record ? current : undefined;
+  }
+
+  /** Renews the shard's lease now: false once it is no longer ours (a store failure counts as held). */
+  async #stillLeased(state: ShardState): Promise<boolean> {
+    const store = this.#store;
+    if (store === undefined) return false;
+    try {
+      const kept = await store.renew(this.queue, [state.shardId], this.worker, this.context.config.leaseMs);
+      return kept.includes(state.shardId) && !state.revoked;
+    } catch {
+      return !state.revoked; // the balancer drops the lease if the store stays silent for a lease time
+    }
+  }
+
+  /** Keeps what still runs of a state being revoked, for a later lease of the same shard here. */
+  #adoptRunning(state: ShardState): void {
+    const running = state.running();
+    if (running.length === 0) return;
+    const orphans = this.#orphans.get(state.shardId) ?? new Map<string, ShardRecord>();
+    for (const record of running) orphans.set(record.sequence, record);
+    this.#orphans.set(state.shardId, orphans);
+  }
+
+  #settleOrphan(record: ShardRecord, how: "finished" | "retry"): void {
+    const orphans = this.#orphans.get(record.shard.shardId);
+    if (orphans?.get(record.sequence) !== record) return;
+    orphans.delete(record.sequence);
+    if (orphans.size === 0) this.#orphans.delete(record.shard.shardId);
+    record.out = false;
+    const current = this.#states.get(record.shard.shardId);
+    if (current?.settleEarlier(record.sequence, how)) {
+      this.#settles.notify(); // a hand-over may wait for it
+      if (how === "finished" && current.complete) void this.#finishShard(current);
+    }
   }
 
   // ShardOwner: called by the balancer.
@@ -112,11 +199,11 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
 
   start(shardId: string, checkpoint: ShardCheckpoint | undefined): void {
     if (this.#closing || this.#states.has(shardId)) return;
-    const state = new ShardState(this.queue, shardId, checkpoint, () => this.#wakeup.notify());
-    const reader = new ShardReader(this.broker.client, state, {
-      pollMs: this.broker.config.pollMs,
+    const state = new ShardState(this.queue, shardId, checkpoint, () => this.#wakeup.notify(), this.#orphans.get(shardId)?.keys());
+    const reader = new ShardReader(this.context.client, state, {
+      pollMs: this.context.config.pollMs,
       bufferLimit: this.#bufferLimit,
-      log: this.broker.log,
+      log: this.context.log,
       onRecords: () => this.#wakeup.notify(),
       onEnd: () => {
         if (state.complete) void this.#finishShard(state);
@@ -125,14 +212,15 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     });
     this.#states.set(shardId, state);
     this.#readers.set(shardId, reader);
-    this.broker.log("info", `kinesis stream ${this.queue}: reading shard ${shardId} ${checkpoint ? `after ${checkpoint.sequence}` : "from its start"}`);
+    this.context.log("info", `kinesis stream ${this.queue}: reading shard ${shardId} ${checkpoint ? `after ${checkpoint.sequence}` : "from its start"}`);
     reader.start();
   }
 
   lose(shardId: string): void {
     const state = this.#states.get(shardId);
     if (state === undefined) return;
-    this.broker.log("info", `kinesis stream ${this.queue}: lost the lease of shard ${shardId}`);
+    this.context.log("info", `kinesis stream ${this.queue}: lost the lease of shard ${shardId}`);
+    this.#adoptRunning(state);
     state.revoke();
     this.#forget(state);
   }
@@ -152,7 +240,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
       this.#closing = true;
       this.#closeSignal.abort();
       this.#wakeup.notify();
-      this.broker.forget(this);
+      this.context.closed(this);
       await this.#started?.catch(() => {});
       const stopping = this.#balancer?.stop();
       this.#writer?.stop();
@@ -165,19 +253,20 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
       })();
       await Promise.race([leaving, new Promise((resolve) => setTimeout(resolve, CLOSE_WAIT_MS).unref())]);
       for (const state of this.#states.values()) state.revoke();
+      this.#orphans.clear();
     })();
     return this.#closed;
   }
 
   #start(): void {
     this.#started = (async () => {
-      const store = await this.broker.leaseStore();
-      await this.broker.streams.ensure(this.queue);
+      const store = await this.context.leaseStore();
+      await this.context.streams.ensure(this.queue);
       if (this.#closing) return;
       this.#store = store;
       this.#startFailures = 0;
-      this.#writer = new CheckpointWriter(store, this.worker, () => this.#states.values(), (state) => this.lose(state.shardId), this.broker.log);
-      this.#balancer = new ShardBalancer(store, this.queue, this.worker, this.broker.config.leaseMs, () => this.broker.streams.shards(this.queue), this, this.broker.log);
+      this.#writer = new CheckpointWriter(store, this.worker, () => this.#states.values(), (state) => this.lose(state.shardId), this.context.log);
+      this.#balancer = new ShardBalancer(store, this.queue, this.worker, this.context.config.leaseMs, () => this.context.streams.shards(this.queue), this, this.context.log);
       this.#writer.start();
       this.#balancer.start();
     })().catch((error: Error) => {
@@ -186,7 +275,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
         // Kinesis down or throttling (a restart, say): try again by itself, as the readers do.
         this.#startFailures += 1;
         const delay = Math.min(10_000, 250 * 2 ** Math.min(this.#startFailures, 6));
-        if (this.#startFailures === 1) this.broker.log("warn", `kinesis stream ${this.queue}: cannot start yet, retrying: ${describeAwsError(error)}`);
+        if (this.#startFailures === 1) this.context.log("warn", `kinesis stream ${this.queue}: cannot start yet, retrying: ${describeAwsError(error)}`);
         setTimeout(() => this.#closing || this.#start(), delay).unref();
         return;
       }
@@ -227,7 +316,7 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
   /** Every record of a closed shard is finished: SHARD_END lets its children start. */
   async #finishShard(state: ShardState): Promise<void> {
     if (state.revoked || !this.#states.has(state.shardId)) return;
-    this.broker.log("info", `kinesis stream ${this.queue}: shard ${state.shardId} finished (resharded); its children may start`);
+    this.context.log("info", `kinesis stream ${this.queue}: shard ${state.shardId} finished (resharded); its children may start`);
     await this.#leave(state);
     this.#balancer?.tickNow();
   }
@@ -248,8 +337,9 @@ export class KinesisConsumer implements Consumer, RecordSettler, ShardOwner {
     try {
       if (store && (await this.#writer?.flush(state)) !== false) await store.release(this.queue, state.shardId, this.worker);
     } catch (error) {
-      this.broker.log("warn", `kinesis stream ${this.queue} shard ${state.shardId}: lease not released (it expires instead): ${(error as Error).message}`);
+      this.context.log("warn", `kinesis stream ${this.queue} shard ${state.shardId}: lease not released (it expires instead): ${(error as Error).message}`);
     }
+    this.#adoptRunning(state);
     state.revoke();
     this.#forget(state);
   }

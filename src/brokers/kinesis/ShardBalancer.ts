@@ -26,9 +26,15 @@ export interface ShardOwner {
  *    reshard, are finished or gone from the stream, so a key's records are read parent first;
  * 4. takes free leases (never held, released, or expired with a dead worker) up to a fair share,
  *    ceil(shards / workers), and hands back any above it, so a new worker gets its part.
+ *
+ * Steps 1-2 (the store only) also run on a timer of their own: a slow Kinesis answer in 3-4 (a
+ * loaded kinesis-local took seconds) must not hold up the renewal, or the lease runs out while
+ * its records still run and another worker, or this one again, hands them out a second time.
  */
 export class ShardBalancer {
   #timer: NodeJS.Timeout | undefined;
+  #renewTimer: NodeJS.Timeout | undefined;
+  #renewing: Promise<Renewal> | undefined;
   #ticking: Promise<void> | undefined;
   #again = false;
   #stopped = false;
@@ -50,6 +56,13 @@ export class ShardBalancer {
 
   start(): void {
     this.tickNow();
+    this.#renewTimer = setInterval(() => {
+      if (this.#renewing === undefined) this.#renew().catch((error: unknown) => this.#storeFailed(error, false));
+    }, this.#interval());
+  }
+
+  #interval(): number {
+    return Math.max(100, Math.floor(this.leaseMs / 3));
   }
 
   /** Why the lease store fails right now (the consumer's receive reports it), else undefined. */
@@ -72,7 +85,7 @@ export class ShardBalancer {
         this.#again = false;
         this.tickNow();
       } else {
-        this.#timer = setTimeout(() => this.tickNow(), Math.max(100, Math.floor(this.leaseMs / 3)));
+        this.#timer = setTimeout(() => this.tickNow(), this.#interval());
       }
     });
   }
@@ -80,18 +93,15 @@ export class ShardBalancer {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearInterval(this.#renewTimer);
     await this.#ticking;
+    await this.#renewing?.catch(() => {});
   }
 
   async #tick(): Promise<void> {
     let listing = false; // Kinesis, not the store, is being asked (its failures the readers report)
     try {
-      const live = await this.store.heartbeat(this.stream, this.worker, this.leaseMs);
-      const { active, draining } = this.owner.held();
-      const held = [...active, ...draining];
-      const kept = new Set(held.length > 0 ? await this.store.renew(this.stream, held, this.worker, this.leaseMs) : []);
-      this.#renewedAt = Date.now();
-      for (const shardId of held) if (!kept.has(shardId)) this.owner.lose(shardId);
+      const { live, active, kept } = await (this.#renewing ?? this.#renew());
       if (this.#stopped) return;
 
       listing = true;
@@ -120,17 +130,48 @@ export class ShardBalancer {
       this.#failing = false;
       this.#storeFailure = undefined;
     } catch (error) {
-      const why = describeAwsError(error);
-      if (!this.#failing) this.log("warn", `kinesis stream ${this.stream}: lease upkeep failed, retrying: ${why}`);
-      this.#failing = true;
-      this.#storeFailure = listing ? undefined : why;
-      // Leases not renewed for a whole lease time may be held by others now: stop reading them.
-      if (Date.now() - this.#renewedAt >= this.leaseMs) {
-        const { active, draining } = this.owner.held();
-        for (const shardId of [...active, ...draining]) this.owner.lose(shardId);
-      }
+      this.#storeFailed(error, listing);
     }
   }
+
+  /** Steps 1-2: heartbeat and renewal, one at a time (a tick joins the one in flight). */
+  #renew(): Promise<Renewal> {
+    const renewing = (async () => {
+      const live = await this.store.heartbeat(this.stream, this.worker, this.leaseMs);
+      const { active, draining } = this.owner.held();
+      const held = [...active, ...draining];
+      const kept = new Set(held.length > 0 ? await this.store.renew(this.stream, held, this.worker, this.leaseMs) : []);
+      this.#renewedAt = Date.now();
+      for (const shardId of held) if (!kept.has(shardId)) this.owner.lose(shardId);
+      return { live, active, kept };
+    })().finally(() => {
+      this.#renewing = undefined;
+    });
+    this.#renewing = renewing;
+    return renewing;
+  }
+
+  /** `listing`: Kinesis failed, not the store (the readers report that). */
+  #storeFailed(error: unknown, listing: boolean): void {
+    const why = describeAwsError(error);
+    if (!this.#failing) this.log("warn", `kinesis stream ${this.stream}: lease upkeep failed, retrying: ${why}`);
+    this.#failing = true;
+    this.#storeFailure = listing ? undefined : why;
+    // Leases not renewed for a whole lease time may be held by others now: stop reading them.
+    if (Date.now() - this.#renewedAt >= this.leaseMs) {
+      const { active, draining } = this.owner.held();
+      for (const shardId of [...active, ...draining]) this.owner.lose(shardId);
+    }
+  }
+}
+
+interface Renewal {
+  /** Workers of the stream alive now. */
+  live: string[];
+  /** Shards this worker was reading (not draining) when the renewal began. */
+  active: string[];
+  /** Leases still ours. */
+  kept: Set<string>;
 }
 
 /** Unfinished shards whose parents are finished or no longer in the stream (past retention). */

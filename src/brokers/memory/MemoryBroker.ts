@@ -112,6 +112,13 @@ export class MemoryBroker implements Broker {
     return this.queue(queue).ready.length;
   }
 
+  async removeWaiting(queue: string, id: string): Promise<boolean> {
+    const ready = this.queue(queue).ready;
+    const index = ready.findIndex((message) => message.id === id);
+    if (index !== -1) ready.splice(index, 1);
+    return index !== -1;
+  }
+
   async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
     return this.waiting(queue).slice(0, limit);
   }

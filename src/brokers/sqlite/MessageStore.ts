@@ -70,6 +70,7 @@ export class MessageStore {
   readonly #setVisible: Database.Statement;
   readonly #extend: Database.Statement;
   readonly #browse: Database.Statement;
+  readonly #removeWaiting: Database.Statement;
   readonly #count: Database.Statement;
   readonly #runInTransaction: Database.Transaction<(work: () => unknown) => unknown>;
 
@@ -105,6 +106,7 @@ export class MessageStore {
        WHERE (id, receipt) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@held))`,
     );
     this.#count = this.#db.prepare("SELECT COUNT(*) FROM messages WHERE queue = ? AND visible_at <= ?").pluck();
+    this.#removeWaiting = this.#db.prepare("DELETE FROM messages WHERE queue = ? AND id = ? AND visible_at <= ?");
     this.#browse = this.#db.prepare(
       "SELECT id, body, headers, key, attempt FROM messages INDEXED BY messages_in_order WHERE queue = ? ORDER BY id LIMIT ?",
     );
@@ -113,6 +115,11 @@ export class MessageStore {
   /** Rows of the queue that are visible now (waiting to be received). */
   countVisible(queue: string, now = Date.now()): number {
     return this.#count.get(queue, now) as number;
+  }
+
+  /** Deletes row `id` of `queue` if it is visible (a held row is a consumer's until settled). */
+  removeWaiting(queue: string, id: number, now = Date.now()): boolean {
+    return this.#removeWaiting.run(queue, id, now).changes > 0;
   }
 
   /** Up to `limit` rows of the queue in id order, visible or not, without touching them. */

@@ -84,6 +84,10 @@ export class SqliteBroker implements Broker {
     return this.store().countVisible(queue);
   }
 
+  async removeWaiting(queue: string, id: string): Promise<boolean> {
+    return this.store().removeWaiting(queue, Number(id));
+  }
+
   async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
     return this.store()
       .browse(queue, limit)

@@ -36,6 +36,16 @@ brokerConformanceSuite({
   name: "mqtt",
   open: () => subscribedBeforePublishing(new MqttBroker(`mqtt://127.0.0.1:1883?group=${group}&clientId=w-${randomUUID().slice(0, 8)}&sessionExpiry=60`)),
   skip: {
+    credit:
+      "Mosquitto deals a shared subscription's message to one session when it is published, so the messages the " +
+      "holder's Receive Maximum (2) keeps back wait in its session, not for a consumer that subscribes later; the " +
+      "split between subscribed workers is tested in test/brokers/mqtt.test.ts",
+    "competing-consumers":
+      "Mosquitto deals messages to the sessions subscribed when they are published: the suite's second consumer " +
+      "subscribes after the publish; test/brokers/mqtt.test.ts has two subscribed workers split a topic",
+    "killed-consumer-returns":
+      "a killed consumer's messages come back to its session, under its client id: test/brokers/mqtt.test.ts " +
+      "SIGKILLs a real worker holding them and restarts it with that id",
     "unsettled-return-on-close":
       "Mosquitto deals a shared subscription's messages to the offline sessions of the group too, so what a closed " +
       "worker gives back may wait in its own session for its restart: test/brokers/mqtt.test.ts restarts it with its client id",

@@ -34,7 +34,9 @@ export function parseMqttUrl(url: string): MqttUrl {
   if (!/^[^/+#]+$/.test(group)) throw new ConfigError(`broker ${shown}: group=${group} must not contain "/", "+" or "#"`);
   const sessionExpirySec = intParam(parsed, "sessionExpiry", DEFAULT_SESSION_EXPIRY_SEC);
   if (sessionExpirySec < 1 || sessionExpirySec > 0xffffffff) throw new ConfigError(`broker ${shown}: sessionExpiry=${sessionExpirySec} must be 1..4294967295 seconds`);
-  const clientIdBase = parsed.searchParams.get("clientId") ?? `wqueue-${group}-${hostname()}`;
+  // The children of `--processes N` (WQUEUE_CHILD_INDEX, kept across their restarts) each get their own.
+  const child = process.env.WQUEUE_CHILD_INDEX;
+  const clientIdBase = parsed.searchParams.get("clientId") ?? `wqueue-${group}-${hostname()}${child ? `-${child}` : ""}`;
   for (const name of OWN_PARAMS) parsed.searchParams.delete(name);
   return { connectUrl: parsed.toString(), group, clientIdBase, sessionExpirySec };
 }

@@ -1,3 +1,6 @@
+import { Agent } from "node:http";
+import { KinesisClient, ListStreamsCommand } from "@aws-sdk/client-kinesis";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { describe, expect, it } from "vitest";
 import { type KinesisRecord, requireKinesis } from "./kinesis-server.js";
 
@@ -82,5 +85,28 @@ describe("a private kinesis-local with persistence", () => {
     await kinesis.put(stream, [{ data: "after-restart", key: "key-0" }]);
     const last = (await kinesis.readAll(stream)).at(-1);
     expect(last?.data.toString()).toBe("after-restart");
+  }, 60_000);
+
+  it("keeps a stream created and written just before a restart, while a client holds a keep-alive connection", async () => {
+    // kinesis-local then waits for that connection at SIGTERM and is killed before its last save:
+    // without restart() making sure of a save, this stream (not a second old) was gone, or CREATING.
+    const holder = new KinesisClient({
+      endpoint: kinesis.url().replace("kinesis://", "http://"),
+      region: "us-east-1",
+      credentials: { accessKeyId: "x", secretAccessKey: "x" },
+      requestHandler: new NodeHttpHandler({ httpAgent: new Agent({ keepAlive: true }) }),
+    });
+    try {
+      await holder.send(new ListStreamsCommand({}));
+      const stream = kinesis.streamName();
+      await kinesis.createStream(stream, 1);
+      await kinesis.put(stream, numbered(20, 2));
+      const before = await kinesis.readAll(stream);
+      await kinesis.restart();
+      await kinesis.waitActive(stream, 5000);
+      expect((await kinesis.readAll(stream)).map((record) => record.sequenceNumber)).toEqual(before.map((record) => record.sequenceNumber));
+    } finally {
+      holder.destroy();
+    }
   }, 60_000);
 });

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   CreateStreamCommand,
@@ -67,6 +67,10 @@ const STREAM_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 const PUT_MAX_RECORDS = 500;
 const PUT_MAX_BYTES = 5 * 1024 * 1024;
 const CREATE_WAIT_MS = 30_000;
+/** The file a persisting kinesis-local saves its streams to (in its data directory), every second (scripts/kinesis.sh: PERSIST_INTERVAL). */
+const DATA_FILE = "kinesis-data.json";
+const SAVE_EVERY_MS = 1000;
+const SAVE_WAIT_MS = 15_000;
 
 export function requireKinesis(options: { prefix: string; private?: boolean; persist?: boolean }): KinesisServer {
   if (options.persist && !options.private) throw new Error("requireKinesis: only a private server may persist its streams");
@@ -147,7 +151,9 @@ export function requireKinesis(options: { prefix: string; private?: boolean; per
       if (!options.private) throw new Error("only a private server may be restarted");
       raw?.destroy();
       raw = undefined;
+      const saved = persist ? await savedAfter(join(dataDir(), DATA_FILE), Date.now()) : undefined;
       await stopKinesis(port);
+      if (saved !== undefined) writeFileSync(join(dataDir(), DATA_FILE), saved);
       await ensureKinesis(port, { persist });
     },
     track: (stream) => {
@@ -283,4 +289,46 @@ export async function dropKinesisApp(app: string): Promise<void> {
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * The content of a save of kinesis-local's data file that began after `since`, so it holds every
+ * write acknowledged before then. A stop alone does not keep them: kinesis-local saves every second,
+ * and its save on SIGTERM comes only after its graceful close, which waits for the clients' keep-alive
+ * connections (the adapter's), so scripts/kinesis.sh kills it after 5 s: writes of its last second,
+ * a stream just created included, were lost (and a kill in the middle of a save leaves half a file).
+ * The restart case checks the adapter across a server that keeps what it acknowledged, as Kinesis
+ * does: the caller puts this content back after the stop.
+ */
+async function savedAfter(file: string, since: number): Promise<string> {
+  const mtime = () => {
+    try {
+      return statSync(file).mtimeMs;
+    } catch {
+      return 0; // not saved yet
+    }
+  };
+  // A save that ended after `since` may have begun before it: wait for the one after that.
+  let first = 0;
+  let content = "";
+  await waitFor(
+    `kinesis-local to save its streams to ${file} (it does every second)`,
+    () => {
+      const now = mtime();
+      if (first === 0) {
+        if (now > since) first = now;
+        return false;
+      }
+      if (now < first + SAVE_EVERY_MS / 2) return false; // the same save, still writing
+      content = readFileSync(file, "utf8");
+      try {
+        JSON.parse(content); // not caught halfway through a save
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    SAVE_WAIT_MS,
+  );
+  return content;
 }

@@ -69,3 +69,16 @@ export function summarize(cases: { name: string }[], samples: Sample[][]): { med
   });
   return { medians: rates.map(median), rows };
 }
+
+/** Resolves as `promise` does, or rejects naming `what` once `ms` have passed without it. */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

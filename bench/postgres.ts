@@ -24,7 +24,7 @@ import pg from "pg";
 import PgBoss from "pg-boss";
 import type { Delivery } from "../src/brokers/contract.js";
 import { PostgresBroker } from "../src/brokers/postgres/PostgresBroker.js";
-import { interleavedRounds, median, type Sample, summarize, timed } from "./harness.js";
+import { interleavedRounds, median, type Sample, summarize, timed, within } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 50_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -208,18 +208,6 @@ const pgBoss: Case = {
     };
   },
 };
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function measure(test: Case, count: number) {
   const queue = await test.preload(count);

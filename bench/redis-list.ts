@@ -20,7 +20,7 @@ import { cpus } from "node:os";
 import { Redis } from "ioredis";
 import type { Delivery } from "../src/brokers/contract.js";
 import { openRedisBroker } from "../src/brokers/redis/open-redis-broker.js";
-import { machineLoad } from "./harness.js";
+import { machineLoad, within } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 200_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -150,18 +150,6 @@ const worker: Case = {
 };
 
 /** Fails instead of hanging when a promise does not settle in time. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 async function measure(test: Case, count: number): Promise<number> {
   const queue = await preload(count);
   const run = await test.start(queue, count);

@@ -22,7 +22,7 @@ import type { Delivery } from "../src/brokers/contract.js";
 import { openRedisBroker } from "../src/brokers/redis/open-redis-broker.js";
 import { reliableKeys } from "../src/brokers/redis/reliable-item.js";
 import { defineReliableScripts } from "../src/brokers/redis/reliable-scripts.js";
-import { machineLoad } from "./harness.js";
+import { machineLoad, within } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -159,18 +159,6 @@ const worker = (name: string, kind: Kind, mode: string): Case => ({
     return { consume: () => within(last, 300_000, "the worker's last message"), stop: () => running.stop() };
   },
 });
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function measure(test: Case, count: number): Promise<number> {
   const queue = await preload(test.kind, count);

@@ -5,9 +5,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import Database from "better-sqlite3";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Consumer, Delivery } from "../../src/brokers/contract.js";
+import { openSqliteDatabase } from "../../src/brokers/shared/sqlite-database.js";
 import { parseSqliteUrl } from "../../src/brokers/shared/sqlite-url.js";
 import { SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
 import { ConfigError } from "../../src/errors.js";
@@ -80,9 +80,9 @@ async function receiveN(consumer: Consumer, count: number, timeoutMs = 10_000): 
 
 /** Rows of a queue as a separate connection sees them: the ground truth, not the adapter's view. */
 function rowsIn(queue: string): number {
-  const db = new Database(dbPath, { readonly: true });
+  const db = openSqliteDatabase(dbPath, { readOnly: true });
   try {
-    return db.prepare("SELECT COUNT(*) FROM messages WHERE queue = ?").pluck().get(queue) as number;
+    return db.prepare("SELECT COUNT(*) AS n FROM messages WHERE queue = ?").get(queue)?.n as number;
   } finally {
     db.close();
   }
@@ -147,7 +147,7 @@ describe("sqlite broker", () => {
     await broker.connect(); // creates the schema
     const consumer = broker.consumer(queue);
     const receiving = receiveN(consumer, 2);
-    const db = new Database(dbPath);
+    const db = openSqliteDatabase(dbPath);
     try {
       db.prepare("INSERT INTO messages (queue, body) VALUES (?, ?)").run(queue, '{"n":5}');
       db.prepare("INSERT INTO messages (queue, body, headers) VALUES (?, ?, ?)").run(queue, "x", "not json");
@@ -175,7 +175,7 @@ describe("sqlite broker", () => {
 
 /** A row as a separate connection sees it. */
 function rowOf(id: string | undefined): { visible_at: number; attempt: number; receipt: string } | undefined {
-  const db = new Database(dbPath, { readonly: true });
+  const db = openSqliteDatabase(dbPath, { readOnly: true });
   try {
     return db.prepare("SELECT visible_at, attempt, receipt FROM messages WHERE id = ?").get(Number(id)) as
       | { visible_at: number; attempt: number; receipt: string }

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, realpathSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
+import { openSqliteDatabase } from "../../src/brokers/shared/sqlite-database.js";
 import { waitFor } from "../helpers.js";
 import { ROOT, type RunningCli, runCli, startCli, tempDir } from "./run-cli.js";
 
@@ -48,9 +48,9 @@ function project(type?: "module"): string {
 }
 
 function deadLetterStack(dbFile: string): string | undefined {
-  const db = new Database(dbFile, { readonly: true });
+  const db = openSqliteDatabase(dbFile, { readOnly: true });
   try {
-    const headers = db.prepare("SELECT headers FROM messages WHERE queue = 'orders.dead'").pluck().get() as string | undefined;
+    const headers = db.prepare("SELECT headers FROM messages WHERE queue = 'orders.dead'").get()?.headers as string | undefined;
     return headers === undefined ? undefined : (JSON.parse(headers) as Record<string, string>)["x-wqueue-dead-error-stack"];
   } finally {
     db.close();

@@ -1,5 +1,5 @@
-import Database from "better-sqlite3";
 import type { Headers, OutgoingMessage } from "../contract.js";
+import { openSqliteDatabase, type SqliteDatabase, type SqliteStatement } from "../shared/sqlite-database.js";
 
 /**
  * The SQLite file behind a SqliteBroker: one `messages` table shared by every queue and by every
@@ -60,42 +60,39 @@ export interface Held {
 }
 
 export class MessageStore {
-  readonly #db: Database.Database;
-  readonly #insert: Database.Statement;
-  readonly #peek: Database.Statement;
-  readonly #take: Database.Statement;
-  readonly #nextVisible: Database.Statement;
-  readonly #dataVersion: Database.Statement;
-  readonly #delete: Database.Statement;
-  readonly #setVisible: Database.Statement;
-  readonly #extend: Database.Statement;
-  readonly #browse: Database.Statement;
-  readonly #removeWaiting: Database.Statement;
-  readonly #count: Database.Statement;
-  readonly #runInTransaction: Database.Transaction<(work: () => unknown) => unknown>;
+  readonly #db: SqliteDatabase;
+  readonly #insert: SqliteStatement;
+  readonly #peek: SqliteStatement;
+  readonly #take: SqliteStatement;
+  readonly #nextVisible: SqliteStatement;
+  readonly #dataVersion: SqliteStatement;
+  readonly #delete: SqliteStatement;
+  readonly #setVisible: SqliteStatement;
+  readonly #extend: SqliteStatement;
+  readonly #browse: SqliteStatement;
+  readonly #removeWaiting: SqliteStatement;
+  readonly #count: SqliteStatement;
 
   constructor(path: string) {
-    this.#db = new Database(path, { timeout: 5000 });
-    this.#db.pragma("busy_timeout = 5000");
-    this.#db.pragma("journal_mode = WAL");
+    this.#db = openSqliteDatabase(path, { busyTimeoutMs: 5000 });
+    this.#db.exec("PRAGMA journal_mode = WAL");
     // NORMAL in WAL mode: a killed process loses nothing; only a power cut or OS crash can drop
     // the last commits. FULL would fsync every commit, at several times the cost.
-    this.#db.pragma("synchronous = NORMAL");
+    this.#db.exec("PRAGMA synchronous = NORMAL");
     this.#db.exec(SCHEMA);
-    this.#runInTransaction = this.#db.transaction((work: () => unknown) => work());
     this.#insert = this.#db.prepare(
       `INSERT INTO messages (queue, body, headers, key, attempt, visible_at, created_at)
        VALUES (@queue, @body, @headers, @key, @attempt, @visibleAt, @now)`,
     );
-    this.#peek = this.#db.prepare("SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1").pluck();
+    this.#peek = this.#db.prepare("SELECT 1 FROM messages WHERE queue = ? AND visible_at <= ? LIMIT 1");
     this.#take = this.#db.prepare(
       `UPDATE messages SET visible_at = @until, attempt = attempt + 1, receipt = @receipt
        WHERE id IN (SELECT id FROM messages INDEXED BY messages_in_order
                     WHERE queue = @queue AND visible_at <= @now ORDER BY id LIMIT @max)
        RETURNING id, body, headers, key, attempt`,
     );
-    this.#nextVisible = this.#db.prepare("SELECT MIN(visible_at) FROM messages WHERE queue = ?").pluck();
-    this.#dataVersion = this.#db.prepare("PRAGMA data_version").pluck();
+    this.#nextVisible = this.#db.prepare("SELECT MIN(visible_at) AS next FROM messages WHERE queue = ?");
+    this.#dataVersion = this.#db.prepare("PRAGMA data_version");
     this.#delete = this.#db.prepare("DELETE FROM messages WHERE id = @id AND receipt = @receipt");
     this.#setVisible = this.#db.prepare(
       "UPDATE messages SET visible_at = @visibleAt WHERE id = @id AND receipt = @receipt",
@@ -105,7 +102,7 @@ export class MessageStore {
       `UPDATE messages SET visible_at = @until
        WHERE (id, receipt) IN (SELECT value ->> 0, value ->> 1 FROM json_each(@held))`,
     );
-    this.#count = this.#db.prepare("SELECT COUNT(*) FROM messages WHERE queue = ? AND visible_at <= ?").pluck();
+    this.#count = this.#db.prepare("SELECT COUNT(*) AS n FROM messages WHERE queue = ? AND visible_at <= ?");
     this.#removeWaiting = this.#db.prepare("DELETE FROM messages WHERE queue = ? AND id = ? AND visible_at <= ?");
     this.#browse = this.#db.prepare(
       "SELECT id, body, headers, key, attempt FROM messages INDEXED BY messages_in_order WHERE queue = ? ORDER BY id LIMIT ?",
@@ -114,7 +111,7 @@ export class MessageStore {
 
   /** Rows of the queue that are visible now (waiting to be received). */
   countVisible(queue: string, now = Date.now()): number {
-    return this.#count.get(queue, now) as number;
+    return this.#count.get(queue, now)?.n as number;
   }
 
   /** Deletes row `id` of `queue` if it is visible (a held row is a consumer's until settled). */
@@ -124,7 +121,7 @@ export class MessageStore {
 
   /** Up to `limit` rows of the queue in id order, visible or not, without touching them. */
   browse(queue: string, limit: number): TakenMessage[] {
-    return (this.#browse.all(queue, limit) as StoredRow[]).map(decodeRow);
+    return (this.#browse.all(queue, limit) as unknown as StoredRow[]).map(decodeRow);
   }
 
   /** One transaction for the whole batch; `attempt` is stored as deliveries so far. */
@@ -141,19 +138,19 @@ export class MessageStore {
 
   /** Takes up to `max` visible rows in id order, hiding them until `until` under `receipt`. */
   take(queue: string, max: number, now: number, until: number, receipt: string): TakenMessage[] {
-    const rows = this.#transaction(() => this.#take.all({ queue, max, now, until, receipt }) as StoredRow[]);
+    const rows = this.#transaction(() => this.#take.all({ queue, max, now, until, receipt }) as unknown as StoredRow[]);
     // RETURNING gives no order guarantee.
     return rows.sort((a, b) => a.id - b.id).map(decodeRow);
   }
 
   /** Earliest `visible_at` of the queue (in flight or delayed rows included), if it has rows. */
   nextVisibleAt(queue: string): number | undefined {
-    return (this.#nextVisible.get(queue) as number | null) ?? undefined;
+    return (this.#nextVisible.get(queue)?.next as number | null) ?? undefined;
   }
 
   /** Changes whenever another connection (any process) commits to the file. */
   dataVersion(): number {
-    return this.#dataVersion.get() as number;
+    return this.#dataVersion.get()?.data_version as number;
   }
 
   /** Acks: deletes each row still held under its receipt; stale receipts change nothing. */
@@ -191,7 +188,7 @@ export class MessageStore {
   }
 
   close(): void {
-    if (this.#db.open) this.#db.close();
+    this.#db.close();
   }
 
   #insertOne(queue: string, message: OutgoingMessage, now: number): void {
@@ -208,7 +205,7 @@ export class MessageStore {
   }
 
   #transaction<T>(work: () => T): T {
-    return this.#runInTransaction.immediate(work) as T;
+    return this.#db.immediate(work);
   }
 }
 

@@ -74,7 +74,7 @@ export class SqliteConsumer implements Consumer {
    * row by its receipt: a row acked, nacked, dead-lettered or closed here is not in flight (so
    * skipped), and one re-taken by another consumer holds a new receipt (so untouched).
    *
-   * Not overtaken by a later settle: better-sqlite3 runs the UPDATE synchronously, committed
+   * Not overtaken by a later settle: the SQLite driver runs the UPDATE synchronously, committed
    * before this returns, and a settle (nack, dead letter, ack batch) runs its own statement later
    * on the same single-threaded connection. A settle begun earlier took the delivery out of
    * flight, so the extension skips it rather than pushing back a nack's visible_at.

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import Database from "better-sqlite3";
 import { BrokerUnreachableError } from "../../../errors.js";
+import { openSqliteDatabase } from "../../shared/sqlite-database.js";
 import { parseSqliteUrl } from "../../shared/sqlite-url.js";
 import { redactUrl } from "../../url.js";
 import type { LeaseInfo, LeaseStore, ShardCheckpoint } from "./LeaseStore.js";
@@ -70,7 +70,7 @@ export class SqliteLeaseStore implements LeaseStore {
     const db = this.#open();
     const now = Date.now();
     const params = { app: this.#app, stream, worker, now, until: now + wholeMs(ttlMs) };
-    return db.heartbeat.immediate(params);
+    return db.heartbeat(params);
   }
 
   async read(stream: string, shardIds: string[]): Promise<Map<string, LeaseInfo>> {
@@ -78,7 +78,7 @@ export class SqliteLeaseStore implements LeaseStore {
     for (const shard of shardIds) result.set(shard, { owner: undefined, checkpoint: undefined });
     if (shardIds.length === 0) return result;
     const now = Date.now();
-    const rows = this.#open().read.all({ app: this.#app, stream, shards: JSON.stringify(shardIds) }) as LeaseRow[];
+    const rows = this.#open().read.all({ app: this.#app, stream, shards: JSON.stringify(shardIds) }) as unknown as LeaseRow[];
     for (const row of rows) {
       result.set(row.shard, {
         owner: row.owner !== null && row.expires_at > now ? row.owner : undefined,
@@ -98,7 +98,7 @@ export class SqliteLeaseStore implements LeaseStore {
     if (shardIds.length === 0) return [];
     const now = Date.now();
     const params = { app: this.#app, stream, worker, now, until: now + wholeMs(ttlMs), shards: JSON.stringify(shardIds) };
-    const held = new Set(this.#open().renew.all(params) as string[]);
+    const held = new Set(this.#open().renew.all(params).map((row) => row.shard as string));
     return shardIds.filter((shard) => held.has(shard));
   }
 
@@ -155,25 +155,25 @@ type Statements = ReturnType<typeof prepare>;
 
 function prepare(path: string) {
   mkdirSync(dirname(path), { recursive: true });
-  const db = new Database(path, { timeout: 5000 });
+  const db = openSqliteDatabase(path, { busyTimeoutMs: 5000 });
   try {
-    db.pragma("busy_timeout = 5000");
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = NORMAL");
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
     db.exec(SCHEMA);
     const expire = db.prepare(`DELETE FROM wqueue_kinesis_workers WHERE ${SCOPE} AND expires_at <= @now`);
     const announce = db.prepare(
       `INSERT INTO wqueue_kinesis_workers (app, stream, worker, expires_at) VALUES (@app, @stream, @worker, @until)
        ON CONFLICT (app, stream, worker) DO UPDATE SET expires_at = excluded.expires_at`,
     );
-    const live = db.prepare(`SELECT worker FROM wqueue_kinesis_workers WHERE ${SCOPE} ORDER BY worker`).pluck();
+    const live = db.prepare(`SELECT worker FROM wqueue_kinesis_workers WHERE ${SCOPE} ORDER BY worker`);
     return {
       db,
-      heartbeat: db.transaction((params: Record<string, unknown>): string[] => {
-        expire.run(params);
-        announce.run(params);
-        return live.all(params) as string[];
-      }),
+      heartbeat: (params: Record<string, unknown>): string[] =>
+        db.immediate(() => {
+          expire.run(params);
+          announce.run(params);
+          return live.all(params).map((row) => row.worker as string);
+        }),
       read: db.prepare(
         `SELECT shard, owner, expires_at, sequence, metadata FROM wqueue_kinesis_leases WHERE ${SCOPE} AND ${SHARDS}`,
       ),
@@ -183,12 +183,10 @@ function prepare(path: string) {
          ON CONFLICT (app, stream, shard) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
          WHERE owner IS NULL OR owner = excluded.owner OR expires_at <= @now`,
       ),
-      renew: db
-        .prepare(
-          `UPDATE wqueue_kinesis_leases SET expires_at = @until
-           WHERE ${SCOPE} AND ${SHARDS} AND owner = @worker AND expires_at > @now RETURNING shard`,
-        )
-        .pluck(),
+      renew: db.prepare(
+        `UPDATE wqueue_kinesis_leases SET expires_at = @until
+         WHERE ${SCOPE} AND ${SHARDS} AND owner = @worker AND expires_at > @now RETURNING shard`,
+      ),
       checkpoint: db.prepare(
         `UPDATE wqueue_kinesis_leases SET sequence = @sequence, metadata = @metadata
          WHERE ${SCOPE} AND shard = @shard AND owner = @worker AND expires_at > @now`,

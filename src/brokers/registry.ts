@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import { ConfigError } from "../errors.js";
 import type { Broker, BrokerLog } from "./contract.js";
+import { sqliteDriver } from "./shared/sqlite-database.js";
 import { parseBrokerUrl, redactUrl } from "./url.js";
 
 /** Creates (does not connect) the broker for a URL of one scheme; `log` hears reconnects and the like. */
@@ -45,11 +46,13 @@ const clientPackages: Record<string, (url: URL) => string[]> = {
   "postgresql:": () => ["pg"],
   "mqtt:": () => ["mqtt"],
   "mqtts:": () => ["mqtt"],
+  // Node 24+ runs SQLite on the built-in node:sqlite; Node 20 and 22 on better-sqlite3.
+  "sqlite:": () => sqliteClientPackages(),
   // Leases and checkpoints live in Redis unless `checkpoints=` names a SQLite file.
   "kinesis:": (url) => [
     "@aws-sdk/client-kinesis",
     "@smithy/node-http-handler",
-    ...(url.searchParams.get("checkpoints")?.startsWith("sqlite:") ? [] : ["ioredis"]),
+    ...(url.searchParams.get("checkpoints")?.startsWith("sqlite:") ? sqliteClientPackages() : ["ioredis"]),
   ],
 };
 
@@ -84,6 +87,10 @@ export function supportedSchemes(): string[] {
 }
 
 /** The packages of `names` that cannot be resolved from here, i.e. that the adapter could not import. */
+function sqliteClientPackages(): string[] {
+  return sqliteDriver() === "better-sqlite3" ? ["better-sqlite3"] : [];
+}
+
 function missingPackages(names: string[]): string[] {
   const require = createRequire(import.meta.url);
   return names.filter((name) => {

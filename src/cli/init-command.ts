@@ -1,10 +1,15 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
+import { sqliteDriver } from "../brokers/shared/sqlite-database.js";
 import { ConfigError } from "../errors.js";
 import { failAndExit } from "./fail.js";
 
-const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+const wqueuePackage = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+  peerDependencies: Record<string, string>;
+};
+const { version } = wqueuePackage;
 
 /** The files of a new project: a working app on the embedded SQLite broker, typed from its schema. */
 export function starterFiles(name: string): Record<string, string> {
@@ -38,8 +43,18 @@ app.listenEvents(
       asyncapi: "wqueue asyncapi -a app.ts -o asyncapi.yaml",
       typecheck: "tsc --noEmit",
     },
-    dependencies: { wqueue: `^${version}`, zod: "^4.1.0" },
-    devDependencies: { "@types/node": "^20.12.0", typescript: "^5.9.0" },
+    // The embedded broker's driver on the Node that ran init: better-sqlite3 below Node 24,
+    // node:sqlite (nothing to install) from 24 on. pino-pretty makes the terminal's log lines readable.
+    dependencies: {
+      wqueue: `^${version}`,
+      zod: "^4.1.0",
+      ...(sqliteDriver() === "better-sqlite3" ? { "better-sqlite3": wqueuePackage.peerDependencies["better-sqlite3"] } : {}),
+    },
+    devDependencies: {
+      "@types/node": "^20.12.0",
+      "pino-pretty": wqueuePackage.peerDependencies["pino-pretty"],
+      typescript: "^5.9.0",
+    },
   };
   const tsconfig = {
     compilerOptions: {

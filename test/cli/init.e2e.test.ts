@@ -46,6 +46,10 @@ describe("wqueue init", () => {
     const manifest = JSON.parse(readFileSync(path.join(project, "package.json"), "utf8"));
     expect(manifest).toMatchObject({ name: "my-shop", type: "module", scripts: { start: "wqueue worker -a app.ts" } });
     expect(manifest.dependencies.wqueue).toMatch(/^\^\d/);
+    // The embedded broker's driver: better-sqlite3 to install below Node 24, node:sqlite built in from 24.
+    const needsBetterSqlite3 = Number(process.versions.node.split(".")[0]) < 24;
+    expect(manifest.dependencies["better-sqlite3"] !== undefined, JSON.stringify(manifest.dependencies)).toBe(needsBetterSqlite3);
+    expect(manifest.devDependencies["pino-pretty"]).toMatch(/^\^\d/);
     expect(JSON.parse(readFileSync(path.join(project, "tsconfig.json"), "utf8")).compilerOptions.module).toBe("NodeNext");
 
     linkDependencies(project);

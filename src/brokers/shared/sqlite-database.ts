@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import { ConfigError } from "../../errors.js";
 
 /**
  * One synchronous SQLite connection, on whichever driver this Node runs safely:
@@ -48,7 +49,7 @@ const require = createRequire(import.meta.url);
 export function sqliteDriver(env: NodeJS.ProcessEnv = process.env): SqliteDriverName {
   const chosen = env.WQUEUE_SQLITE_DRIVER;
   if (chosen === "node:sqlite" || chosen === "better-sqlite3") return chosen;
-  if (chosen) throw new Error(`WQUEUE_SQLITE_DRIVER must be "node:sqlite" or "better-sqlite3", got "${chosen}"`);
+  if (chosen) throw new ConfigError(`WQUEUE_SQLITE_DRIVER must be "node:sqlite" or "better-sqlite3", got "${chosen}"`);
   return Number(process.versions.node.split(".")[0]) >= 24 ? "node:sqlite" : "better-sqlite3";
 }
 

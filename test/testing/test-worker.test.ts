@@ -103,7 +103,7 @@ describe("createTestWorker", () => {
 
   test("works under node:test, imported from the built package (wqueue/testing/worker)", async () => {
     const file = fileURLToPath(new URL("./node-test/test-worker.node-test.mjs", import.meta.url));
-    const result = await promisify(execFile)(process.execPath, ["--test", file]).catch(
+    const result = await promisify(execFile)(process.execPath, ["--test", "--test-reporter=tap", file]).catch(
       (error: { code: number; stdout: string; stderr: string }) => error,
     );
     expect(result.stdout).toMatch(/# pass 2\b/);

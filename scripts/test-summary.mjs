@@ -25,5 +25,6 @@ for (const result of report.testResults.filter((each) => each.status === "failed
 }
 
 function firstLine(text) {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ESC starts the ANSI colour codes removed here
   return (text ?? "").replace(/\x1b\[[0-9;]*m/g, "").split("\n")[0].slice(0, 200);
 }

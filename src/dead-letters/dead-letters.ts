@@ -95,9 +95,15 @@ async function waitingCount(broker: Broker, deadQueue: string, limit: number): P
  * When to stop: a fixed quiet time alone would stop early on a broker whose consumer needs seconds
  * to attach (replay would report 0 with letters waiting). So the drain first counts what waits
  * (waitingCount): none, and it is done without attaching; some, and it waits up to `arrivalMs` for
- * each batch until it has taken that many (one, when the count is unknown), then only `quietMs` for
- * any that the count missed. A
- * count that is too high (a letter another consumer holds) costs one `arrivalMs`, never a letter.
+ * each batch until it has taken that many, and stops there: a letter the count missed (SQS's count
+ * is approximate) waits for the next run. Where the count is unknown, it
+ * takes one batch that way, then waits only `quietMs` for more. A count that is too high (a letter
+ * another consumer holds) costs one `arrivalMs`, never a letter.
+ *
+ * Why not wait `quietMs` for more after the count: a receive cut short leaves SQS's long
+ * poll open on the server, which neither SQS nor ElasticMQ cancels when the client gives up; the
+ * next letter to die went to that orphaned poll and stayed hidden for the visibility timeout, so a
+ * purge run just after a replay reported 0 and the next replay found the letter.
  */
 async function drain(
   broker: Broker,
@@ -115,6 +121,7 @@ async function drain(
   try {
     await consumer.ready?.();
     while (done < limit) {
+      if (expected !== undefined && done >= expected) break;
       const waitMs = done < (expected ?? 1) ? arrivalMs : quietMs;
       const batch = await consumer.receive(Math.min(100, limit - done), AbortSignal.timeout(waitMs));
       if (batch.length === 0) break;

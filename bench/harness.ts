@@ -38,8 +38,9 @@ export async function timed(count: number, consume: () => Promise<void>): Promis
 }
 
 /**
- * One unrecorded `warmUp` pass of every case, then `rounds` rounds of every case in turn (so the
- * machine's changing load falls on all alike), each sample reported on stderr; samples per case.
+ * One unrecorded `warmUp` pass of every case, then `rounds` rounds of every case in turn, each
+ * round starting with the next case (so the machine's changing load falls on all alike); each
+ * sample is reported on stderr. Returns the samples per case.
  */
 export async function interleavedRounds<C extends { name: string }>(
   cases: C[],
@@ -50,7 +51,10 @@ export async function interleavedRounds<C extends { name: string }>(
   for (const test of cases) await warmUp(test);
   const samples: Sample[][] = cases.map(() => []);
   for (let round = 1; round <= rounds; round += 1) {
-    for (const [index, test] of cases.entries()) {
+    // Each round starts with the next case, so no case always runs first (or always after the same one).
+    const order = cases.map((_, i) => (i + round - 1) % cases.length);
+    for (const index of order) {
+      const test = cases[index] as C;
       const sample = await measure(test);
       samples[index]?.push(sample);
       process.stderr.write(`round ${round} ${test.name}: ${format(sample.rate)} msgs/s, ${sample.cpuMicros.toFixed(1)} µs CPU/msg\n`);

@@ -1,0 +1,156 @@
+/**
+ * Throughput of the MQTT adapter against a raw mqtt.js subscriber on the same Mosquitto, same run:
+ *   (a) raw client: an MQTT 5 client subscribed at QoS 1 to `$share/bench/<topic>`, a no-op async
+ *       handler per `message` event, mqtt.js's own PUBACK as soon as the event was emitted;
+ *   (b) the adapter, driven as the worker drives it: consumer(topic, { maxInFlight: B }), a loop of
+ *       receive(B), then for each delivery a no-op async handler and ack() (its PUBACK), in turn.
+ * MQTT cannot be preloaded much: Mosquitto keeps at most 1,000 QoS 1 messages for a disconnected
+ * session (`max_queued_messages`) and drops the rest. So each case is measured live: the consumer
+ * subscribes (untimed), then one QoS 1 publisher in this process sends N messages as fast as
+ * Mosquitto takes them, and the clock runs from the first publish to the last message handled.
+ * Both cases share that publisher, so the ratio compares the consumers; Mosquitto's
+ * `max_inflight_messages` (20 by default) bounds both sides. Rounds are interleaved after an
+ * unmeasured warm-up; the median is reported with the client's CPU per message.
+ *
+ *   npm run bench:mqtt                        # 20,000 messages, batch 100, 3 rounds
+ *   BENCH_MESSAGES=5000 BENCH_ROUNDS=5 BENCH_MQTT_URL=mqtt://127.0.0.1:1883 npm run bench:mqtt
+ */
+import { randomUUID } from "node:crypto";
+import { cpus } from "node:os";
+import mqtt, { type MqttClient } from "mqtt";
+import type { Consumer } from "../src/brokers/contract.js";
+import { MqttBroker } from "../src/brokers/mqtt/MqttBroker.js";
+import { interleavedRounds, machineLoad, type Sample, summarize, timed, within } from "./harness.js";
+
+const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const BATCH = Number(process.env.BENCH_BATCH ?? 100);
+const URL = process.env.BENCH_MQTT_URL ?? "mqtt://127.0.0.1:1883";
+const WARMUP = Math.min(5_000, Math.ceil(N / 4));
+const TARGET = 1.0;
+/** Publishes in flight at once; Mosquitto takes 20 unacked per client by default and queues the rest. */
+const PUBLISH_WINDOW = 200;
+/** A small JSON event, as any MQTT device or service would send it. */
+const body = (i: number) => Buffer.from(`{"event":"reading","n":${i}}`);
+const noopHandler = async (_message: unknown): Promise<void> => {};
+
+function connect(options: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(URL, { protocolVersion: 5, reconnectPeriod: 0, ...options });
+  return new Promise((resolve, reject) => {
+    client.once("connect", () => resolve(client));
+    client.once("error", reject);
+  });
+}
+
+/** Sends `count` QoS 1 messages to `topic`, at most PUBLISH_WINDOW unconfirmed at once. */
+async function publishAll(publisher: MqttClient, topic: string, count: number): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < count) {
+      const i = next++;
+      await publisher.publishAsync(topic, body(i), { qos: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: PUBLISH_WINDOW }, lane));
+}
+
+/** `start` subscribes (untimed) and returns what runs until `count` messages were handled. */
+interface Case {
+  name: string;
+  start(topic: string, count: number): Promise<{ consume(): Promise<void>; stop(): Promise<void> }>;
+}
+
+const raw: Case = {
+  name: `(a) raw mqtt.js: QoS 1 shared subscription, Receive Maximum ${BATCH}, no-op handler per message, auto PUBACK`,
+  async start(topic, count) {
+    // The same Receive Maximum as the adapter's maxInFlight: Mosquitto sends each as many unacked.
+    const client = await connect({ clean: true, properties: { receiveMaximum: BATCH } });
+    await client.subscribeAsync(`$share/bench/${topic}`, { qos: 1 });
+    let handled = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    client.on("message", (_topic, payload) => {
+      void noopHandler(payload).then(() => {
+        handled += 1;
+        if (handled === count) done();
+      });
+    });
+    return { consume: () => finished, stop: () => client.endAsync() };
+  },
+};
+
+const adapter: Case = {
+  name: `(b) adapter: maxInFlight ${BATCH}, \`receive(${BATCH})\` + no-op handler + \`ack()\` per message`,
+  async start(topic, count) {
+    // A client id of its own and a short session: each round leaves nothing behind in Mosquitto.
+    const broker = new MqttBroker(`${URL}?group=bench&clientId=bench-${randomUUID().slice(0, 8)}&sessionExpiry=5`);
+    await broker.connect();
+    const consumer: Consumer = broker.consumer(topic, { maxInFlight: BATCH });
+    await consumer.ready?.();
+    const consume = async () => {
+      const signal = AbortSignal.timeout(600_000);
+      for (let got = 0; got < count; ) {
+        const deliveries = await consumer.receive(BATCH, signal);
+        if (deliveries.length === 0) throw new Error("receive timed out");
+        for (const delivery of deliveries) {
+          await noopHandler(delivery);
+          await delivery.ack();
+        }
+        got += deliveries.length;
+      }
+    };
+    return { consume, stop: () => broker.close() };
+  },
+};
+
+let publisher: MqttClient;
+
+async function measure(test: Case, count: number): Promise<Sample> {
+  const topic = `bench/mqtt/${randomUUID().slice(0, 8)}`;
+  const run = await test.start(topic, count);
+  try {
+    return await timed(count, async () => {
+      const consumed = run.consume();
+      await publishAll(publisher, topic, count);
+      await within(consumed, 120_000, `last of ${count} messages on ${topic}`);
+    });
+  } finally {
+    await run.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  try {
+    publisher = await connect({ clean: true, connectTimeout: 3000 });
+  } catch (error) {
+    throw new Error(`Mosquitto is not reachable at ${URL} (${(error as Error).message}); start it with:
+  mosquitto -d -c /etc/mosquitto/mosquitto.conf   (apt-get install mosquitto)`);
+  }
+  const cases = [raw, adapter];
+  const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, WARMUP), (test) => measure(test, N));
+  const { medians, rows } = summarize(cases, samples);
+  const [a, b] = medians as [number, number];
+  console.log(`### MQTT adapter throughput
+
+${N.toLocaleString("en-US")} messages of about ${body(N).length} bytes, QoS 1, published live by one client in this
+process (${PUBLISH_WINDOW} publishes in flight), one consumer, batch ${BATCH}. After a ${WARMUP.toLocaleString("en-US")}-message warm-up;
+median of ${ROUNDS} interleaved rounds. Mosquitto on loopback, Node ${process.version},
+${cpus()[0]?.model.trim() ?? "unknown CPU"} (${cpus().length} cores, shared with Mosquitto).
+
+| Consumer | msgs/s (median) | range | client CPU µs/msg (median, publisher included) |
+| --- | ---: | ---: | ---: |
+${rows.join("\n")}
+
+- (b)/(a): ${(b / a).toFixed(2)}x (target >= ${TARGET}x: ${b / a >= TARGET ? "met" : "NOT met"})
+`);
+}
+
+main()
+  .then(() => console.log(machineLoad()))
+  .catch((error: Error) => {
+    console.error(error.message);
+    process.exitCode = 1;
+  })
+  .finally(() => publisher?.endAsync().catch(() => {}));

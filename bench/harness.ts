@@ -1,3 +1,4 @@
+import { appendFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 
 /**
@@ -85,4 +86,31 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** One headline figure of a bench, with its target, for `npm run bench`'s summary table and chart. */
+export interface Headline {
+  what: string;
+  value: number;
+  /** How `value` reads: a ratio ("x"), a cost in percent, or a time. */
+  unit: "x" | "%" | "µs" | "ms";
+  /** As written in the table, e.g. ">= 0.8x". */
+  target: string;
+  met: boolean;
+}
+
+/**
+ * Records a headline figure: appended as one JSON line to the file named by $BENCH_RESULTS, which
+ * `npm run bench` (bench/run-all.ts) sets; a bench run on its own just prints its own table.
+ */
+export function headline(figure: Headline): void {
+  const file = process.env.BENCH_RESULTS;
+  if (file) appendFileSync(file, `${JSON.stringify({ bench: process.env.BENCH_NAME ?? "", ...figure })}\n`);
+}
+
+/** `headline` for the common case: a ratio that must reach at least `least`. Returns "1.23x (target >= 0.8x: met)". */
+export function ratioAtLeast(what: string, value: number, least: number): string {
+  const met = value >= least;
+  headline({ what, value, unit: "x", target: `>= ${least}x`, met });
+  return `${value.toFixed(2)}x (target >= ${least}x: ${met ? "met" : "NOT met"})`;
 }

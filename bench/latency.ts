@@ -19,7 +19,7 @@ import { WQueue } from "../src/app/WQueue.js";
 import { createBroker } from "../src/brokers/registry.js";
 import { createLogger } from "../src/log/logger.js";
 import { Worker } from "../src/worker/Worker.js";
-import { machineLoad, median } from "./harness.js";
+import { headline, machineLoad, median } from "./harness.js";
 
 const RATE = Number(process.env.BENCH_RATE ?? 500);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -129,6 +129,11 @@ for (let round = 0; round < ROUNDS; round += 1) {
   }
 }
 
+const p99s = stats.map((s) => median(s.p99));
+const worstMax = Math.max(...(stats[1]?.max ?? []));
+const p99Ratio = (p99s[1] as number) / (p99s[0] as number);
+headline({ what: `p99 latency at ${RATE} msg/s, reliable worker / raw BLPOP loop`, value: p99Ratio, unit: "x", target: "<= 1.5x", met: p99Ratio <= 1.5 });
+headline({ what: `max latency at ${RATE} msg/s, reliable worker`, value: worstMax, unit: "ms", target: "<= 10 ms", met: worstMax <= 10 });
 console.log(`### Latency at a fixed rate (Redis)
 
 ${RATE} msg/s for ${SECONDS} s per case (${(RATE * SECONDS).toLocaleString("en")} messages), publish to handler, producer and

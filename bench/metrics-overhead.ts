@@ -8,7 +8,7 @@ import { WQueue } from "../src/app/WQueue.js";
 import { createLogger } from "../src/log/logger.js";
 import { createMetricsRegistry } from "../src/observability/prometheus.js";
 import { Worker } from "../src/worker/Worker.js";
-import { machineLoad } from "./harness.js";
+import { headline, machineLoad } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -72,6 +72,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 redis.disconnect();
 const cost = (1 - median(ratios)) * 100;
+headline({ what: "Prometheus metrics cost (Redis list worker)", value: cost, unit: "%", target: "< 5%", met: cost < 5 });
 console.log(`### Metrics overhead (Redis list, no-op handler, concurrency 100)
 
 ${N.toLocaleString("en")} messages per run, ${ROUNDS} interleaved rounds, Node ${process.version}.

@@ -24,7 +24,7 @@ import pg from "pg";
 import PgBoss from "pg-boss";
 import type { Delivery } from "../src/brokers/contract.js";
 import { PostgresBroker } from "../src/brokers/postgres/PostgresBroker.js";
-import { interleavedRounds, median, type Sample, summarize, timed, within } from "./harness.js";
+import { interleavedRounds, median, ratioAtLeast, type Sample, summarize, timed, within } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 50_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -222,10 +222,10 @@ async function measure(test: Case, count: number) {
 }
 
 /** Median over rounds of x/y within each round: the two ran back to back, under the same load. */
-function pairedRatio(cases: Case[], samples: Sample[][], x: string, y: string): string {
+function pairedRatio(cases: Case[], samples: Sample[][], x: string, y: string, what: string, least: number): string {
   const [xs, ys] = [x, y].map((letter) => samples[cases.findIndex((test) => test.name[1] === letter)]);
   if (!xs || !ys) return "n/a (not run)";
-  return `${median(xs.map((sample, round) => sample.rate / (ys[round]?.rate ?? Number.NaN))).toFixed(2)}x`;
+  return ratioAtLeast(what, median(xs.map((sample, round) => sample.rate / (ys[round]?.rate ?? Number.NaN))), least);
 }
 
 async function main(): Promise<void> {
@@ -258,8 +258,8 @@ ${cpus()[0]?.model.trim() ?? "unknown CPU"} (${cpus().length} cores, shared with
 ${rows.join("\n")}
 
 Paired per round (median of the rounds' ratios):
-- wqueue worker (w) / pg-boss worker (p): ${pairedRatio(cases, samples, "w", "p")} (target >= 2x)
-- wqueue adapter (c) / raw at-least-once loop (b): ${pairedRatio(cases, samples, "c", "b")} (target >= 1.0x)
+- wqueue worker (w) / pg-boss worker (p): ${pairedRatio(cases, samples, "w", "p", "PostgreSQL worker / pg-boss worker", 2)}
+- wqueue adapter (c) / raw at-least-once loop (b): ${pairedRatio(cases, samples, "c", "b", "PostgreSQL adapter / raw pg claim loop", 1)}
 `);
 }
 

@@ -22,7 +22,7 @@ import type { Delivery } from "../src/brokers/contract.js";
 import { openRedisBroker } from "../src/brokers/redis/open-redis-broker.js";
 import { reliableKeys } from "../src/brokers/redis/reliable-item.js";
 import { defineReliableScripts } from "../src/brokers/redis/reliable-scripts.js";
-import { machineLoad, within } from "./harness.js";
+import { machineLoad, ratioAtLeast, within } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -220,6 +220,11 @@ async function main(): Promise<void> {
     const values = samples[index] ?? [];
     return `| ${name} | ${format(median(values))} | ${format(Math.min(...values))} - ${format(Math.max(...values))} | ${versusLpop(values).toFixed(2)}x |`;
   });
+  // Issue 14's targets for the at-least-once workers: at least 0.4x the raw LPOP loop.
+  for (const [index, test] of cases.entries()) {
+    const mode = /^\(w([rs])\)/.exec(test.name)?.[1];
+    if (mode) ratioAtLeast(`Redis ${mode === "r" ? "reliable" : "Streams"} worker / raw LPOP key 100 loop`, versusLpop(samples[index] ?? []), 0.4);
+  }
   const version = /redis_version:(\S+)/.exec(await client.info("server"))?.[1] ?? "?";
   console.log(`### Redis at-least-once modes: no-op throughput
 

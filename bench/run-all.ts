@@ -1,0 +1,191 @@
+/**
+ * `npm run bench`: every bench in turn, each at a size that keeps the whole run to minutes, then
+ * docs/benchmarks.md (summary table and each bench's own output) and docs/benchmarks.svg (the
+ * headline ratios against their targets) written from what this run and earlier ones recorded.
+ *
+ * Each bench measures its own baseline in the same run and records its headline figures through
+ * harness.ts `headline()`; this runner keeps them per bench in docs/benchmarks.json with the date,
+ * the commit and the machine's load before and after it. A partial run (`BENCH_ONLY=redis,mqtt`)
+ * replaces only those benches, so every row says when and under what load it was taken. A bench
+ * started with a 1-minute load above QUIET_LOAD is marked "not quiet" in the table: its ratios may
+ * be skewed by whatever else ran, and should not be quoted.
+ *
+ *   npm run bench                                  # all benches (about 15 minutes on 2 cores)
+ *   BENCH_ONLY=redis,bullmq,latency npm run bench  # some of them
+ *
+ * It starts the brokers that are not running, as the test suite does (test/setup).
+ */
+import { spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import path from "node:path";
+import { ensureElasticmq } from "../test/setup/ensure-elasticmq.js";
+import { ensureKafka } from "../test/setup/ensure-kafka.js";
+import { ensureKinesis } from "../test/setup/ensure-kinesis.js";
+import { ensureMosquitto } from "../test/setup/ensure-mosquitto.js";
+import { ensureNats } from "../test/setup/ensure-nats.js";
+import { ensurePostgres } from "../test/setup/ensure-postgres.js";
+import { ensureRabbitmq } from "../test/setup/ensure-rabbitmq.js";
+import { ensureRedis } from "../test/setup/ensure-redis.js";
+import type { Headline } from "./harness.js";
+import { benchmarkChart } from "./results-chart.js";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const RESULTS = path.join(ROOT, "docs/benchmarks.json");
+const DOC = path.join(ROOT, "docs/benchmarks.md");
+const CHART = path.join(ROOT, "docs/benchmarks.svg");
+/** A 1-minute load average above this (on this machine's cores) when a bench starts marks it "not quiet". */
+const QUIET_LOAD = Number(process.env.BENCH_QUIET_LOAD ?? Math.max(1, cpus().length / 2));
+
+interface Bench {
+  name: string;
+  script: string;
+  /** Sizes for this run: the bench's own defaults are larger. */
+  env: Record<string, string>;
+  broker: () => Promise<void>;
+}
+
+const benches: Bench[] = [
+  { name: "redis", script: "redis-list.ts", env: { BENCH_MESSAGES: "100000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
+  { name: "redis-reliable", script: "redis-reliable.ts", env: { BENCH_MESSAGES: "50000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
+  { name: "bullmq", script: "redis-vs-bullmq.ts", env: { BENCH_MESSAGES: "20000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
+  { name: "latency", script: "latency.ts", env: { BENCH_RATE: "500", BENCH_SECONDS: "10", BENCH_ROUNDS: "3" }, broker: ensureRedis },
+  { name: "metrics", script: "metrics-overhead.ts", env: { BENCH_MESSAGES: "50000", BENCH_ROUNDS: "5" }, broker: ensureRedis },
+  { name: "rabbitmq", script: "amqp.ts", env: { BENCH_MESSAGES: "20000", BENCH_ROUNDS: "3" }, broker: ensureRabbitmq },
+  { name: "nats", script: "nats.ts", env: { BENCH_MESSAGES: "20000", BENCH_ROUNDS: "3" }, broker: ensureNats },
+  { name: "mqtt", script: "mqtt.ts", env: { BENCH_MESSAGES: "20000", BENCH_ROUNDS: "3" }, broker: ensureMosquitto },
+  { name: "sqs", script: "sqs.ts", env: { BENCH_MESSAGES: "10000", BENCH_ROUNDS: "3" }, broker: ensureElasticmq },
+  { name: "kafka", script: "kafka.ts", env: { BENCH_MESSAGES: "50000", BENCH_ROUNDS: "3" }, broker: ensureKafka },
+  { name: "kinesis", script: "kinesis.ts", env: { BENCH_MESSAGES: "10000", BENCH_ROUNDS: "3" }, broker: ensureKinesis },
+  { name: "postgres", script: "postgres.ts", env: { BENCH_MESSAGES: "5000", BENCH_ROUNDS: "3" }, broker: ensurePostgres },
+  { name: "models", script: "models.ts", env: { BENCH_MESSAGES: "1000" }, broker: async () => {} },
+];
+
+/** What docs/benchmarks.json keeps of one bench's last run. */
+interface Recorded {
+  name: string;
+  command: string;
+  date: string;
+  commit: string;
+  node: string;
+  loadBefore: number;
+  loadAfter: number;
+  headlines: Headline[];
+  output: string;
+  failed?: string;
+}
+
+function commandOf(bench: Bench): string {
+  return `${Object.entries(bench.env)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(" ")} npm run bench:${bench.name}`.trim();
+}
+
+function commit(): string {
+  try {
+    const sha = execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src", "bench"], { cwd: ROOT, encoding: "utf8" }).trim();
+    return dirty ? `${sha}+changes` : sha;
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Runs one bench as its own process; its stdout is the markdown section, its stderr passes through. */
+async function run(bench: Bench, resultsFile: string): Promise<Recorded> {
+  const loadBefore = loadavg()[0] as number;
+  process.stderr.write(`\n== bench:${bench.name} (load ${loadBefore.toFixed(2)})\n`);
+  const child = spawn(process.execPath, ["--import", "tsx", path.join("bench", bench.script)], {
+    cwd: ROOT,
+    env: { ...process.env, ...bench.env, BENCH_RESULTS: resultsFile, BENCH_NAME: bench.name },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk;
+    process.stderr.write(chunk);
+  });
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  const lines = existsSync(resultsFile) ? readFileSync(resultsFile, "utf8").split("\n").filter(Boolean) : [];
+  const headlines = lines.map((line) => JSON.parse(line) as Headline & { bench: string }).filter((h) => h.bench === bench.name);
+  return {
+    name: bench.name,
+    command: commandOf(bench),
+    date: new Date().toISOString().slice(0, 16).replace("T", " "),
+    commit: commit(),
+    node: process.version,
+    loadBefore,
+    loadAfter: loadavg()[0] as number,
+    headlines: headlines.map(({ what, value, unit, target, met }) => ({ what, value, unit, target, met })),
+    output: output.trim(),
+    ...(code === 0 ? {} : { failed: `exit code ${code}` }),
+  };
+}
+
+const shown = (h: Headline) => (h.unit === "x" ? `${h.value.toFixed(2)}x` : h.unit === "%" ? `${h.value.toFixed(1)} %` : `${h.value.toFixed(1)} ${h.unit}`);
+const quiet = (r: Recorded) => r.loadBefore <= QUIET_LOAD;
+
+function render(recorded: Recorded[]): string {
+  const rows = recorded.flatMap((r) => {
+    const when = `${r.date} UTC, ${r.commit}, load ${r.loadBefore.toFixed(2)} → ${r.loadAfter.toFixed(2)}${quiet(r) ? "" : " (**not quiet**)"}`;
+    if (r.failed) return [`| bench:${r.name} | failed (${r.failed}) | | | ${when} |`];
+    return r.headlines.map((h) => `| ${h.what} | ${shown(h)} | ${h.target} | ${h.met ? "met" : "**not met**"} | ${when} |`);
+  });
+  const sections = recorded.map((r) => `## bench:${r.name}\n\n\`${r.command}\` on ${r.date} UTC (commit ${r.commit}, Node ${r.node}, ${cpus().length} cores).\n\n${r.failed ? `Failed: ${r.failed}.\n\n` : ""}${r.output}\n`);
+  return `# Benchmarks
+
+Written by \`npm run bench\` (bench/run-all.ts) from docs/benchmarks.json: do not edit by hand.
+Every figure is a ratio against a baseline measured in the same run of the same bench (the raw
+client's own loop, BullMQ's worker, the worker without the feature), because this 2-core machine is
+shared and absolute numbers move with its load. A row taken while the 1-minute load average was
+above ${QUIET_LOAD} when its bench started is marked **not quiet**: do not quote it. Each bench's own
+output (medians, ranges, CPU per message, the rounds it ran) follows the table.
+
+![headline ratios against their targets](benchmarks.svg)
+
+| figure | measured | target | | when, commit, load before → after |
+|---|---:|---|---|---|
+${rows.join("\n")}
+
+The concurrency models' full tables and chart: [benchmarks-models.md](benchmarks-models.md),
+[models.svg](models.svg) (written by \`bench:models\`).
+
+${sections.join("\n")}`;
+}
+
+async function main(): Promise<void> {
+  const only = process.env.BENCH_ONLY?.split(",").map((name) => name.trim());
+  const unknown = only?.filter((name) => !benches.some((bench) => bench.name === name)) ?? [];
+  if (unknown.length > 0) throw new Error(`BENCH_ONLY: no bench named ${unknown.join(", ")} (benches: ${benches.map((b) => b.name).join(", ")})`);
+  const chosen = benches.filter((bench) => !only || only.includes(bench.name));
+  process.stderr.write(`starting the brokers of ${chosen.map((b) => b.name).join(", ")} where they are not running\n`);
+  for (const bench of chosen) await bench.broker();
+
+  const previous: Recorded[] = existsSync(RESULTS) ? JSON.parse(readFileSync(RESULTS, "utf8")) : [];
+  const scratch = mkdtempSync(path.join(tmpdir(), "wqueue-bench-"));
+  const fresh: Recorded[] = [];
+  try {
+    for (const bench of chosen) fresh.push(await run(bench, path.join(scratch, "results.jsonl")));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  // In the benches' own order: this run's results, and earlier ones for the benches not run now.
+  const recorded = benches
+    .map((bench) => fresh.find((r) => r.name === bench.name) ?? previous.find((r) => r.name === bench.name))
+    .filter((r): r is Recorded => r !== undefined);
+  writeFileSync(RESULTS, `${JSON.stringify(recorded, null, 2)}\n`);
+  writeFileSync(DOC, render(recorded));
+  writeFileSync(CHART, benchmarkChart(recorded.flatMap((r) => (r.failed ? [] : r.headlines.filter((h) => h.unit === "x").map((h) => ({ ...h, quiet: quiet(r) }))))));
+  process.stderr.write(`\nwrote ${path.relative(ROOT, DOC)}, ${path.relative(ROOT, CHART)} and ${path.relative(ROOT, RESULTS)}\n`);
+  for (const r of fresh) {
+    for (const h of r.headlines) process.stdout.write(`${h.met ? "met    " : "NOT MET"}  ${h.what}: ${shown(h)} (target ${h.target})${quiet(r) ? "" : "  [not quiet]"}\n`);
+    if (r.failed) process.stdout.write(`FAILED   bench:${r.name}: ${r.failed}\n`);
+  }
+  if (fresh.some((r) => r.failed)) process.exitCode = 1;
+}
+
+main().catch((error: Error) => {
+  console.error(error.message);
+  process.exitCode = 1;
+});

@@ -13,7 +13,8 @@
  *   npm run bench                                  # all benches (about 15 minutes on 2 cores)
  *   BENCH_ONLY=redis,bullmq,latency npm run bench  # some of them
  *
- * It starts the brokers that are not running, as the test suite does (test/setup).
+ * It builds the CLI first (some benches start \`wqueue worker\`) and starts the brokers that are not
+ * running, as the test suite does (test/setup).
  */
 import { spawn } from "node:child_process";
 import { execFileSync } from "node:child_process";
@@ -50,6 +51,7 @@ const benches: Bench[] = [
   { name: "redis", script: "redis-list.ts", env: { BENCH_MESSAGES: "100000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   { name: "redis-reliable", script: "redis-reliable.ts", env: { BENCH_MESSAGES: "50000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   { name: "bullmq", script: "redis-vs-bullmq.ts", env: { BENCH_MESSAGES: "20000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
+  { name: "idle-memory", script: "idle-memory.ts", env: { BENCH_ROUNDS: "3", BENCH_IDLE_MS: "5000" }, broker: ensureRedis },
   { name: "latency", script: "latency.ts", env: { BENCH_RATE: "500", BENCH_SECONDS: "10", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   { name: "metrics", script: "metrics-overhead.ts", env: { BENCH_MESSAGES: "50000", BENCH_ROUNDS: "5" }, broker: ensureRedis },
   { name: "rabbitmq", script: "amqp.ts", env: { BENCH_MESSAGES: "20000", BENCH_ROUNDS: "3" }, broker: ensureRabbitmq },
@@ -159,6 +161,8 @@ async function main(): Promise<void> {
   const unknown = only?.filter((name) => !benches.some((bench) => bench.name === name)) ?? [];
   if (unknown.length > 0) throw new Error(`BENCH_ONLY: no bench named ${unknown.join(", ")} (benches: ${benches.map((b) => b.name).join(", ")})`);
   const chosen = benches.filter((bench) => !only || only.includes(bench.name));
+  // The benches that start `wqueue worker` run the built CLI.
+  execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: "inherit" });
   process.stderr.write(`starting the brokers of ${chosen.map((b) => b.name).join(", ")} where they are not running\n`);
   for (const bench of chosen) await bench.broker();
 

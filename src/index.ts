@@ -1,6 +1,10 @@
 export { WQueue } from "./app/WQueue.js";
 export { QueueHandle } from "./app/QueueHandle.js";
 export type {
+  BatchHandler,
+  BatchListenOptions,
+  BatchOptions,
+  BatchResult,
   BodyFormat,
   Handler,
   InferInput,

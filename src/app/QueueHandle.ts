@@ -1,5 +1,6 @@
 import type { Handler, ListenOptions, PublishOptions } from "./types.js";
 import type { WQueue } from "./WQueue.js";
+import { ConfigError } from "../errors.js";
 
 /**
  * One queue of an app with its options, typed by its schema: `publish()` takes what the schema
@@ -15,7 +16,9 @@ export class QueueHandle<Input = unknown, Output = Input> {
 
   /** Registers the handler with the queue's options (`options` adds to them). */
   listen(handler: Handler<Output>, options: Omit<ListenOptions, "schema"> = {}): Handler<Output> {
-    return this.app.listenEvents<Output>(this.name, handler, { ...this.options, ...options });
+    const merged = { ...this.options, ...options };
+    if ("batch" in merged) throw new ConfigError(`queue("${this.name}").listen: batch handlers register with app.listenEvents(queue, handler, { batch })`);
+    return this.app.listenEvents<Output>(this.name, handler, merged);
   }
 
   /** Publishes to the queue on its broker. The body is not validated here: the worker validates it. */

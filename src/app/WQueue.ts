@@ -4,7 +4,8 @@ import { ConfigError } from "../errors.js";
 import { loadTracer } from "../observability/tracing.js";
 import { contentTypeOf, encodeBody } from "./encode-body.js";
 import { QueueHandle } from "./QueueHandle.js";
-import type { Handler, InferInput, InferOutput, ListenOptions, Message, Middleware, PublishOptions, StandardSchema, Subscription, WQueueOptions } from "./types.js";
+import { resolveBatchOptions } from "./batch-options.js";
+import type { BatchHandler, BatchListenOptions, BatchOptions, Handler, InferInput, InferOutput, ListenOptions, Message, Middleware, PublishOptions, StandardSchema, Subscription, WQueueOptions } from "./types.js";
 
 /** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
 const APP_BRAND = Symbol.for("wqueue.app");
@@ -69,15 +70,22 @@ export class WQueue {
 
   /**
    * Registers `handler` for `queue` and returns it unchanged. One handler per queue and broker.
-   * With `schema`, `message.body` is typed as the schema's output.
+   * With `schema`, `message.body` is typed as the schema's output. With `batch`, the handler takes
+   * `Message[]` (a BatchHandler; see BatchOptions and BatchResult).
    */
+  listenEvents<Schema extends StandardSchema>(
+    queue: string,
+    handler: BatchHandler<InferOutput<Schema>>,
+    options: BatchListenOptions & { schema: Schema },
+  ): BatchHandler<InferOutput<Schema>>;
+  listenEvents<Body = unknown>(queue: string, handler: BatchHandler<Body>, options: BatchListenOptions): BatchHandler<Body>;
   listenEvents<Schema extends StandardSchema>(
     queue: string,
     handler: Handler<InferOutput<Schema>>,
     options: ListenOptions & { schema: Schema },
   ): Handler<InferOutput<Schema>>;
   listenEvents<Body = unknown>(queue: string, handler: Handler<Body>, options?: ListenOptions): Handler<Body>;
-  listenEvents<Body = unknown>(queue: string, handler: Handler<Body>, options: ListenOptions = {}): Handler<Body> {
+  listenEvents<Body = unknown>(queue: string, handler: Handler<Body> | BatchHandler<Body>, options: ListenOptions & { batch?: BatchOptions } = {}): Handler<Body> | BatchHandler<Body> {
     if (typeof queue !== "string" || queue.length === 0) throw new ConfigError("listenEvents: queue must be a non-empty string");
     if (typeof handler !== "function") throw new ConfigError(`listenEvents("${queue}"): handler must be a function`);
     const brokerName = options.broker ?? DEFAULT_BROKER_NAME;
@@ -105,6 +113,7 @@ export class WQueue {
     if (options.middleware !== undefined && !(Array.isArray(options.middleware) && options.middleware.every((m) => typeof m === "function"))) {
       throw new ConfigError(`listenEvents("${queue}"): middleware must be an array of functions (message, next) => ...`);
     }
+    if (options.batch !== undefined) resolveBatchOptions(queue, options.batch);
     const id = `${brokerName}/${queue}`;
     if (this.#subscriptions.has(id)) {
       throw new ConfigError(`listenEvents("${queue}"): a handler is already registered for this queue on broker "${brokerName}"`);
@@ -126,6 +135,7 @@ export class WQueue {
     options?: ListenOptions,
   ): <This>(method: (this: This, message: Message<never>) => unknown, context: ClassMethodDecoratorContext<This>) => void;
   listen(queue: string, options: ListenOptions = {}) {
+    if ("batch" in options) throw new ConfigError(`@app.listen("${queue}"): batch handlers register with app.listenEvents(queue, handler, { batch })`);
     const register = (handler: Handler<never>) => this.listenEvents(queue, handler, options);
     return <This>(method: (this: This, message: Message<never>) => unknown, context: ClassMethodDecoratorContext<This>) => {
       context.addInitializer(function (this: This) {

@@ -25,6 +25,35 @@ export interface Message<Body = unknown> {
 
 export type Handler<Body = unknown> = (message: Message<Body>) => unknown | Promise<unknown>;
 
+/** `listenEvents(queue, handler, { batch })`. */
+export interface BatchOptions {
+  /**
+   * Most messages per handler call, 1..10000. Default 100. A batch also needs that much credit:
+   * it never holds more than the queue's concurrency (see the worker's start-up warning).
+   */
+  maxSize?: number;
+  /**
+   * How long the first message of a batch waits for others, 0..60000 ms. Default 50. The batch
+   * goes as soon as it is full; a lone message goes after this long.
+   */
+  maxWaitMs?: number;
+}
+
+/**
+ * What a batch handler may return: the messages that failed, each with its error. Those alone are
+ * retried or dead-lettered, one by one, per the retry policy (RetryLater and DeadLetterNow work
+ * as errors here too); every other message of the batch is acked. Returning nothing acks them all;
+ * throwing fails every message of the batch.
+ */
+export interface BatchResult<Body = unknown> {
+  failed?: ReadonlyArray<{ readonly message: Message<Body>; readonly error?: unknown }>;
+}
+
+/** A handler of `listenEvents(queue, handler, { batch })`: the messages of one batch. */
+export type BatchHandler<Body = unknown> = (
+  messages: Message<Body>[],
+) => BatchResult<Body> | undefined | void | Promise<BatchResult<Body> | undefined | void>;
+
 /**
  * Code around a handler, Koa/Hono style: `async (message, next) => { ...; await next(); ... }`.
  * It runs where the handler runs (event loop, worker thread, suspect sandbox), on the decoded and
@@ -131,10 +160,15 @@ export interface ListenOptions {
   middleware?: Middleware[];
 }
 
+/** `listenEvents(queue, handler, { batch })`: the handler takes `Message[]` (a BatchHandler). */
+export interface BatchListenOptions extends ListenOptions {
+  batch: BatchOptions;
+}
+
 export interface Subscription {
   readonly queue: string;
   readonly handler: Handler<never>;
-  readonly options: Readonly<ListenOptions>;
+  readonly options: Readonly<ListenOptions & { batch?: BatchOptions }>;
 }
 
 export interface PublishOptions {

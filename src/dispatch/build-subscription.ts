@@ -1,9 +1,11 @@
-import type { AckPolicy, RetryOptions } from "../app/types.js";
+import type { AckPolicy, BatchOptions, RetryOptions } from "../app/types.js";
 import type { Consumer } from "../brokers/contract.js";
 import type { Logger } from "../log/logger.js";
 import type { MessageTracer } from "../observability/tracing.js";
 import type { Runner } from "../runners/Runner.js";
 import type { SuspectSandbox } from "../runners/SuspectSandbox.js";
+import { ConfigError } from "../errors.js";
+import { collectBatches } from "./batch-collector.js";
 import type { CreditPool } from "./CreditPool.js";
 import type { OrderingKey } from "./ordering.js";
 import { ackBefore } from "./steps/ack-before.js";
@@ -47,6 +49,8 @@ export interface SubscriptionSpec {
   tracer?: MessageTracer;
   /** A receive failed with an error that cannot heal by retrying (see SubscriptionLoop). */
   onFatal?: (error: Error) => void;
+  /** A batch subscription (defaults resolved): the chain ends in collect-batches, not the runner. */
+  batch?: Required<BatchOptions>;
 }
 
 /**
@@ -54,7 +58,8 @@ export interface SubscriptionSpec {
  * out, not skipped per message:
  *
  *   in key order → ack before → tracing → stats → failure log → retry/dead-letter decision
- *     → soft timeout → suspects to the sandbox → runner
+ *     → soft timeout → suspects to the sandbox → runner (a batch subscription: → collect a batch
+ *     → the runner, once per batch; batch-collector.ts)
  *
  * The runner then runs, where the handler lives (event loop, thread, sandbox): decode → validate
  * → app.use middleware → the queue's middleware → handler (pipeline/run-handler.ts).
@@ -69,8 +74,11 @@ export function dispatchChain(spec: SubscriptionSpec): Next {
   steps.push(retryPolicy(spec.retry));
   if (spec.timeoutMs !== undefined) steps.push(softTimeout(spec.timeoutMs));
   steps.push(suspectsAlone({ id: spec.id, queue: spec.queue, maxDeliveries: spec.maxDeliveries, sandbox: spec.sandbox, logger: spec.logger }));
-  const { runner, id } = spec;
-  return compose(steps, (delivery, signal) => runner.run(id, delivery, signal));
+  const { runner, id, batch } = spec;
+  if (!batch) return compose(steps, (delivery, signal) => runner.run(id, delivery, signal));
+  const runBatch = runner.runBatch?.bind(runner);
+  if (!runBatch) throw new ConfigError(`${id}: the ${runner.model} runner cannot run batch handlers`);
+  return compose(steps, collectBatches({ ...batch, concurrency: spec.concurrency, run: (deliveries, signal) => runBatch(id, deliveries, signal) }));
 }
 
 /** The one place a subscription's stack is assembled: its policy chain inside its flow control. */

@@ -1,4 +1,4 @@
-import type { Middleware, Subscription } from "../app/types.js";
+import type { BatchHandler, Middleware, Subscription } from "../app/types.js";
 import { withMiddleware } from "./compose-middleware.js";
 import type { PreparedHandler } from "./run-handler.js";
 
@@ -10,8 +10,12 @@ import type { PreparedHandler } from "./run-handler.js";
  */
 export function prepareHandler(app: { readonly middleware: readonly Middleware[] }, subscription: Subscription): PreparedHandler {
   const { options } = subscription;
+  const middleware = [...app.middleware, ...(options.middleware ?? [])];
+  // A batch handler is called once per batch; its middleware runs per message (run-batch.ts).
+  const batch = options.batch ? { handler: subscription.handler as unknown as BatchHandler<never>, middleware } : undefined;
   return {
-    handler: withMiddleware([...app.middleware, ...(options.middleware ?? [])], subscription.handler),
+    handler: withMiddleware(middleware, subscription.handler),
+    batch,
     format: options.decode ?? "json",
     ackPolicy: options.ackPolicy,
     schema: options.schema,

@@ -1,4 +1,4 @@
-import type { AckPolicy, BodyFormat, Handler, StandardSchema } from "../app/types.js";
+import type { AckPolicy, BatchHandler, BodyFormat, Handler, Middleware, StandardSchema } from "../app/types.js";
 import type { Delivery } from "../brokers/contract.js";
 import { serializeError } from "../errors.js";
 import { decodeBody } from "./decode.js";
@@ -14,6 +14,8 @@ export interface PreparedHandler {
   format: BodyFormat;
   ackPolicy?: AckPolicy;
   schema?: StandardSchema;
+  /** A batch subscription: its handler takes Message[], with the middleware run per message (run-batch.ts). */
+  batch?: { handler: BatchHandler<never>; middleware: readonly Middleware[] };
 }
 
 /** The fields of a delivery a handler run needs (a plain object, so it can cross to a thread). */
@@ -64,12 +66,12 @@ function callHandler(prepared: PreparedHandler, body: unknown, data: DeliveryDat
 }
 
 /** Success: ack, or under the manual policy what the handler decided (nothing decided: give it back). */
-function decided(message: HandlerMessage): Outcome {
+export function decided(message: HandlerMessage): Outcome {
   if (!message.manual) return ACK;
   return message.decision ?? { type: "retry", delayMs: 0, error: { name: "NoAckDecision", message: "handler returned without message.ack() or message.nack()" } };
 }
 
-function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }>): string {
+export function describeIssues(issues: ReadonlyArray<{ message: string; path?: ReadonlyArray<PropertyKey | { key: PropertyKey }> }>): string {
   return issues
     .slice(0, 5)
     .map((issue) => {

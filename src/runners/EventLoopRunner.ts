@@ -1,4 +1,5 @@
-import { type PreparedHandler, runHandler, type DeliveryData } from "../pipeline/run-handler.js";
+import { type PreparedHandler, type DeliveryData } from "../pipeline/run-handler.js";
+import { runAlone, runBatch } from "../pipeline/run-batch.js";
 import type { RunResult } from "../pipeline/outcome.js";
 import type { Runner } from "./Runner.js";
 
@@ -11,7 +12,13 @@ export class EventLoopRunner implements Runner {
   run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): RunResult | Promise<RunResult> {
     const prepared = this.handlers.get(subscriptionId);
     if (!prepared) return Promise.reject(new Error(`no handler for subscription ${subscriptionId}`));
-    return runHandler(prepared, data, signal);
+    return runAlone(prepared, data, signal);
+  }
+
+  runBatch(subscriptionId: string, batch: readonly DeliveryData[], signal: AbortSignal): Promise<RunResult[]> {
+    const prepared = this.handlers.get(subscriptionId);
+    if (!prepared) return Promise.reject(new Error(`no handler for subscription ${subscriptionId}`));
+    return runBatch(prepared, batch, signal);
   }
 
   async close(): Promise<void> {}

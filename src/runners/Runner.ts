@@ -24,5 +24,10 @@ export interface Runner {
   start?(): Promise<void>;
   /** May answer synchronously (the event loop, for a sync handler): callers handle both. */
   run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): RunResult | Promise<RunResult>;
+  /**
+   * A batch subscription's batch, in one handler call (pipeline/run-batch.ts): one result per
+   * message, in order. A failure of the run itself (a crashed thread) fails each message.
+   */
+  runBatch?(subscriptionId: string, batch: readonly DeliveryData[], signal: AbortSignal): Promise<RunResult[]>;
   close(): Promise<void>;
 }

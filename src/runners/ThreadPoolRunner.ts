@@ -12,6 +12,7 @@ import { runnerEntry } from "./entry-point.js";
 import {
   type AbortNotice,
   type ProbeReply,
+  type RunBatchTask,
   type RunTask,
   STARTED,
   type ThreadReply,
@@ -58,8 +59,11 @@ interface Job {
   readonly sub: string;
   readonly settings: ThreadSubscription;
   readonly data: DeliveryData;
+  /** A batch subscription's batch (then `data` is its first message): one task, one handler call. */
+  readonly batch?: readonly DeliveryData[];
   readonly signal: AbortSignal;
-  readonly resolve: (outcome: RunResult) => void;
+  /** A single result for a batch (a crash, a close) stands for each of its messages. */
+  readonly resolve: (outcome: RunResult | RunResult[]) => void;
   submitted: boolean;
   done: boolean;
   timedOut: boolean;
@@ -184,11 +188,23 @@ export class ThreadPoolRunner implements Runner {
   }
 
   run(subscriptionId: string, data: DeliveryData, signal: AbortSignal): Promise<RunResult> {
+    return this.#enqueue(subscriptionId, data, undefined, signal) as Promise<RunResult>;
+  }
+
+  /** A batch crosses to its thread as one task; a batch takes one of the pool's slots. */
+  async runBatch(subscriptionId: string, batch: readonly DeliveryData[], signal: AbortSignal): Promise<RunResult[]> {
+    const first = batch[0];
+    if (first === undefined) return [];
+    const result = await this.#enqueue(subscriptionId, first, batch, signal);
+    return Array.isArray(result) && result.length === batch.length ? result : batch.map(() => (Array.isArray(result) ? mismatched(subscriptionId) : result));
+  }
+
+  #enqueue(subscriptionId: string, data: DeliveryData, batch: readonly DeliveryData[] | undefined, signal: AbortSignal): Promise<RunResult | RunResult[]> {
     const settings = this.#options.subscriptions.get(subscriptionId);
     if (!settings) return Promise.reject(new Error(`no handler for subscription ${subscriptionId}`));
     if (this.#closed) return Promise.resolve(closedOutcome(subscriptionId));
-    return new Promise<RunResult>((resolve) => {
-      const job: Job = { task: this.#nextTask++, sub: subscriptionId, settings, data, signal, resolve, submitted: false, done: false, timedOut: false };
+    return new Promise<RunResult | RunResult[]>((resolve) => {
+      const job: Job = { task: this.#nextTask++, sub: subscriptionId, settings, data, batch, signal, resolve, submitted: false, done: false, timedOut: false };
       this.#watch(job);
       if (this.#running.size < this.capacity) this.#submit(job);
       else this.#waiting.push(job);
@@ -225,6 +241,10 @@ export class ThreadPoolRunner implements Runner {
     job.submitted = true;
     this.#running.set(job.task, job);
     const { data } = job;
+    if (job.batch) {
+      this.#submitBatch(job, job.batch);
+      return;
+    }
     const body = new Uint8Array(data.body.byteLength);
     body.set(data.body);
     const task: RunTask = {
@@ -237,6 +257,26 @@ export class ThreadPoolRunner implements Runner {
       key: data.key,
       attempt: data.attempt,
     };
+    this.#send(job, task, body.buffer);
+  }
+
+  /** Every body copied into one fresh buffer, transferred; each message's body is a view of it. */
+  #submitBatch(job: Job, batch: readonly DeliveryData[]): void {
+    let size = 0;
+    for (const data of batch) size += data.body.byteLength;
+    const buffer = new ArrayBuffer(size);
+    let offset = 0;
+    const messages = batch.map((data): DeliveryData => {
+      const body = new Uint8Array(buffer, offset, data.body.byteLength);
+      body.set(data.body);
+      offset += data.body.byteLength;
+      return { id: data.id, queue: data.queue, body, headers: data.headers, key: data.key, attempt: data.attempt };
+    });
+    const task: RunBatchTask = { kind: "batch", task: job.task, sub: job.sub, messages };
+    this.#send(job, task, buffer);
+  }
+
+  #send(job: Job, task: RunTask | RunBatchTask, transfer: ArrayBuffer): void {
     if (job.signal.aborted) task.aborted = serializeError(job.signal.reason);
     let signal: AbortSignal | undefined;
     if (job.settings.hardTimeoutMs !== undefined) {
@@ -244,7 +284,7 @@ export class ThreadPoolRunner implements Runner {
       job.kill = new AbortController();
       signal = job.kill.signal;
     }
-    (this.#pool.run(task, { transferList: [body.buffer], signal }) as Promise<RunResult>).then(
+    (this.#pool.run(task, { transferList: [transfer], signal }) as Promise<RunResult | RunResult[]>).then(
       (outcome) => this.#finish(job, outcome),
       (error: unknown) => this.#finish(job, this.#failed(job, error)),
     );
@@ -273,7 +313,7 @@ export class ThreadPoolRunner implements Runner {
     return failed(crashError(job.sub, error));
   }
 
-  #finish(job: Job, outcome: RunResult): void {
+  #finish(job: Job, outcome: RunResult | RunResult[]): void {
     if (job.done) return;
     job.done = true;
     clearTimeout(job.timer);
@@ -342,6 +382,11 @@ function readyThreadsFirst(ready: ReadonlySet<number>, maximumUsage: number): Lo
     }
     return candidate;
   };
+}
+
+/** A thread answered a batch with the wrong number of results: a bug, retried rather than lost. */
+function mismatched(sub: string): RunResult {
+  return failed(new Error(`${sub}: the thread answered a batch with the wrong number of results`));
 }
 
 /** A forced close gives the message back as it was: no attempt is charged to the handler. */

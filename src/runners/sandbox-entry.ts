@@ -4,7 +4,7 @@
  * settles it. A handler that kills this process takes nothing else down; that is the point.
  */
 import { serializeError } from "../errors.js";
-import { runHandler } from "../pipeline/run-handler.js";
+import { runAlone } from "../pipeline/run-batch.js";
 import { loadHandlers } from "./load-handlers.js";
 import { SANDBOX_SETUP_ENV, type SandboxAbort, type SandboxReply, type SandboxRun, type SandboxSetup } from "./sandbox-protocol.js";
 import { reviveError } from "./thread-protocol.js";
@@ -28,7 +28,7 @@ loadHandlers(setup.appModule, setup.cwd, setup.subscriptions).then(
       if (!prepared) return send({ kind: "load-failed", error: { name: "AppLoadError", message: `no handler for ${message.sub} in ${setup.appModule}` } });
       const controller = new AbortController();
       running.set(message.task, controller);
-      void Promise.resolve(runHandler(prepared, message.data, controller.signal)).then((outcome) => {
+      void Promise.resolve(runAlone(prepared, message.data, controller.signal)).then((outcome) => {
         running.delete(message.task);
         send({ kind: "done", task: message.task, outcome });
       });

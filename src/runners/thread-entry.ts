@@ -10,10 +10,12 @@ import { AppLoadError, serializeError } from "../errors.js";
 import type { RunResult } from "../pipeline/outcome.js";
 import { failed } from "../pipeline/outcome.js";
 import { type PreparedHandler, runHandler } from "../pipeline/run-handler.js";
+import { runBatch } from "../pipeline/run-batch.js";
 import { loadHandlers } from "./load-handlers.js";
 import {
   type AbortNotice,
   type ProbeReply,
+  type RunBatchTask,
   type RunTask,
   reviveError,
   type SerializedError,
@@ -77,7 +79,7 @@ export default handlers.then(
   },
 );
 
-async function run(found: Map<string, PreparedHandler>, task: RunTask): Promise<RunResult> {
+async function run(found: Map<string, PreparedHandler>, task: RunTask | RunBatchTask): Promise<RunResult | RunResult[]> {
   const prepared = found.get(task.sub);
   if (!prepared) {
     const error = new AppLoadError(`the thread found no handler for ${task.sub} in ${setup.appModule}`);
@@ -92,6 +94,7 @@ async function run(found: Map<string, PreparedHandler>, task: RunTask): Promise<
   running.set(task.task, controller);
   if (task.notify) parentPort?.postMessage({ [STARTED]: task.task } satisfies StartedNote);
   try {
+    if (task.kind === "batch") return await runBatch(prepared, task.messages, controller.signal);
     return await runHandler(prepared, task, controller.signal);
   } finally {
     running.delete(task.task);

@@ -46,11 +46,21 @@ export interface ProbeTask {
   kind: "probe";
 }
 
-export type ThreadTask = RunTask | ProbeTask;
+/** A batch subscription's batch: one handler call, bodies as views of one transferred buffer. */
+export interface RunBatchTask {
+  kind: "batch";
+  task: number;
+  sub: string;
+  messages: DeliveryData[];
+  notify?: true;
+  aborted?: SerializedError;
+}
+
+export type ThreadTask = RunTask | RunBatchTask | ProbeTask;
 
 export type ProbeReply = { kind: "probe"; ids: string[]; threadId: number } | { kind: "probe"; error: SerializedError };
 
-export type ThreadReply = RunResult | ProbeReply;
+export type ThreadReply = RunResult | RunResult[] | ProbeReply;
 
 /** Broadcast by the runner when a signal aborts: the listed tasks' message.signal abort. */
 export interface AbortNotice {

@@ -1,5 +1,5 @@
 import type { Headers } from "../brokers/contract.js";
-import type { BodyFormat, Handler, ListenOptions, Message, PublishOptions, RetryOptions } from "../app/types.js";
+import type { BatchHandler, BatchListenOptions, BodyFormat, Handler, ListenOptions, Message, PublishOptions, RetryOptions } from "../app/types.js";
 import { WQueue } from "../app/WQueue.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import { MemoryBroker } from "../brokers/memory/MemoryBroker.js";
@@ -83,16 +83,28 @@ export async function createTestWorker(app: WQueue, options: TestWorkerOptions =
   // A copy of the app on the test's brokers, whose handlers record what they handled.
   const handled = new Map<string, HandledMessage[]>();
   const shadow = new WQueue({ ...app.options, broker: defaultUrl, brokers: named, retry: quick(app.options.retry) });
+  const record = (queue: string, message: Message) => {
+    const list = handled.get(queue) ?? [];
+    list.push({ id: message.id, body: message.body, headers: message.headers, key: message.key, attempt: message.attempt });
+    handled.set(queue, list);
+  };
   for (const { queue, handler, options: listen } of app.subscriptions) {
     const recording: Handler = async (message: Message) => {
       const result = await (handler as Handler)(message);
-      const list = handled.get(queue) ?? [];
-      list.push({ id: message.id, body: message.body, headers: message.headers, key: message.key, attempt: message.attempt });
-      handled.set(queue, list);
+      record(queue, message);
+      return result;
+    };
+    // A batch handler: what it did not report failed counts as handled (batch-types in types.ts).
+    const recordingBatch: BatchHandler = async (messages) => {
+      const result = await (handler as unknown as BatchHandler)(messages);
+      const list = (result as { failed?: unknown } | undefined)?.failed;
+      const failed = new Set(Array.isArray(list) ? list.map((entry) => (entry as { message?: unknown } | null)?.message) : []);
+      for (const message of messages) if (!failed.has(message)) record(queue, message);
       return result;
     };
     const retry = listen.retry === false ? false : listen.retry === undefined ? undefined : quick(listen.retry);
-    shadow.listenEvents(queue, recording, { ...listen, retry } as ListenOptions);
+    if (listen.batch) shadow.listenEvents(queue, recordingBatch, { ...listen, retry, batch: listen.batch } as BatchListenOptions);
+    else shadow.listenEvents(queue, recording, { ...listen, retry } as ListenOptions);
   }
 
   // The app's own publish() (in handlers, in t.publish) goes to the test's brokers.

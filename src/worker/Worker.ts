@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import type { RetryOptions, Subscription } from "../app/types.js";
 import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
+import { resolveBatchOptions } from "../app/batch-options.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import type { Consumer } from "../brokers/contract.js";
 import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
@@ -111,7 +112,9 @@ export class Worker {
     // Threads run at most `capacity` messages: fetch that plus the one receive each queue holds,
     // never so many that fetched messages wait out their visibility timeout.
     const eventLoopOnly = runners.threads === undefined;
-    const wanted = eventLoopOnly || runners.eventLoop ? requested : Math.min(requested, (runners.threads?.capacity ?? requested) + subscriptions.length);
+    // A batch takes one thread slot for up to maxSize messages.
+    const perSlot = Math.max(1, ...subscriptions.map((s) => s.subscription.options.batch?.maxSize ?? 1));
+    const wanted = eventLoopOnly || runners.eventLoop ? requested : Math.min(requested, (runners.threads?.capacity ?? requested) * perSlot + subscriptions.length);
     // Every queue keeps one receive outstanding, so the limit is at least the number of queues.
     const limit = Math.max(wanted, subscriptions.length);
     if (limit > wanted) {
@@ -128,8 +131,15 @@ export class Worker {
     for (const { id, brokerName, subscription } of subscriptions) {
       const broker = await this.#brokers.get(brokerName);
       const { runner, retry } = runners.of(id);
-      const runnerLimit = runner.capacity === undefined ? limit : Math.min(limit, runner.capacity + 1);
+      const batch = subscription.options.batch ? resolveBatchOptions(subscription.queue, subscription.options.batch) : undefined;
+      const runnerLimit = runner.capacity === undefined ? limit : Math.min(limit, runner.capacity * (batch?.maxSize ?? 1) + 1);
       const concurrency = Math.min(subscription.options.concurrency ?? runnerLimit, limit);
+      if (batch && concurrency < batch.maxSize) {
+        this.logger.warn(
+          `${subscription.queue}: batch.maxSize is ${batch.maxSize} but the queue may hold only ${concurrency} messages at once (concurrency): ` +
+            `batches will hold at most ${concurrency}; raise --concurrency (or the queue's concurrency) to ${batch.maxSize} for full batches`,
+        );
+      }
       const partitioned = broker.features.partitioned === true;
       const { deadLetterQueue, deadLetterBroker } = subscription.options;
       let consumer: Consumer = broker.consumer(subscription.queue, {
@@ -162,6 +172,7 @@ export class Worker {
           observer: this.observer,
           tracer,
           sandbox: this.#sandbox,
+          batch,
           onFatal: (error) => {
             this.logger.error({ queue: subscription.queue, err: serializeError(error) }, `${subscription.queue}: ${error.message}`);
             this.#onFatal?.(error);

@@ -22,6 +22,8 @@ export interface SubscriptionLoopOptions {
    * refuses, a store that rejects the credentials): fetching stops and this is told, once.
    */
   onFatal?: (error: Error) => void;
+  /** Fetch into any free slot, not half a batch at a time: a batch subscription's messages wait for more (batch-collector.ts). */
+  fillEverySlot?: boolean;
 }
 
 /** Only if a chain were built without its retry step: give the message back rather than judge it. */
@@ -164,7 +166,7 @@ export class SubscriptionLoop {
       const free = concurrency - this.#running;
       // Refill in batches, not one slot at a time: while handlers run, wait until half the batch
       // is free, so a busy queue is read with a few large receives instead of many small ones.
-      const refillAt = Math.max(1, Math.ceil(Math.min(batch, concurrency) / 2));
+      const refillAt = this.#options.fillEverySlot ? 1 : Math.max(1, Math.ceil(Math.min(batch, concurrency) / 2));
       if (free < refillAt) {
         this.#wakeAtFree = refillAt;
         await new Promise<void>((resolve) => {

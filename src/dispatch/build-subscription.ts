@@ -97,5 +97,6 @@ export function buildSubscription(spec: SubscriptionSpec): SubscriptionLoop {
         }
       : undefined,
     onFatal: spec.onFatal,
+    fillEverySlot: spec.batch !== undefined,
   });
 }

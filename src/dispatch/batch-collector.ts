@@ -1,5 +1,5 @@
 import type { Delivery } from "../brokers/contract.js";
-import type { RunResult } from "../pipeline/outcome.js";
+import { failed, type RunResult } from "../pipeline/outcome.js";
 import type { Next, StepResult } from "./steps/step.js";
 
 export interface BatchCollectorOptions {
@@ -33,8 +33,9 @@ interface Waiting {
  * step: others run each message at once, with no window.
  *
  * The batch's signal aborts when any of its messages' signals does (shutdown deadline; a soft
- * timeout, counted per message from its arrival here). A message given up while it waits (its
- * signal aborted: it was already given back) leaves without running.
+ * timeout, counted per message from its arrival in the chain, so the first message's fires first):
+ * a batch so timed out is a HandlerTimeout for each of its messages. A message given up while it
+ * waits (its signal aborted: it was already given back) leaves without running.
  */
 export function collectBatches(options: BatchCollectorOptions): Next {
   const { maxSize, maxWaitMs, run } = options;
@@ -58,13 +59,17 @@ export function collectBatches(options: BatchCollectorOptions): Next {
       else batch.push(entry);
     }
     if (batch.length === 0) return;
+    const signal = signalOf(batch);
     run(
       batch.map((entry) => entry.delivery),
-      signalOf(batch),
+      signal,
     ).then(
       (results) => {
+        // A soft timeout of one message timed the batch out: the handler was told to stop for all
+        // of them, so whatever it returned, each message is a HandlerTimeout (retried).
+        const timedOut = signal.aborted && (signal.reason as Error | undefined)?.name === "HandlerTimeout" ? failed(signal.reason) : undefined;
         batch.forEach((entry, i) => {
-          entry.resolve(results[i]);
+          entry.resolve(timedOut ?? results[i]);
         });
       },
       (error: unknown) => {

@@ -125,6 +125,55 @@ describe("per message before the batch", () => {
   });
 });
 
+describe("policies per message in a batch", () => {
+  it('ackPolicy "manual": each message is settled as the handler decided for it', async () => {
+    const app = new WQueue({ retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 20 } });
+    const seen: string[] = [];
+    app.listenEvents(
+      "manual",
+      (messages: Message<{ id: number }>[]) => {
+        for (const m of messages) {
+          seen.push(`${m.body.id}@${m.attempt}`);
+          if (m.attempt === 1 && m.body.id % 2 === 1) m.nack({ delayMs: 10 });
+          else m.ack();
+        }
+      },
+      { ackPolicy: "manual", batch: { maxSize: 10, maxWaitMs: 100 } },
+    );
+    const { worker, publish } = await setup(app, sqliteUrl());
+    await publish("manual", [0, 1, 2, 3].map((id) => ({ id })));
+    await worker.start();
+    await waitFor(() => `6 runs (${seen.join(" ")})`, () => seen.length >= 6, 10_000);
+    await waitFor("nothing in flight", () => worker.inFlight === 0);
+    expect(seen.sort()).toEqual(["0@1", "1@1", "1@2", "2@1", "3@1", "3@2"]);
+  });
+
+  it("timeoutMs: message.signal aborts, the batch's messages are retried (HandlerTimeout), then acked", async () => {
+    const app = new WQueue({ retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 20 } });
+    const runs: { attempts: number[]; aborted: boolean }[] = [];
+    app.listenEvents(
+      "timeout",
+      async (messages: Message<{ id: number }>[]) => {
+        const run = { attempts: messages.map((m) => m.attempt), aborted: false };
+        runs.push(run);
+        if (messages.some((m) => m.attempt === 1)) {
+          await new Promise<void>((resolve) => (messages[0] as Message).signal.addEventListener("abort", () => resolve(), { once: true }));
+          run.aborted = true;
+        }
+      },
+      { timeoutMs: 300, batch: { maxSize: 10, maxWaitMs: 50 } },
+    );
+    const { worker, publish, lines } = await setup(app, sqliteUrl());
+    await publish("timeout", [1, 2, 3].map((id) => ({ id })));
+    await worker.start();
+    await waitFor(() => `the retried batch (${JSON.stringify(runs)})`, () => runs.flatMap((run) => run.attempts).filter((a) => a === 2).length === 3, 10_000);
+    await waitFor("nothing in flight", () => worker.inFlight === 0);
+    expect(runs[0]).toEqual({ attempts: [1, 1, 1], aborted: true });
+    expect(lines.filter((line) => line.msg === "handler failed; will retry" && (line.err as { name?: string })?.name === "HandlerTimeout")).toHaveLength(3);
+    expect(worker.observer.queues.values().next().value?.succeeded).toBe(3);
+  });
+});
+
 describe("batch options", () => {
   it("are checked at listenEvents with one ConfigError each", () => {
     const app = new WQueue();

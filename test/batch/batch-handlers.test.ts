@@ -137,7 +137,11 @@ describe.each(MATRIX)("batch handlers on $label", ({ url: urlOf, model }) => {
     await waitFor("3 dead letters", async () => (await dead()).length >= 3, 30_000);
     await waitFor("nothing in flight", () => worker.inFlight === 0, 10_000);
     const seen = new Map<number, number[]>();
-    for (const line of linesOf(out)) line.ids.forEach((id, i) => seen.set(id, [...(seen.get(id) ?? []), line.attempts[i] as number]));
+    for (const line of linesOf(out)) {
+      line.ids.forEach((id, i) => {
+        seen.set(id, [...(seen.get(id) ?? []), line.attempts[i] as number]);
+      });
+    }
     for (let id = 0; id < 100; id++) {
       if (failing.has(id)) expect(seen.get(id), `message ${id}`).toEqual([1, 2, 3]);
       else expect(seen.get(id), `message ${id}`).toEqual([1]);

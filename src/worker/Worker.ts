@@ -113,7 +113,7 @@ export class Worker {
     // never so many that fetched messages wait out their visibility timeout.
     const eventLoopOnly = runners.threads === undefined;
     // A batch takes one thread slot for up to maxSize messages.
-    const perSlot = Math.max(1, ...subscriptions.map((s) => s.subscription.options.batch?.maxSize ?? 1));
+    const perSlot = Math.max(1, ...subscriptions.map(({ subscription: { queue, options } }) => (options.batch ? resolveBatchOptions(queue, options.batch).maxSize : 1)));
     const wanted = eventLoopOnly || runners.eventLoop ? requested : Math.min(requested, (runners.threads?.capacity ?? requested) * perSlot + subscriptions.length);
     // Every queue keeps one receive outstanding, so the limit is at least the number of queues.
     const limit = Math.max(wanted, subscriptions.length);

@@ -193,6 +193,24 @@ describe.each(MATRIX)("batch handlers on $label", ({ url: urlOf, model }) => {
   }, 30_000);
 });
 
+describe("wqueue worker --processes 2", () => {
+  it("1,000 messages: each child batches its own, every message handled once, batches <= 100", async () => {
+    const url = "redis://127.0.0.1:6379";
+    const queue = queueName("processes");
+    const { file, out } = batchApp(queue, "ok", { maxSize: 100, maxWaitMs: 50 });
+    const broker = await openBroker(url);
+    await publish(broker, queue, Array.from({ length: 1000 }, (_, id) => ({ id })));
+    const cli = startCli(["worker", "-a", file, "--broker", url, "--concurrency", "100", "--processes", "2"]);
+    clis.push(cli);
+    const handled = () => linesOf(out).flatMap((line) => line.ids);
+    await waitFor(() => `1,000 handled (${handled().length})`, () => handled().length >= 1000, 60_000);
+    cli.child.kill("SIGTERM");
+    expect(await cli.exited).toBe(0);
+    expect(Math.max(...linesOf(out).map((line) => line.ids.length))).toBeLessThanOrEqual(100);
+    expect([...handled()].sort((a, b) => a - b)).toEqual(Array.from({ length: 1000 }, (_, id) => id));
+  }, 90_000);
+});
+
 describe("a batch queue beside a plain one", () => {
   it("the plain queue is handled at once, with no batch window", async () => {
     const url = `sqlite://${path.join(dir, `${randomUUID().slice(0, 8)}.db`)}?poll=20`;

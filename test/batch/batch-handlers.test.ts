@@ -211,6 +211,37 @@ describe("wqueue worker --processes 2", () => {
   }, 90_000);
 });
 
+describe("a thread that dies mid-batch", () => {
+  it("fails each message of its batch (HandlerCrashed), and each is retried on its own", async () => {
+    const url = `sqlite://${path.join(dir, `${randomUUID().slice(0, 8)}.db`)}?poll=20`;
+    const queue = queueName("crash");
+    const out = path.join(dir, `${randomUUID().slice(0, 8)}.jsonl`);
+    const file = writeApp(
+      dir,
+      `${randomUUID().slice(0, 8)}.ts`,
+      `import { appendFileSync } from "node:fs";
+export const app = new WQueue({ retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 30 } });
+app.listenEvents(${JSON.stringify(queue)}, (messages: { body: { id: number }; attempt: number }[]) => {
+  // A first attempt takes its thread down (process.exit in a worker thread ends the thread).
+  if (messages.some((m) => m.attempt === 1)) process.exit(1);
+  appendFileSync(${JSON.stringify(out)}, JSON.stringify({ ids: messages.map((m) => m.body.id), attempts: messages.map((m) => m.attempt), ok: true, at: Date.now() }) + "\\n");
+}, { batch: { maxSize: 100, maxWaitMs: 50 } });`,
+    );
+    const broker = await openBroker(url);
+    await publish(broker, queue, Array.from({ length: 20 }, (_, id) => ({ id })));
+    const { logger, lines } = memoryLogger();
+    const worker = await startInProcess({ appFile: file, broker: url, model: { kind: "threads", threads: 2 }, concurrency: 100, logger });
+    workers.push(worker);
+    const handled = () => linesOf(out).flatMap((line) => line.ids);
+    await waitFor(() => `20 handled (${handled().length})`, () => handled().length >= 20, 30_000);
+    await waitFor("nothing in flight", () => worker.inFlight === 0, 10_000);
+    expect([...handled()].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, id) => id));
+    expect(linesOf(out).every((line) => line.attempts.every((attempt) => attempt >= 2))).toBe(true);
+    const crashed = lines.filter((line) => line.msg === "handler failed; will retry" && (line.err as { name?: string })?.name === "HandlerCrashed");
+    expect(new Set(crashed.map((line) => line.messageId)).size).toBe(20);
+  }, 60_000);
+});
+
 describe("a batch queue beside a plain one", () => {
   it("the plain queue is handled at once, with no batch window", async () => {
     const url = `sqlite://${path.join(dir, `${randomUUID().slice(0, 8)}.db`)}?poll=20`;

@@ -52,7 +52,8 @@ export interface BatchResult<Body = unknown> {
 /** A handler of `listenEvents(queue, handler, { batch })`: the messages of one batch. */
 export type BatchHandler<Body = unknown> = (
   messages: Message<Body>[],
-) => BatchResult<Body> | undefined | void | Promise<BatchResult<Body> | undefined | void>;
+  // biome-ignore lint/suspicious/noConfusingVoidType: a handler that returns nothing (void) acks the batch
+) => BatchResult<Body> | void | Promise<BatchResult<Body> | void>;
 
 /**
  * Code around a handler, Koa/Hono style: `async (message, next) => { ...; await next(); ... }`.

@@ -1,4 +1,4 @@
-import { type PreparedHandler, type DeliveryData } from "../pipeline/run-handler.js";
+import type { PreparedHandler, DeliveryData } from "../pipeline/run-handler.js";
 import { runAlone, runBatch } from "../pipeline/run-batch.js";
 import type { RunResult } from "../pipeline/outcome.js";
 import type { Runner } from "./Runner.js";

@@ -24,6 +24,8 @@ export interface SubscriptionLoopOptions {
   onFatal?: (error: Error) => void;
   /** Fetch into any free slot, not half a batch at a time: a batch subscription's messages wait for more (batch-collector.ts). */
   fillEverySlot?: boolean;
+  /** Told once fetching has stopped (no receive pending): a batch waiting for more runs now. */
+  onStopFetching?: () => void;
 }
 
 /** Only if a chain were built without its retry step: give the message back rather than judge it. */
@@ -121,6 +123,7 @@ export class SubscriptionLoop {
     this.#stop.abort();
     this.#wake();
     await this.#loop;
+    this.#options.onStopFetching?.();
     // Held by a pause and never run: back to the broker now, as a receive after stop would be.
     await Promise.all(this.#held.splice(0).map((delivery) => this.#inFlight.delete(delivery) && this.#giveBack(delivery)));
   }

@@ -37,7 +37,7 @@ interface Waiting {
  * a batch so timed out is a HandlerTimeout for each of its messages. A message given up while it
  * waits (its signal aborted: it was already given back) leaves without running.
  */
-export function collectBatches(options: BatchCollectorOptions): Next {
+export function collectBatches(options: BatchCollectorOptions): Next & { flush(): void } {
   const { maxSize, maxWaitMs, run } = options;
   const fullAt = Math.max(1, Math.min(maxSize, options.concurrency));
   let waiting: Waiting[] = [];
@@ -78,7 +78,7 @@ export function collectBatches(options: BatchCollectorOptions): Next {
     );
   };
 
-  return (delivery, signal) =>
+  const next: Next = (delivery, signal) =>
     new Promise<StepResult>((resolve, reject) => {
       waiting.push({ delivery, signal, resolve, reject });
       if (waiting.length >= fullAt) flush();
@@ -91,6 +91,8 @@ export function collectBatches(options: BatchCollectorOptions): Next {
         }
       }
     });
+  // flush(): fetching stopped (graceful shutdown), nothing more can join: run what waits now.
+  return Object.assign(next, { flush });
 }
 
 /** One signal for the batch: the shared one when all are the same (the usual case), else any. */

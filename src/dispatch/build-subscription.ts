@@ -65,6 +65,11 @@ export interface SubscriptionSpec {
  * → app.use middleware → the queue's middleware → handler (pipeline/run-handler.ts).
  */
 export function dispatchChain(spec: SubscriptionSpec): Next {
+  return chainOf(spec).chain;
+}
+
+/** The chain, and for a batch subscription its collector's flush (for when fetching stops). */
+function chainOf(spec: SubscriptionSpec): { chain: Next; flush?: () => void } {
   const steps: Step[] = [];
   if (spec.orderingKey) steps.push(inKeyOrder(spec.orderingKey));
   if (spec.ackPolicy === "before") steps.push(ackBefore);
@@ -75,22 +80,24 @@ export function dispatchChain(spec: SubscriptionSpec): Next {
   if (spec.timeoutMs !== undefined) steps.push(softTimeout(spec.timeoutMs));
   steps.push(suspectsAlone({ id: spec.id, queue: spec.queue, maxDeliveries: spec.maxDeliveries, sandbox: spec.sandbox, logger: spec.logger }));
   const { runner, id, batch } = spec;
-  if (!batch) return compose(steps, (delivery, signal) => runner.run(id, delivery, signal));
+  if (!batch) return { chain: compose(steps, (delivery, signal) => runner.run(id, delivery, signal)) };
   const runBatch = runner.runBatch?.bind(runner);
   if (!runBatch) throw new ConfigError(`${id}: the ${runner.model} runner cannot run batch handlers`);
-  return compose(steps, collectBatches({ ...batch, concurrency: spec.concurrency, run: (deliveries, signal) => runBatch(id, deliveries, signal) }));
+  const collector = collectBatches({ ...batch, concurrency: spec.concurrency, run: (deliveries, signal) => runBatch(id, deliveries, signal) });
+  return { chain: compose(steps, collector), flush: collector.flush };
 }
 
 /** The one place a subscription's stack is assembled: its policy chain inside its flow control. */
 export function buildSubscription(spec: SubscriptionSpec): SubscriptionLoop {
   const { stats } = spec;
+  const { chain, flush } = chainOf(spec);
   return new SubscriptionLoop({
     queue: spec.queue,
     consumer: spec.consumer,
     pool: spec.pool,
     concurrency: spec.concurrency,
     logger: spec.logger,
-    chain: dispatchChain(spec),
+    chain,
     onReceived: stats
       ? (count) => {
           stats.received += count;
@@ -98,5 +105,6 @@ export function buildSubscription(spec: SubscriptionSpec): SubscriptionLoop {
       : undefined,
     onFatal: spec.onFatal,
     fillEverySlot: spec.batch !== undefined,
+    onStopFetching: flush,
   });
 }

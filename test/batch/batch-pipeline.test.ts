@@ -174,6 +174,26 @@ describe("policies per message in a batch", () => {
   });
 });
 
+describe("graceful stop", () => {
+  it("runs a batch still waiting for company at once, instead of waiting out maxWaitMs", async () => {
+    const app = new WQueue();
+    const handled: number[] = [];
+    app.listenEvents("stop", (messages: Message<{ id: number }>[]) => void handled.push(...messages.map((m) => m.body.id)), {
+      batch: { maxSize: 100, maxWaitMs: 60_000 },
+    });
+    const { worker, publish, broker } = await setup(app, sqliteUrl());
+    await worker.start();
+    await publish("stop", [{ id: 1 }]);
+    await waitFor("the message waiting in its batch", () => worker.inFlight === 1, 5000);
+    const started = Date.now();
+    await worker.stop(30_000);
+    // Far below both the window (60 s) and the grace period (30 s).
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(handled).toEqual([1]);
+    expect(await broker.backlog?.("stop")).toBe(0);
+  });
+});
+
 describe("batch options", () => {
   it("are checked at listenEvents with one ConfigError each", () => {
     const app = new WQueue();

@@ -55,6 +55,8 @@ export abstract class BlockingReader<T> {
   #unblockedFor = -1;
   #unblocking = false;
   #wakeup: (() => void) | undefined;
+  /** Ends a pause() in flight (the interrupt of a wait that is not a blocking command). */
+  #pauseWake: (() => void) | undefined;
   #closing = false;
   #closed: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
@@ -217,6 +219,7 @@ export abstract class BlockingReader<T> {
   /** Interrupts the blocking read in flight, retrying CLIENT UNBLOCK until it lands or the read ends. */
   #interrupt(): void {
     if (this.#blocking === undefined) return;
+    if (this.#pauseWake) return this.#pauseWake();
     this.#interruptFor = this.#generation;
     if (!this.#unblocking) void this.#unblock();
   }
@@ -247,6 +250,22 @@ export abstract class BlockingReader<T> {
       const request = this.pending[index] as ReadRequest<T>;
       if (request.cancelled || this.#closing) this.finish(request, []);
     }
+  }
+
+  /**
+   * A wait inside readBlocking() that sends nothing (a mode that polls): ends after `ms` or at the
+   * first interrupt (a new queue, a cancel, a close, an earlier due time), as a blocking read would.
+   */
+  protected pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.#pauseWake === done) this.#pauseWake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#pauseWake = done;
+    });
   }
 
   /** Answers a pending request with items (possibly []) or fails it. */

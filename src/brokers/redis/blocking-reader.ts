@@ -219,7 +219,10 @@ export abstract class BlockingReader<T> {
   /** Interrupts the blocking read in flight, retrying CLIENT UNBLOCK until it lands or the read ends. */
   #interrupt(): void {
     if (this.#blocking === undefined) return;
-    if (this.#pauseWake) return this.#pauseWake();
+    if (this.#pauseWake) {
+      this.#pauseWake();
+      return;
+    }
     this.#interruptFor = this.#generation;
     if (!this.#unblocking) void this.#unblock();
   }

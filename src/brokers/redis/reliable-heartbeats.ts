@@ -24,6 +24,8 @@ export interface HeartbeatMember {
  */
 export class ReliableHeartbeats {
   readonly #members = new Set<HeartbeatMember>();
+  /** Members beaten at least once: before that a missing key is no lapse (claims set it only when they take something). */
+  readonly #beaten = new WeakSet<HeartbeatMember>();
   #timer: NodeJS.Timeout | undefined;
   #beating: Promise<unknown> | undefined;
 
@@ -63,9 +65,11 @@ export class ReliableHeartbeats {
       calls.push(
         script.wqueueReliableHeartbeatMany(keys.length, ...keys, this.ttlMs, ...group.map((member) => member.id)).then(
           (lapsed) => {
-            for (const position of lapsed) {
-              const member = group[position - 1];
-              if (member && !member.closing && this.#members.has(member)) {
+            const missed = new Set(lapsed);
+            for (const [index, member] of group.entries()) {
+              const first = !this.#beaten.has(member);
+              this.#beaten.add(member);
+              if (missed.has(index + 1) && !first && !member.closing && this.#members.has(member)) {
                 this.clients.log("warn", `redis ${this.clients.url}: consumer ${member.id} of ${member.queue} missed its heartbeat; its unsettled messages may have gone to other consumers`);
               }
             }

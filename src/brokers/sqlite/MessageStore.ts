@@ -148,6 +148,17 @@ export class MessageStore {
     return rows.sort((a, b) => a.id - b.id).map(decodeRow);
   }
 
+  /**
+   * take() for several queues in ONE transaction (one commit, one WAL append): the receives of
+   * many queues waiting in the same turn cost one write, not one each.
+   */
+  takeMany(requests: readonly { queue: string; max: number; receipt: string }[], now: number, until: number): TakenMessage[][] {
+    const taken = this.#transaction(() =>
+      requests.map(({ queue, max, receipt }) => this.#take.all({ queue, max, now, until, receipt }) as unknown as StoredRow[]),
+    );
+    return taken.map((rows) => rows.sort((a, b) => a.id - b.id).map(decodeRow));
+  }
+
   /** Earliest `visible_at` of the queue (in flight or delayed rows included), if it has rows. */
   nextVisibleAt(queue: string): number | undefined {
     return (this.#nextVisible.get(queue)?.next as number | null) ?? undefined;

@@ -8,6 +8,7 @@ import { redactUrl } from "../url.js";
 import { type Held, MessageStore } from "./MessageStore.js";
 import { notifyQueue, QueueWatch } from "./queue-watch.js";
 import { SqliteConsumer, type SqliteConsumerContext } from "./SqliteConsumer.js";
+import { TakeBatcher } from "./take-batcher.js";
 
 /**
  * Embedded durable queue in one SQLite file (`sqlite://wqueue.db`), shared by every process on the
@@ -47,6 +48,7 @@ export class SqliteBroker implements Broker {
       config: this.config,
       store: () => this.store(),
       watch: this.#watch,
+      takes: new TakeBatcher(() => this.store(), this.config.visibilityMs),
       ack: (held) => this.ack(held),
       makeVisible: (queue, held, visibleAt) => this.makeVisible(queue, held, visibleAt),
       deadLetter: (held, deadQueue, message) => this.deadLetter(held, deadQueue, message),

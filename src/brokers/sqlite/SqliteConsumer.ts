@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import type { Consumer, DeadLetterReason, Delivery, Headers, OutgoingMessage } from "../contract.js";
 import { anyAbort } from "../any-abort.js";
 import { deadLetterHeaders } from "../dead-letter.js";
@@ -6,6 +5,7 @@ import { SettleOnceDelivery } from "../settle-once.js";
 import type { SqliteUrl } from "../shared/sqlite-url.js";
 import type { Held, MessageStore, TakenMessage } from "./MessageStore.js";
 import type { QueueWatch } from "./queue-watch.js";
+import type { TakeBatcher } from "./take-batcher.js";
 
 /**
  * The receiving side of a SqliteBroker: a consumer hands out rows it took under a fresh receipt and
@@ -19,6 +19,8 @@ export interface SqliteConsumerContext {
   store(): MessageStore;
   /** The broker's one waiter for all its idle consumers. */
   readonly watch: QueueWatch;
+  /** Runs the takes of one turn in one transaction. */
+  readonly takes: TakeBatcher;
   ack(held: Held): Promise<void>;
   makeVisible(queue: string, held: Held[], visibleAt: number): void;
   deadLetter(held: Held, deadQueue: string, message: OutgoingMessage): void;
@@ -65,7 +67,7 @@ export class SqliteConsumer implements Consumer {
     const stop = anyAbort(signal, this.#closing.signal);
     try {
       while (!stop.signal.aborted) {
-        const taken = this.#take(this.context.store(), max, Date.now());
+        const taken = await this.#take(this.context.store(), max, Date.now());
         if (taken.length > 0) return taken;
         await this.context.watch.until(this.queue, stop.signal);
       }
@@ -75,14 +77,17 @@ export class SqliteConsumer implements Consumer {
     }
   }
 
-  /** The peek is a plain read, so idle consumers never take the write lock. */
-  #take(store: MessageStore, max: number, now: number): SqliteDelivery[] {
+  /** The peek is a plain read, so idle consumers never take the write lock; the take is batched. */
+  async #take(store: MessageStore, max: number, now: number): Promise<SqliteDelivery[]> {
     if (!store.hasVisible(this.queue, now)) return [];
-    const receipt = randomUUID();
-    const until = now + this.context.config.visibilityMs;
-    const rows = store.take(this.queue, Math.max(1, Math.floor(max)), now, until, receipt);
-    return rows.map((row) => {
-      const delivery = new SqliteDelivery(this, row, { id: row.id, receipt });
+    const { rows, receipt } = await this.context.takes.take(this.queue, Math.max(1, Math.floor(max)));
+    const held = rows.map((row) => ({ id: row.id, receipt }));
+    if (this.#closed && held.length > 0) {
+      this.context.makeVisible(this.queue, held, Date.now()); // taken while closing: nobody will run them
+      return [];
+    }
+    return rows.map((row, index) => {
+      const delivery = new SqliteDelivery(this, row, held[index] as Held);
       this.#inFlight.add(delivery);
       return delivery;
     });

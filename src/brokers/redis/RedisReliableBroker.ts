@@ -7,10 +7,13 @@ import { publishToList } from "./list-publish.js";
 import type { RedisClients } from "../shared/redis-clients.js";
 import { ReliableConsumer, type ReliableConsumerContext } from "./ReliableConsumer.js";
 import { untag } from "./reliable-item.js";
+import { sendReliableAcks } from "./reliable-acks.js";
+import type { ReliableDelivery } from "./ReliableDelivery.js";
 import { ReliableHeartbeats } from "./reliable-heartbeats.js";
 import { ReliableReader } from "./reliable-reader.js";
 import { defineReliableScripts } from "./reliable-scripts.js";
 import { RedisBrokerBase } from "./redis-broker-base.js";
+import { TickBatcher } from "./tick-batcher.js";
 
 export interface ReliableOptions {
   /** Lifetime of a consumer's heartbeat key (`?heartbeatTtl=MS`, default 10000); refreshed every third of it. */
@@ -36,7 +39,8 @@ export interface ReliableOptions {
  * opened by the first receive. The reader claims from many queues in one script call and waits on
  * idle queues by polling them every POLL_MS (100 ms: an idle queue's message is claimed within
  * that, plus a round trip), or with BLMOVE when a single receive is pending. The heartbeats of all
- * consumers go in one call per tick (./reliable-heartbeats.ts).
+ * consumers go in one call per tick (./reliable-heartbeats.ts), the acks of a turn in one call
+ * (./reliable-acks.ts).
  */
 export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> implements Broker {
   readonly kind = "redis-reliable";
@@ -67,6 +71,7 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
       },
       reader: () => this.reader(),
       heartbeats: this.#heartbeats,
+      acks: new TickBatcher<ReliableDelivery>((deliveries) => sendReliableAcks(this.commands, deliveries)),
       noteDelayed: (queue, delayMs) => this.noteDelayed(queue, delayMs),
       closed: (consumer) => this.lifecycle.forget(consumer),
     };

@@ -8,10 +8,7 @@ import { type ReliableKeys, reliableKeys } from "./reliable-item.js";
 import type { ReliableHeartbeats } from "./reliable-heartbeats.js";
 import type { ReliableReader, ReliableRequest } from "./reliable-reader.js";
 import type { ReliableClient } from "./reliable-scripts.js";
-import { TickBatcher } from "./tick-batcher.js";
-
-/** Items per ack script call: bounds the arguments of one call. */
-const ACK_CHUNK = 1000;
+import type { TickBatcher } from "./tick-batcher.js";
 
 /** What a consumer and its deliveries use of their broker (RedisReliableBroker says what each does), and no more. */
 export interface ReliableConsumerContext {
@@ -25,6 +22,8 @@ export interface ReliableConsumerContext {
   reader(): Promise<ReliableReader | undefined>;
   readonly heartbeats: ReliableHeartbeats;
   noteDelayed(queue: string, delayMs: number): void;
+  /** The acks of all the broker's consumers, one script call per turn (./reliable-acks.ts). */
+  readonly acks: TickBatcher<ReliableDelivery>;
   /** Called once, when the consumer has closed: the broker stops tracking it. */
   closed(consumer: ReliableConsumer): void;
 }
@@ -33,7 +32,7 @@ export interface ReliableConsumerContext {
  * One reliable-mode consumer of one queue (see ./RedisReliableBroker.ts). Its first receive joins
  * the broker's shared reader and heartbeats (the key `<queue>:wqueue:consumer:<id>`, TTL
  * heartbeatTtl, refreshed every third of it, plus registration in `<queue>:wqueue:consumers`), so a
- * consumer that never received leaves nothing in Redis. Acks are batched per turn of the event loop into one
+ * consumer that never received leaves nothing in Redis. Acks of all the broker's consumers are batched per turn of the event loop into one
  * script call. close() stops the reader and the heartbeat, sends pending acks, then hands every
  * unsettled message back to the head of the queue in its original order and unregisters.
  */
@@ -42,7 +41,9 @@ export class ReliableConsumer implements Consumer {
   readonly keys: ReliableKeys;
   /** Handed out, not yet settled: what resync() must not hand back. */
   readonly unsettled = new Set<ReliableDelivery>();
-  readonly acks = new TickBatcher<ReliableDelivery>((deliveries) => this.#sendAcks(deliveries));
+  get acks(): TickBatcher<ReliableDelivery> {
+    return this.context.acks;
+  }
   #reader: ReliableReader | undefined;
   #request: ReliableRequest | undefined;
   #receiving: Promise<unknown> | undefined;
@@ -99,18 +100,6 @@ export class ReliableConsumer implements Consumer {
     }
     return deliveries;
   };
-
-  /** One script call per ACK_CHUNK acks; the deliveries leave `unsettled` once it completed (or failed). */
-  async #sendAcks(deliveries: ReliableDelivery[]): Promise<void> {
-    try {
-      for (let start = 0; start < deliveries.length; start += ACK_CHUNK) {
-        const items = deliveries.slice(start, start + ACK_CHUNK).map((delivery) => delivery.stored);
-        await this.script.wqueueReliableAck(1, this.keys.processing, ...items);
-      }
-    } finally {
-      for (const delivery of deliveries) this.unsettled.delete(delivery);
-    }
-  }
 
   /** Idempotent. Hands unsettled messages back to the head of the queue, in their original order. */
   close(): Promise<void> {

@@ -104,6 +104,21 @@ const ACK = `local n = 0
 for i = 1, #ARGV do n = n + redis.call('LREM', KEYS[1], 1, ARGV[i]) end
 return n`;
 
+/**
+ * ACK for several consumers: KEYS: their processing lists. ARGV: per key, the count of its items,
+ * then the items. Returns how many were still there.
+ */
+const ACK_MANY = `local n, a = 0, 1
+for k = 1, #KEYS do
+  local count = tonumber(ARGV[a])
+  a = a + 1
+  for i = 1, count do
+    n = n + redis.call('LREM', KEYS[k], 1, ARGV[a])
+    a = a + 1
+  end
+end
+return n`;
+
 /** KEYS: processing, source, delayed set. ARGV: item, delay ms, delayed-member tag. To the tail, or delayed. */
 const NACK = `if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 local delay = tonumber(ARGV[2])
@@ -197,6 +212,7 @@ export interface ReliableCommands {
   wqueueReliableReturn(numKeys: 2, ...args: Arg[]): Promise<number>;
   wqueueReliableHeartbeat(numKeys: 2, ...args: Arg[]): Promise<number>;
   wqueueReliableClaimManyBuffer(numKeys: number, ...args: Arg[]): Promise<[0 | 1, ...Buffer[]][]>;
+  wqueueReliableAckMany(numKeys: number, ...args: Arg[]): Promise<number>;
   wqueueReliableProbe(numKeys: number, ...args: Arg[]): Promise<number[]>;
   wqueueReliableReapMany(numKeys: number, ...args: Arg[]): Promise<number[]>;
   wqueueReliableHeartbeatMany(numKeys: number, ...args: Arg[]): Promise<number[]>;
@@ -206,7 +222,7 @@ export type ReliableClient = Redis & ReliableCommands;
 /** Registers the scripts on a client (EVALSHA, loaded on first use, reloaded after a restart); once per client. */
 export function defineReliableScripts(client: Redis): ReliableClient {
   const scripts = { Claim: CLAIM, Ack: ACK, Nack: NACK, Dead: DEAD, Reap: REAP, Release: RELEASE, Return: RETURN, Heartbeat: HEARTBEAT,
-    ClaimMany: CLAIM_MANY, Probe: PROBE, ReapMany: REAP_MANY, HeartbeatMany: HEARTBEAT_MANY };
+    AckMany: ACK_MANY, ClaimMany: CLAIM_MANY, Probe: PROBE, ReapMany: REAP_MANY, HeartbeatMany: HEARTBEAT_MANY };
   for (const [name, lua] of Object.entries(scripts)) client.defineCommand(`wqueueReliable${name}`, { lua });
   return client as ReliableClient;
 }

@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { WQueue } from "../../src/app/WQueue.js";
+import { openRedisBroker } from "../../src/brokers/redis/open-redis-broker.js";
 import { SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
+import { ConfigError } from "../../src/errors.js";
 import { Worker } from "../../src/worker/Worker.js";
 import { memoryLogger, waitFor } from "../helpers.js";
 
@@ -112,6 +114,11 @@ describe("many queues, one worker: reliable Redis", () => {
     expect(Date.now() - sentAt).toBeLessThan(1500);
     expect((await wqueueConnections()).length - before).toBeLessThanOrEqual(4);
   }, 120_000);
+
+  it("refuses a poll interval below 10 ms with one ConfigError, and ?poll= outside the reliable mode", () => {
+    expect(() => openRedisBroker(`${REDIS}?poll=5`)).toThrow(ConfigError);
+    expect(() => openRedisBroker(`${REDIS}?mode=stream&poll=50`)).toThrow(/applies to mode=reliable only/);
+  });
 
   it("is fair: 200 queues of 5 are all served before a queue of 2,000 is half done", async () => {
     const { queues } = names(201, "redis-fair");

@@ -10,7 +10,7 @@ import { untag } from "./reliable-item.js";
 import { sendReliableAcks } from "./reliable-acks.js";
 import type { ReliableDelivery } from "./ReliableDelivery.js";
 import { ReliableHeartbeats } from "./reliable-heartbeats.js";
-import { ReliableReader } from "./reliable-reader.js";
+import { POLL_MS, ReliableReader } from "./reliable-reader.js";
 import { defineReliableScripts } from "./reliable-scripts.js";
 import { RedisBrokerBase } from "./redis-broker-base.js";
 import { TickBatcher } from "./tick-batcher.js";
@@ -18,6 +18,8 @@ import { TickBatcher } from "./tick-batcher.js";
 export interface ReliableOptions {
   /** Lifetime of a consumer's heartbeat key (`?heartbeatTtl=MS`, default 10000); refreshed every third of it. */
   heartbeatTtlMs: number;
+  /** `?poll=MS` (default 100): how often idle queues are looked at while several wait (./reliable-reader.ts). */
+  pollMs?: number;
   /** `?plain=true`: publish drops headers and key, so a plain consumer reads every body as it is. */
   plain?: boolean;
 }
@@ -37,8 +39,8 @@ export interface ReliableOptions {
  * Connections: two per broker however many queues it consumes: one for commands (publish, settle,
  * heartbeats), opened by connect(), and one reader (./reliable-reader.ts) shared by every consumer,
  * opened by the first receive. The reader claims from many queues in one script call and waits on
- * idle queues by polling them every POLL_MS (100 ms: an idle queue's message is claimed within
- * that, plus a round trip), or with BLMOVE when a single receive is pending. The heartbeats of all
+ * idle queues by polling them every `?poll=MS` (default 100: an idle queue's message is claimed
+ * within that, plus a round trip), or with BLMOVE when a single receive is pending. The heartbeats of all
  * consumers go in one call per tick (./reliable-heartbeats.ts), the acks of a turn in one call
  * (./reliable-acks.ts).
  */
@@ -118,6 +120,7 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
     if (this.closed) return undefined;
     this.#reader ??= new ReliableReader(this.openBlocking("reliable-reader"), commands, this.clients, {
       heartbeatTtlMs: this.options.heartbeatTtlMs,
+      pollMs: this.options.pollMs ?? POLL_MS,
     });
     return this.#reader;
   }

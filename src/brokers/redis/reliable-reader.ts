@@ -6,9 +6,10 @@ import type { ReliableKeys } from "./reliable-item.js";
 import type { ReliableClient } from "./reliable-scripts.js";
 
 /**
- * While the reader waits on two or more receives, it looks at every waiting queue this often: the
- * longest an idle queue's message waits to be claimed (plus a round trip). With one receive
- * pending, it blocks in BLMOVE instead and a message is claimed as soon as it is pushed.
+ * The default of `?poll=MS`: while the reader waits on two or more receives, it looks at every
+ * waiting queue this often: the longest an idle queue's message waits to be claimed (plus a round
+ * trip). With one receive pending, it blocks in BLMOVE instead and a message is claimed as soon as
+ * it is pushed.
  */
 export const POLL_MS = 100;
 /** Receives per claim script call (5 keys each): bounds the arguments of one call. */
@@ -41,6 +42,8 @@ export class ReliableRequest extends ReadRequest<Buffer> {
 
 export interface ReliableReaderOptions {
   heartbeatTtlMs: number;
+  /** The sweep interval over idle queues (POLL_MS by default). */
+  pollMs: number;
 }
 
 /**
@@ -49,7 +52,7 @@ export interface ReliableReaderOptions {
  * read so far (one call per QUEUE_CHUNK queues), reap consumers whose heartbeat expired (every
  * heartbeat TTL / 2, all queues in one call per chunk), then claim for the receives worth trying:
  * those asked again since their queue was last found empty, and every POLL_MS all of them (the
- * sweep). One claim script call moves up to `max` items for each of CLAIM_CHUNK receives into their
+ * sweep; `?poll=`). One claim script call moves up to `max` items for each of CLAIM_CHUNK receives into their
  * consumers' processing lists; above PROBE_OVER receives a read-only probe first finds which
  * queues hold anything. When nothing came: with a single receive pending, BLMOVE waits for its
  * queue (interruptible by CLIENT UNBLOCK) and the claim script adopts the item, as before; with
@@ -149,7 +152,7 @@ export class ReliableReader extends BlockingReader<Buffer> {
   protected async readReady(batch: ReadRequest<Buffer>[]): Promise<boolean> {
     const now = Date.now();
     const sweep = now >= this.#nextSweepAt;
-    if (sweep) this.#nextSweepAt = now + POLL_MS;
+    if (sweep) this.#nextSweepAt = now + this.options.pollMs;
     let candidates = (batch as ReliableRequest[]).filter((request) => sweep || request.fresh);
     if (candidates.length === 0) return false;
     if (candidates.length > PROBE_OVER) candidates = await this.#probe(candidates);

@@ -93,6 +93,7 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
     if (messages.length === 0) return;
     const soonest = await publishToList(await this.commandClient(), queue, messages, this.options.plain);
     if (Number.isFinite(soonest)) this.noteDelayed(queue, soonest);
+    if (messages.some((message) => !(message.delayMs && message.delayMs > 0))) this.#reader?.notePushed(queue);
   }
 
   /** Tells the readers of `queue` that a delayed message is due in `delayMs`. */

@@ -2,7 +2,7 @@ import type { Redis } from "ioredis";
 import { BLOCK_MS, BlockingReader, ReadRequest } from "./blocking-reader.js";
 import { DISCOVER_MS, moveDueDelayed } from "./delayed-set.js";
 import type { RedisClients } from "../shared/redis-clients.js";
-import type { ReliableKeys } from "./reliable-item.js";
+import { type ReliableKeys, reliableKeys } from "./reliable-item.js";
 import type { ReliableClient } from "./reliable-scripts.js";
 
 /**
@@ -100,6 +100,18 @@ export class ReliableReader extends BlockingReader<Buffer> {
     return items;
   }
 
+  /** This process pushed to `queue`: a receive waiting on it is tried now, not at the next sweep. */
+  notePushed(queue: string): void {
+    if (!this.#polling()) return; // a lone receive waits in BLMOVE, which sees the push
+    let waiting = false;
+    for (const request of this.pending as ReliableRequest[]) {
+      if (request.queue !== queue) continue;
+      request.fresh = true;
+      waiting = true;
+    }
+    if (waiting) this.wakeBy(Date.now());
+  }
+
   /** A delayed message of `queue` is due in `delayMs`: wake up in time to move it. */
   noteDelayed(queue: string, delayMs: number): void {
     const due = Date.now() + delayMs;
@@ -138,9 +150,10 @@ export class ReliableReader extends BlockingReader<Buffer> {
     if (now >= this.#nextReapAt) {
       this.#nextReapAt = now + Math.max(50, Math.floor(this.options.heartbeatTtlMs / 2));
       for (const queues of chunks(this.queues, QUEUE_CHUNK)) {
+        const keys = queues.map((queue) => reliableKeys(queue, ""));
         const args: string[] = [];
-        for (const queue of queues) args.push(`${queue}:wqueue:consumers`, queue);
-        for (const queue of queues) args.push(`${queue}:wqueue:consumer:`, `${queue}:wqueue:processing:`);
+        for (const { consumers, source } of keys) args.push(consumers, source);
+        for (const { heartbeatPrefix, processingPrefix } of keys) args.push(heartbeatPrefix, processingPrefix);
         const counts = await this.#script.wqueueReliableReapMany(queues.length * 2, ...args);
         for (const [index, returned] of counts.entries()) {
           if (returned > 0) this.clients.log("warn", `${this.name}: handed ${returned} message(s) of dead consumers of ${queues[index]} back to the queue`);

@@ -1,3 +1,4 @@
+import { describeQueue, type ReadyQueue, summariseQueues } from "./ready-line.js";
 import { availableParallelism } from "node:os";
 import type { RetryOptions, Subscription } from "../app/types.js";
 import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
@@ -127,7 +128,7 @@ export class Worker {
       this.#sandbox = new SuspectSandbox({ appModule: this.#options.appModule, subscriptions: runners.all, logger: this.logger });
     }
     const tracer = await loadTracer();
-    const described: string[] = [];
+    const described: ReadyQueue[] = [];
     for (const { id, brokerName, subscription } of subscriptions) {
       const broker = await this.#brokers.get(brokerName);
       const { runner, retry } = runners.of(id);
@@ -181,16 +182,18 @@ export class Worker {
       );
       this.#subscriptionIds.push(id);
       this.#backlogReaders.set(id, async () => broker.backlog?.(subscription.queue));
-      described.push(`${subscription.queue} @ ${broker.url} (${broker.kind}, ${broker.features.delivery}${runners.mixed ? `, ${runner.model}` : ""})`);
+      described.push({ queue: subscription.queue, broker: broker.url, kind: broker.kind, delivery: broker.features.delivery, model: runners.mixed ? runner.model : undefined });
     }
     this.#app.usePublishBrokers(this.#brokers);
     this.#model = runners.describe();
     this.#limit = limit;
     for (const loop of this.#loops) loop.start();
     const appName = this.#options.appName ?? this.#app.options.name ?? "app";
+    const queues = summariseQueues(described);
+    this.logger.debug({ queues: described.map(describeQueue) }, `queues: ${described.length}, in full`);
     this.logger.info(
-      { app: appName, model: this.#model, concurrency: limit, queues: described },
-      `ready: ${appName}, model ${this.#model} (concurrency ${limit}), queues: ${described.join("; ")}`,
+      { app: appName, model: this.#model, concurrency: limit, queueCount: described.length, brokers: queues.brokers },
+      `ready: ${appName}, model ${this.#model} (concurrency ${limit}), queues: ${queues.text}`,
     );
   }
 

@@ -7,12 +7,19 @@ import { publishToList } from "./list-publish.js";
 import type { RedisClients } from "../shared/redis-clients.js";
 import { ReliableConsumer, type ReliableConsumerContext } from "./ReliableConsumer.js";
 import { untag } from "./reliable-item.js";
+import { sendReliableAcks } from "./reliable-acks.js";
+import type { ReliableDelivery } from "./ReliableDelivery.js";
+import { ReliableHeartbeats } from "./reliable-heartbeats.js";
+import { POLL_MS, ReliableReader } from "./reliable-reader.js";
 import { defineReliableScripts } from "./reliable-scripts.js";
 import { RedisBrokerBase } from "./redis-broker-base.js";
+import { TickBatcher } from "./tick-batcher.js";
 
 export interface ReliableOptions {
   /** Lifetime of a consumer's heartbeat key (`?heartbeatTtl=MS`, default 10000); refreshed every third of it. */
   heartbeatTtlMs: number;
+  /** `?poll=MS` (default 100): how often idle queues are looked at while several wait (./reliable-reader.ts). */
+  pollMs?: number;
   /** `?plain=true`: publish drops headers and key, so a plain consumer reads every body as it is. */
   plain?: boolean;
 }
@@ -29,8 +36,13 @@ export interface ReliableOptions {
  * ./reliable-item.ts). Messages survive a Redis restart only as far as its persistence (AOF, RDB)
  * keeps them, hence `durable: false`.
  *
- * Connections: one for commands, opened by connect(); one blocking connection per consumer, opened
- * by its first receive (BLMOVE blocks on one list only).
+ * Connections: two per broker however many queues it consumes: one for commands (publish, settle,
+ * heartbeats), opened by connect(), and one reader (./reliable-reader.ts) shared by every consumer,
+ * opened by the first receive. The reader claims from many queues in one script call and waits on
+ * idle queues by polling them every `?poll=MS` (default 100: an idle queue's message is claimed
+ * within that, plus a round trip), or with BLMOVE when a single receive is pending. The heartbeats of all
+ * consumers go in one call per tick (./reliable-heartbeats.ts), the acks of a turn in one call
+ * (./reliable-acks.ts).
  */
 export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> implements Broker {
   readonly kind = "redis-reliable";
@@ -42,6 +54,8 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
     ordered: true,
   };
   readonly #consumerContext: ReliableConsumerContext;
+  readonly #heartbeats: ReliableHeartbeats;
+  #reader: ReliableReader | undefined;
 
   constructor(
     clients: RedisClients,
@@ -49,6 +63,7 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
   ) {
     super(clients);
     const broker = this;
+    this.#heartbeats = new ReliableHeartbeats(() => this.commands, clients, options.heartbeatTtlMs);
     this.#consumerContext = {
       url: this.url,
       clients,
@@ -56,7 +71,9 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
       get commands() {
         return broker.commands;
       },
-      readerConnection: () => this.readerConnection(),
+      reader: () => this.reader(),
+      heartbeats: this.#heartbeats,
+      acks: new TickBatcher<ReliableDelivery>((deliveries) => sendReliableAcks(this.commands, deliveries)),
       noteDelayed: (queue, delayMs) => this.noteDelayed(queue, delayMs),
       closed: (consumer) => this.lifecycle.forget(consumer),
     };
@@ -76,11 +93,12 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
     if (messages.length === 0) return;
     const soonest = await publishToList(await this.commandClient(), queue, messages, this.options.plain);
     if (Number.isFinite(soonest)) this.noteDelayed(queue, soonest);
+    if (messages.some((message) => !(message.delayMs && message.delayMs > 0))) this.#reader?.notePushed(queue);
   }
 
   /** Tells the readers of `queue` that a delayed message is due in `delayMs`. */
   noteDelayed(queue: string, delayMs: number): void {
-    for (const consumer of this.lifecycle.consumers) if (consumer.queue === queue) consumer.noteDelayed(delayMs);
+    this.#reader?.noteDelayed(queue, delayMs);
   }
 
   /** Messages waiting in the list (taken, delayed and dead ones not counted), for metrics. */
@@ -97,10 +115,18 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
     });
   }
 
-  /** A blocking connection for one consumer's reader; undefined once the broker is closed. */
-  async readerConnection(): Promise<{ client: Redis; commands: Redis } | undefined> {
+  /** The shared reader, opened on first use; undefined once the broker is closed. */
+  async reader(): Promise<ReliableReader | undefined> {
     const commands = await this.commandClient();
     if (this.closed) return undefined;
-    return { client: this.openBlocking("reliable-reader"), commands };
+    this.#reader ??= new ReliableReader(this.openBlocking("reliable-reader"), commands, this.clients, {
+      heartbeatTtlMs: this.options.heartbeatTtlMs,
+      pollMs: this.options.pollMs ?? POLL_MS,
+    });
+    return this.#reader;
+  }
+
+  protected override async closeReaders(): Promise<void> {
+    await this.#reader?.close();
   }
 }

@@ -1,17 +1,14 @@
 import type { Redis } from "ioredis";
 import type { Consumer, Delivery } from "../contract.js";
 import type { RedisClients } from "../shared/redis-clients.js";
-import { ReadRequest } from "./blocking-reader.js";
 import { consumerId } from "./consumer-id.js";
 import { HAND_BACK_DEADLINE_MS, within } from "./deadline.js";
 import { ReliableDelivery } from "./ReliableDelivery.js";
 import { type ReliableKeys, reliableKeys } from "./reliable-item.js";
-import { ReliableReader } from "./reliable-reader.js";
+import type { ReliableHeartbeats } from "./reliable-heartbeats.js";
+import type { ReliableReader, ReliableRequest } from "./reliable-reader.js";
 import type { ReliableClient } from "./reliable-scripts.js";
-import { TickBatcher } from "./tick-batcher.js";
-
-/** Items per ack script call: bounds the arguments of one call. */
-const ACK_CHUNK = 1000;
+import type { TickBatcher } from "./tick-batcher.js";
 
 /** What a consumer and its deliveries use of their broker (RedisReliableBroker says what each does), and no more. */
 export interface ReliableConsumerContext {
@@ -21,17 +18,21 @@ export interface ReliableConsumerContext {
   readonly options: { readonly heartbeatTtlMs: number };
   /** The command connection; throws before the broker connected. */
   readonly commands: Redis;
-  readerConnection(): Promise<{ client: Redis; commands: Redis } | undefined>;
+  /** The broker's one reliable reader, opened on first use; undefined once the broker is closed. */
+  reader(): Promise<ReliableReader | undefined>;
+  readonly heartbeats: ReliableHeartbeats;
   noteDelayed(queue: string, delayMs: number): void;
+  /** The acks of all the broker's consumers, one script call per turn (./reliable-acks.ts). */
+  readonly acks: TickBatcher<ReliableDelivery>;
   /** Called once, when the consumer has closed: the broker stops tracking it. */
   closed(consumer: ReliableConsumer): void;
 }
 
 /**
- * One reliable-mode consumer of one queue (see ./RedisReliableBroker.ts). Its first receive opens
- * its reader and starts its heartbeat (the key `<queue>:wqueue:consumer:<id>`, TTL heartbeatTtl,
- * refreshed every third of it, plus registration in `<queue>:wqueue:consumers`), so a consumer
- * that never received leaves nothing in Redis. Acks are batched per turn of the event loop into one
+ * One reliable-mode consumer of one queue (see ./RedisReliableBroker.ts). Its first receive joins
+ * the broker's shared reader and heartbeats (the key `<queue>:wqueue:consumer:<id>`, TTL
+ * heartbeatTtl, refreshed every third of it, plus registration in `<queue>:wqueue:consumers`), so a
+ * consumer that never received leaves nothing in Redis. Acks of all the broker's consumers are batched per turn of the event loop into one
  * script call. close() stops the reader and the heartbeat, sends pending acks, then hands every
  * unsettled message back to the head of the queue in its original order and unregisters.
  */
@@ -40,12 +41,12 @@ export class ReliableConsumer implements Consumer {
   readonly keys: ReliableKeys;
   /** Handed out, not yet settled: what resync() must not hand back. */
   readonly unsettled = new Set<ReliableDelivery>();
-  readonly acks = new TickBatcher<ReliableDelivery>((deliveries) => this.#sendAcks(deliveries));
+  get acks(): TickBatcher<ReliableDelivery> {
+    return this.context.acks;
+  }
   #reader: ReliableReader | undefined;
-  #request: ReadRequest<Buffer> | undefined;
+  #request: ReliableRequest | undefined;
   #receiving: Promise<unknown> | undefined;
-  #heartbeat: NodeJS.Timeout | undefined;
-  #beating: Promise<unknown> | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(
@@ -70,23 +71,24 @@ export class ReliableConsumer implements Consumer {
     return receiving;
   }
 
+  get closing(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  /** The reader's view of this consumer: what resync() must leave in its processing list. */
+  unsettledItems(): Buffer[] {
+    return [...this.unsettled].map((delivery) => delivery.stored);
+  }
+
   async #firstReceive(max: number, signal: AbortSignal): Promise<Delivery[]> {
-    const connection = await this.context.readerConnection();
-    if (connection === undefined) return [];
-    if (this.#closed) {
-      await this.context.clients.quit(connection.client); // closed while it was opening
-      return [];
+    const reader = await this.context.reader();
+    if (reader === undefined || this.#closed) return [];
+    if (this.#request === undefined) {
+      this.#reader = reader;
+      this.#request = reader.join({ keys: this.keys, id: this.id, unsettled: () => this.unsettledItems() });
+      this.context.heartbeats.join(this);
     }
-    const { heartbeatTtlMs } = this.context.options;
-    this.#reader ??= new ReliableReader(connection.client, connection.commands, this.context.clients, {
-      keys: this.keys,
-      consumerId: this.id,
-      heartbeatTtlMs,
-      unsettled: () => [...this.unsettled].map((delivery) => delivery.stored),
-    });
-    this.#heartbeat ??= setInterval(() => this.#beat(), Math.max(10, Math.floor(heartbeatTtlMs / 3))).unref();
-    this.#request ??= new ReadRequest<Buffer>(this.queue, this.#reader);
-    return this.#toDeliveries(await this.#reader.read(this.#request, max, signal));
+    return this.#toDeliveries(await reader.read(this.#request, max, signal));
   }
 
   readonly #toDeliveries = (items: Buffer[]): Delivery[] => {
@@ -99,40 +101,6 @@ export class ReliableConsumer implements Consumer {
     return deliveries;
   };
 
-  noteDelayed(delayMs: number): void {
-    this.#reader?.noteDelayed(delayMs);
-  }
-
-  #beat(): void {
-    if (this.#beating) return; // the last one has not come back yet
-    const { heartbeat, consumers } = this.keys;
-    this.#beating = this.script
-      .wqueueReliableHeartbeat(2, heartbeat, consumers, this.context.options.heartbeatTtlMs, this.id)
-      .then(
-        (alive) => {
-          if (alive === 0 && !this.#closed) {
-            this.context.clients.log("warn", `redis ${this.context.url}: consumer ${this.id} of ${this.queue} missed its heartbeat; its unsettled messages may have gone to other consumers`);
-          }
-        },
-        (error: Error) => this.context.clients.log("debug", `redis ${this.context.url}: heartbeat of ${this.id} failed: ${error.message}`),
-      )
-      .finally(() => {
-        this.#beating = undefined;
-      });
-  }
-
-  /** One script call per ACK_CHUNK acks; the deliveries leave `unsettled` once it completed (or failed). */
-  async #sendAcks(deliveries: ReliableDelivery[]): Promise<void> {
-    try {
-      for (let start = 0; start < deliveries.length; start += ACK_CHUNK) {
-        const items = deliveries.slice(start, start + ACK_CHUNK).map((delivery) => delivery.stored);
-        await this.script.wqueueReliableAck(1, this.keys.processing, ...items);
-      }
-    } finally {
-      for (const delivery of deliveries) this.unsettled.delete(delivery);
-    }
-  }
-
   /** Idempotent. Hands unsettled messages back to the head of the queue, in their original order. */
   close(): Promise<void> {
     this.#closed ??= this.#shutdown();
@@ -142,13 +110,13 @@ export class ReliableConsumer implements Consumer {
   async #shutdown(): Promise<void> {
     if (this.#request) this.#request.reader.cancel(this.#request);
     await this.#receiving?.catch(() => {});
-    if (this.#reader) {
-      await this.#reader.close();
-      clearInterval(this.#heartbeat);
+    if (this.#reader && this.#request) {
+      this.#reader.leave(this.#request.member);
+      this.context.heartbeats.leave(this);
       const { processing, source, consumers, heartbeat } = this.keys;
       const log = this.context.clients.log;
       const handBack = async () => {
-        await this.#beating;
+        await this.context.heartbeats.settled();
         await this.acks.flush();
         await this.script.wqueueReliableRelease(4, processing, source, consumers, heartbeat, this.id);
       };

@@ -49,6 +49,11 @@ export class ReliableDelivery extends SettleOnceDelivery {
     return this.#consumer.queue;
   }
 
+  /** The consumer that holds it (the broker-wide ack batch groups by it). */
+  get owner(): ReliableConsumer {
+    return this.#consumer;
+  }
+
   get partition(): undefined {
     return undefined;
   }

@@ -11,7 +11,8 @@ import { RedisStreamBroker } from "./RedisStreamBroker.js";
  * Redis adapter of that mode. Each mode is one class; this file picks it, reads the mode's own URL
  * parameters; every mode opens its ioredis clients through RedisClients (shared/redis-clients.ts).
  *
- * - `reliable` (the default): lists, at least once; `?heartbeatTtl=MS` (default 10000).
+ * - `reliable` (the default): lists, at least once; `?heartbeatTtl=MS` (default 10000), `?poll=MS`
+ *   (default 100: how soon an idle queue's message is claimed while the worker waits on several).
  * - `list`: the seed's plain lists, at most once.
  * - both list modes: `?plain=true` publishes bodies only (headers and key dropped, no envelope).
  * - `stream`: Redis Streams with a consumer group, at least once; `?group=NAME` (default wqueue),
@@ -19,10 +20,11 @@ import { RedisStreamBroker } from "./RedisStreamBroker.js";
  */
 const modes: Record<string, { params: string[]; open: (clients: RedisClients, url: URL) => Broker }> = {
   reliable: {
-    params: ["heartbeatTtl", "plain"],
+    params: ["heartbeatTtl", "poll", "plain"],
     open: (clients, url) =>
       new RedisReliableBroker(clients, {
         heartbeatTtlMs: atLeast(url, "heartbeatTtl", 10_000, 100),
+        pollMs: atLeast(url, "poll", 100, 10),
         plain: booleanParam(url, "plain", clients.url),
       }),
   },

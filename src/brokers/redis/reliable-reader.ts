@@ -1,34 +1,75 @@
 import type { Redis } from "ioredis";
-import { BLOCK_MS, BlockingReader, type ReadRequest } from "./blocking-reader.js";
+import { BLOCK_MS, BlockingReader, ReadRequest } from "./blocking-reader.js";
 import { DISCOVER_MS, moveDueDelayed } from "./delayed-set.js";
 import type { RedisClients } from "../shared/redis-clients.js";
-import type { ReliableKeys } from "./reliable-item.js";
+import { type ReliableKeys, reliableKeys } from "./reliable-item.js";
 import type { ReliableClient } from "./reliable-scripts.js";
 
-export interface ReliableReaderOptions {
-  keys: ReliableKeys;
-  consumerId: string;
-  heartbeatTtlMs: number;
+/**
+ * The default of `?poll=MS`: while the reader waits on two or more receives, it looks at every
+ * waiting queue this often: the longest an idle queue's message waits to be claimed (plus a round
+ * trip). With one receive pending, it blocks in BLMOVE instead and a message is claimed as soon as
+ * it is pushed.
+ */
+export const POLL_MS = 100;
+/** Receives per claim script call (5 keys each): bounds the arguments of one call. */
+const CLAIM_CHUNK = 100;
+/** Above this many receives to look at, one read-only probe finds the non-empty queues first. */
+const PROBE_OVER = 16;
+/** Queues per probe, reap or delayed-move call. */
+const QUEUE_CHUNK = 500;
+
+/** One consumer as the reader sees it. */
+export interface ReliableMember {
+  readonly keys: ReliableKeys;
+  readonly id: string;
   /** The items this consumer has handed out and not yet settled (their stored, tagged form). */
   unsettled(): Iterable<Buffer>;
 }
 
+/** A member's receive. */
+export class ReliableRequest extends ReadRequest<Buffer> {
+  /** Asked again since its queue was last found empty: claimed from at once, not at the next sweep. */
+  fresh = true;
+
+  constructor(
+    readonly member: ReliableMember,
+    reader: ReliableReader,
+  ) {
+    super(member.keys.source, reader);
+  }
+}
+
+export interface ReliableReaderOptions {
+  heartbeatTtlMs: number;
+  /** The sweep interval over idle queues (POLL_MS by default). */
+  pollMs: number;
+}
+
 /**
- * One reliable-mode consumer's blocking connection (BLMOVE names a single source, so readers of
- * this mode are not shared between queues). Each round: move due delayed messages, reap consumers
- * whose heartbeat expired (every heartbeat TTL / 2), then the claim script moves up to `max` items
- * from the queue into this consumer's processing list in one call while a backlog lasts; on an
- * empty queue, BLMOVE waits for one item (interruptible by CLIENT UNBLOCK) and the claim script
- * adopts it, with whatever arrived meanwhile. Blocking never outlasts half the heartbeat TTL, and
- * every claim refreshes the heartbeat, so the consumer cannot lapse while it waits.
+ * The reliable mode's one reading connection per broker, shared by all its consumers (one
+ * consumer per queue as a worker opens them). Each round: move due delayed messages of every queue
+ * read so far (one call per QUEUE_CHUNK queues), reap consumers whose heartbeat expired (every
+ * heartbeat TTL / 2, all queues in one call per chunk), then claim for the receives worth trying:
+ * those asked again since their queue was last found empty, and every POLL_MS all of them (the
+ * sweep; `?poll=`). One claim script call moves up to `max` items for each of CLAIM_CHUNK receives into their
+ * consumers' processing lists; above PROBE_OVER receives a read-only probe first finds which
+ * queues hold anything. When nothing came: with a single receive pending, BLMOVE waits for its
+ * queue (interruptible by CLIENT UNBLOCK) and the claim script adopts the item, as before; with
+ * more, the reader pauses until the next sweep. So an idle queue's message is claimed within
+ * POLL_MS, at the price of one probe over the idle queues per POLL_MS, and a worker over any number
+ * of queues holds two connections to this Redis (this one and the broker's command connection).
  *
  * A reply lost with its connection (Redis restarted, the watchdog cut a silent link) can leave
- * items in the processing list that this process never saw: after every reconnect, resync() hands
- * back to the head of the queue whatever is there that no delivery of ours holds.
+ * items in a processing list that this process never saw: after every reconnect, resync() hands
+ * back to the head of its queue whatever sits in a member's processing list that no delivery of
+ * that member holds.
  */
 export class ReliableReader extends BlockingReader<Buffer> {
   #nextMoveAt = 0;
   #nextReapAt = 0;
+  #nextSweepAt = 0;
+  readonly #members = new Set<ReliableMember>();
   readonly #script: ReliableClient;
 
   constructor(
@@ -41,69 +82,166 @@ export class ReliableReader extends BlockingReader<Buffer> {
     this.#script = client as ReliableClient;
   }
 
-  /** A delayed message of this queue is due in `delayMs`: wake up in time to move it. */
-  noteDelayed(delayMs: number): void {
+  /** A consumer starts reading: its processing list is checked after a reconnect. */
+  join(member: ReliableMember): ReliableRequest {
+    this.#members.add(member);
+    return new ReliableRequest(member, this);
+  }
+
+  /** A consumer has closed (its receive ended first). */
+  leave(member: ReliableMember): void {
+    this.#members.delete(member);
+  }
+
+  override read(request: ReadRequest<Buffer>, max: number, signal: AbortSignal): Promise<Buffer[]> {
+    (request as ReliableRequest).fresh = true;
+    const items = super.read(request, max, signal);
+    if (this.pending.length > 1) this.wakeBy(Date.now()); // leave a BLMOVE on one queue for polling
+    return items;
+  }
+
+  /** This process pushed to `queue`: a receive waiting on it is tried now, not at the next sweep. */
+  notePushed(queue: string): void {
+    if (!this.#polling()) return; // a lone receive waits in BLMOVE, which sees the push
+    let waiting = false;
+    for (const request of this.pending as ReliableRequest[]) {
+      if (request.queue !== queue) continue;
+      request.fresh = true;
+      waiting = true;
+    }
+    if (waiting) this.wakeBy(Date.now());
+  }
+
+  /** A delayed message of `queue` is due in `delayMs`: wake up in time to move it. */
+  noteDelayed(queue: string, delayMs: number): void {
     const due = Date.now() + delayMs;
-    if (due >= this.#nextMoveAt) return;
+    if (!this.queues.includes(queue) || due >= this.#nextMoveAt) return;
     this.#nextMoveAt = due;
     this.wakeBy(due);
+  }
+
+  protected override onNewQueue(): void {
+    this.#nextMoveAt = 0; // a queue new to this reader may have delayed messages due already
   }
 
   protected override blockMs(): number {
     return Math.min(BLOCK_MS, Math.max(10, Math.floor(this.options.heartbeatTtlMs / 2)));
   }
 
+  /** More than one receive waits: the reader polls, so the next sweep is due like housekeeping. */
+  #polling(): boolean {
+    return this.pending.length > 1;
+  }
+
   protected dueAt(): number {
-    return Math.min(this.#nextMoveAt, this.#nextReapAt);
+    const sweep = this.#polling() ? this.#nextSweepAt : Number.POSITIVE_INFINITY;
+    return Math.min(this.#nextMoveAt, this.#nextReapAt, sweep);
   }
 
   protected async housekeep(): Promise<void> {
     const now = Date.now();
-    const { keys, heartbeatTtlMs } = this.options;
     if (now >= this.#nextMoveAt) {
       this.#nextMoveAt = now + DISCOVER_MS;
-      const [wait = Number.POSITIVE_INFINITY] = await moveDueDelayed(this.client, [keys.source]);
-      this.#nextMoveAt = Math.min(this.#nextMoveAt, now + wait);
+      for (const queues of chunks(this.queues, QUEUE_CHUNK)) {
+        const waits = await moveDueDelayed(this.client, queues);
+        this.#nextMoveAt = Math.min(this.#nextMoveAt, now + Math.min(...waits));
+      }
     }
     if (now >= this.#nextReapAt) {
-      this.#nextReapAt = now + Math.max(50, Math.floor(heartbeatTtlMs / 2));
-      const returned = await this.#script.wqueueReliableReap(2, keys.consumers, keys.source, keys.heartbeatPrefix, keys.processingPrefix);
-      if (returned > 0) this.clients.log("warn", `${this.name}: handed ${returned} message(s) of dead consumers of ${keys.source} back to the queue`);
+      this.#nextReapAt = now + Math.max(50, Math.floor(this.options.heartbeatTtlMs / 2));
+      for (const queues of chunks(this.queues, QUEUE_CHUNK)) {
+        const keys = queues.map((queue) => reliableKeys(queue, ""));
+        const args: string[] = [];
+        for (const { consumers, source } of keys) args.push(consumers, source);
+        for (const { heartbeatPrefix, processingPrefix } of keys) args.push(heartbeatPrefix, processingPrefix);
+        const counts = await this.#script.wqueueReliableReapMany(queues.length * 2, ...args);
+        for (const [index, returned] of counts.entries()) {
+          if (returned > 0) this.clients.log("warn", `${this.name}: handed ${returned} message(s) of dead consumers of ${queues[index]} back to the queue`);
+        }
+      }
     }
   }
 
   protected async readReady(batch: ReadRequest<Buffer>[]): Promise<boolean> {
-    const request = batch[0];
-    if (request === undefined) return false;
-    const items = await this.#claim(request.max);
-    if (items instanceof Error) this.finish(request, items);
-    else if (items.length > 0) this.finish(request, items);
-    else return false;
-    return true;
+    const now = Date.now();
+    const sweep = now >= this.#nextSweepAt;
+    if (sweep) this.#nextSweepAt = now + this.options.pollMs;
+    let candidates = (batch as ReliableRequest[]).filter((request) => sweep || request.fresh);
+    if (candidates.length === 0) return false;
+    if (candidates.length > PROBE_OVER) candidates = await this.#probe(candidates);
+    const claims = await Promise.all(chunks(candidates, CLAIM_CHUNK).map((group) => this.#claimMany(group)));
+    let answered = false;
+    for (const [chunk, group] of chunks(candidates, CLAIM_CHUNK).entries()) {
+      const results = claims[chunk] ?? [];
+      for (const [index, request] of group.entries()) {
+        const result = results[index];
+        if (result instanceof Error || (result !== undefined && result.length > 0)) {
+          this.finish(request, result);
+          answered = true;
+        } else request.fresh = false;
+      }
+    }
+    return answered;
+  }
+
+  /** The requests whose queue holds something; the others are marked as found empty. */
+  async #probe(requests: ReliableRequest[]): Promise<ReliableRequest[]> {
+    const found: ReliableRequest[] = [];
+    const groups = chunks(requests, QUEUE_CHUNK);
+    const replies = await Promise.all(groups.map((group) => this.#script.wqueueReliableProbe(group.length, ...group.map((request) => request.queue))));
+    for (const [chunk, group] of groups.entries()) {
+      const hits = new Set(replies[chunk]);
+      for (const [index, request] of group.entries()) {
+        if (hits.has(index + 1)) found.push(request);
+        else request.fresh = false;
+      }
+    }
+    return found;
+  }
+
+  /** One claim script call for these requests: per request its items, or an Error for its receive alone. */
+  async #claimMany(requests: ReliableRequest[]): Promise<(Buffer[] | Error)[]> {
+    const keys: string[] = [];
+    const args: (string | number)[] = [this.options.heartbeatTtlMs];
+    for (const { member, max } of requests) {
+      const { source, processing, ids, consumers, heartbeat } = member.keys;
+      keys.push(source, processing, ids, consumers, heartbeat);
+      args.push(max, member.id);
+    }
+    let replies: [0 | 1, ...Buffer[]][];
+    try {
+      replies = await this.#script.wqueueReliableClaimManyBuffer(keys.length, ...keys, ...args);
+    } catch (error) {
+      this.requestResync(); // the script may have run (or half run), its reply lost
+      throw error;
+    }
+    return requests.map((request, index) => {
+      const [ok, ...items] = replies[index] ?? [1];
+      return ok === 1 ? items : new Error(`queue ${request.queue}: ${String(items[0])}`);
+    });
   }
 
   protected async readBlocking(_keys: string[], waitMs: number): Promise<void> {
-    const { source, processing } = this.options.keys;
+    const request = this.pending[0] as ReliableRequest | undefined;
+    if (request === undefined || this.#polling()) return this.pause(waitMs);
+    const { source, processing } = request.member.keys;
     const moved = await this.client.blmoveBuffer(source, processing, "LEFT", "RIGHT", (waitMs / 1000).toFixed(3));
     if (moved === null) return;
-    const request = this.pending[0];
-    const items = await this.#claim(request?.max ?? 1, moved);
+    const items = await this.#claim(request, moved);
     if (items instanceof Error) {
       this.requestResync(); // the moved item may still sit untagged in the processing list
-      if (request) this.finish(request, items);
+      this.finish(request, items);
     } else if (items.length === 0) {
       // The reaper took the item back before the claim (this consumer had missed its heartbeat): read again.
-    } else if (request) this.finish(request, items);
+    } else if (this.pending.includes(request)) this.finish(request, items);
     else await this.#script.wqueueReliableReturn(2, processing, source, ...items); // unreachable: only this loop removes requests
   }
 
-  /** The claim script; a reply error (a key of the wrong type) comes back as an Error for that receive. */
-  async #claim(max: number, adopt?: Buffer): Promise<Buffer[] | Error> {
-    const { keys, consumerId, heartbeatTtlMs } = this.options;
-    const args: (string | number | Buffer)[] = [max, consumerId, heartbeatTtlMs];
-    if (adopt) args.push(adopt);
+  /** The single claim script, adopting the BLMOVEd item; a reply error comes back as an Error for that receive. */
+  async #claim(request: ReliableRequest, adopt: Buffer): Promise<Buffer[] | Error> {
+    const { keys, id } = request.member;
     try {
-      return await this.#script.wqueueReliableClaimBuffer(5, keys.source, keys.processing, keys.ids, keys.consumers, keys.heartbeat, ...args);
+      return await this.#script.wqueueReliableClaimBuffer(5, keys.source, keys.processing, keys.ids, keys.consumers, keys.heartbeat, request.max, id, this.options.heartbeatTtlMs, adopt);
     } catch (error) {
       if ((error as Error).name !== "ReplyError") {
         this.requestResync(); // the script may have run, its reply lost
@@ -113,13 +251,17 @@ export class ReliableReader extends BlockingReader<Buffer> {
     }
   }
 
-  /** Hands back what sits in the processing list without a delivery of ours to settle it. */
+  /** Hands back what sits in each member's processing list without a delivery of that member to settle it. */
   protected override async resync(): Promise<void> {
-    const { source, processing } = this.options.keys;
+    for (const member of [...this.#members]) await this.#resyncMember(member);
+  }
+
+  async #resyncMember(member: ReliableMember): Promise<void> {
+    const { source, processing } = member.keys;
     const stored = await this.client.lrangeBuffer(processing, 0, -1);
     if (stored.length === 0) return;
     const held = new Map<string, number>();
-    for (const item of this.options.unsettled()) {
+    for (const item of member.unsettled()) {
       const key = item.toString("latin1");
       held.set(key, (held.get(key) ?? 0) + 1);
     }
@@ -135,3 +277,10 @@ export class ReliableReader extends BlockingReader<Buffer> {
     this.clients.log("info", `${this.name}: handed ${returned} message(s) whose reply was lost back to ${source}`);
   }
 }
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let start = 0; start < items.length; start += size) out.push(items.slice(start, start + size));
+  return out;
+}
+

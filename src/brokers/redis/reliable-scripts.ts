@@ -12,7 +12,7 @@ import { LUA_NOW } from "./delayed-set.js";
 
 /**
  * Tags items (see ./reliable-item.ts), or adds one to the delivery count of tagged ones, in place.
- * KEYS[3]: the id counter, advanced once for all the untagged items of the call.
+ * `ids`: the id counter (KEYS[3] when not given), advanced once for all the untagged items of the call.
  */
 const TAG = `local P = string.char(0) .. 'wqueue:'
 local function count_of(item)
@@ -23,10 +23,10 @@ local function count_of(item)
   if n then return n, c1, c2 end
   return nil
 end
-local function tag_all(items)
+local function tag_all(items, ids)
   local fresh = 0
   for i = 1, #items do if not count_of(items[i]) then fresh = fresh + 1 end end
-  local id = fresh > 0 and (redis.call('INCRBY', KEYS[3], fresh) - fresh) or 0
+  local id = fresh > 0 and (redis.call('INCRBY', ids or KEYS[3], fresh) - fresh) or 0
   for i = 1, #items do
     local item = items[i]
     local n, c1, c2 = count_of(item)
@@ -63,9 +63,60 @@ tag_all(out)
 for i = 1, #out, 1000 do redis.call('RPUSH', KEYS[2], unpack(out, i, math.min(i + 999, #out))) end
 return out`;
 
+/**
+ * CLAIM for several consumers (each of its own queue) in one call, from the head of each source
+ * only (no BLMOVEd item to adopt). KEYS: per consumer, source, processing, ids, consumers,
+ * heartbeat. ARGV: heartbeat TTL ms, then per consumer, max and consumer id. A consumer is
+ * registered and its heartbeat refreshed only when it takes something (before its processing list
+ * fills, as CLAIM does): an idle poll writes nothing. Returns per consumer `{1, items...}`, or
+ * `{0, error}` when its source could not be read (a key of the wrong type), so one bad queue fails
+ * its own receive and leaves the others' claims whole.
+ */
+const CLAIM_MANY = `${TAG}
+local result = {}
+for g = 0, #KEYS / 5 - 1 do
+  local k = g * 5
+  local items = redis.pcall('LPOP', KEYS[k + 1], tonumber(ARGV[g * 2 + 2]))
+  if type(items) == 'table' and items.err then
+    result[g + 1] = {0, items.err}
+  elseif not items then
+    result[g + 1] = {1}
+  else
+    redis.call('SADD', KEYS[k + 4], ARGV[g * 2 + 3])
+    redis.call('SET', KEYS[k + 5], '1', 'PX', ARGV[1])
+    tag_all(items, KEYS[k + 3])
+    for i = 1, #items, 1000 do redis.call('RPUSH', KEYS[k + 2], unpack(items, i, math.min(i + 999, #items))) end
+    table.insert(items, 1, 1)
+    result[g + 1] = items
+  end
+end
+return result`;
+
+/** KEYS: sources. Returns the 1-based positions of those holding something (an idle poll: reads only). */
+const PROBE = `local found = {}
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then found[#found + 1] = i end
+end
+return found`;
+
 /** KEYS: processing. ARGV: items. Returns how many were still there. */
 const ACK = `local n = 0
 for i = 1, #ARGV do n = n + redis.call('LREM', KEYS[1], 1, ARGV[i]) end
+return n`;
+
+/**
+ * ACK for several consumers: KEYS: their processing lists. ARGV: per key, the count of its items,
+ * then the items. Returns how many were still there.
+ */
+const ACK_MANY = `local n, a = 0, 1
+for k = 1, #KEYS do
+  local count = tonumber(ARGV[a])
+  a = a + 1
+  for i = 1, count do
+    n = n + redis.call('LREM', KEYS[k], 1, ARGV[a])
+    a = a + 1
+  end
+end
 return n`;
 
 /** KEYS: processing, source, delayed set. ARGV: item, delay ms, delayed-member tag. To the tail, or delayed. */
@@ -98,6 +149,25 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return n`;
 
+/**
+ * REAP over several queues. KEYS: per queue, consumers and source. ARGV: per queue, heartbeat
+ * prefix and processing prefix. Returns per queue the number of messages handed back.
+ */
+const REAP_MANY = `local counts = {}
+for q = 0, #KEYS / 2 - 1 do
+  local consumers, source = KEYS[q * 2 + 1], KEYS[q * 2 + 2]
+  local beat, processing = ARGV[q * 2 + 1], ARGV[q * 2 + 2]
+  local n = 0
+  for _, id in ipairs(redis.call('SMEMBERS', consumers)) do
+    if redis.call('EXISTS', beat .. id) == 0 then
+      while redis.call('LMOVE', processing .. id, source, 'RIGHT', 'LEFT') do n = n + 1 end
+      redis.call('SREM', consumers, id)
+    end
+  end
+  counts[q + 1] = n
+end
+return counts`;
+
 /** KEYS: processing, source, consumers, heartbeat. ARGV: consumer id. A closing consumer's reap of itself. */
 const RELEASE = `local n = 0
 while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end
@@ -120,6 +190,17 @@ const HEARTBEAT = `local alive = redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 
 redis.call('SADD', KEYS[2], ARGV[2])
 if alive then return 1 else return 0 end`;
 
+/**
+ * HEARTBEAT for several consumers. KEYS: per consumer, heartbeat and consumers. ARGV: TTL ms, then
+ * the consumer ids. Returns the 1-based positions of the consumers whose heartbeat had lapsed.
+ */
+const HEARTBEAT_MANY = `local lapsed = {}
+for c = 0, #KEYS / 2 - 1 do
+  if not redis.call('SET', KEYS[c * 2 + 1], '1', 'PX', ARGV[1], 'GET') then lapsed[#lapsed + 1] = c + 1 end
+  redis.call('SADD', KEYS[c * 2 + 2], ARGV[c + 2])
+end
+return lapsed`;
+
 type Arg = string | number | Buffer;
 export interface ReliableCommands {
   wqueueReliableClaimBuffer(numKeys: 5, ...args: Arg[]): Promise<Buffer[]>;
@@ -130,12 +211,18 @@ export interface ReliableCommands {
   wqueueReliableRelease(numKeys: 4, ...args: Arg[]): Promise<number>;
   wqueueReliableReturn(numKeys: 2, ...args: Arg[]): Promise<number>;
   wqueueReliableHeartbeat(numKeys: 2, ...args: Arg[]): Promise<number>;
+  wqueueReliableClaimManyBuffer(numKeys: number, ...args: Arg[]): Promise<[0 | 1, ...Buffer[]][]>;
+  wqueueReliableAckMany(numKeys: number, ...args: Arg[]): Promise<number>;
+  wqueueReliableProbe(numKeys: number, ...args: Arg[]): Promise<number[]>;
+  wqueueReliableReapMany(numKeys: number, ...args: Arg[]): Promise<number[]>;
+  wqueueReliableHeartbeatMany(numKeys: number, ...args: Arg[]): Promise<number[]>;
 }
 export type ReliableClient = Redis & ReliableCommands;
 
 /** Registers the scripts on a client (EVALSHA, loaded on first use, reloaded after a restart); once per client. */
 export function defineReliableScripts(client: Redis): ReliableClient {
-  const scripts = { Claim: CLAIM, Ack: ACK, Nack: NACK, Dead: DEAD, Reap: REAP, Release: RELEASE, Return: RETURN, Heartbeat: HEARTBEAT };
+  const scripts = { Claim: CLAIM, Ack: ACK, Nack: NACK, Dead: DEAD, Reap: REAP, Release: RELEASE, Return: RETURN, Heartbeat: HEARTBEAT,
+    AckMany: ACK_MANY, ClaimMany: CLAIM_MANY, Probe: PROBE, ReapMany: REAP_MANY, HeartbeatMany: HEARTBEAT_MANY };
   for (const [name, lua] of Object.entries(scripts)) client.defineCommand(`wqueueReliable${name}`, { lua });
   return client as ReliableClient;
 }

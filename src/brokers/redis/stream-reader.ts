@@ -149,9 +149,15 @@ export class StreamReader extends BlockingReader<StreamEntry> {
   #deliver(reply: unknown): boolean {
     if (!Array.isArray(reply)) return false;
     let delivered = false;
+    // One lookup table per reply: a find() per stream was O(streams x pending) over 1,000 queues.
+    const byQueue = new Map<string, ReadRequest<StreamEntry>>();
+    for (let index = this.pending.length - 1; index >= 0; index -= 1) {
+      const request = this.pending[index] as ReadRequest<StreamEntry>;
+      byQueue.set(request.queue, request); // the first pending one of a queue wins, as find() did
+    }
     for (const [key, entries] of reply as [Buffer, RawEntry[]][]) {
       const queue = key.toString();
-      const request = this.pending.find((candidate) => candidate.queue === queue);
+      const request = byQueue.get(queue);
       const taken = entries.map(([id, fields]) => ({ id: id.toString(), fields, deliveries: 1 }));
       if (taken.length === 0) continue;
       if (request) this.finish(request, taken);

@@ -6,7 +6,9 @@ import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions,
 import { type SqliteUrl, parseSqliteUrl } from "../shared/sqlite-url.js";
 import { redactUrl } from "../url.js";
 import { type Held, MessageStore } from "./MessageStore.js";
-import { notifyQueue, SqliteConsumer, type SqliteConsumerContext } from "./SqliteConsumer.js";
+import { notifyQueue, QueueWatch } from "./queue-watch.js";
+import { SqliteConsumer, type SqliteConsumerContext } from "./SqliteConsumer.js";
+import { TakeBatcher } from "./take-batcher.js";
 
 /**
  * Embedded durable queue in one SQLite file (`sqlite://wqueue.db`), shared by every process on the
@@ -16,7 +18,8 @@ import { notifyQueue, SqliteConsumer, type SqliteConsumerContext } from "./Sqlit
  *
  * Waiting consumers wake at once on a publish, nack or close in this process; writes from other
  * processes are noticed by polling `PRAGMA data_version` every `poll` ms, and a delayed or expired
- * row is picked up when its `visible_at` comes.
+ * row is picked up when its `visible_at` comes. One QueueWatch (./queue-watch.ts) does that waiting
+ * for all the broker's idle consumers, with one query over all their queues per wake-up.
  */
 export class SqliteBroker implements Broker {
   readonly kind = "sqlite";
@@ -32,6 +35,7 @@ export class SqliteBroker implements Broker {
   readonly #lifecycle: BrokerLifecycle<SqliteConsumer>;
   readonly #consumerContext: SqliteConsumerContext;
   #store: MessageStore | undefined;
+  readonly #watch: QueueWatch;
   #acks: { held: Held; resolve: () => void; reject: (error: unknown) => void }[] = [];
   #dbClosed = false;
 
@@ -39,9 +43,12 @@ export class SqliteBroker implements Broker {
     this.config = parseSqliteUrl(url);
     this.url = shownUrl(url, this.config);
     this.#lifecycle = new BrokerLifecycle("SQLite", this.url);
+    this.#watch = new QueueWatch(this.config.path, () => this.store(), this.config.pollMs);
     this.#consumerContext = {
       config: this.config,
       store: () => this.store(),
+      watch: this.#watch,
+      takes: new TakeBatcher(() => this.store(), this.config.visibilityMs),
       ack: (held) => this.ack(held),
       makeVisible: (queue, held, visibleAt) => this.makeVisible(queue, held, visibleAt),
       deadLetter: (held, deadQueue, message) => this.deadLetter(held, deadQueue, message),
@@ -124,6 +131,7 @@ export class SqliteBroker implements Broker {
   close(): Promise<void> {
     return this.#lifecycle.close(() => {
       this.#flushAcks();
+      this.#watch.close();
       this.#dbClosed = true;
       this.#store?.close();
     });

@@ -1,11 +1,11 @@
-import { randomUUID } from "node:crypto";
 import type { Consumer, DeadLetterReason, Delivery, Headers, OutgoingMessage } from "../contract.js";
 import { anyAbort } from "../any-abort.js";
 import { deadLetterHeaders } from "../dead-letter.js";
 import { SettleOnceDelivery } from "../settle-once.js";
 import type { SqliteUrl } from "../shared/sqlite-url.js";
-import { Wakeup } from "../wakeup.js";
 import type { Held, MessageStore, TakenMessage } from "./MessageStore.js";
+import type { QueueWatch } from "./queue-watch.js";
+import type { TakeBatcher } from "./take-batcher.js";
 
 /**
  * The receiving side of a SqliteBroker: a consumer hands out rows it took under a fresh receipt and
@@ -13,44 +13,19 @@ import type { Held, MessageStore, TakenMessage } from "./MessageStore.js";
  * A delivery settles through the broker, which owns the connection and batches acks.
  */
 
-/** Per (file, queue) wake-up shared by all brokers in this process; `generation` counts notifies. */
-class QueueSignal {
-  readonly wakeup = new Wakeup();
-  generation = 0;
-
-  notify(): void {
-    this.generation += 1;
-    this.wakeup.notify();
-  }
-}
-
-const queueSignals = new Map<string, QueueSignal>();
-const signalKey = (path: string, queue: string) => `${path}\n${queue}`;
-
 /** What a consumer and its deliveries use of their broker (SqliteBroker says what each does), and no more. */
 export interface SqliteConsumerContext {
   readonly config: SqliteUrl;
   store(): MessageStore;
+  /** The broker's one waiter for all its idle consumers. */
+  readonly watch: QueueWatch;
+  /** Runs the takes of one turn in one transaction. */
+  readonly takes: TakeBatcher;
   ack(held: Held): Promise<void>;
   makeVisible(queue: string, held: Held[], visibleAt: number): void;
   deadLetter(held: Held, deadQueue: string, message: OutgoingMessage): void;
   /** Called once, when the consumer has closed: the broker stops tracking it. */
   closed(consumer: SqliteConsumer): void;
-}
-
-/** Wakes this process's consumers of `queue` on every SqliteBroker of the file at `path`. */
-export function notifyQueue(path: string, queue: string): void {
-  queueSignals.get(signalKey(path, queue))?.notify();
-}
-
-function queueSignal(path: string, queue: string): QueueSignal {
-  const key = signalKey(path, queue);
-  let signal = queueSignals.get(key);
-  if (!signal) {
-    signal = new QueueSignal();
-    queueSignals.set(key, signal);
-  }
-  return signal;
 }
 
 export class SqliteConsumer implements Consumer {
@@ -87,28 +62,14 @@ export class SqliteConsumer implements Consumer {
     if (held.length > 0) this.context.store().extendHeld(held, Date.now() + this.leaseMs);
   }
 
+  /** Takes at once if it can; otherwise waits for the broker's watch to say the queue may hold a visible row. */
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     const stop = anyAbort(signal, this.#closing.signal);
-    const waker = queueSignal(this.context.config.path, this.queue);
-    const { pollMs } = this.context.config;
-    let seenVersion = Number.NaN;
-    let seenGeneration = Number.NaN;
-    let dueAt = 0;
     try {
       while (!stop.signal.aborted) {
-        const store = this.context.store();
-        const now = Date.now();
-        const version = store.dataVersion();
-        // Look only when something may have changed: another process committed, this process
-        // published or nacked, or a hidden row's visible_at has come.
-        if (version !== seenVersion || waker.generation !== seenGeneration || now >= dueAt) {
-          seenVersion = version;
-          seenGeneration = waker.generation;
-          const taken = this.#take(store, max, now);
-          if (taken.length > 0) return taken;
-          dueAt = store.nextVisibleAt(this.queue) ?? Number.POSITIVE_INFINITY;
-        }
-        await waker.wakeup.wait(stop.signal, Math.max(0, Math.min(pollMs, dueAt - Date.now())));
+        const taken = await this.#take(this.context.store(), max, Date.now());
+        if (taken.length > 0) return taken;
+        await this.context.watch.until(this.queue, stop.signal);
       }
       return [];
     } finally {
@@ -116,14 +77,17 @@ export class SqliteConsumer implements Consumer {
     }
   }
 
-  /** The peek is a plain read, so idle consumers never take the write lock. */
-  #take(store: MessageStore, max: number, now: number): SqliteDelivery[] {
+  /** The peek is a plain read, so idle consumers never take the write lock; the take is batched. */
+  async #take(store: MessageStore, max: number, now: number): Promise<SqliteDelivery[]> {
     if (!store.hasVisible(this.queue, now)) return [];
-    const receipt = randomUUID();
-    const until = now + this.context.config.visibilityMs;
-    const rows = store.take(this.queue, Math.max(1, Math.floor(max)), now, until, receipt);
-    return rows.map((row) => {
-      const delivery = new SqliteDelivery(this, row, { id: row.id, receipt });
+    const { rows, receipt } = await this.context.takes.take(this.queue, Math.max(1, Math.floor(max)));
+    const held = rows.map((row) => ({ id: row.id, receipt }));
+    if (this.#closed && held.length > 0) {
+      this.context.makeVisible(this.queue, held, Date.now()); // taken while closing: nobody will run them
+      return [];
+    }
+    return rows.map((row, index) => {
+      const delivery = new SqliteDelivery(this, row, held[index] as Held);
       this.#inFlight.add(delivery);
       return delivery;
     });

@@ -1,0 +1,157 @@
+/**
+ * Many queues, one worker (issue 19): the full worker (WQueue + Worker, concurrency 100, no-op
+ * handler, JSON decoding) handling BENCH_MESSAGES messages preloaded over 1 queue, then spread
+ * evenly over BENCH_QUEUES queues, same run, on the reliable Redis default, Redis Streams and
+ * SQLite; then an idle worker over BENCH_QUEUES empty queues: this process's CPU (process.cpuUsage)
+ * over BENCH_IDLE_MS, its RSS, and its connections to Redis (CLIENT LIST, by wqueue's client names).
+ * Prints the machine load before and after: figures from a loaded machine are not comparable.
+ *
+ *   npm run bench:many-queues                       # 20,000 messages, 1,000 queues, 10 s idle
+ *   BENCH_MESSAGES=5000 BENCH_QUEUES=200 BENCH_IDLE_MS=2000 BENCH_BROKERS=sqlite npm run bench:many-queues
+ */
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { WQueue } from "../src/app/WQueue.js";
+import { SqliteBroker } from "../src/brokers/sqlite/SqliteBroker.js";
+import { Worker } from "../src/worker/Worker.js";
+import { format, machineLoad } from "./harness.js";
+
+const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
+const QUEUES = Number(process.env.BENCH_QUEUES ?? 1000);
+const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 10_000);
+const REDIS = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+const dir = mkdtempSync(join(tmpdir(), "wqueue-bench-many-"));
+const brokers: Record<string, string> = {
+  reliable: REDIS,
+  stream: `${REDIS}${REDIS.includes("?") ? "&" : "?"}mode=stream`,
+  sqlite: `sqlite://${join(dir, "bench.db")}`,
+};
+const chosen = (process.env.BENCH_BROKERS ?? "reliable,stream,sqlite").split(",").filter((name) => name in brokers);
+const client = new Redis(REDIS, { lazyConnect: true, connectionName: `bench-many-queues-${process.pid}` });
+const prefixes: string[] = [];
+const logger = pino({ level: "warn" });
+
+function queueNames(count: number): string[] {
+  const prefix = `bench.many.${randomUUID().slice(0, 8)}.`;
+  prefixes.push(prefix);
+  return Array.from({ length: count }, (_, i) => `${prefix}${i}`);
+}
+
+/** `count` messages spread evenly over `queues`, written straight to the broker. */
+async function preload(kind: string, url: string, queues: string[], count: number): Promise<void> {
+  const per = (index: number) => Math.floor(count / queues.length) + (index < count % queues.length ? 1 : 0);
+  if (kind === "sqlite") {
+    const broker = new SqliteBroker(url);
+    for (const [index, queue] of queues.entries()) {
+      await broker.publish(queue, Array.from({ length: per(index) }, (_, i) => ({ body: Buffer.from(`{"n":${i}}`) })));
+    }
+    await broker.close();
+    return;
+  }
+  let pipeline = client.pipeline();
+  for (const [index, queue] of queues.entries()) {
+    for (let i = 0; i < per(index); i += 1) {
+      if (kind === "stream") pipeline.xadd(queue, "*", "body", `{"n":${i}}`);
+      else pipeline.rpush(queue, `{"n":${i}}`);
+    }
+    if (pipeline.length >= 5000) {
+      await pipeline.exec();
+      pipeline = client.pipeline();
+    }
+  }
+  await pipeline.exec();
+}
+
+async function startWorker(url: string, queues: string[], onMessage: () => void): Promise<Worker> {
+  const app = new WQueue({ broker: url });
+  for (const queue of queues) app.listenEvents(queue, onMessage);
+  const worker = new Worker(app, { broker: url, concurrency: 100, logger });
+  await worker.start();
+  return worker;
+}
+
+/**
+ * Messages per second of a worker over `queueCount` queues draining N preloaded messages, timed
+ * from the end of worker.start() (its loops start in its last synchronous step), and the start-up.
+ */
+async function throughput(kind: string, url: string, queueCount: number): Promise<{ rate: number; startup: number }> {
+  const queues = queueNames(queueCount);
+  await preload(kind, url, queues, N);
+  let handled = 0;
+  let done = () => {};
+  const finished = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const starting = process.hrtime.bigint();
+  const worker = await startWorker(url, queues, () => {
+    handled += 1;
+    if (handled === N) done();
+  });
+  const started = process.hrtime.bigint();
+  await finished;
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await worker.stop(5000);
+  return { rate: N / seconds, startup: Number(started - starting) / 1e9 };
+}
+
+async function wqueueConnections(): Promise<number> {
+  const list = (await client.client("LIST")) as string;
+  return list.split("\n").filter((line) => / name=wqueue-\S+ /.test(line) && line.includes(`-${process.pid} `)).length;
+}
+
+/** An idle worker over QUEUES empty queues: CPU share over IDLE_MS, RSS, Redis connections. */
+async function idle(kind: string, url: string): Promise<string> {
+  const worker = await startWorker(url, queueNames(QUEUES), () => {});
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // past the start-up
+  const cpu = process.cpuUsage();
+  await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+  const used = process.cpuUsage(cpu);
+  const rss = process.memoryUsage().rss / 2 ** 20;
+  const connections = kind === "sqlite" ? "-" : String(await wqueueConnections());
+  await worker.stop(5000);
+  const seconds = (used.user + used.system) / 1e6;
+  return `${seconds.toFixed(2)} s CPU per ${IDLE_MS / 1000} s (${((seconds * 1000 * 100) / IDLE_MS).toFixed(1)}% of a core), ${rss.toFixed(0)} MiB RSS, ${connections} Redis connections`;
+}
+
+async function cleanUp(): Promise<void> {
+  for (const prefix of prefixes) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await client.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await client.del(...keys);
+    } while (cursor !== "0");
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(machineLoad());
+  console.log(`${format(N)} messages, 1 queue vs ${format(QUEUES)} queues; idle over ${format(QUEUES)} queues for ${IDLE_MS / 1000} s`);
+  console.log("| broker | 1 queue (msg/s) | many queues (msg/s) | ratio | start-up over many queues | idle over many queues |");
+  console.log("|---|---:|---:|---:|---:|---|");
+  await client.connect();
+  try {
+    for (const kind of chosen) {
+      const url = brokers[kind] as string;
+      const one = await throughput(kind, url, 1);
+      const many = await throughput(kind, url, QUEUES);
+      const idleFigures = await idle(kind, url);
+      const ratio = (many.rate / one.rate).toFixed(2);
+      console.log(`| ${kind} | ${format(one.rate)} | ${format(many.rate)} | ${ratio}x | ${many.startup.toFixed(2)} s | ${idleFigures} |`);
+    }
+  } finally {
+    await cleanUp();
+    client.disconnect();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(machineLoad());
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

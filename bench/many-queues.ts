@@ -18,7 +18,7 @@ import { pino } from "pino";
 import { WQueue } from "../src/app/WQueue.js";
 import { SqliteBroker } from "../src/brokers/sqlite/SqliteBroker.js";
 import { Worker } from "../src/worker/Worker.js";
-import { format, machineLoad } from "./harness.js";
+import { format, headline, machineLoad, ratioAtLeast } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const QUEUES = Number(process.env.BENCH_QUEUES ?? 1000);
@@ -114,6 +114,8 @@ async function idle(kind: string, url: string): Promise<string> {
   const connections = kind === "sqlite" ? "-" : String(await wqueueConnections());
   await worker.stop(5000);
   const seconds = (used.user + used.system) / 1e6;
+  const share = (seconds * 1000 * 100) / IDLE_MS;
+  headline({ what: `idle worker over ${format(QUEUES)} ${kind} queues, CPU share of a core`, value: share, unit: "%", target: "< 2%", met: share < 2 });
   return `${seconds.toFixed(2)} s CPU per ${IDLE_MS / 1000} s (${((seconds * 1000 * 100) / IDLE_MS).toFixed(1)}% of a core), ${rss.toFixed(0)} MiB RSS, ${connections} Redis connections`;
 }
 
@@ -140,6 +142,7 @@ async function main(): Promise<void> {
       const one = await throughput(kind, url, 1);
       const many = await throughput(kind, url, QUEUES);
       const idleFigures = await idle(kind, url);
+      ratioAtLeast(`${kind}: ${format(QUEUES)} queues / 1 queue throughput`, many.rate / one.rate, 0.8);
       const ratio = (many.rate / one.rate).toFixed(2);
       console.log(`| ${kind} | ${format(one.rate)} | ${format(many.rate)} | ${ratio}x | ${many.startup.toFixed(2)} s | ${idleFigures} |`);
     }

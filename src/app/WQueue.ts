@@ -4,7 +4,22 @@ import { ConfigError } from "../errors.js";
 import { loadTracer } from "../observability/tracing.js";
 import { contentTypeOf, encodeBody } from "./encode-body.js";
 import { QueueHandle } from "./QueueHandle.js";
-import type { Handler, InferInput, InferOutput, ListenOptions, Message, Middleware, PublishOptions, StandardSchema, Subscription, WQueueOptions } from "./types.js";
+import { checkCoordinationUrl } from "../coordination/open-coordination-store.js";
+import type {
+  CronHandler,
+  CronJob,
+  CronOptions,
+  Handler,
+  InferInput,
+  InferOutput,
+  ListenOptions,
+  Message,
+  Middleware,
+  PublishOptions,
+  StandardSchema,
+  Subscription,
+  WQueueOptions,
+} from "./types.js";
 
 /** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
 const APP_BRAND = Symbol.for("wqueue.app");
@@ -27,6 +42,7 @@ export class WQueue {
   readonly options: Readonly<WQueueOptions>;
   readonly #subscriptions = new Map<string, Subscription>();
   readonly #middleware: Middleware[] = [];
+  readonly #crons = new Map<string, CronJob>();
   #ownBrokers: BrokerSet | undefined;
   #lentBrokers: BrokerSet | undefined;
 
@@ -39,6 +55,7 @@ export class WQueue {
       }
       checkBrokerSource(`new WQueue({ brokers: { ${name} } })`, source);
     }
+    if (options.coordination !== undefined) checkCoordinationUrl(options.coordination);
   }
 
   static isApp(value: unknown): value is WQueue {
@@ -47,6 +64,30 @@ export class WQueue {
 
   get subscriptions(): Subscription[] {
     return [...this.#subscriptions.values()];
+  }
+
+  /** Cron jobs, in the order app.cron() registered them. */
+  get crons(): CronJob[] {
+    return [...this.#crons.values()];
+  }
+
+  /**
+   * Runs `handler` on the schedule `expression` (5 fields, or 6 with seconds first; croner syntax),
+   * once per tick across every worker process and host of the app: each tick is a lease in the
+   * coordination store (the default broker when Redis or SQLite, else `coordination`). Ticks missed
+   * while no worker ran are not replayed. The expression is checked when a worker starts (croner is
+   * loaded then). Returns the handler.
+   */
+  cron(name: string, expression: string, handler: CronHandler, options: CronOptions = {}): CronHandler {
+    if (typeof name !== "string" || name.length === 0) throw new ConfigError("app.cron: name must be a non-empty string");
+    if (typeof expression !== "string" || expression.trim() === "") throw new ConfigError(`app.cron("${name}"): expression must be a cron expression string`);
+    if (typeof handler !== "function") throw new ConfigError(`app.cron("${name}"): handler must be a function`);
+    if (options.timezone !== undefined && (typeof options.timezone !== "string" || options.timezone === "")) {
+      throw new ConfigError(`app.cron("${name}"): timezone must be an IANA time zone name such as "Europe/Paris"`);
+    }
+    if (this.#crons.has(name)) throw new ConfigError(`app.cron("${name}"): a cron job with this name is already registered`);
+    this.#crons.set(name, { name, expression, handler, options: { ...options } });
+    return handler;
   }
 
   /** Middleware of every queue, in the order app.use() registered it. */

@@ -131,6 +131,30 @@ export interface ListenOptions {
   middleware?: Middleware[];
 }
 
+/** What a cron handler receives: one tick of its schedule. */
+export interface CronTick {
+  readonly name: string;
+  /** The scheduled time of this tick (the same on every worker; the lease is taken for it). */
+  readonly scheduledAt: Date;
+  /** Aborted when the worker stops. */
+  readonly signal: AbortSignal;
+}
+
+export type CronHandler = (tick: CronTick) => unknown | Promise<unknown>;
+
+export interface CronOptions {
+  /** IANA time zone the expression is read in (e.g. "Europe/Paris"); default the worker's. */
+  timezone?: string;
+}
+
+export interface CronJob {
+  readonly name: string;
+  /** 5 fields, or 6 with seconds first (croner syntax). */
+  readonly expression: string;
+  readonly handler: CronHandler;
+  readonly options: Readonly<CronOptions>;
+}
+
 export interface Subscription {
   readonly queue: string;
   readonly handler: Handler<never>;
@@ -162,6 +186,12 @@ export interface WQueueOptions {
   brokers?: Record<string, BrokerSource>;
   /** App-wide retry policy. */
   retry?: RetryOptions;
+  /**
+   * Where cron leases, rate limits and RateLimited pauses are shared by the app's workers when a
+   * queue's broker (for cron: the default broker) is neither Redis nor SQLite:
+   * `redis://...` or `sqlite://...`.
+   */
+  coordination?: string;
   /** Size of the thread pool for queues with `model: "threads"`; default the number of CPUs. */
   threads?: number;
 }

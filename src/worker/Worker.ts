@@ -19,6 +19,8 @@ import { loadTracer } from "../observability/tracing.js";
 import { createRunner, type RunnerHandler } from "../runners/create-runner.js";
 import type { Runner } from "../runners/Runner.js";
 import { SuspectSandbox } from "../runners/SuspectSandbox.js";
+import { CoordinationStores, coordinationUrlFor } from "../coordination/open-coordination-store.js";
+import { CronScheduler } from "./CronScheduler.js";
 
 export interface WorkerOptions {
   /** Default broker URL; overrides WQUEUE_BROKER_URL and the app's own default. */
@@ -68,6 +70,9 @@ export class Worker {
   readonly #consumers: Consumer[] = [];
   readonly #runners: Runner[] = [];
   #sandbox: SuspectSandbox | undefined;
+  /** Cron leases, rate limits and pauses shared with the app's other workers (src/coordination). */
+  readonly #coordination: CoordinationStores;
+  #cron: CronScheduler | undefined;
   #onFatal: ((error: Error) => void) | undefined;
   /**
    * Settles with the first error after start that cannot heal by retrying (a ConfigError from a
@@ -90,12 +95,15 @@ export class Worker {
     this.#brokers = new BrokerSet(resolveDefaultBrokerUrl(app, options.broker), app.options.brokers, (level, message) =>
       this.logger[level](message),
     );
+    this.#coordination = new CoordinationStores((level, message) => this.logger[level](message));
   }
 
   start(): Promise<void> {
     this.#started ??= this.#start().catch(async (error: unknown) => {
       await Promise.allSettled(this.#runners.map((runner) => runner.close()));
       await this.#sandbox?.close();
+      await this.#cron?.stop(0);
+      await this.#coordination.close();
       await this.#brokers.close();
       throw error;
     });
@@ -176,11 +184,26 @@ export class Worker {
     this.#model = runners.describe();
     this.#limit = limit;
     for (const loop of this.#loops) loop.start();
+    await this.#startCron();
     const appName = this.#options.appName ?? this.#app.options.name ?? "app";
     this.logger.info(
       { app: appName, model: this.#model, concurrency: limit, queues: described },
       `ready: ${appName}, model ${this.#model} (concurrency ${limit}), queues: ${described.join("; ")}`,
     );
+  }
+
+  /** The app's cron jobs, coordinated through the default broker's store or `coordination`. */
+  async #startCron(): Promise<void> {
+    const jobs = this.#app.crons;
+    if (jobs.length === 0) return;
+    const url = coordinationUrlFor(resolveDefaultBrokerUrl(this.#app, this.#options.broker), this.#app.options.coordination);
+    if (url === undefined) {
+      throw new ConfigError(
+        `app.cron("${jobs[0]?.name}") needs a coordination store so that each tick runs once: the default broker is not Redis or SQLite; set new WQueue({ coordination: "redis://..." | "sqlite://..." })`,
+      );
+    }
+    this.#cron = new CronScheduler(jobs, await this.#coordination.get(url), this.#app.options.name ?? "app", this.logger, this.observer);
+    await this.#cron.start();
   }
 
   /**
@@ -224,7 +247,7 @@ export class Worker {
       const brokerName = subscription.options.broker ?? DEFAULT_BROKER_NAME;
       return { id: `${brokerName}/${subscription.queue}`, brokerName, subscription };
     });
-    if (all.length === 0) {
+    if (all.length === 0 && this.#app.crons.length === 0) {
       throw new AppLoadError(`${this.#options.appName ?? "the app"} registers no handlers: call app.listenEvents(queue, handler)`);
     }
     const only = this.#options.queues;
@@ -282,7 +305,7 @@ export class Worker {
   /** Ready when started, not stopping, and every subscription's last receive worked. */
   readiness(): { ready: boolean; problems: string[] } {
     const problems: string[] = [];
-    if (this.#loops.length === 0) problems.push("not started");
+    if (this.#loops.length === 0 && this.#cron === undefined) problems.push("not started");
     if (this.#stopped) problems.push("stopping");
     this.#loops.forEach((loop, i) => {
       if (!loop.consuming) problems.push(`${this.#subscriptionIds[i]}: not consuming (${loop.lastError ?? "stopped"})`);
@@ -319,6 +342,7 @@ export class Worker {
     const deadline = new Promise<"deadline">((resolve) => {
       timer = setTimeout(() => resolve("deadline"), graceMs);
     });
+    const cronStopped = this.#cron?.stop(graceMs);
     const drained = Promise.all(this.#loops.map((loop) => loop.drained())).then(() => "drained" as const);
     const ended = await Promise.race([drained, deadline, this.#forced]);
     if (ended !== "drained") {
@@ -331,6 +355,8 @@ export class Worker {
     await Promise.allSettled(this.#consumers.map((consumer) => consumer.close()));
     await Promise.allSettled(this.#runners.map((runner) => runner.close()));
     await this.#sandbox?.close();
+    if (ended !== "forced") await cronStopped; // a forced stop does not wait for cron handlers
+    await this.#coordination.close();
     this.#app.usePublishBrokers(undefined);
     await this.#brokers.close();
     this.logger.info("stopped");

@@ -229,8 +229,9 @@ class MemoryDelivery extends SettleOnceDelivery {
     this.consumer.settle(this);
   }
 
-  protected async doNack(delayMs: number): Promise<void> {
+  protected async doNack(delayMs: number, keepAttempt: boolean): Promise<void> {
     this.consumer.settle(this);
+    if (keepAttempt) this.stored.attempt -= 1;
     this.consumer.context.queue(this.queue).push(this.stored, delayMs);
   }
 

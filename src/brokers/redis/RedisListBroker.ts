@@ -216,9 +216,10 @@ class RedisListDelivery extends SettleOnceDelivery {
     return RESOLVED;
   }
 
-  protected doNack(delayMs: number): Promise<void> {
+  protected doNack(delayMs: number, keepAttempt: boolean): Promise<void> {
     const { body, headers, key } = this;
-    return this.#consumer.context.publishAs(this.queue, [{ body, headers, key, attempt: this.attempt + 1, delayMs }], false);
+    const attempt = keepAttempt ? this.attempt : this.attempt + 1;
+    return this.#consumer.context.publishAs(this.queue, [{ body, headers, key, attempt, delayMs }], false);
   }
 
   protected doDeadLetter(reason: DeadLetterReason): Promise<void> {

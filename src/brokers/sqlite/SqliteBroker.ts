@@ -43,7 +43,7 @@ export class SqliteBroker implements Broker {
       config: this.config,
       store: () => this.store(),
       ack: (held) => this.ack(held),
-      makeVisible: (queue, held, visibleAt) => this.makeVisible(queue, held, visibleAt),
+      makeVisible: (queue, held, visibleAt, keepAttempt) => this.makeVisible(queue, held, visibleAt, keepAttempt),
       deadLetter: (held, deadQueue, message) => this.deadLetter(held, deadQueue, message),
       closed: (consumer) => this.#lifecycle.forget(consumer),
     };
@@ -107,8 +107,8 @@ export class SqliteBroker implements Broker {
   }
 
   /** Nack, or return on close: visible again at `visibleAt` if still held under its receipt. */
-  makeVisible(queue: string, held: Held[], visibleAt: number): void {
-    this.store().makeVisible(held, visibleAt);
+  makeVisible(queue: string, held: Held[], visibleAt: number, keepAttempt = false): void {
+    this.store().makeVisible(held, visibleAt, keepAttempt);
     this.notify(queue);
   }
 

@@ -2,6 +2,9 @@ export { WQueue } from "./app/WQueue.js";
 export { QueueHandle } from "./app/QueueHandle.js";
 export type {
   BodyFormat,
+  CronHandler,
+  CronOptions,
+  CronTick,
   Handler,
   InferInput,
   InferOutput,
@@ -34,6 +37,7 @@ export {
   ConfigError,
   DeadLetterNow,
   DecodeError,
+  RateLimited,
   RetryLater,
 } from "./errors.js";
 export { Worker, type WorkerOptions, DEFAULT_CONCURRENCY } from "./worker/Worker.js";

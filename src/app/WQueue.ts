@@ -146,6 +146,12 @@ export class WQueue {
     if (options.middleware !== undefined && !(Array.isArray(options.middleware) && options.middleware.every((m) => typeof m === "function"))) {
       throw new ConfigError(`listenEvents("${queue}"): middleware must be an array of functions (message, next) => ...`);
     }
+    if (options.rateLimit !== undefined) {
+      const { max, perMs } = options.rateLimit ?? {};
+      if (!(Number.isInteger(max) && (max as number) > 0 && Number.isInteger(perMs) && (perMs as number) > 0)) {
+        throw new ConfigError(`listenEvents("${queue}"): rateLimit must be { max, perMs }, whole numbers > 0 (e.g. { max: 100, perMs: 1000 })`);
+      }
+    }
     const id = `${brokerName}/${queue}`;
     if (this.#subscriptions.has(id)) {
       throw new ConfigError(`listenEvents("${queue}"): a handler is already registered for this queue on broker "${brokerName}"`);

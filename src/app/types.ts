@@ -129,6 +129,12 @@ export interface ListenOptions {
   hardTimeoutMs?: number;
   /** Middleware of this queue only, run inside the app's (`app.use`) and around the handler. */
   middleware?: Middleware[];
+  /**
+   * At most `max` messages of this queue start per `perMs`, across every worker of the app
+   * (coordinated through the queue's broker when Redis or SQLite, else `coordination`). Messages
+   * over the limit wait in the broker: not fetched, not failed, no attempt counted.
+   */
+  rateLimit?: { max: number; perMs: number };
 }
 
 /** What a cron handler receives: one tick of its schedule. */

@@ -16,6 +16,8 @@ import { compose, type Next, type Step } from "./steps/step.js";
 import { suspectsAlone } from "./steps/suspects-alone.js";
 import { traced } from "./steps/traced.js";
 import { SubscriptionLoop } from "./SubscriptionLoop.js";
+import type { RateGate } from "./RateGate.js";
+import { pauseOnRateLimited } from "./steps/pause-on-rate-limited.js";
 
 /** Everything one subscription's dispatch is built from: its flow control and its policies. */
 export interface SubscriptionSpec {
@@ -47,13 +49,15 @@ export interface SubscriptionSpec {
   tracer?: MessageTracer;
   /** A receive failed with an error that cannot heal by retrying (see SubscriptionLoop). */
   onFatal?: (error: Error) => void;
+  /** Shared rate limit and RateLimited pause (RateGate.ts). */
+  gate?: RateGate;
 }
 
 /**
  * A subscription's policies, outermost first; a policy the subscription does not use is left
  * out, not skipped per message:
  *
- *   in key order → ack before → tracing → stats → failure log → retry/dead-letter decision
+ *   in key order → ack before → tracing → stats → failure log → RateLimited pause → retry/dead-letter decision
  *     → soft timeout → suspects to the sandbox → runner
  *
  * The runner then runs, where the handler lives (event loop, thread, sandbox): decode → validate
@@ -66,6 +70,7 @@ export function dispatchChain(spec: SubscriptionSpec): Next {
   if (spec.tracer) steps.push(traced(spec.tracer));
   if (spec.stats) steps.push(recordStats(spec.stats));
   steps.push(logFailures(spec.logger, spec.observer));
+  if (spec.gate) steps.push(pauseOnRateLimited(spec.gate));
   steps.push(retryPolicy(spec.retry));
   if (spec.timeoutMs !== undefined) steps.push(softTimeout(spec.timeoutMs));
   steps.push(suspectsAlone({ id: spec.id, queue: spec.queue, maxDeliveries: spec.maxDeliveries, sandbox: spec.sandbox, logger: spec.logger }));
@@ -89,5 +94,6 @@ export function buildSubscription(spec: SubscriptionSpec): SubscriptionLoop {
         }
       : undefined,
     onFatal: spec.onFatal,
+    gate: spec.gate,
   });
 }

@@ -7,6 +7,7 @@ import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
 import { type DeadLetterTarget, deadLetterTarget } from "../dead-letters/dead-letters.js";
 import { DeadLettersElsewhere } from "../dead-letters/dead-letters-elsewhere.js";
 import { CreditPool } from "../dispatch/CreditPool.js";
+import { RateGate } from "../dispatch/RateGate.js";
 import { buildSubscription } from "../dispatch/build-subscription.js";
 import type { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
 import { AppLoadError, ConfigError, serializeError } from "../errors.js";
@@ -151,6 +152,7 @@ export class Worker {
         consumer = new DeadLettersElsewhere(consumer, target, deadLetterQueue ?? defaultDeadLetterQueue(subscription.queue));
       }
       this.#consumers.push(consumer);
+      const gate = await this.#gateOf(brokerName, subscription);
       this.#loops.push(
         buildSubscription({
           id,
@@ -170,6 +172,7 @@ export class Worker {
           observer: this.observer,
           tracer,
           sandbox: this.#sandbox,
+          gate,
           onFatal: (error) => {
             this.logger.error({ queue: subscription.queue, err: serializeError(error) }, `${subscription.queue}: ${error.message}`);
             this.#onFatal?.(error);
@@ -190,6 +193,24 @@ export class Worker {
       { app: appName, model: this.#model, concurrency: limit, queues: described },
       `ready: ${appName}, model ${this.#model} (concurrency ${limit}), queues: ${described.join("; ")}`,
     );
+  }
+
+  /**
+   * The gate of a subscription: its rate limit and RateLimited pauses, shared through the queue's
+   * broker when Redis or SQLite, else the app's `coordination` store, else (no rateLimit) this
+   * worker's own pause only. A rateLimit with no store is a ConfigError.
+   */
+  async #gateOf(brokerName: string, subscription: Subscription): Promise<RateGate> {
+    const source = brokerName === DEFAULT_BROKER_NAME ? resolveDefaultBrokerUrl(this.#app, this.#options.broker) : this.#app.options.brokers?.[brokerName];
+    const url = coordinationUrlFor(source, this.#app.options.coordination);
+    const { rateLimit } = subscription.options;
+    if (rateLimit !== undefined && url === undefined) {
+      throw new ConfigError(
+        `listenEvents("${subscription.queue}", { rateLimit }) needs a coordination store shared by the app's workers: its broker is not Redis or SQLite; set new WQueue({ coordination: "redis://..." | "sqlite://..." })`,
+      );
+    }
+    const store = url === undefined ? undefined : await this.#coordination.get(url);
+    return new RateGate({ queue: subscription.queue, store, limit: rateLimit, logger: this.logger });
   }
 
   /** The app's cron jobs, coordinated through the default broker's store or `coordination`. */

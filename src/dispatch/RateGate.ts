@@ -14,6 +14,13 @@ export interface RateGateOptions {
 const BACKOFF_START_MS = 100;
 /** A pause-only gate asks again after a receive that waited longer than this. */
 const PAUSE_RECHECK_MS = 50;
+/**
+ * A pause-only gate trusts a "not paused" answer this long: a busy queue then reads the store at
+ * most ~50 times a second instead of adding a round trip to every receive (queues without a
+ * rateLimit should not pay for a pause they may never see), and a pause reaches the other workers
+ * within this plus one round trip.
+ */
+const PAUSE_CLEAR_MS = 20;
 const BACKOFF_MAX_MS = 5000;
 
 /**
@@ -31,7 +38,7 @@ export class RateGate {
   /** This worker's own pause (RateLimited thrown here): stops at once, before the store hears. */
   #localPauseUntil = 0;
   #failures = 0;
-  /** Pause-only gates: while the store is down, skip it until then. */
+  /** Pause-only gates: the store said "not paused" (or is down, failing open): skip it until then. */
   #skipStoreUntil = 0;
 
   constructor(options: RateGateOptions) {
@@ -43,7 +50,9 @@ export class RateGate {
    * as the gate is shut. Synchronous when there is nothing to ask (no store, no pause here).
    */
   take(want: number, signal: AbortSignal): number | Promise<number> {
-    if (this.#options.store === undefined && this.#localPauseUntil <= Date.now()) return want;
+    const { store, limit } = this.#options;
+    const now = Date.now();
+    if (this.#localPauseUntil <= now && (store === undefined || (limit === undefined && now < this.#skipStoreUntil))) return want;
     return this.#take(want, signal);
   }
 
@@ -60,7 +69,10 @@ export class RateGate {
         const { granted, waitMs } = await store.admit(queue, want, limit);
         if (this.#failures > 0) logger.info({ queue }, `${queue}: the coordination store ${store.url} answers again`);
         this.#failures = 0;
-        if (granted > 0) return granted;
+        if (granted > 0) {
+          if (limit === undefined) this.#skipStoreUntil = Date.now() + PAUSE_CLEAR_MS;
+          return granted;
+        }
         await sleep(waitMs, signal);
       } catch (error) {
         this.#failures += 1;
@@ -106,6 +118,7 @@ export class RateGate {
   pause(ms: number): void {
     const { store, queue, logger } = this.#options;
     this.#localPauseUntil = Math.max(this.#localPauseUntil, Date.now() + ms);
+    this.#skipStoreUntil = 0;
     logger.info({ queue, pauseMs: ms }, `${queue}: paused for ${ms} ms (RateLimited)`);
     store?.pause(queue, ms).catch((error: unknown) =>
       logger.warn({ queue, err: serializeError(error) }, `${queue}: could not share the pause through ${store.url}; only this worker pauses`),

@@ -186,8 +186,8 @@ export class Worker {
     this.#app.usePublishBrokers(this.#brokers);
     this.#model = runners.describe();
     this.#limit = limit;
+    await this.#startCron(); // before the loops: its ConfigError must find nothing fetching yet
     for (const loop of this.#loops) loop.start();
-    await this.#startCron();
     const appName = this.#options.appName ?? this.#app.options.name ?? "app";
     this.logger.info(
       { app: appName, model: this.#model, concurrency: limit, queues: described },

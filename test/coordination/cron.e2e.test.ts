@@ -76,6 +76,32 @@ describe.each(Object.entries(brokers))("app.cron on %s", (_kind, brokerOf) => {
   );
 });
 
+describe("app.cron under --processes", () => {
+  it("3 children of one supervisor run each tick once; /api/stats adds up their runs", async () => {
+    const dir = tempDir();
+    const out = path.join(dir, "runs.txt");
+    const app = cronApp(dir, out, "* * * * * *");
+    const worker = startCli(["worker", "-a", app, "--broker", `sqlite://${path.join(dir, "q.db")}`, "--processes", "3", "--http", "127.0.0.1:0"]);
+    running.push(worker);
+    const line = await worker.waitForLine("the http line", (l) => l.includes('"msg":"http: '));
+    const base = `http://${JSON.parse(line).http}`;
+    const deadline = Date.now() + 20_000;
+    while (runs(out).length < 4) {
+      if (Date.now() > deadline) throw new Error(`4 runs expected, have ${runs(out).length}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const stats = (await (await fetch(`${base}/api/stats`)).json()) as { processes: number; crons: { name: string; runs: number; skipped: number }[] };
+    const seen = runs(out);
+    expect(new Set(seen.map((r) => r.at)).size).toBe(seen.length);
+    expect(new Set(seen.map((r) => r.pid)).size).toBeGreaterThanOrEqual(1);
+    expect(stats.crons).toHaveLength(1);
+    // Runs counted by the children add up to the ticks written (give or take one tick in progress).
+    expect(Math.abs((stats.crons[0]?.runs ?? 0) - seen.length)).toBeLessThanOrEqual(1);
+    worker.child.kill("SIGTERM");
+    expect(await worker.exited).toBe(0);
+  }, 40_000);
+});
+
 describe("app.cron configuration", () => {
   it("an app with cron jobs on a broker that cannot hold state, and no coordination store: one line naming the option, exit 2", async () => {
     const dir = tempDir();

@@ -142,6 +142,8 @@ export interface BrokerFeatures {
   headers: boolean;
   /** nack({ delayMs }) is kept by the broker, surviving a worker crash. */
   durableDelay: boolean;
+  /** nack({ keepAttempt: true }) gives a message back without counting the delivery. */
+  keepsAttempt?: boolean;
   /** Messages survive a restart of the broker (or of the process, for embedded ones). */
   durable: boolean;
   /** FIFO within a queue (or a partition) when a single consumer reads it. */

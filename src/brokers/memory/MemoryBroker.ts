@@ -62,6 +62,7 @@ export class MemoryBroker implements Broker {
     delivery: "at-least-once",
     headers: true,
     durableDelay: false,
+    keepsAttempt: true,
     durable: false,
     ordered: true,
   };

@@ -45,6 +45,7 @@ export class RedisListBroker extends RedisBrokerBase<RedisListConsumer> implemen
     delivery: "at-most-once",
     headers: true,
     durableDelay: true,
+    keepsAttempt: true,
     durable: false,
     ordered: true,
   };

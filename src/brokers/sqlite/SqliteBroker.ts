@@ -25,6 +25,7 @@ export class SqliteBroker implements Broker {
     delivery: "at-least-once",
     headers: true,
     durableDelay: true,
+    keepsAttempt: true,
     durable: true,
     ordered: true,
   };

@@ -151,6 +151,11 @@ export class WQueue {
       if (!(Number.isInteger(max) && (max as number) > 0 && Number.isInteger(perMs) && (perMs as number) > 0)) {
         throw new ConfigError(`listenEvents("${queue}"): rateLimit must be { max, perMs }, whole numbers > 0 (e.g. { max: 100, perMs: 1000 })`);
       }
+      const { by } = options.rateLimit;
+      const header = typeof by === "object" && by !== null ? (by as { header?: unknown }).header : undefined;
+      if (by !== undefined && by !== "key" && typeof by !== "function" && !(typeof header === "string" && header !== "")) {
+        throw new ConfigError(`listenEvents("${queue}"): rateLimit.by must be "key", { header: "name" } or a function of the message`);
+      }
     }
     const id = `${brokerName}/${queue}`;
     if (this.#subscriptions.has(id)) {

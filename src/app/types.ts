@@ -134,7 +134,18 @@ export interface ListenOptions {
    * (coordinated through the queue's broker when Redis or SQLite, else `coordination`). Messages
    * over the limit wait in the broker: not fetched, not failed, no attempt counted.
    */
-  rateLimit?: { max: number; perMs: number };
+  rateLimit?: RateLimitOptions;
+}
+
+/**
+ * `rateLimit`: at most `max` messages start per `perMs` across every worker; with `by`, per key
+ * instead (the message key, a header's value, or a function of the delivery), each key held to its
+ * own limit so one busy key never holds back the others. Messages without a key share one limit.
+ */
+export interface RateLimitOptions {
+  max: number;
+  perMs: number;
+  by?: "key" | { header: string } | ((delivery: { key: string | undefined; partition: string | undefined; headers: Readonly<Headers> }) => string | undefined);
 }
 
 /** What a cron handler receives: one tick of its schedule. */

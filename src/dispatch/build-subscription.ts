@@ -18,6 +18,7 @@ import { traced } from "./steps/traced.js";
 import { SubscriptionLoop } from "./SubscriptionLoop.js";
 import type { RateGate } from "./RateGate.js";
 import { pauseOnRateLimited } from "./steps/pause-on-rate-limited.js";
+import { type RatePerKeyOptions, ratePerKey } from "./steps/rate-per-key.js";
 
 /** Everything one subscription's dispatch is built from: its flow control and its policies. */
 export interface SubscriptionSpec {
@@ -51,13 +52,15 @@ export interface SubscriptionSpec {
   onFatal?: (error: Error) => void;
   /** Shared rate limit and RateLimited pause (RateGate.ts). */
   gate?: RateGate;
+  /** `rateLimit: { by }`: a limit per key, checked first (steps/rate-per-key.ts). */
+  ratePerKey?: RatePerKeyOptions;
 }
 
 /**
  * A subscription's policies, outermost first; a policy the subscription does not use is left
  * out, not skipped per message:
  *
- *   in key order → ack before → tracing → stats → failure log → RateLimited pause → retry/dead-letter decision
+ *   rate per key → in key order → ack before → tracing → stats → failure log → RateLimited pause → retry/dead-letter decision
  *     → soft timeout → suspects to the sandbox → runner
  *
  * The runner then runs, where the handler lives (event loop, thread, sandbox): decode → validate
@@ -65,6 +68,7 @@ export interface SubscriptionSpec {
  */
 export function dispatchChain(spec: SubscriptionSpec): Next {
   const steps: Step[] = [];
+  if (spec.ratePerKey) steps.push(ratePerKey(spec.ratePerKey));
   if (spec.orderingKey) steps.push(inKeyOrder(spec.orderingKey));
   if (spec.ackPolicy === "before") steps.push(ackBefore);
   if (spec.tracer) steps.push(traced(spec.tracer));

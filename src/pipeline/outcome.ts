@@ -13,6 +13,8 @@ export type Outcome =
       error: DeadLetterReason["error"];
       /** RateLimited: give back without counting an attempt, and pause the queue for `delayMs`. */
       pause?: true;
+      /** Give back without counting an attempt (a message deferred by its key's rate limit). */
+      keepAttempt?: true;
     }
   | { type: "dead"; reason: DeadLetterReason };
 
@@ -49,7 +51,7 @@ export function settle(delivery: Delivery, outcome: Outcome): Promise<void> {
     case "ack":
       return delivery.ack();
     case "retry":
-      return outcome.pause ? delivery.nack({ delayMs: outcome.delayMs, keepAttempt: true }) : delivery.nack({ delayMs: outcome.delayMs });
+      return outcome.pause || outcome.keepAttempt ? delivery.nack({ delayMs: outcome.delayMs, keepAttempt: true }) : delivery.nack({ delayMs: outcome.delayMs });
     case "dead":
       return delivery.deadLetter(outcome.reason);
   }

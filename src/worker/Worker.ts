@@ -2,7 +2,7 @@ import { availableParallelism } from "node:os";
 import type { RetryOptions, Subscription } from "../app/types.js";
 import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
-import type { Consumer } from "../brokers/contract.js";
+import type { Consumer, Delivery } from "../brokers/contract.js";
 import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
 import { type DeadLetterTarget, deadLetterTarget } from "../dead-letters/dead-letters.js";
 import { DeadLettersElsewhere } from "../dead-letters/dead-letters-elsewhere.js";
@@ -152,7 +152,7 @@ export class Worker {
         consumer = new DeadLettersElsewhere(consumer, target, deadLetterQueue ?? defaultDeadLetterQueue(subscription.queue));
       }
       this.#consumers.push(consumer);
-      const gate = await this.#gateOf(brokerName, subscription);
+      const { gate, ratePerKey } = await this.#flowOf(brokerName, subscription, broker.features.keepsAttempt === true);
       this.#loops.push(
         buildSubscription({
           id,
@@ -173,6 +173,7 @@ export class Worker {
           tracer,
           sandbox: this.#sandbox,
           gate,
+          ratePerKey,
           onFatal: (error) => {
             this.logger.error({ queue: subscription.queue, err: serializeError(error) }, `${subscription.queue}: ${error.message}`);
             this.#onFatal?.(error);
@@ -200,7 +201,7 @@ export class Worker {
    * broker when Redis or SQLite, else the app's `coordination` store, else (no rateLimit) this
    * worker's own pause only. A rateLimit with no store is a ConfigError.
    */
-  async #gateOf(brokerName: string, subscription: Subscription): Promise<RateGate> {
+  async #flowOf(brokerName: string, subscription: Subscription, keepsAttempt: boolean) {
     const source = brokerName === DEFAULT_BROKER_NAME ? resolveDefaultBrokerUrl(this.#app, this.#options.broker) : this.#app.options.brokers?.[brokerName];
     const url = coordinationUrlFor(source, this.#app.options.coordination);
     const { rateLimit } = subscription.options;
@@ -210,7 +211,22 @@ export class Worker {
       );
     }
     const store = url === undefined ? undefined : await this.#coordination.get(url);
-    return new RateGate({ queue: subscription.queue, store, limit: rateLimit, logger: this.logger });
+    const { queue } = subscription;
+    if (rateLimit?.by === undefined || store === undefined) {
+      return { gate: new RateGate({ queue, store, limit: rateLimit, logger: this.logger }), ratePerKey: undefined };
+    }
+    // Per key: the queue-wide gate keeps only the pause; over-limit messages go back uncounted.
+    if (!keepsAttempt) {
+      throw new ConfigError(
+        `listenEvents("${queue}", { rateLimit: { by } }) needs a broker that gives a message back without counting an attempt (SQLite, Redis lists, memory): messages over their key's limit go back to wait`,
+      );
+    }
+    const { by, max, perMs } = rateLimit;
+    const keyOf = by === "key" ? (d: Delivery) => d.key : typeof by === "function" ? by : (d: Delivery) => d.headers[by.header];
+    return {
+      gate: new RateGate({ queue, store, limit: undefined, logger: this.logger }),
+      ratePerKey: { queue, store, limit: { max, perMs }, keyOf, logger: this.logger },
+    };
   }
 
   /** The app's cron jobs, coordinated through the default broker's store or `coordination`. */

@@ -12,6 +12,7 @@ export type {
   Message,
   Middleware,
   PublishOptions,
+  RateLimitOptions,
   RetryOptions,
   StandardSchema,
   WQueueOptions,

@@ -21,6 +21,8 @@ const LAYERS = [
   { name: "observability", path: ["^src/observability/"] },
   { name: "pipeline", path: ["^src/pipeline/"] },
   { name: "dead-letters", path: ["^src/dead-letters/"] },
+  // Shared flow-control state (cron leases, rate limits, pauses) in Redis or SQLite, over brokers/shared.
+  { name: "coordination", path: ["^src/coordination/"] },
   { name: "brokers", path: ["^src/brokers/"], pathNot: ["^src/brokers/contract\\.ts$"] },
   // The vocabulary every layer speaks: declarations, errors, the logger.
   {

@@ -34,6 +34,22 @@ export class RetryLater extends Error {
   }
 }
 
+/**
+ * Throw from a handler when an upstream said "too many requests" (an HTTP 429): the message goes
+ * back without counting an attempt (where the broker can: see Delivery.nack) and its queue pauses
+ * for `pauseMs` on every worker of the app (through the coordination store; on this worker only
+ * without one). The message is visible again when the pause ends.
+ */
+export class RateLimited extends Error {
+  override name = "RateLimited";
+  constructor(
+    readonly pauseMs: number,
+    message = `upstream rate limit: queue paused for ${pauseMs} ms`,
+  ) {
+    super(message);
+  }
+}
+
 /** Throw from a handler to dead-letter the message now, whatever attempts are left. */
 export class DeadLetterNow extends Error {
   override name = "DeadLetterNow";

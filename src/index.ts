@@ -6,6 +6,9 @@ export type {
   BatchOptions,
   BatchResult,
   BodyFormat,
+  CronHandler,
+  CronOptions,
+  CronTick,
   Handler,
   InferInput,
   InferOutput,
@@ -13,6 +16,7 @@ export type {
   Message,
   Middleware,
   PublishOptions,
+  RateLimitOptions,
   RetryOptions,
   StandardSchema,
   WQueueOptions,
@@ -38,6 +42,7 @@ export {
   ConfigError,
   DeadLetterNow,
   DecodeError,
+  RateLimited,
   RetryLater,
 } from "./errors.js";
 export { Worker, type WorkerOptions, DEFAULT_CONCURRENCY } from "./worker/Worker.js";

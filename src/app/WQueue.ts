@@ -4,8 +4,26 @@ import { ConfigError } from "../errors.js";
 import { loadTracer } from "../observability/tracing.js";
 import { contentTypeOf, encodeBody } from "./encode-body.js";
 import { QueueHandle } from "./QueueHandle.js";
+import { checkCoordinationUrl } from "../coordination/open-coordination-store.js";
 import { resolveBatchOptions } from "./batch-options.js";
-import type { BatchHandler, BatchListenOptions, BatchOptions, Handler, InferInput, InferOutput, ListenOptions, Message, Middleware, PublishOptions, StandardSchema, Subscription, WQueueOptions } from "./types.js";
+import type {
+  BatchHandler,
+  BatchListenOptions,
+  BatchOptions,
+  CronHandler,
+  CronJob,
+  CronOptions,
+  Handler,
+  InferInput,
+  InferOutput,
+  ListenOptions,
+  Message,
+  Middleware,
+  PublishOptions,
+  StandardSchema,
+  Subscription,
+  WQueueOptions,
+} from "./types.js";
 
 /** Marks WQueue instances across copies of the module (a linked checkout, src vs dist). */
 const APP_BRAND = Symbol.for("wqueue.app");
@@ -28,6 +46,7 @@ export class WQueue {
   readonly options: Readonly<WQueueOptions>;
   readonly #subscriptions = new Map<string, Subscription>();
   readonly #middleware: Middleware[] = [];
+  readonly #crons = new Map<string, CronJob>();
   #ownBrokers: BrokerSet | undefined;
   #lentBrokers: BrokerSet | undefined;
 
@@ -40,6 +59,7 @@ export class WQueue {
       }
       checkBrokerSource(`new WQueue({ brokers: { ${name} } })`, source);
     }
+    if (options.coordination !== undefined) checkCoordinationUrl(options.coordination);
   }
 
   static isApp(value: unknown): value is WQueue {
@@ -48,6 +68,30 @@ export class WQueue {
 
   get subscriptions(): Subscription[] {
     return [...this.#subscriptions.values()];
+  }
+
+  /** Cron jobs, in the order app.cron() registered them. */
+  get crons(): CronJob[] {
+    return [...this.#crons.values()];
+  }
+
+  /**
+   * Runs `handler` on the schedule `expression` (5 fields, or 6 with seconds first; croner syntax),
+   * once per tick across every worker process and host of the app: each tick is a lease in the
+   * coordination store (the default broker when Redis or SQLite, else `coordination`). Ticks missed
+   * while no worker ran are not replayed. The expression is checked when a worker starts (croner is
+   * loaded then). Returns the handler.
+   */
+  cron(name: string, expression: string, handler: CronHandler, options: CronOptions = {}): CronHandler {
+    if (typeof name !== "string" || name.length === 0) throw new ConfigError("app.cron: name must be a non-empty string");
+    if (typeof expression !== "string" || expression.trim() === "") throw new ConfigError(`app.cron("${name}"): expression must be a cron expression string`);
+    if (typeof handler !== "function") throw new ConfigError(`app.cron("${name}"): handler must be a function`);
+    if (options.timezone !== undefined && (typeof options.timezone !== "string" || options.timezone === "")) {
+      throw new ConfigError(`app.cron("${name}"): timezone must be an IANA time zone name such as "Europe/Paris"`);
+    }
+    if (this.#crons.has(name)) throw new ConfigError(`app.cron("${name}"): a cron job with this name is already registered`);
+    this.#crons.set(name, { name, expression, handler, options: { ...options } });
+    return handler;
   }
 
   /** Middleware of every queue, in the order app.use() registered it. */
@@ -114,6 +158,17 @@ export class WQueue {
       throw new ConfigError(`listenEvents("${queue}"): middleware must be an array of functions (message, next) => ...`);
     }
     if (options.batch !== undefined) resolveBatchOptions(queue, options.batch);
+    if (options.rateLimit !== undefined) {
+      const { max, perMs } = options.rateLimit ?? {};
+      if (!(Number.isInteger(max) && (max as number) > 0 && Number.isInteger(perMs) && (perMs as number) > 0)) {
+        throw new ConfigError(`listenEvents("${queue}"): rateLimit must be { max, perMs }, whole numbers > 0 (e.g. { max: 100, perMs: 1000 })`);
+      }
+      const { by } = options.rateLimit;
+      const header = typeof by === "object" && by !== null ? (by as { header?: unknown }).header : undefined;
+      if (by !== undefined && by !== "key" && typeof by !== "function" && !(typeof header === "string" && header !== "")) {
+        throw new ConfigError(`listenEvents("${queue}"): rateLimit.by must be "key", { header: "name" } or a function of the message`);
+      }
+    }
     const id = `${brokerName}/${queue}`;
     if (this.#subscriptions.has(id)) {
       throw new ConfigError(`listenEvents("${queue}"): a handler is already registered for this queue on broker "${brokerName}"`);

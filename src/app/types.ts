@@ -159,6 +159,47 @@ export interface ListenOptions {
   hardTimeoutMs?: number;
   /** Middleware of this queue only, run inside the app's (`app.use`) and around the handler. */
   middleware?: Middleware[];
+  /**
+   * At most `max` messages of this queue start per `perMs`, across every worker of the app
+   * (coordinated through the queue's broker when Redis or SQLite, else `coordination`). Messages
+   * over the limit wait in the broker: not fetched, not failed, no attempt counted.
+   */
+  rateLimit?: RateLimitOptions;
+}
+
+/**
+ * `rateLimit`: at most `max` messages start per `perMs` across every worker; with `by`, per key
+ * instead (the message key, a header's value, or a function of the delivery), each key held to its
+ * own limit so one busy key never holds back the others. Messages without a key share one limit.
+ */
+export interface RateLimitOptions {
+  max: number;
+  perMs: number;
+  by?: "key" | { header: string } | ((delivery: { key: string | undefined; partition: string | undefined; headers: Readonly<Headers> }) => string | undefined);
+}
+
+/** What a cron handler receives: one tick of its schedule. */
+export interface CronTick {
+  readonly name: string;
+  /** The scheduled time of this tick (the same on every worker; the lease is taken for it). */
+  readonly scheduledAt: Date;
+  /** Aborted when the worker stops. */
+  readonly signal: AbortSignal;
+}
+
+export type CronHandler = (tick: CronTick) => unknown | Promise<unknown>;
+
+export interface CronOptions {
+  /** IANA time zone the expression is read in (e.g. "Europe/Paris"); default the worker's. */
+  timezone?: string;
+}
+
+export interface CronJob {
+  readonly name: string;
+  /** 5 fields, or 6 with seconds first (croner syntax). */
+  readonly expression: string;
+  readonly handler: CronHandler;
+  readonly options: Readonly<CronOptions>;
 }
 
 /** `listenEvents(queue, handler, { batch })`: the handler takes `Message[]` (a BatchHandler). */
@@ -197,6 +238,12 @@ export interface WQueueOptions {
   brokers?: Record<string, BrokerSource>;
   /** App-wide retry policy. */
   retry?: RetryOptions;
+  /**
+   * Where cron leases, rate limits and RateLimited pauses are shared by the app's workers when a
+   * queue's broker (for cron: the default broker) is neither Redis nor SQLite:
+   * `redis://...` or `sqlite://...`.
+   */
+  coordination?: string;
   /** Size of the thread pool for queues with `model: "threads"`; default the number of CPUs. */
   threads?: number;
 }

@@ -67,8 +67,13 @@ export interface Delivery {
   readonly attempt: number;
   /** The handler succeeded: remove the message for good. */
   ack(): Promise<void>;
-  /** Give the message back for another attempt, visible again after `delayMs` (default 0). */
-  nack(options?: { delayMs?: number }): Promise<void>;
+  /**
+   * Give the message back for another attempt, visible again after `delayMs` (default 0).
+   * `keepAttempt`: the next delivery carries this attempt again (a pause, not a failure: RateLimited);
+   * SQLite, memory and Redis (list and reliable modes) honour it; other adapters count the delivery
+   * as they always do.
+   */
+  nack(options?: { delayMs?: number; keepAttempt?: boolean }): Promise<void>;
   /** Move the message to the dead-letter queue with the reason, and remove it from this queue. */
   deadLetter(reason: DeadLetterReason): Promise<void>;
 }
@@ -137,6 +142,8 @@ export interface BrokerFeatures {
   headers: boolean;
   /** nack({ delayMs }) is kept by the broker, surviving a worker crash. */
   durableDelay: boolean;
+  /** nack({ keepAttempt: true }) gives a message back without counting the delivery. */
+  keepsAttempt?: boolean;
   /** Messages survive a restart of the broker (or of the process, for embedded ones). */
   durable: boolean;
   /** FIFO within a queue (or a partition) when a single consumer reads it. */

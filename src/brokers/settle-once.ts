@@ -24,8 +24,8 @@ export abstract class SettleOnceDelivery implements Delivery {
     return this.#settled;
   }
 
-  nack(options?: { delayMs?: number }): Promise<void> {
-    this.#settled ??= this.doNack(Math.max(0, options?.delayMs ?? 0));
+  nack(options?: { delayMs?: number; keepAttempt?: boolean }): Promise<void> {
+    this.#settled ??= this.doNack(Math.max(0, options?.delayMs ?? 0), options?.keepAttempt === true);
     return this.#settled;
   }
 
@@ -35,6 +35,7 @@ export abstract class SettleOnceDelivery implements Delivery {
   }
 
   protected abstract doAck(): Promise<void>;
-  protected abstract doNack(delayMs: number): Promise<void>;
+  /** `keepAttempt`: see Delivery.nack; an adapter that cannot honour it ignores it. */
+  protected abstract doNack(delayMs: number, keepAttempt: boolean): Promise<void>;
   protected abstract doDeadLetter(reason: DeadLetterReason): Promise<void>;
 }

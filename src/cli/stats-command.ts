@@ -87,7 +87,15 @@ export function formatStats(stats: StatsSnapshot, previous: StatsSnapshot | unde
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
   const title = `model ${stats.model}, concurrency ${stats.concurrency}, ${stats.processes} process(es), pid ${stats.pid}, up ${stats.uptimeSeconds} s`;
   const failures = stats.recentFailures.slice(0, 5).map((f) => `  ${f.at.slice(11, 19)} ${f.queue} #${f.messageId} attempt ${f.attempt}: ${f.outcome}: ${f.error}`);
-  return [title, "", line(header), ...rows.map(line), ...(failures.length ? ["", "recent failures:", ...failures] : [])].join("\n");
+  const crons = (stats.crons ?? []).map((c) => `  ${c.name}: ${num(c.runs)} run(s), ${num(c.failed)} failed, ${num(c.skipped)} on other workers, ${num(c.missed)} missed`);
+  return [
+    title,
+    "",
+    line(header),
+    ...rows.map(line),
+    ...(crons.length ? ["", "cron (ticks run here):", ...crons] : []),
+    ...(failures.length ? ["", "recent failures:", ...failures] : []),
+  ].join("\n");
 }
 
 export function addStatsCommand(program: Command): void {

@@ -4,6 +4,7 @@ import type { Logger } from "../log/logger.js";
 import { type Outcome, settle } from "../pipeline/outcome.js";
 import type { CreditPool } from "./CreditPool.js";
 import { LeaseKeeper } from "./LeaseKeeper.js";
+import type { RateGate } from "./RateGate.js";
 import type { Next, StepResult } from "./steps/step.js";
 
 export interface SubscriptionLoopOptions {
@@ -13,6 +14,8 @@ export interface SubscriptionLoopOptions {
   /** This queue's own limit of messages fetched or running at once. */
   concurrency: number;
   logger: Logger;
+  /** Shared rate limit and pause: asked before each receive, which gets at most what it admits. */
+  gate?: RateGate;
   /** The subscription's policies and runner (build-subscription.ts): its result settles the message. */
   chain: Next;
   /** Told how many messages each receive brought. */
@@ -177,16 +180,21 @@ export class SubscriptionLoop {
         });
         continue;
       }
-      const credit = await pool.acquire(Math.min(free, batch), signal);
+      const { gate } = this.#options;
+      const admitted = gate ? await gate.take(Math.min(free, batch), signal) : Math.min(free, batch);
+      const credit = admitted === 0 ? 0 : await pool.acquire(admitted, signal);
+      gate?.refund(admitted - credit);
       if (credit === 0) continue;
       this.#running += credit;
       let deliveries: Delivery[];
+      const receivedFrom = Date.now();
       try {
         deliveries = await consumer.receive(credit, this.#receiveSignal);
         failures = 0;
         this.lastError = undefined;
       } catch (error) {
         this.#release(credit);
+        gate?.refund(credit);
         if (this.#paused) continue; // cut short by pause(): not a failure
         failures += 1;
         this.lastError = error instanceof Error ? error.message : String(error);
@@ -201,6 +209,13 @@ export class SubscriptionLoop {
         continue;
       }
       this.#release(credit - deliveries.length);
+      gate?.refund(credit - deliveries.length);
+      if (deliveries.length > 0 && gate?.stale(Date.now() - receivedFrom)) {
+        // Permits taken before a long receive are stale: take fresh ones, the leases kept meanwhile.
+        for (const delivery of deliveries) this.#inFlight.add(delivery);
+        await gate.renew(deliveries.length, signal);
+        for (const delivery of deliveries) this.#inFlight.delete(delivery);
+      }
       this.#options.onReceived?.(deliveries.length);
       batch = deliveries.length >= credit ? Math.min(batch * 2, concurrency) : Math.max(1, deliveries.length);
       for (const delivery of deliveries) {

@@ -18,6 +18,9 @@ import { compose, type Next, type Step } from "./steps/step.js";
 import { suspectsAlone } from "./steps/suspects-alone.js";
 import { traced } from "./steps/traced.js";
 import { SubscriptionLoop } from "./SubscriptionLoop.js";
+import type { RateGate } from "./RateGate.js";
+import { pauseOnRateLimited } from "./steps/pause-on-rate-limited.js";
+import { type RatePerKeyOptions, ratePerKey } from "./steps/rate-per-key.js";
 
 /** Everything one subscription's dispatch is built from: its flow control and its policies. */
 export interface SubscriptionSpec {
@@ -51,15 +54,19 @@ export interface SubscriptionSpec {
   onFatal?: (error: Error) => void;
   /** A batch subscription (defaults resolved): the chain ends in collect-batches, not the runner. */
   batch?: Required<BatchOptions>;
+  /** Shared rate limit and RateLimited pause (RateGate.ts). */
+  gate?: RateGate;
+  /** `rateLimit: { by }`: a limit per key, checked first (steps/rate-per-key.ts). */
+  ratePerKey?: RatePerKeyOptions;
 }
 
 /**
  * A subscription's policies, outermost first; a policy the subscription does not use is left
  * out, not skipped per message:
  *
- *   in key order → ack before → tracing → stats → failure log → retry/dead-letter decision
- *     → soft timeout → suspects to the sandbox → runner (a batch subscription: → collect a batch
- *     → the runner, once per batch; batch-collector.ts)
+ *   rate per key → in key order → ack before → tracing → stats → failure log → RateLimited pause
+ *     → retry/dead-letter decision → soft timeout → suspects to the sandbox → runner (a batch
+ *     subscription: → collect a batch → the runner, once per batch; batch-collector.ts)
  *
  * The runner then runs, where the handler lives (event loop, thread, sandbox): decode → validate
  * → app.use middleware → the queue's middleware → handler (pipeline/run-handler.ts).
@@ -71,11 +78,13 @@ export function dispatchChain(spec: SubscriptionSpec): Next {
 /** The chain, and for a batch subscription its collector's flush (for when fetching stops). */
 function chainOf(spec: SubscriptionSpec): { chain: Next; flush?: () => void } {
   const steps: Step[] = [];
+  if (spec.ratePerKey) steps.push(ratePerKey(spec.ratePerKey));
   if (spec.orderingKey) steps.push(inKeyOrder(spec.orderingKey));
   if (spec.ackPolicy === "before") steps.push(ackBefore);
   if (spec.tracer) steps.push(traced(spec.tracer));
   if (spec.stats) steps.push(recordStats(spec.stats));
   steps.push(logFailures(spec.logger, spec.observer));
+  if (spec.gate) steps.push(pauseOnRateLimited(spec.gate));
   steps.push(retryPolicy(spec.retry));
   if (spec.timeoutMs !== undefined) steps.push(softTimeout(spec.timeoutMs));
   steps.push(suspectsAlone({ id: spec.id, queue: spec.queue, maxDeliveries: spec.maxDeliveries, sandbox: spec.sandbox, logger: spec.logger }));
@@ -106,5 +115,6 @@ export function buildSubscription(spec: SubscriptionSpec): SubscriptionLoop {
     onFatal: spec.onFatal,
     fillEverySlot: spec.batch !== undefined,
     onStopFetching: flush,
+    gate: spec.gate,
   });
 }

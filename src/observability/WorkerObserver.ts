@@ -1,5 +1,6 @@
 import type { Delivery } from "../brokers/contract.js";
 import type { Outcome } from "../pipeline/outcome.js";
+import { CronStats } from "./CronStats.js";
 import { QueueStats, type RecentFailure } from "./QueueStats.js";
 
 const RECENT_FAILURES = 50;
@@ -11,6 +12,17 @@ const RECENT_FAILURES = 50;
 export class WorkerObserver {
   readonly queues = new Map<string, QueueStats>();
   readonly recentFailures: RecentFailure[] = [];
+  /** One per cron job of the app, by name. */
+  readonly crons = new Map<string, CronStats>();
+
+  cron(name: string): CronStats {
+    let stats = this.crons.get(name);
+    if (!stats) {
+      stats = new CronStats(name);
+      this.crons.set(name, stats);
+    }
+    return stats;
+  }
 
   /** The stats of one subscription, created at start-up. */
   queue(id: string, queue: string, broker: string): QueueStats {

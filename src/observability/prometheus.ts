@@ -36,6 +36,20 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   counter("wqueue_messages_retried_total", "Messages given back for a later attempt", (s) => s.retried);
   counter("wqueue_messages_dead_lettered_total", "Messages moved to a dead-letter queue", (s) => s.deadLettered);
 
+  new Counter({
+    name: "wqueue_cron_runs_total",
+    help: "Cron ticks this worker ran, by outcome (ok, failed); ticks another worker ran are not counted",
+    labelNames: ["cron", "outcome"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const cron of source.observer.crons.values()) {
+        this.inc({ cron: cron.name, outcome: "ok" }, cron.runs - cron.failed);
+        this.inc({ cron: cron.name, outcome: "failed" }, cron.failed);
+      }
+    },
+  });
+
   new Gauge({
     name: "wqueue_messages_in_flight",
     help: "Messages fetched or being handled",

@@ -12,6 +12,8 @@ export interface StatsSnapshot {
   processes: number;
   queues: QueueSnapshot[];
   recentFailures: RecentFailure[];
+  /** The app's cron jobs: ticks run here (under --processes: by all children), failed, left to another worker, missed. */
+  crons?: CronSnapshot[];
   /** Under --processes: each child, also one that does not answer. */
   children?: ChildSnapshot[];
 }
@@ -27,6 +29,14 @@ export interface ChildSnapshot {
   inFlight: number;
   /** The queues this child has paused. */
   paused: string[];
+}
+
+export interface CronSnapshot {
+  name: string;
+  runs: number;
+  failed: number;
+  skipped: number;
+  missed: number;
 }
 
 export interface QueueSnapshot {
@@ -71,5 +81,6 @@ export async function statsSnapshot(worker: WorkerView): Promise<StatsSnapshot> 
     processes: 1,
     queues,
     recentFailures: worker.observer.recentFailures,
+    crons: [...worker.observer.crons.values()].map(({ name, runs, failed, skipped, missed }) => ({ name, runs, failed, skipped, missed })),
   };
 }

@@ -1,5 +1,5 @@
 import type { DeadLetterReason, Delivery } from "../brokers/contract.js";
-import { RetryLater, serializeError } from "../errors.js";
+import { RateLimited, RetryLater, serializeError } from "../errors.js";
 
 /**
  * What a handler run came to, as plain data (it crosses thread and process boundaries):
@@ -7,7 +7,15 @@ import { RetryLater, serializeError } from "../errors.js";
  */
 export type Outcome =
   | { type: "ack" }
-  | { type: "retry"; delayMs: number; error: DeadLetterReason["error"] }
+  | {
+      type: "retry";
+      delayMs: number;
+      error: DeadLetterReason["error"];
+      /** RateLimited: give back without counting an attempt, and pause the queue for `delayMs`. */
+      pause?: true;
+      /** Give back without counting an attempt (a message deferred by its key's rate limit). */
+      keepAttempt?: true;
+    }
   | { type: "dead"; reason: DeadLetterReason };
 
 /**
@@ -20,6 +28,8 @@ export interface Failed {
   error: NonNullable<DeadLetterReason["error"]>;
   /** Set when the error was a RetryLater: the delay it asked for. */
   retryInMs?: number;
+  /** Set when the error was a RateLimited: how long the queue pauses. */
+  pauseMs?: number;
 }
 
 /** What a runner answers: an Outcome the handler side already decided, or a Failed to map. */
@@ -28,6 +38,10 @@ export type RunResult = Outcome | Failed;
 /** An error as a Failed result, keeping what RetryLater asked for (it crosses threads as data). */
 export function failed(error: unknown): Failed {
   const serialized = serializeError(error);
+  if (serialized.name === RateLimited.name) {
+    const pauseMs = (error as RateLimited).pauseMs;
+    if (typeof pauseMs === "number" && Number.isFinite(pauseMs) && pauseMs >= 0) return { type: "failed", error: serialized, pauseMs: Math.ceil(pauseMs) };
+  }
   const requested = serialized.name === RetryLater.name ? (error as RetryLater).delayMs : undefined;
   return typeof requested === "number" && requested >= 0 ? { type: "failed", error: serialized, retryInMs: requested } : { type: "failed", error: serialized };
 }
@@ -37,7 +51,7 @@ export function settle(delivery: Delivery, outcome: Outcome): Promise<void> {
     case "ack":
       return delivery.ack();
     case "retry":
-      return delivery.nack({ delayMs: outcome.delayMs });
+      return outcome.pause || outcome.keepAttempt ? delivery.nack({ delayMs: outcome.delayMs, keepAttempt: true }) : delivery.nack({ delayMs: outcome.delayMs });
     case "dead":
       return delivery.deadLetter(outcome.reason);
   }

@@ -2,7 +2,7 @@ import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from "prom-client";
 import type { ObservedWorker } from "../observability/http-server.js";
-import type { ChildSnapshot, QueueSnapshot, StatsSnapshot } from "../observability/stats-snapshot.js";
+import type { ChildSnapshot, CronSnapshot, QueueSnapshot, StatsSnapshot } from "../observability/stats-snapshot.js";
 
 /**
  * Under --processes, one HTTP endpoint shows the whole worker: the supervisor asks each child for
@@ -88,6 +88,16 @@ function ask<Reply extends { type: string; id: string }>(
   });
 }
 
+function mergeCrons(snapshots: StatsSnapshot[]): CronSnapshot[] {
+  const merged = new Map<string, CronSnapshot>();
+  for (const cron of snapshots.flatMap((s) => s.crons ?? [])) {
+    const seen = merged.get(cron.name);
+    if (!seen) merged.set(cron.name, { ...cron });
+    else for (const field of ["runs", "failed", "skipped", "missed"] as const) seen[field] += cron[field];
+  }
+  return [...merged.values()];
+}
+
 function mergeQueues(snapshots: StatsSnapshot[]): QueueSnapshot[] {
   const merged = new Map<string, QueueSnapshot>();
   for (const queue of snapshots.flatMap((s) => s.queues)) {
@@ -155,6 +165,7 @@ export function observeChildren(
         concurrency: snapshots.reduce((sum, s) => sum + s.concurrency, 0),
         processes: snapshots.length,
         queues: mergeQueues(snapshots),
+        crons: mergeCrons(snapshots),
         recentFailures: snapshots
           .flatMap((s) => s.recentFailures)
           .sort((a, b) => b.at.localeCompare(a.at))

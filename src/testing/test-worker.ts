@@ -103,8 +103,9 @@ export async function createTestWorker(app: WQueue, options: TestWorkerOptions =
       return result;
     };
     const retry = listen.retry === false ? false : listen.retry === undefined ? undefined : quick(listen.retry);
-    if (listen.batch) shadow.listenEvents(queue, recordingBatch, { ...listen, retry, batch: listen.batch } as BatchListenOptions);
-    else shadow.listenEvents(queue, recording, { ...listen, retry } as ListenOptions);
+    // No rateLimit: a test runs the handlers at once, and memory brokers have no coordination store.
+    if (listen.batch) shadow.listenEvents(queue, recordingBatch, { ...listen, retry, rateLimit: undefined, batch: listen.batch } as BatchListenOptions);
+    else shadow.listenEvents(queue, recording, { ...listen, retry, rateLimit: undefined } as ListenOptions);
   }
 
   // The app's own publish() (in handlers, in t.publish) goes to the test's brokers.

@@ -4,11 +4,12 @@ import type { RetryOptions, Subscription } from "../app/types.js";
 import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
 import { resolveBatchOptions } from "../app/batch-options.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
-import type { Consumer } from "../brokers/contract.js";
+import type { Consumer, Delivery } from "../brokers/contract.js";
 import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
 import { type DeadLetterTarget, deadLetterTarget } from "../dead-letters/dead-letters.js";
 import { DeadLettersElsewhere } from "../dead-letters/dead-letters-elsewhere.js";
 import { CreditPool } from "../dispatch/CreditPool.js";
+import { RateGate } from "../dispatch/RateGate.js";
 import { buildSubscription } from "../dispatch/build-subscription.js";
 import type { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
 import { AppLoadError, ConfigError, serializeError } from "../errors.js";
@@ -21,6 +22,8 @@ import { loadTracer } from "../observability/tracing.js";
 import { createRunner, type RunnerHandler } from "../runners/create-runner.js";
 import type { Runner } from "../runners/Runner.js";
 import { SuspectSandbox } from "../runners/SuspectSandbox.js";
+import { CoordinationStores, coordinationUrlFor } from "../coordination/open-coordination-store.js";
+import { CronScheduler } from "./CronScheduler.js";
 
 export interface WorkerOptions {
   /** Default broker URL; overrides WQUEUE_BROKER_URL and the app's own default. */
@@ -70,6 +73,9 @@ export class Worker {
   readonly #consumers: Consumer[] = [];
   readonly #runners: Runner[] = [];
   #sandbox: SuspectSandbox | undefined;
+  /** Cron leases, rate limits and pauses shared with the app's other workers (src/coordination). */
+  readonly #coordination: CoordinationStores;
+  #cron: CronScheduler | undefined;
   #onFatal: ((error: Error) => void) | undefined;
   /**
    * Settles with the first error after start that cannot heal by retrying (a ConfigError from a
@@ -92,12 +98,15 @@ export class Worker {
     this.#brokers = new BrokerSet(resolveDefaultBrokerUrl(app, options.broker), app.options.brokers, (level, message) =>
       this.logger[level](message),
     );
+    this.#coordination = new CoordinationStores((level, message) => this.logger[level](message));
   }
 
   start(): Promise<void> {
     this.#started ??= this.#start().catch(async (error: unknown) => {
       await Promise.allSettled(this.#runners.map((runner) => runner.close()));
       await this.#sandbox?.close();
+      await this.#cron?.stop(0);
+      await this.#coordination.close();
       await this.#brokers.close();
       throw error;
     });
@@ -154,6 +163,7 @@ export class Worker {
         consumer = new DeadLettersElsewhere(consumer, target, deadLetterQueue ?? defaultDeadLetterQueue(subscription.queue));
       }
       this.#consumers.push(consumer);
+      const { gate, ratePerKey } = await this.#flowOf(brokerName, subscription, broker.features.keepsAttempt === true);
       this.#loops.push(
         buildSubscription({
           id,
@@ -174,6 +184,8 @@ export class Worker {
           tracer,
           sandbox: this.#sandbox,
           batch,
+          gate,
+          ratePerKey,
           onFatal: (error) => {
             this.logger.error({ queue: subscription.queue, err: serializeError(error) }, `${subscription.queue}: ${error.message}`);
             this.#onFatal?.(error);
@@ -187,6 +199,7 @@ export class Worker {
     this.#app.usePublishBrokers(this.#brokers);
     this.#model = runners.describe();
     this.#limit = limit;
+    await this.#startCron(); // before the loops: its ConfigError must find nothing fetching yet
     for (const loop of this.#loops) loop.start();
     const appName = this.#options.appName ?? this.#app.options.name ?? "app";
     const queues = summariseQueues(described);
@@ -195,6 +208,53 @@ export class Worker {
       { app: appName, model: this.#model, concurrency: limit, queueCount: described.length, brokers: queues.brokers },
       `ready: ${appName}, model ${this.#model} (concurrency ${limit}), queues: ${queues.text}`,
     );
+  }
+
+  /**
+   * The gate of a subscription: its rate limit and RateLimited pauses, shared through the queue's
+   * broker when Redis or SQLite, else the app's `coordination` store, else (no rateLimit) this
+   * worker's own pause only. A rateLimit with no store is a ConfigError.
+   */
+  async #flowOf(brokerName: string, subscription: Subscription, keepsAttempt: boolean) {
+    const source = brokerName === DEFAULT_BROKER_NAME ? resolveDefaultBrokerUrl(this.#app, this.#options.broker) : this.#app.options.brokers?.[brokerName];
+    const url = coordinationUrlFor(source, this.#app.options.coordination);
+    const { rateLimit } = subscription.options;
+    if (rateLimit !== undefined && url === undefined) {
+      throw new ConfigError(
+        `listenEvents("${subscription.queue}", { rateLimit }) needs a coordination store shared by the app's workers: its broker is not Redis or SQLite; set new WQueue({ coordination: "redis://..." | "sqlite://..." })`,
+      );
+    }
+    const store = url === undefined ? undefined : await this.#coordination.get(url);
+    const { queue } = subscription;
+    if (rateLimit?.by === undefined || store === undefined) {
+      return { gate: new RateGate({ queue, store, limit: rateLimit, logger: this.logger }), ratePerKey: undefined };
+    }
+    // Per key: the queue-wide gate keeps only the pause; over-limit messages go back uncounted.
+    if (!keepsAttempt) {
+      throw new ConfigError(
+        `listenEvents("${queue}", { rateLimit: { by } }) needs a broker that gives a message back without counting an attempt (SQLite, Redis lists, memory): messages over their key's limit go back to wait`,
+      );
+    }
+    const { by, max, perMs } = rateLimit;
+    const keyOf = by === "key" ? (d: Delivery) => d.key : typeof by === "function" ? by : (d: Delivery) => d.headers[by.header];
+    return {
+      gate: new RateGate({ queue, store, limit: undefined, logger: this.logger }),
+      ratePerKey: { queue, store, limit: { max, perMs }, keyOf, logger: this.logger },
+    };
+  }
+
+  /** The app's cron jobs, coordinated through the default broker's store or `coordination`. */
+  async #startCron(): Promise<void> {
+    const jobs = this.#app.crons;
+    if (jobs.length === 0) return;
+    const url = coordinationUrlFor(resolveDefaultBrokerUrl(this.#app, this.#options.broker), this.#app.options.coordination);
+    if (url === undefined) {
+      throw new ConfigError(
+        `app.cron("${jobs[0]?.name}") needs a coordination store so that each tick runs once: the default broker is not Redis or SQLite; set new WQueue({ coordination: "redis://..." | "sqlite://..." })`,
+      );
+    }
+    this.#cron = new CronScheduler(jobs, await this.#coordination.get(url), this.#app.options.name ?? "app", this.logger, this.observer);
+    await this.#cron.start();
   }
 
   /**
@@ -238,7 +298,7 @@ export class Worker {
       const brokerName = subscription.options.broker ?? DEFAULT_BROKER_NAME;
       return { id: `${brokerName}/${subscription.queue}`, brokerName, subscription };
     });
-    if (all.length === 0) {
+    if (all.length === 0 && this.#app.crons.length === 0) {
       throw new AppLoadError(`${this.#options.appName ?? "the app"} registers no handlers: call app.listenEvents(queue, handler)`);
     }
     const only = this.#options.queues;
@@ -296,7 +356,7 @@ export class Worker {
   /** Ready when started, not stopping, and every subscription's last receive worked. */
   readiness(): { ready: boolean; problems: string[] } {
     const problems: string[] = [];
-    if (this.#loops.length === 0) problems.push("not started");
+    if (this.#loops.length === 0 && this.#cron === undefined) problems.push("not started");
     if (this.#stopped) problems.push("stopping");
     this.#loops.forEach((loop, i) => {
       if (!loop.consuming) problems.push(`${this.#subscriptionIds[i]}: not consuming (${loop.lastError ?? "stopped"})`);
@@ -333,6 +393,7 @@ export class Worker {
     const deadline = new Promise<"deadline">((resolve) => {
       timer = setTimeout(() => resolve("deadline"), graceMs);
     });
+    const cronStopped = this.#cron?.stop(graceMs);
     const drained = Promise.all(this.#loops.map((loop) => loop.drained())).then(() => "drained" as const);
     const ended = await Promise.race([drained, deadline, this.#forced]);
     if (ended !== "drained") {
@@ -345,6 +406,8 @@ export class Worker {
     await Promise.allSettled(this.#consumers.map((consumer) => consumer.close()));
     await Promise.allSettled(this.#runners.map((runner) => runner.close()));
     await this.#sandbox?.close();
+    if (ended !== "forced") await cronStopped; // a forced stop does not wait for cron handlers
+    await this.#coordination.close();
     this.#app.usePublishBrokers(undefined);
     await this.#brokers.close();
     this.logger.info("stopped");

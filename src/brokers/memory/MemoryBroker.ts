@@ -62,6 +62,7 @@ export class MemoryBroker implements Broker {
     delivery: "at-least-once",
     headers: true,
     durableDelay: false,
+    keepsAttempt: true,
     durable: false,
     ordered: true,
   };
@@ -229,8 +230,9 @@ class MemoryDelivery extends SettleOnceDelivery {
     this.consumer.settle(this);
   }
 
-  protected async doNack(delayMs: number): Promise<void> {
+  protected async doNack(delayMs: number, keepAttempt: boolean): Promise<void> {
     this.consumer.settle(this);
+    if (keepAttempt) this.stored.attempt -= 1;
     this.consumer.context.queue(this.queue).push(this.stored, delayMs);
   }
 

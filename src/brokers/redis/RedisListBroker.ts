@@ -45,6 +45,7 @@ export class RedisListBroker extends RedisBrokerBase<RedisListConsumer> implemen
     delivery: "at-most-once",
     headers: true,
     durableDelay: true,
+    keepsAttempt: true,
     durable: false,
     ordered: true,
   };
@@ -216,9 +217,10 @@ class RedisListDelivery extends SettleOnceDelivery {
     return RESOLVED;
   }
 
-  protected doNack(delayMs: number): Promise<void> {
+  protected doNack(delayMs: number, keepAttempt: boolean): Promise<void> {
     const { body, headers, key } = this;
-    return this.#consumer.context.publishAs(this.queue, [{ body, headers, key, attempt: this.attempt + 1, delayMs }], false);
+    const attempt = keepAttempt ? this.attempt : this.attempt + 1;
+    return this.#consumer.context.publishAs(this.queue, [{ body, headers, key, attempt, delayMs }], false);
   }
 
   protected doDeadLetter(reason: DeadLetterReason): Promise<void> {

@@ -50,6 +50,7 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
     delivery: "at-least-once",
     headers: true,
     durableDelay: true,
+    keepsAttempt: true,
     durable: false,
     ordered: true,
   };

@@ -5,7 +5,7 @@ import { SettleOnceDelivery } from "../settle-once.js";
 import { delayedTag } from "./delayed-set.js";
 import { mayBeEnvelope, NO_HEADERS } from "./read-envelope.js";
 import type { ReliableConsumer } from "./ReliableConsumer.js";
-import { parseItem } from "./reliable-item.js";
+import { parseItem, withDeliveries } from "./reliable-item.js";
 
 /**
  * One message in a reliable consumer's processing list. `stored` is the item exactly as it sits
@@ -64,10 +64,13 @@ export class ReliableDelivery extends SettleOnceDelivery {
   }
 
   /** Back to the tail of the queue (as mode=list retries), or into the delayed set. */
-  protected doNack(delayMs: number): Promise<void> {
+  protected doNack(delayMs: number, keepAttempt: boolean): Promise<void> {
     const consumer = this.#consumer;
     const { processing, source, delayed } = consumer.keys;
-    const nacked = consumer.script.wqueueReliableNack(3, processing, source, delayed, this.stored, Math.ceil(delayMs), delayedTag());
+    const item = keepAttempt ? parseItem(this.stored) : undefined;
+    // keepAttempt: put it back with this delivery uncounted, so the next one has the same attempt.
+    const back = item ? [withDeliveries(item, item.deliveries - 1)] : [];
+    const nacked = consumer.script.wqueueReliableNack(3, processing, source, delayed, this.stored, Math.ceil(delayMs), delayedTag(), ...back);
     return this.#done(
       nacked.then((moved) => {
         if (moved === 1 && delayMs > 0) consumer.context.noteDelayed(consumer.queue, delayMs);

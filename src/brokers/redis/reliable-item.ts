@@ -39,6 +39,11 @@ export function parseItem(stored: Buffer): ReliableItem | undefined {
   return { id: stored.toString("latin1", start, idEnd), deliveries, payload: stored.subarray(countEnd + 1) };
 }
 
+/** The tagged item with `deliveries` instead of its count (a nack that keeps the attempt: one less). */
+export function withDeliveries(item: ReliableItem, deliveries: number): Buffer {
+  return Buffer.concat([ITEM_PREFIX, Buffer.from(`${item.id}:${deliveries}:`, "latin1"), item.payload]);
+}
+
 /** The item without its tag, as the producer pushed it. */
 export function untag(stored: Buffer): Buffer {
   return parseItem(stored)?.payload ?? stored;

@@ -119,14 +119,18 @@ for k = 1, #KEYS do
 end
 return n`;
 
-/** KEYS: processing, source, delayed set. ARGV: item, delay ms, delayed-member tag. To the tail, or delayed. */
+/**
+ * KEYS: processing, source, delayed set. ARGV: item, delay ms, delayed-member tag, [the item to put
+ * back instead: its delivery count lowered, for a nack that keeps the attempt]. To the tail, or delayed.
+ */
 const NACK = `if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+local back = ARGV[4] or ARGV[1]
 local delay = tonumber(ARGV[2])
 if delay > 0 then
   ${LUA_NOW}
-  redis.call('ZADD', KEYS[3], now + delay, ARGV[3] .. ARGV[1])
+  redis.call('ZADD', KEYS[3], now + delay, ARGV[3] .. back)
 else
-  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('RPUSH', KEYS[2], back)
 end
 return 1`;
 

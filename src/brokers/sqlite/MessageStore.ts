@@ -100,7 +100,7 @@ export class MessageStore {
     this.#dataVersion = this.#db.prepare("PRAGMA data_version");
     this.#delete = this.#db.prepare("DELETE FROM messages WHERE id = @id AND receipt = @receipt");
     this.#setVisible = this.#db.prepare(
-      "UPDATE messages SET visible_at = @visibleAt WHERE id = @id AND receipt = @receipt",
+      "UPDATE messages SET visible_at = @visibleAt, attempt = attempt - @uncount WHERE id = @id AND receipt = @receipt",
     );
     // One statement for the whole batch: the ids and receipts travel as a JSON array of pairs.
     this.#extend = this.#db.prepare(
@@ -187,9 +187,10 @@ export class MessageStore {
   }
 
   /** Nack or return on close: the row becomes visible at `visibleAt` if still held. */
-  makeVisible(held: readonly Held[], visibleAt: number): void {
+  makeVisible(held: readonly Held[], visibleAt: number, keepAttempt = false): void {
+    const uncount = keepAttempt ? 1 : 0;
     this.#transaction(() => {
-      for (const one of held) this.#setVisible.run({ ...one, visibleAt });
+      for (const one of held) this.#setVisible.run({ ...one, visibleAt, uncount });
     });
   }
 

@@ -28,6 +28,7 @@ export class SqliteBroker implements Broker {
     delivery: "at-least-once",
     headers: true,
     durableDelay: true,
+    keepsAttempt: true,
     durable: true,
     ordered: true,
   };
@@ -50,7 +51,7 @@ export class SqliteBroker implements Broker {
       watch: this.#watch,
       takes: new TakeBatcher(() => this.store(), this.config.visibilityMs),
       ack: (held) => this.ack(held),
-      makeVisible: (queue, held, visibleAt) => this.makeVisible(queue, held, visibleAt),
+      makeVisible: (queue, held, visibleAt, keepAttempt) => this.makeVisible(queue, held, visibleAt, keepAttempt),
       deadLetter: (held, deadQueue, message) => this.deadLetter(held, deadQueue, message),
       closed: (consumer) => this.#lifecycle.forget(consumer),
     };
@@ -114,8 +115,8 @@ export class SqliteBroker implements Broker {
   }
 
   /** Nack, or return on close: visible again at `visibleAt` if still held under its receipt. */
-  makeVisible(queue: string, held: Held[], visibleAt: number): void {
-    this.store().makeVisible(held, visibleAt);
+  makeVisible(queue: string, held: Held[], visibleAt: number, keepAttempt = false): void {
+    this.store().makeVisible(held, visibleAt, keepAttempt);
     this.notify(queue);
   }
 

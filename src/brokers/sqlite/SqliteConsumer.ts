@@ -22,7 +22,8 @@ export interface SqliteConsumerContext {
   /** Runs the takes of one turn in one transaction. */
   readonly takes: TakeBatcher;
   ack(held: Held): Promise<void>;
-  makeVisible(queue: string, held: Held[], visibleAt: number): void;
+  /** `keepAttempt`: undo the count this delivery added (the next delivery has the same attempt). */
+  makeVisible(queue: string, held: Held[], visibleAt: number, keepAttempt?: boolean): void;
   deadLetter(held: Held, deadQueue: string, message: OutgoingMessage): void;
   /** Called once, when the consumer has closed: the broker stops tracking it. */
   closed(consumer: SqliteConsumer): void;
@@ -137,9 +138,9 @@ class SqliteDelivery extends SettleOnceDelivery {
     return this.consumer.context.ack(this.held);
   }
 
-  protected async doNack(delayMs: number): Promise<void> {
+  protected async doNack(delayMs: number, keepAttempt: boolean): Promise<void> {
     this.consumer.settling(this);
-    this.consumer.context.makeVisible(this.queue, [this.held], Date.now() + delayMs);
+    this.consumer.context.makeVisible(this.queue, [this.held], Date.now() + delayMs, keepAttempt);
   }
 
   protected async doDeadLetter(reason: DeadLetterReason): Promise<void> {

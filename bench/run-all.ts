@@ -6,9 +6,10 @@
  * Each bench measures its own baseline in the same run and records its headline figures through
  * harness.ts `headline()`; this runner keeps them per bench in docs/benchmarks.json with the date,
  * the commit and the machine's load before and after it. A partial run (`BENCH_ONLY=redis,mqtt`)
- * replaces only those benches, so every row says when and under what load it was taken. A bench
- * started with a 1-minute load above QUIET_LOAD is marked "not quiet" in the table: its ratios may
- * be skewed by whatever else ran, and should not be quoted.
+ * replaces only those benches, so every row says when and under what load it was taken. Before
+ * each bench, with none of ours running, the runner measures how busy the machine's CPUs are; a
+ * bench that started on a machine busier than QUIET_BUSY is marked "not quiet" in the table: its
+ * ratios may be skewed by whatever else ran, and should not be quoted.
  *
  *   npm run bench                                  # all benches (about 15 minutes on 2 cores)
  *   BENCH_ONLY=redis,bullmq,latency npm run bench  # some of them
@@ -36,8 +37,13 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 const RESULTS = path.join(ROOT, "docs/benchmarks.json");
 const DOC = path.join(ROOT, "docs/benchmarks.md");
 const CHART = path.join(ROOT, "docs/benchmarks.svg");
-/** A 1-minute load average above this (on this machine's cores) when a bench starts marks it "not quiet". */
-const QUIET_LOAD = Number(process.env.BENCH_QUIET_LOAD ?? Math.max(1, cpus().length / 2));
+/**
+ * Quiet: in the seconds before a bench starts (nothing of ours running), the machine's CPUs were busy
+ * less than this share of the time. The load average cannot say it: it still counts the previous
+ * bench for a minute after it ended.
+ */
+const QUIET_BUSY = Number(process.env.BENCH_QUIET_BUSY ?? 0.25);
+const SAMPLE_MS = 3000;
 
 interface Bench {
   name: string;
@@ -75,6 +81,8 @@ interface Recorded {
   node: string;
   loadBefore: number;
   loadAfter: number;
+  /** Share of all CPU time that was busy in the SAMPLE_MS before the bench started (0..1). */
+  busyBefore: number;
   headlines: Headline[];
   output: string;
   failed?: string;
@@ -96,10 +104,27 @@ function commit(): string {
   }
 }
 
+/** Busy and total CPU time of all cores so far (/proc/stat, Linux), in clock ticks. */
+function cpuTimes(): { busy: number; total: number } {
+  const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "").trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, value) => sum + value, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
+}
+
+/** How busy the machine is without us: the share of CPU time busy over SAMPLE_MS, nothing of ours running. */
+async function busyShare(): Promise<number> {
+  const start = cpuTimes();
+  await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
+  const end = cpuTimes();
+  return (end.busy - start.busy) / Math.max(1, end.total - start.total);
+}
+
 /** Runs one bench as its own process; its stdout is the markdown section, its stderr passes through. */
 async function run(bench: Bench, resultsFile: string): Promise<Recorded> {
+  const busyBefore = await busyShare();
   const loadBefore = loadavg()[0] as number;
-  process.stderr.write(`\n== bench:${bench.name} (load ${loadBefore.toFixed(2)})\n`);
+  process.stderr.write(`\n== bench:${bench.name} (CPUs ${(busyBefore * 100).toFixed(0)}% busy before it, load ${loadBefore.toFixed(2)})\n`);
   const child = spawn(process.execPath, ["--import", "tsx", path.join("bench", bench.script)], {
     cwd: ROOT,
     env: { ...process.env, ...bench.env, BENCH_RESULTS: resultsFile, BENCH_NAME: bench.name },
@@ -121,6 +146,7 @@ async function run(bench: Bench, resultsFile: string): Promise<Recorded> {
     node: process.version,
     loadBefore,
     loadAfter: loadavg()[0] as number,
+    busyBefore,
     headlines: headlines.map(({ what, value, unit, target, met }) => ({ what, value, unit, target, met })),
     output: output.trim(),
     ...(code === 0 ? {} : { failed: `exit code ${code}` }),
@@ -128,11 +154,11 @@ async function run(bench: Bench, resultsFile: string): Promise<Recorded> {
 }
 
 const shown = (h: Headline) => (h.unit === "x" ? `${h.value.toFixed(2)}x` : h.unit === "%" ? `${h.value.toFixed(1)} %` : `${h.value.toFixed(1)} ${h.unit}`);
-const quiet = (r: Recorded) => r.loadBefore <= QUIET_LOAD;
+const quiet = (r: Recorded) => r.busyBefore < QUIET_BUSY;
 
 function render(recorded: Recorded[]): string {
   const rows = recorded.flatMap((r) => {
-    const when = `${r.date} UTC, ${r.commit}, load ${r.loadBefore.toFixed(2)} → ${r.loadAfter.toFixed(2)}${quiet(r) ? "" : " (**not quiet**)"}`;
+    const when = `${r.date} UTC, ${r.commit}, CPUs ${(r.busyBefore * 100).toFixed(0)}% busy before${quiet(r) ? "" : " (**not quiet**)"}, load ${r.loadBefore.toFixed(2)} → ${r.loadAfter.toFixed(2)}`;
     if (r.failed) return [`| bench:${r.name} | failed (${r.failed}) | | | ${when} |`];
     return r.headlines.map((h) => `| ${h.what} | ${shown(h)} | ${h.target} | ${h.met ? "met" : "**not met**"} | ${when} |`);
   });
@@ -142,13 +168,15 @@ function render(recorded: Recorded[]): string {
 Written by \`npm run bench\` (bench/run-all.ts) from docs/benchmarks.json: do not edit by hand.
 Every figure is a ratio against a baseline measured in the same run of the same bench (the raw
 client's own loop, BullMQ's worker, the worker without the feature), because this 2-core machine is
-shared and absolute numbers move with its load. A row taken while the 1-minute load average was
-above ${QUIET_LOAD} when its bench started is marked **not quiet**: do not quote it. Each bench's own
-output (medians, ranges, CPU per message, the rounds it ran) follows the table.
+shared and absolute numbers move with its load. Before each bench the runner measures, for
+${SAMPLE_MS / 1000} s with nothing of ours running, how busy the CPUs are; a row whose bench started with them
+${QUIET_BUSY * 100}% busy or more is marked **not quiet**: do not quote it. The load average (1 min) is shown too,
+but it still counts the previous bench for a minute. Each bench's own output (medians, ranges,
+CPU per message, the rounds it ran) follows the table.
 
 ![headline ratios against their targets](benchmarks.svg)
 
-| figure | measured | target | | when, commit, load before → after |
+| figure | measured | target | | when, commit, how busy before, load before → after |
 |---|---:|---|---|---|
 ${rows.join("\n")}
 

@@ -84,6 +84,8 @@ interface Recorded {
   /** Share of all CPU time that was busy in the SAMPLE_MS before the bench started (0..1). */
   busyBefore: number;
   headlines: Headline[];
+  /** The same bench's figures from the run before this one, to show whether they reproduce. */
+  previous?: { date: string; values: Record<string, number> };
   output: string;
   failed?: string;
 }
@@ -160,7 +162,11 @@ function render(recorded: Recorded[]): string {
   const rows = recorded.flatMap((r) => {
     const when = `${r.date} UTC, ${r.commit}, CPUs ${(r.busyBefore * 100).toFixed(0)}% busy before${quiet(r) ? "" : " (**not quiet**)"}, load ${r.loadBefore.toFixed(2)} → ${r.loadAfter.toFixed(2)}`;
     if (r.failed) return [`| bench:${r.name} | failed (${r.failed}) | | | ${when} |`];
-    return r.headlines.map((h) => `| ${h.what} | ${shown(h)} | ${h.target} | ${h.met ? "met" : "**not met**"} | ${when} |`);
+    return r.headlines.map((h) => {
+      const before = r.previous?.values[h.what];
+      const was = before === undefined ? "" : ` | ${shown({ ...h, value: before })}`;
+      return `| ${h.what} | ${shown(h)}${was || " | "} | ${h.target} | ${h.met ? "met" : "**not met**"} | ${when} |`;
+    });
   });
   const sections = recorded.map((r) => `## bench:${r.name}\n\n\`${r.command}\` on ${r.date} UTC (commit ${r.commit}, Node ${r.node}, ${cpus().length} cores).\n\n${r.failed ? `Failed: ${r.failed}.\n\n` : ""}${r.output}\n`);
   return `# Benchmarks
@@ -172,12 +178,13 @@ shared and absolute numbers move with its load. Before each bench the runner mea
 ${SAMPLE_MS / 1000} s with nothing of ours running, how busy the CPUs are; a row whose bench started with them
 ${QUIET_BUSY * 100}% busy or more is marked **not quiet**: do not quote it. The load average (1 min) is shown too,
 but it still counts the previous bench for a minute. Each bench's own output (medians, ranges,
-CPU per message, the rounds it ran) follows the table.
+CPU per message, the rounds it ran) follows the table. "The run before" is the same bench's figure
+from the previous \`npm run bench\`: where the two differ much, neither is a figure to rely on.
 
 ![headline ratios against their targets](benchmarks.svg)
 
-| figure | measured | target | | when, commit, how busy before, load before → after |
-|---|---:|---|---|---|
+| figure | measured | the run before | target | | when, commit, how busy before, load before → after |
+|---|---:|---:|---|---|---|
 ${rows.join("\n")}
 
 The concurrency models' full tables and chart: [benchmarks-models.md](benchmarks-models.md),
@@ -206,7 +213,13 @@ async function main(): Promise<void> {
   }
   // In the benches' own order: this run's results, and earlier ones for the benches not run now.
   const recorded = benches
-    .map((bench) => fresh.find((r) => r.name === bench.name) ?? previous.find((r) => r.name === bench.name))
+    .map((bench) => {
+      const before = previous.find((r) => r.name === bench.name);
+      const now = fresh.find((r) => r.name === bench.name);
+      if (!now) return before;
+      if (!before || before.failed) return now;
+      return { ...now, previous: { date: before.date, values: Object.fromEntries(before.headlines.map((h) => [h.what, h.value])) } };
+    })
     .filter((r): r is Recorded => r !== undefined);
   writeFileSync(RESULTS, `${JSON.stringify(recorded, null, 2)}\n`);
   writeFileSync(DOC, render(recorded));

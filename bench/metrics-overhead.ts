@@ -3,6 +3,7 @@
 // duration histogram, counters read at scrape time, plus one scrape per second during the run),
 // in interleaved rounds on freshly preloaded lists. The in-memory per-queue counters are always on.
 //   BENCH_MESSAGES=100000 BENCH_ROUNDS=5 npm run bench:metrics
+import * as prom from "prom-client";
 import { Redis } from "ioredis";
 import { WQueue } from "../src/app/WQueue.js";
 import { createLogger } from "../src/log/logger.js";
@@ -40,11 +41,14 @@ async function run(withMetrics: boolean, round: number): Promise<number> {
   await worker.start();
   let scraper: NodeJS.Timeout | undefined;
   if (withMetrics) {
-    const registry = createMetricsRegistry({
-      observer: worker.observer,
-      inFlight: () => worker.inFlightBySubscription(),
-      backlog: () => worker.backlog(),
-    });
+    const registry = createMetricsRegistry(
+      {
+        observer: worker.observer,
+        inFlight: () => worker.inFlightBySubscription(),
+        backlog: () => worker.backlog(),
+      },
+      prom,
+    );
     scraper = setInterval(() => void registry.metrics(), 1000);
   }
   await finished;

@@ -44,9 +44,11 @@ app.listenEvents(
       typecheck: "tsc --noEmit",
     },
     // The embedded broker's driver on the Node that ran init: better-sqlite3 below Node 24,
-    // node:sqlite (nothing to install) from 24 on. pino-pretty makes the terminal's log lines readable.
+    // node:sqlite (nothing to install) from 24 on. prom-client serves /metrics (the deploy/ manifests
+    // scrape it); pino-pretty makes the terminal's log lines readable.
     dependencies: {
       wqueue: `^${version}`,
+      "prom-client": wqueuePackage.peerDependencies["prom-client"],
       zod: "^4.1.0",
       ...(sqliteDriver() === "better-sqlite3" ? { "better-sqlite3": wqueuePackage.peerDependencies["better-sqlite3"] } : {}),
     },

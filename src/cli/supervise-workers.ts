@@ -5,6 +5,7 @@ import { BrokerSet } from "../brokers/BrokerSet.js";
 import { deadLetterTarget } from "../dead-letters/dead-letters.js";
 import type { Logger } from "../log/logger.js";
 import { DEFAULT_HTTP_ADDRESS, startHttpServer } from "../observability/http-server.js";
+import { loadPromClient, PROM_CLIENT_MISSING } from "../observability/prom-client.js";
 import { childArgv } from "../supervisor/child.js";
 import { observeChildren, STATS_IPC_ENV } from "../supervisor/stats-ipc.js";
 import { superviseProcesses } from "../supervisor/supervise.js";
@@ -50,7 +51,9 @@ export async function superviseWorkers(
       server = await startHttpServer({ address, token, allowedHosts: flags.httpAllowedHosts, observed, logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
-      logger.info({ http: where }, `http: dashboard and /metrics for all ${flags.processes} processes on http://${where}/`);
+      const prom = await loadPromClient();
+      if (!prom) logger.warn(`${PROM_CLIENT_MISSING}; the dashboard, /api/stats and the health routes work without it`);
+      logger.info({ http: where }, `http: dashboard${prom ? " and /metrics" : ""} for all ${flags.processes} processes on http://${where}/`);
     }
     const code = await superviseProcesses({
       processes: flags.processes as number,

@@ -3,6 +3,7 @@ import path from "node:path";
 import { InvalidArgumentError, type Command } from "commander";
 import { createLogger, LOG_LEVELS, type LogLevel } from "../log/logger.js";
 import { DEFAULT_HTTP_ADDRESS, observeWorker, parseAddress, startHttpServer } from "../observability/http-server.js";
+import { loadPromClient, PROM_CLIENT_MISSING } from "../observability/prom-client.js";
 import { createMetricsRegistry } from "../observability/prometheus.js";
 import { statsSnapshot } from "../observability/stats-snapshot.js";
 import { childIndex, childLogger, stopWhenSupervisorGone } from "../supervisor/child.js";
@@ -119,12 +120,19 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
     // A supervised child whose supervisor died drains and exits rather than running on alone.
     // So does the worker of `--watch` whose watcher died.
     stopWhenSupervisorGone(() => stop("SIGTERM"), childIndex() !== undefined || Boolean(process.env[WATCHED_CHILD_ENV]));
+    // prom-client is an optional peer: without it /metrics answers 501, the rest of --http works.
+    const prom = flags.http !== undefined || process.env[STATS_IPC_ENV] ? await loadPromClient() : undefined;
+    if (flags.http !== undefined && !prom) logger.warn(`${PROM_CLIENT_MISSING}; the dashboard, /api/stats and the health routes work without it`);
     const registry = () =>
-      createMetricsRegistry({
-        observer: worker.observer,
-        inFlight: () => worker.inFlightBySubscription(),
-        backlog: () => worker.backlog(),
-      });
+      prom &&
+      createMetricsRegistry(
+        {
+          observer: worker.observer,
+          inFlight: () => worker.inFlightBySubscription(),
+          backlog: () => worker.backlog(),
+        },
+        prom,
+      );
     // Bound before the worker starts: a bad or taken address fails before any message is taken,
     // and /readyz says "not started" until the worker consumes.
     if (flags.http !== undefined) {
@@ -133,7 +141,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
       server = await startHttpServer({ address, token, allowedHosts: flags.httpAllowedHosts, observed: observeWorker(worker, registry()), logger });
       const bound = server.address();
       const where = typeof bound === "object" && bound ? `${bound.address}:${bound.port}` : address;
-      logger.info({ http: where }, `http: dashboard and /metrics on http://${where}/${token ? " (bearer token required)" : ""}`);
+      logger.info({ http: where }, `http: dashboard${prom ? " and /metrics" : ""} on http://${where}/${token ? " (bearer token required)" : ""}`);
     }
     await worker.start();
     if (childIndex() !== undefined && process.env[STATS_IPC_ENV]) {

@@ -15,6 +15,7 @@ import { ConfigError, serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import type { WorkerView } from "./WorkerView.js";
 import { DASHBOARD_HTML } from "./dashboard-page.js";
+import { PROM_CLIENT_MISSING } from "./prom-client.js";
 import { allowedHostnames, refusal } from "./http-guard.js";
 import { type StatsSnapshot, statsSnapshot } from "./stats-snapshot.js";
 import { StatsHistory } from "./StatsHistory.js";
@@ -22,7 +23,8 @@ import { StatsHistory } from "./StatsHistory.js";
 /** What the endpoint shows: one worker process, or a supervisor's children taken together. */
 export interface ObservedWorker {
   snapshot(): Promise<StatsSnapshot>;
-  metrics(): Promise<{ contentType: string; text: string }>;
+  /** Undefined when prom-client is not installed: /metrics then answers 501 (prom-client.ts). */
+  metrics(): Promise<{ contentType: string; text: string } | undefined>;
   readiness(): Promise<{ ready: boolean; problems: string[] }>;
   deadLettersOf(queue: string): Promise<DeadLetterTarget | undefined>;
   /** Pauses or resumes `queue` in every worker process; `problems`: processes that did not answer. */
@@ -36,11 +38,11 @@ export interface PauseResult {
   problems: string[];
 }
 
-/** The single-process view: the worker itself and its Prometheus registry. */
-export function observeWorker(worker: WorkerView, registry: Registry): ObservedWorker {
+/** The single-process view: the worker itself and its Prometheus registry (none without prom-client). */
+export function observeWorker(worker: WorkerView, registry: Registry | undefined): ObservedWorker {
   return {
     snapshot: () => statsSnapshot(worker),
-    metrics: async () => ({ contentType: registry.contentType, text: await registry.metrics() }),
+    metrics: async () => (registry ? { contentType: registry.contentType, text: await registry.metrics() } : undefined),
     readiness: async () => worker.readiness(),
     deadLettersOf: (queue) => worker.deadLettersOf(queue),
     setPaused: async (queue, paused) => ({ subscriptions: worker.setPaused(queue, paused), processes: 1, problems: [] }),
@@ -121,9 +123,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Serve
     }
     if (!authorized(request)) return send(response, 401, { error: "missing or wrong bearer token" });
     if (route === "GET /metrics") {
-      const { contentType, text } = await observed.metrics();
-      response.writeHead(200, { "content-type": contentType });
-      response.end(text);
+      const metrics = await observed.metrics();
+      if (!metrics) return send(response, 501, { error: PROM_CLIENT_MISSING });
+      response.writeHead(200, { "content-type": metrics.contentType });
+      response.end(metrics.text);
       return;
     }
     if (route === "GET /api/stats") return send(response, 200, await observed.snapshot());

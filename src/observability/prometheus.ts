@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Metric, Registry, collectDefaultMetrics } from "prom-client";
+import type { Metric, Registry } from "prom-client";
+import type { PromClient } from "./prom-client.js";
 import { DURATION_BUCKETS } from "./QueueStats.js";
 import type { WorkerObserver } from "./WorkerObserver.js";
 
@@ -15,9 +16,10 @@ export interface MetricsSource {
  * The Prometheus registry of one worker process. Counters are read from the in-memory QueueStats
  * when scraped, so the per-message cost is a few integer increments plus one histogram observe.
  */
-export function createMetricsRegistry(source: MetricsSource): Registry {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "wqueue_" });
+export function createMetricsRegistry(source: MetricsSource, prom: PromClient): Registry {
+  const { Counter, Gauge } = prom;
+  const registry = new prom.Registry();
+  prom.collectDefaultMetrics({ register: registry, prefix: "wqueue_" });
   const labelNames = ["queue", "broker"] as const;
   const counter = (name: string, help: string, read: (s: import("./QueueStats.js").QueueStats) => number) =>
     new Counter({

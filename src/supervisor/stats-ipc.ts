@@ -1,6 +1,7 @@
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from "prom-client";
+import type { MetricObjectWithValues, MetricValue, Registry } from "prom-client";
+import { loadPromClient } from "../observability/prom-client.js";
 import type { ObservedWorker } from "../observability/http-server.js";
 import type { ChildSnapshot, CronSnapshot, QueueSnapshot, StatsSnapshot } from "../observability/stats-snapshot.js";
 
@@ -32,6 +33,7 @@ interface StatsReply {
   type: "wqueue:stats";
   id: string;
   snapshot: StatsSnapshot;
+  /** Empty when the child has no prom-client. */
   metrics: MetricObjectWithValues<MetricValue<string>>[];
   readiness: { ready: boolean; problems: string[] };
 }
@@ -39,7 +41,8 @@ interface StatsReply {
 /** In a child: answer the supervisor's stats requests and carry out its pauses. */
 export function answerStatsRequests(source: {
   snapshot(): Promise<StatsSnapshot>;
-  registry: Registry;
+  /** Undefined without prom-client. */
+  registry: Registry | undefined;
   readiness(): { ready: boolean; problems: string[] };
   setPaused(queue: string, paused: boolean): number;
 }): void {
@@ -55,7 +58,7 @@ export function answerStatsRequests(source: {
         type: "wqueue:stats",
         id: message.id,
         snapshot: await source.snapshot(),
-        metrics: await source.registry.getMetricsAsJSON(),
+        metrics: source.registry ? await source.registry.getMetricsAsJSON() : [],
         readiness: source.readiness(),
       };
       process.send?.(reply);
@@ -174,8 +177,10 @@ export function observeChildren(
       };
     },
     async metrics() {
+      const prom = await loadPromClient();
+      if (!prom) return undefined;
       const { answered } = await gather();
-      const registry = AggregatorRegistry.aggregate(answered.map((r) => r.metrics));
+      const registry = prom.AggregatorRegistry.aggregate(answered.map((r) => r.metrics));
       return { contentType: registry.contentType, text: await registry.metrics() };
     },
     async readiness() {

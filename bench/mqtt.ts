@@ -4,8 +4,9 @@
  *       handler per `message` event, mqtt.js's own PUBACK as soon as the event was emitted;
  *   (b) the adapter, driven as the worker drives it: consumer(topic, { maxInFlight: B }), a loop of
  *       receive(B), then for each delivery a no-op async handler and ack() (its PUBACK), in turn.
- * MQTT cannot be preloaded much: Mosquitto keeps at most 1,000 QoS 1 messages for a disconnected
- * session (`max_queued_messages`) and drops the rest. So each case is measured live: the consumer
+ * The bench starts its own Mosquitto (Debian's binary) on a free port with `max_queued_messages 0`:
+ * with the default 1,000, Mosquitto drops what a subscriber has not taken yet beyond that, connected
+ * or not, and a case would wait for messages that are gone. Each case is measured live: the consumer
  * subscribes (untimed), then one QoS 1 publisher in this process sends N messages as fast as
  * Mosquitto takes them, and the clock runs from the first publish to the last message handled.
  * Both cases share that publisher, so the ratio compares the consumers; Mosquitto's
@@ -13,19 +14,25 @@
  * unmeasured warm-up; the median is reported with the client's CPU per message.
  *
  *   npm run bench:mqtt                        # 20,000 messages, batch 100, 3 rounds
- *   BENCH_MESSAGES=5000 BENCH_ROUNDS=5 BENCH_MQTT_URL=mqtt://127.0.0.1:1883 npm run bench:mqtt
+ *   BENCH_MESSAGES=5000 BENCH_ROUNDS=5 BENCH_MQTT_URL=mqtt://127.0.0.1:1883 npm run bench:mqtt   # a broker of yours
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { cpus } from "node:os";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createConnection } from "node:net";
+import path from "node:path";
+import { cpus, tmpdir } from "node:os";
 import mqtt, { type MqttClient } from "mqtt";
 import type { Consumer } from "../src/brokers/contract.js";
 import { MqttBroker } from "../src/brokers/mqtt/MqttBroker.js";
+import { freePort } from "../test/setup/free-port.js";
 import { interleavedRounds, machineLoad, ratioAtLeast, type Sample, summarize, timed, within } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BATCH = Number(process.env.BENCH_BATCH ?? 100);
-const URL = process.env.BENCH_MQTT_URL ?? "mqtt://127.0.0.1:1883";
+/** Set in main(): BENCH_MQTT_URL, else the private Mosquitto's. */
+let URL = process.env.BENCH_MQTT_URL ?? "";
 const WARMUP = Math.min(5_000, Math.ceil(N / 4));
 const TARGET = 1.0;
 /** Publishes in flight at once; Mosquitto takes 20 unacked per client by default and queues the rest. */
@@ -121,7 +128,38 @@ async function measure(test: Case, count: number): Promise<Sample> {
   }
 }
 
+let privateBroker: ChildProcess | undefined;
+let scratch: string | undefined;
+
+/** A Mosquitto of our own, keeping every queued message (see the top of this file). */
+async function startPrivateMosquitto(): Promise<string> {
+  const port = await freePort();
+  scratch = mkdtempSync(path.join(tmpdir(), "wqueue-bench-mqtt-"));
+  const config = path.join(scratch, "mosquitto.conf");
+  writeFileSync(config, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n`);
+  const child = spawn("mosquitto", ["-c", config], { stdio: "ignore" });
+  privateBroker = child;
+  const failed = new Promise<never>((_, reject) => child.once("error", (error) => reject(new Error(`cannot start mosquitto (apt-get install mosquitto): ${error.message}`))));
+  const url = `mqtt://127.0.0.1:${port}`;
+  for (let tries = 0; ; tries += 1) {
+    const answered = await Promise.race([
+      new Promise<boolean>((resolve) => {
+        const socket = createConnection(port, "127.0.0.1", () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.once("error", () => resolve(false));
+      }),
+      failed,
+    ]);
+    if (answered) return url;
+    if (tries > 100) throw new Error(`the private mosquitto did not listen on ${url}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function main(): Promise<void> {
+  URL ||= await startPrivateMosquitto();
   try {
     publisher = await connect({ clean: true, connectTimeout: 3000 });
   } catch (error) {
@@ -135,7 +173,7 @@ async function main(): Promise<void> {
   console.log(`### MQTT adapter throughput
 
 ${N.toLocaleString("en-US")} messages of about ${body(N).length} bytes, QoS 1, published live by one client in this
-process (${PUBLISH_WINDOW} publishes in flight), one consumer, batch ${BATCH}. After a ${WARMUP.toLocaleString("en-US")}-message warm-up;
+process (${PUBLISH_WINDOW} publishes in flight), one consumer, batch ${BATCH}, on ${process.env.BENCH_MQTT_URL ? "the broker given" : "a private Mosquitto (max_queued_messages 0)"}. After a ${WARMUP.toLocaleString("en-US")}-message warm-up;
 median of ${ROUNDS} interleaved rounds. Mosquitto on loopback, Node ${process.version},
 ${cpus()[0]?.model.trim() ?? "unknown CPU"} (${cpus().length} cores, shared with Mosquitto).
 
@@ -153,4 +191,8 @@ main()
     console.error(error.message);
     process.exitCode = 1;
   })
-  .finally(() => publisher?.endAsync().catch(() => {}));
+  .finally(async () => {
+    await publisher?.endAsync().catch(() => {});
+    privateBroker?.kill("SIGTERM");
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });

@@ -6,6 +6,7 @@ import { contentTypeOf, encodeBody } from "./encode-body.js";
 import { QueueHandle } from "./QueueHandle.js";
 import { checkCoordinationUrl } from "../coordination/open-coordination-store.js";
 import { resolveBatchOptions } from "./batch-options.js";
+import { checkQueuePattern, isQueuePattern } from "../brokers/queue-pattern.js";
 import type {
   BatchHandler,
   BatchListenOptions,
@@ -114,6 +115,9 @@ export class WQueue {
 
   /**
    * Registers `handler` for `queue` and returns it unchanged. One handler per queue and broker.
+   * `queue` may be a pattern (`tenant.*`, `tenant.>`: brokers/queue-pattern.ts) on a broker that
+   * lists its queues: every matching queue, including ones created while the worker runs, gets the
+   * handler (a queue with its own handler keeps it); `message.queue` names the concrete queue.
    * With `schema`, `message.body` is typed as the schema's output. With `batch`, the handler takes
    * `Message[]` (a BatchHandler; see BatchOptions and BatchResult).
    */
@@ -158,6 +162,14 @@ export class WQueue {
       throw new ConfigError(`listenEvents("${queue}"): middleware must be an array of functions (message, next) => ...`);
     }
     if (options.batch !== undefined) resolveBatchOptions(queue, options.batch);
+    const pattern = isQueuePattern(queue);
+    if (pattern) checkQueuePattern(queue);
+    if (options.discoverMs !== undefined) {
+      if (!pattern) throw new ConfigError(`listenEvents("${queue}"): discoverMs applies to a queue pattern ("tenant.*"), and "${queue}" is a queue name`);
+      if (!(Number.isInteger(options.discoverMs) && options.discoverMs > 0)) {
+        throw new ConfigError(`listenEvents("${queue}"): discoverMs must be a whole number of milliseconds > 0`);
+      }
+    }
     if (options.rateLimit !== undefined) {
       const { max, perMs } = options.rateLimit ?? {};
       if (!(Number.isInteger(max) && (max as number) > 0 && Number.isInteger(perMs) && (perMs as number) > 0)) {

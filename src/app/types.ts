@@ -165,6 +165,12 @@ export interface ListenOptions {
    * over the limit wait in the broker: not fetched, not failed, no attempt counted.
    */
   rateLimit?: RateLimitOptions;
+  /**
+   * A queue pattern only (`listenEvents("tenant.*", ...)`): milliseconds between two listings of
+   * the broker's queues, so a queue created while the worker runs is consumed within about this
+   * long. Default 5000.
+   */
+  discoverMs?: number;
 }
 
 /**

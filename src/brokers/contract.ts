@@ -192,6 +192,14 @@ export interface Broker {
    * brokers that cannot address one message leave it out.
    */
   removeWaiting?(queue: string, id: string): Promise<boolean>;
+  /**
+   * Optional: the queues that exist now whose names `pattern` matches (the syntax of
+   * brokers/queue-pattern.ts: `tenant.*`, `tenant.>`), for subscriptions by pattern; dead-letter
+   * queues and the adapter's own bookkeeping keys left out. The worker calls it at start and then
+   * every `discoverMs`. Brokers that cannot list their queues leave it out: a pattern on them is a
+   * ConfigError at start.
+   */
+  listQueues?(pattern: string): Promise<string[]>;
   /** Optional: messages waiting in `queue` (or the consumer lag, on logs), for metrics. */
   backlog?(queue: string): Promise<number>;
   /** Idempotent: calling it twice returns the same promise. Closes every consumer too. */

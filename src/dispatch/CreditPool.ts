@@ -9,10 +9,23 @@ export class CreditPool {
   readonly #waiters: { want: number; grant: (n: number) => void }[] = [];
 
   constructor(
-    readonly limit: number,
+    public limit: number,
     /** Subscriptions sharing the pool, for the fair share. */
-    readonly sharers: number,
+    public sharers: number,
   ) {}
+
+  /**
+   * One more subscription shares the pool (a queue found by a pattern subscription while running):
+   * the fair share shrinks, and the limit is raised to at least `minLimit` (each queue keeps one
+   * receive outstanding). Waiters get what a higher limit frees.
+   */
+  addSharer(minLimit: number): void {
+    this.sharers += 1;
+    if (minLimit > this.limit) {
+      this.limit = minLimit;
+      this.#grantWaiting();
+    }
+  }
 
   get used(): number {
     return this.#used;
@@ -43,6 +56,10 @@ export class CreditPool {
   release(n: number): void {
     if (n <= 0) return;
     this.#used -= n;
+    this.#grantWaiting();
+  }
+
+  #grantWaiting(): void {
     while (this.#waiters.length > 0) {
       const granted = this.#tryGrant((this.#waiters[0] as { want: number }).want);
       if (granted === 0) break;

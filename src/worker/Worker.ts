@@ -24,6 +24,8 @@ import type { Runner } from "../runners/Runner.js";
 import { SuspectSandbox } from "../runners/SuspectSandbox.js";
 import { CoordinationStores, coordinationUrlFor } from "../coordination/open-coordination-store.js";
 import { CronScheduler } from "./CronScheduler.js";
+import { isQueuePattern } from "../brokers/queue-pattern.js";
+import { DISCOVER_MS, QueueDiscovery } from "./QueueDiscovery.js";
 
 export interface WorkerOptions {
   /** Default broker URL; overrides WQUEUE_BROKER_URL and the app's own default. */
@@ -51,6 +53,19 @@ interface SelectedSubscription {
   subscription: Subscription;
 }
 
+/** What opening a queue needs beyond its subscription; kept so that queues found later open the same way. */
+interface OpenContext {
+  /** The runner and retry policy of a subscription id. */
+  of: (id: string) => { runner: Runner; retry: Required<RetryOptions> | undefined };
+  /** The worker mixes runner models (the ready line then names each queue's). */
+  mixed: boolean;
+  pool: CreditPool;
+  tracer: Awaited<ReturnType<typeof loadTracer>>;
+  appRetry: Required<RetryOptions>;
+  /** The queues opened, for the ready line and the debug list. */
+  described: ReadyQueue[];
+}
+
 export const DEFAULT_CONCURRENCY = 10;
 
 /**
@@ -71,6 +86,11 @@ export class Worker {
   #model = "";
   #limit = 0;
   readonly #consumers: Consumer[] = [];
+  /** `${broker}/${queue}` of every queue consumed: a pattern leaves those to their subscription. */
+  readonly #claimed = new Set<string>();
+  /** One per pattern subscription: finds its queues, before ready and then while running. */
+  readonly #discoveries: QueueDiscovery[] = [];
+  #loopsStarted = false;
   readonly #runners: Runner[] = [];
   #sandbox: SuspectSandbox | undefined;
   /** Cron leases, rate limits and pauses shared with the app's other workers (src/coordination). */
@@ -103,6 +123,7 @@ export class Worker {
 
   start(): Promise<void> {
     this.#started ??= this.#start().catch(async (error: unknown) => {
+      await Promise.allSettled(this.#discoveries.map((discovery) => discovery.stop()));
       await Promise.allSettled(this.#runners.map((runner) => runner.close()));
       await this.#sandbox?.close();
       await this.#cron?.stop(0);
@@ -115,6 +136,8 @@ export class Worker {
 
   async #start(): Promise<void> {
     const subscriptions = this.#selectSubscriptions();
+    const patterns = subscriptions.filter(({ subscription }) => isQueuePattern(subscription.queue));
+    const exact = subscriptions.filter(({ subscription }) => !isQueuePattern(subscription.queue));
     const requested = this.#options.concurrency ?? DEFAULT_CONCURRENCY;
     if (!(Number.isInteger(requested) && requested > 0)) throw new ConfigError(`concurrency must be a whole number > 0, got ${requested}`);
     const appRetry = { ...DEFAULT_RETRY, ...this.#app.options.retry };
@@ -124,90 +147,155 @@ export class Worker {
     const eventLoopOnly = runners.threads === undefined;
     // A batch takes one thread slot for up to maxSize messages.
     const perSlot = Math.max(1, ...subscriptions.map(({ subscription: { queue, options } }) => (options.batch ? resolveBatchOptions(queue, options.batch).maxSize : 1)));
-    const wanted = eventLoopOnly || runners.eventLoop ? requested : Math.min(requested, (runners.threads?.capacity ?? requested) * perSlot + subscriptions.length);
-    // Every queue keeps one receive outstanding, so the limit is at least the number of queues.
-    const limit = Math.max(wanted, subscriptions.length);
+    const wanted = eventLoopOnly || runners.eventLoop ? requested : Math.min(requested, (runners.threads?.capacity ?? requested) * perSlot + exact.length);
+    // Every queue keeps one receive outstanding, so the limit is at least the number of queues
+    // (raised again as a pattern's queues are found: #openQueue).
+    const limit = Math.max(wanted, exact.length);
     if (limit > wanted) {
       this.logger.warn(`concurrency raised from ${wanted} to ${limit}: each of the ${limit} queues needs one slot`);
     }
 
-    const pool = new CreditPool(limit, subscriptions.length);
+    const pool = new CreditPool(limit, exact.length);
     // Suspects run in a child process that imports the app module, so it needs the module's path.
     if (this.#options.appModule !== undefined) {
       this.#sandbox = new SuspectSandbox({ appModule: this.#options.appModule, subscriptions: runners.all, logger: this.logger });
     }
-    const tracer = await loadTracer();
-    const described: ReadyQueue[] = [];
-    for (const { id, brokerName, subscription } of subscriptions) {
-      const broker = await this.#brokers.get(brokerName);
-      const { runner, retry } = runners.of(id);
-      const batch = subscription.options.batch ? resolveBatchOptions(subscription.queue, subscription.options.batch) : undefined;
-      const runnerLimit = runner.capacity === undefined ? limit : Math.min(limit, runner.capacity * (batch?.maxSize ?? 1) + 1);
-      const concurrency = Math.min(subscription.options.concurrency ?? runnerLimit, limit);
-      if (batch && concurrency < batch.maxSize) {
-        this.logger.warn(
-          `${subscription.queue}: batch.maxSize is ${batch.maxSize} but the queue may hold only ${concurrency} messages at once (concurrency): ` +
-            `batches will hold at most ${concurrency}; raise --concurrency (or the queue's concurrency) to ${batch.maxSize} for full batches`,
-        );
-      }
-      const partitioned = broker.features.partitioned === true;
-      const { deadLetterQueue, deadLetterBroker } = subscription.options;
-      let consumer: Consumer = broker.consumer(subscription.queue, {
-        deadLetterQueue,
-        maxInFlight: concurrency,
-        onePerPartition: partitioned && resolvedOrdering(subscription.options.ordering, partitioned) === "partition",
-      });
-      await consumer.ready?.(); // a queue that can never be consumed fails the start (exit 2)
-      if (deadLetterBroker !== undefined && deadLetterBroker !== brokerName) {
-        const target = await this.#brokers.get(deadLetterBroker);
-        consumer = new DeadLettersElsewhere(consumer, target, deadLetterQueue ?? defaultDeadLetterQueue(subscription.queue));
-      }
-      this.#consumers.push(consumer);
-      const { gate, ratePerKey } = await this.#flowOf(brokerName, subscription, broker.features.keepsAttempt === true);
-      this.#loops.push(
-        buildSubscription({
-          id,
-          queue: subscription.queue,
-          consumer,
-          runner,
-          pool,
-          concurrency,
-          logger: this.logger,
-          retry,
-          ackPolicy: subscription.options.ackPolicy,
-          timeoutMs: subscription.options.timeoutMs,
-          // Poison detection: deliveries past the retry limit mean the worker died mid-message.
-          maxDeliveries: retry?.maxAttempts ?? appRetry.maxAttempts,
-          orderingKey: orderingKeyOf(subscription.options.ordering, partitioned),
-          stats: this.observer.queue(id, subscription.queue, broker.url),
-          observer: this.observer,
-          tracer,
-          sandbox: this.#sandbox,
-          batch,
-          gate,
-          ratePerKey,
-          onFatal: (error) => {
-            this.logger.error({ queue: subscription.queue, err: serializeError(error) }, `${subscription.queue}: ${error.message}`);
-            this.#onFatal?.(error);
-          },
-        }),
-      );
-      this.#subscriptionIds.push(id);
-      this.#backlogReaders.set(id, async () => broker.backlog?.(subscription.queue));
-      described.push({ queue: subscription.queue, broker: broker.url, kind: broker.kind, delivery: broker.features.delivery, model: runners.mixed ? runner.model : undefined });
+    const context: OpenContext = { of: runners.of, mixed: runners.mixed, pool, tracer: await loadTracer(), appRetry, described: [] };
+    this.#limit = limit;
+    for (const selected of exact) this.#claimed.add(selected.id);
+    for (const selected of exact) await this.#openQueue(selected, selected.subscription.queue, context);
+    for (const selected of patterns) await this.#watchPattern(selected, context);
+    if (this.#limit > limit) {
+      this.logger.warn(`concurrency raised from ${limit} to ${this.#limit}: each of the ${context.described.length} queues needs one slot`);
     }
     this.#app.usePublishBrokers(this.#brokers);
     this.#model = runners.describe();
-    this.#limit = limit;
     await this.#startCron(); // before the loops: its ConfigError must find nothing fetching yet
     for (const loop of this.#loops) loop.start();
+    this.#loopsStarted = true;
+    for (const discovery of this.#discoveries) discovery.start();
     const appName = this.#options.appName ?? this.#app.options.name ?? "app";
+    const { described } = context;
     const queues = summariseQueues(described);
+    const watching = this.#discoveries.map((d) => `${d.pattern} (every ${d.everyMs} ms)`).join(", ");
     this.logger.debug({ queues: described.map(describeQueue) }, `queues: ${described.length}, in full`);
     this.logger.info(
-      { app: appName, model: this.#model, concurrency: limit, queueCount: described.length, brokers: queues.brokers },
-      `ready: ${appName}, model ${this.#model} (concurrency ${limit}), queues: ${queues.text}`,
+      { app: appName, model: this.#model, concurrency: this.#limit, queueCount: described.length, brokers: queues.brokers, patterns: this.#discoveries.map((d) => d.pattern) },
+      `ready: ${appName}, model ${this.#model} (concurrency ${this.#limit}), queues: ${queues.text}${watching ? `; watching for new queues: ${watching}` : ""}`,
     );
+  }
+
+  /**
+   * A pattern subscription: its broker must list queues (else a ConfigError naming the broker);
+   * the queues matching now open before `ready`, later ones as the discovery finds them.
+   */
+  async #watchPattern(selected: SelectedSubscription, context: OpenContext): Promise<void> {
+    const { brokerName, subscription } = selected;
+    const pattern = subscription.queue;
+    const broker = await this.#brokers.get(brokerName);
+    if (broker.listQueues === undefined) {
+      throw new ConfigError(
+        `listenEvents("${pattern}"): the ${broker.kind} broker ${broker.url} cannot list its queues, so it takes no queue pattern; listen on each queue by name (patterns work on Redis, SQLite, PostgreSQL, NATS and Kafka)`,
+      );
+    }
+    const { deadLetterQueue } = subscription.options;
+    const discovery = new QueueDiscovery({
+      pattern,
+      broker,
+      everyMs: subscription.options.discoverMs ?? DISCOVER_MS,
+      logger: this.logger,
+      taken: (queue) => this.#claimed.has(`${brokerName}/${queue}`) || queue === deadLetterQueue,
+      open: async (queue) => {
+        this.#claimed.add(`${brokerName}/${queue}`);
+        try {
+          await this.#openQueue(selected, queue, context);
+        } catch (error) {
+          this.#claimed.delete(`${brokerName}/${queue}`);
+          throw error;
+        }
+        if (this.#loopsStarted) this.logger.info({ queue, pattern, concurrency: this.#limit }, `${queue}: new queue matching ${pattern}, consuming it`);
+      },
+    });
+    this.#discoveries.push(discovery);
+    await discovery.first();
+  }
+
+  /**
+   * Opens one queue of a subscription (its own name, or one its pattern matched): a consumer, its
+   * flow control and policies, and its stats under `${broker}/${queue}`. Handlers are found by the
+   * subscription's id, so every queue of a pattern runs the pattern's handler. After `ready` the
+   * loop starts at once, sharing the credit pool fairly with the others.
+   */
+  async #openQueue(selected: SelectedSubscription, queue: string, context: OpenContext): Promise<void> {
+    const { id, brokerName } = selected;
+    const subscription: Subscription = { ...selected.subscription, queue };
+    const { pool, appRetry } = context;
+    const statsId = `${brokerName}/${queue}`;
+    // Every queue keeps one receive outstanding, so the limit is at least the number of queues.
+    if (this.#loops.length + 1 > pool.sharers) pool.addSharer(this.#loops.length + 1);
+    this.#limit = pool.limit;
+    const limit = pool.limit;
+    const broker = await this.#brokers.get(brokerName);
+    const { runner, retry } = context.of(id);
+    const batch = subscription.options.batch ? resolveBatchOptions(queue, subscription.options.batch) : undefined;
+    const runnerLimit = runner.capacity === undefined ? limit : Math.min(limit, runner.capacity * (batch?.maxSize ?? 1) + 1);
+    const concurrency = Math.min(subscription.options.concurrency ?? runnerLimit, limit);
+    if (batch && concurrency < batch.maxSize) {
+      this.logger.warn(
+        `${queue}: batch.maxSize is ${batch.maxSize} but the queue may hold only ${concurrency} messages at once (concurrency): ` +
+          `batches will hold at most ${concurrency}; raise --concurrency (or the queue's concurrency) to ${batch.maxSize} for full batches`,
+      );
+    }
+    const partitioned = broker.features.partitioned === true;
+    const { deadLetterQueue, deadLetterBroker } = subscription.options;
+    let consumer: Consumer = broker.consumer(queue, {
+      deadLetterQueue,
+      maxInFlight: concurrency,
+      onePerPartition: partitioned && resolvedOrdering(subscription.options.ordering, partitioned) === "partition",
+    });
+    try {
+      await consumer.ready?.(); // a queue that can never be consumed fails the start (exit 2)
+    } catch (error) {
+      await consumer.close();
+      throw error;
+    }
+    if (deadLetterBroker !== undefined && deadLetterBroker !== brokerName) {
+      const target = await this.#brokers.get(deadLetterBroker);
+      consumer = new DeadLettersElsewhere(consumer, target, deadLetterQueue ?? defaultDeadLetterQueue(queue));
+    }
+    this.#consumers.push(consumer);
+    const { gate, ratePerKey } = await this.#flowOf(brokerName, subscription, broker.features.keepsAttempt === true);
+    const loop = buildSubscription({
+      id,
+      queue,
+      consumer,
+      runner,
+      pool,
+      concurrency,
+      logger: this.logger,
+      retry,
+      ackPolicy: subscription.options.ackPolicy,
+      timeoutMs: subscription.options.timeoutMs,
+      // Poison detection: deliveries past the retry limit mean the worker died mid-message.
+      maxDeliveries: retry?.maxAttempts ?? appRetry.maxAttempts,
+      orderingKey: orderingKeyOf(subscription.options.ordering, partitioned),
+      stats: this.observer.queue(statsId, queue, broker.url),
+      observer: this.observer,
+      tracer: context.tracer,
+      sandbox: this.#sandbox,
+      batch,
+      gate,
+      ratePerKey,
+      onFatal: (error) => {
+        this.logger.error({ queue, err: serializeError(error) }, `${queue}: ${error.message}`);
+        this.#onFatal?.(error);
+      },
+    });
+    this.#loops.push(loop);
+    this.#subscriptionIds.push(statsId);
+    this.#backlogReaders.set(statsId, async () => broker.backlog?.(queue));
+    context.described.push({ queue, broker: broker.url, kind: broker.kind, delivery: broker.features.delivery, model: context.mixed ? runner.model : undefined });
+    if (this.#loopsStarted && !this.#stopped) loop.start();
   }
 
   /**
@@ -356,7 +444,7 @@ export class Worker {
   /** Ready when started, not stopping, and every subscription's last receive worked. */
   readiness(): { ready: boolean; problems: string[] } {
     const problems: string[] = [];
-    if (this.#loops.length === 0 && this.#cron === undefined) problems.push("not started");
+    if (!this.#loopsStarted) problems.push("not started");
     if (this.#stopped) problems.push("stopping");
     this.#loops.forEach((loop, i) => {
       if (!loop.consuming) problems.push(`${this.#subscriptionIds[i]}: not consuming (${loop.lastError ?? "stopped"})`);
@@ -386,6 +474,7 @@ export class Worker {
 
   async #stop(graceMs: number): Promise<void> {
     await this.#started?.catch(() => undefined);
+    await Promise.all(this.#discoveries.map((discovery) => discovery.stop())); // no queue opens from here on
     await Promise.all(this.#loops.map((loop) => loop.stopFetching()));
     const inFlight = this.inFlight;
     if (inFlight > 0) this.logger.info({ inFlight, graceMs }, `stopping: waiting for ${inFlight} in-flight message(s)`);

@@ -10,6 +10,7 @@ import { SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
 import { ConfigError } from "../../src/errors.js";
 import { Worker } from "../../src/worker/Worker.js";
 import { memoryLogger, waitFor } from "../helpers.js";
+import { deleteKeysStartingWith } from "./redis-helpers.js";
 
 /**
  * Many queues, one worker (issue 19), on real brokers: the reliable Redis default and SQLite.
@@ -28,14 +29,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  for (const prefix of prefixes) {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== "0");
-  }
+  for (const prefix of prefixes) await deleteKeysStartingWith(redis, prefix);
   redis.disconnect();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -86,3 +86,13 @@ export async function countCommands(
     stop: () => monitor.disconnect(),
   };
 }
+
+/** Deletes every key whose name starts with `prefix` (a test's own queues and wqueue's keys beside them). */
+export async function deleteKeysStartingWith(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== "0");
+}

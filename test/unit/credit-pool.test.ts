@@ -36,4 +36,15 @@ describe("CreditPool", () => {
     pool.release(1);
     expect(pool.used).toBe(0);
   });
+
+  it("takes a sharer added while running (a queue a pattern found): a smaller fair share, and a raised limit feeds waiters", async () => {
+    const pool = new CreditPool(2, 1);
+    expect(await pool.acquire(2, never)).toBe(2);
+    const waiting = pool.acquire(1, never);
+    pool.addSharer(3);
+    expect(await waiting).toBe(1);
+    expect(pool.sharers).toBe(2);
+    pool.release(3);
+    expect(await pool.acquire(3, never)).toBe(1); // floor(3 / 2)
+  });
 });

@@ -41,6 +41,7 @@ export interface ListOptions {
  */
 export class RedisListBroker extends RedisBrokerBase<RedisListConsumer> implements Broker {
   readonly kind = "redis-list";
+  protected readonly queueKeyType = "list";
   readonly features: BrokerFeatures = {
     delivery: "at-most-once",
     headers: true,

@@ -46,6 +46,7 @@ export interface ReliableOptions {
  */
 export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> implements Broker {
   readonly kind = "redis-reliable";
+  protected readonly queueKeyType = "list";
   readonly features: BrokerFeatures = {
     delivery: "at-least-once",
     headers: true,

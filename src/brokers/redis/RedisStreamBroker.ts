@@ -40,6 +40,7 @@ export interface StreamOptions {
  */
 export class RedisStreamBroker extends RedisBrokerBase<StreamConsumer> implements Broker {
   readonly kind = "redis-stream";
+  protected readonly queueKeyType = "stream";
   readonly features: BrokerFeatures = {
     delivery: "at-least-once",
     headers: true,

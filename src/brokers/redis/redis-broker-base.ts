@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import type { RedisClients } from "../shared/redis-clients.js";
 import { READER_SILENCE_MS } from "./blocking-reader.js";
+import { listRedisQueues } from "./list-queues.js";
 
 /**
  * What every Redis mode's broker shares: the command connection (publish, settle, CLIENT UNBLOCK),
@@ -12,6 +13,8 @@ import { READER_SILENCE_MS } from "./blocking-reader.js";
 export abstract class RedisBrokerBase<C extends { close(): Promise<void> }> {
   readonly url: string;
   abstract readonly kind: string;
+  /** The Redis type of a queue's key in this mode, for listQueues. */
+  protected abstract readonly queueKeyType: "list" | "stream";
   #commands: Redis | undefined;
   #connecting: Promise<void> | undefined;
   protected readonly lifecycle: BrokerLifecycle<C>;
@@ -56,6 +59,11 @@ export abstract class RedisBrokerBase<C extends { close(): Promise<void> }> {
   get commands(): Redis {
     if (this.#commands === undefined) throw new Error(`broker ${this.url} is not connected`);
     return this.#commands;
+  }
+
+  /** The queues matching `pattern` (subscriptions by pattern; ./list-queues.ts). */
+  async listQueues(pattern: string): Promise<string[]> {
+    return listRedisQueues(await this.commandClient(), pattern, this.queueKeyType);
   }
 
   /** A blocking connection with this mode's scripts, reconnecting forever, with the silence watchdog. */

@@ -73,6 +73,7 @@ export class MessageStore {
   readonly #browse: SqliteStatement;
   readonly #removeWaiting: SqliteStatement;
   readonly #count: SqliteStatement;
+  readonly #queueNames: SqliteStatement;
 
   constructor(path: string) {
     this.#db = openSqliteDatabase(path, { busyTimeoutMs: 5000 });
@@ -112,6 +113,22 @@ export class MessageStore {
     this.#browse = this.#db.prepare(
       "SELECT id, body, headers, key, attempt FROM messages INDEXED BY messages_in_order WHERE queue = ? ORDER BY id LIMIT ?",
     );
+    // A skip scan over the (queue, ...) index: one seek per distinct queue from the prefix on, not
+    // a read of every row (DISTINCT would read the whole index).
+    this.#queueNames = this.#db.prepare(
+      `WITH RECURSIVE q(name) AS (
+         SELECT MIN(queue) FROM messages WHERE queue >= @prefix
+         UNION ALL
+         SELECT (SELECT MIN(queue) FROM messages WHERE queue > q.name) FROM q
+         WHERE q.name IS NOT NULL AND substr(q.name, 1, length(@prefix)) = @prefix
+       )
+       SELECT name FROM q WHERE name IS NOT NULL AND substr(name, 1, length(@prefix)) = @prefix`,
+    );
+  }
+
+  /** The queues that hold at least one row (waiting, held or delayed) and start with `prefix`. */
+  queueNames(prefix: string): string[] {
+    return (this.#queueNames.all({ prefix }) as { name: string }[]).map((row) => row.name);
   }
 
   /** Rows of the queue that are visible now (waiting to be received). */

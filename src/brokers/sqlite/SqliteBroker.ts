@@ -1,3 +1,4 @@
+import { filterQueues, literalPrefixOf } from "../queue-pattern.js";
 import { statSync } from "node:fs";
 import { dirname } from "node:path";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
@@ -90,6 +91,14 @@ export class SqliteBroker implements Broker {
 
   async backlog(queue: string): Promise<number> {
     return this.store().countVisible(queue);
+  }
+
+  /**
+   * Queues matching `pattern` (../queue-pattern.ts): the distinct queue names of the table under
+   * the pattern's literal prefix. A queue exists here while it holds a row.
+   */
+  async listQueues(pattern: string): Promise<string[]> {
+    return filterQueues(pattern, this.store().queueNames(literalPrefixOf(pattern)));
   }
 
   async removeWaiting(queue: string, id: string): Promise<boolean> {

@@ -1,0 +1,97 @@
+import type { Broker } from "../brokers/contract.js";
+import { filterQueues } from "../brokers/queue-pattern.js";
+import { serializeError } from "../errors.js";
+import type { Logger } from "../log/logger.js";
+
+/** How often a pattern subscription lists its broker's queues again, unless `discoverMs` says. */
+export const DISCOVER_MS = 5000;
+
+export interface QueueDiscoveryOptions {
+  pattern: string;
+  broker: Broker;
+  /** Milliseconds between listings after the first. */
+  everyMs: number;
+  logger: Logger;
+  /** Whether a matching queue is someone else's (an exact subscription, an earlier pattern, the dead-letter queue). */
+  taken: (queue: string) => boolean;
+  /** Opens a queue found for the first time; after ready, a rejection is logged and the queue tried again next round. */
+  open: (queue: string) => Promise<void>;
+}
+
+/**
+ * One pattern subscription's watch over its broker: lists the queues matching the pattern
+ * (Broker.listQueues) once before `ready`, then every `everyMs`, and opens each new one exactly
+ * once. A queue created after `ready` is therefore consumed within `everyMs` plus one listing. A
+ * listing that fails is logged and retried on the next round (the queues already open go on).
+ */
+export class QueueDiscovery {
+  readonly #options: QueueDiscoveryOptions;
+  readonly #opened = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+  #round: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(options: QueueDiscoveryOptions) {
+    this.#options = options;
+  }
+
+  get pattern(): string {
+    return this.#options.pattern;
+  }
+
+  get everyMs(): number {
+    return this.#options.everyMs;
+  }
+
+  /** The queues opened so far. */
+  get queues(): ReadonlySet<string> {
+    return this.#opened;
+  }
+
+  /** The first listing: its errors (e.g. a broker that refuses the listing) fail the start. */
+  async first(): Promise<void> {
+    await this.#discover(true);
+  }
+
+  /** Lists again every `everyMs` until stop(). */
+  start(): void {
+    if (this.#stopped || this.#timer) return;
+    this.#timer = setInterval(() => {
+      if (this.#round) return; // the last listing is still running: skip this tick
+      this.#round = this.#discover(false)
+        .catch((error: unknown) => {
+          const { pattern, broker } = this.#options;
+          this.#options.logger.warn({ pattern, broker: broker.url, err: serializeError(error) }, `listing queues matching ${pattern} failed; retrying`);
+        })
+        .finally(() => {
+          this.#round = undefined;
+        });
+    }, this.#options.everyMs);
+    this.#timer.unref();
+  }
+
+  /** No more listings; resolves once the one running (and the queues it opens) is over. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearInterval(this.#timer);
+    await this.#round;
+  }
+
+  /** `strict` (before ready): a queue that cannot be opened fails the start instead of waiting a round. */
+  async #discover(strict: boolean): Promise<void> {
+    const { pattern, broker, taken, open, logger } = this.#options;
+    const listed = await (broker.listQueues as (pattern: string) => Promise<string[]>).call(broker, pattern);
+    for (const queue of filterQueues(pattern, listed)) {
+      if (this.#stopped) return;
+      if (this.#opened.has(queue) || taken(queue)) continue;
+      this.#opened.add(queue);
+      try {
+        await open(queue);
+      } catch (error) {
+        this.#opened.delete(queue);
+        if (strict) throw error;
+        logger.warn({ pattern, queue, err: serializeError(error) }, `${queue} (matching ${pattern}) could not be opened; trying again next round`);
+      }
+    }
+  }
+}

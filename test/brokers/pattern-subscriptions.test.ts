@@ -1,0 +1,113 @@
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import type { Message } from "../../src/app/types.js";
+import { WQueue } from "../../src/app/WQueue.js";
+import { BrokerSet } from "../../src/brokers/BrokerSet.js";
+import { Worker } from "../../src/worker/Worker.js";
+import { memoryLogger, waitFor } from "../helpers.js";
+import { deleteKeysStartingWith } from "./redis-helpers.js";
+
+/**
+ * Subscriptions by pattern (issue 19) on real brokers, with a real worker: `listenEvents("<p>.*")`
+ * consumes the matching queues that exist at start, picks up a queue created after `ready` (within
+ * its `discoverMs`), hands the handler the concrete queue name, keeps stats per concrete queue,
+ * and leaves alone the queues it does not match. Brokers that cannot list queues refuse a pattern
+ * at start, naming the broker.
+ */
+const dir = mkdtempSync(join(tmpdir(), "wqueue-pattern-"));
+const redis = new Redis(6379, "127.0.0.1", { lazyConnect: true });
+const workers: Worker[] = [];
+const apps: WQueue[] = [];
+const redisPrefixes: string[] = [];
+
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((worker) => worker.stop(5000)));
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+afterAll(async () => {
+  for (const prefix of redisPrefixes) await deleteKeysStartingWith(redis, prefix);
+  redis.disconnect();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A prefix of queue names unique to this run: `pattern-<label>-<random>`. */
+function prefixFor(label: string): string {
+  return `pattern-${label}-${randomUUID().slice(0, 8)}`;
+}
+
+interface Handled {
+  queue: string;
+  body: unknown;
+}
+
+/**
+ * The scenario every broker that takes patterns runs: `<p>.early` exists before the worker starts,
+ * `<p>.late` is created after `ready`; `<p>.late.eu` (one segment too many) and `<p>x.late` (another
+ * prefix) exist too and must not be consumed.
+ */
+async function pickUpLateQueue(broker: string, prefix: string, waitMs = 15_000): Promise<void> {
+  const publisher = new WQueue({ broker });
+  apps.push(publisher);
+  await publisher.publish(`${prefix}.early`, { n: 1 });
+
+  const app = new WQueue({ broker });
+  const handled: Handled[] = [];
+  app.listenEvents(`${prefix}.*`, (message: Message) => void handled.push({ queue: message.queue, body: message.body }), { discoverMs: 200 });
+  const { logger, lines } = memoryLogger();
+  const worker = new Worker(app, { logger, broker });
+  workers.push(worker);
+  await worker.start();
+  const ready = lines.find((line) => String(line.msg).startsWith("ready:"));
+  expect(ready?.msg).toContain(`${prefix}.early`);
+  expect(ready?.msg).toContain(`watching for new queues: ${prefix}.* (every 200 ms)`);
+  await waitFor("the early queue's message", () => handled.some((h) => h.queue === `${prefix}.early`), waitMs);
+
+  await publisher.publish(`${prefix}.late.eu`, { n: 3 });
+  await publisher.publish(`${prefix}x.late`, { n: 4 });
+  await publisher.publish(`${prefix}.late`, { n: 2 });
+  await waitFor("the late queue's message", () => handled.some((h) => h.queue === `${prefix}.late`), waitMs);
+
+  expect(handled).toEqual([
+    { queue: `${prefix}.early`, body: { n: 1 } },
+    { queue: `${prefix}.late`, body: { n: 2 } },
+  ]);
+  // Per-queue stats name each concrete queue, not the pattern.
+  const stats = [...worker.observer.queues.values()].map((q) => q.queue).sort();
+  expect(stats).toEqual([`${prefix}.early`, `${prefix}.late`]);
+  expect(lines.some((line) => line.msg === `${prefix}.late: new queue matching ${prefix}.*, consuming it`)).toBe(true);
+  // The queues it does not match still hold their message.
+  const brokers = new BrokerSet(broker);
+  try {
+    const opened = await brokers.get();
+    for (const queue of [`${prefix}.late.eu`, `${prefix}x.late`]) expect(await opened.backlog?.(queue), queue).toBe(1);
+  } finally {
+    await brokers.close();
+  }
+}
+
+describe("subscriptions by pattern", () => {
+  it("Redis reliable (default): picks up a queue created after ready; others are left alone", async () => {
+    const prefix = prefixFor("reliable");
+    redisPrefixes.push(prefix);
+    await pickUpLateQueue("redis://127.0.0.1:6379", prefix);
+  });
+
+  for (const mode of ["list", "stream"]) {
+    it(`Redis ?mode=${mode}: picks up a queue created after ready; others are left alone`, async () => {
+      const prefix = prefixFor(mode);
+      redisPrefixes.push(prefix);
+      await pickUpLateQueue(`redis://127.0.0.1:6379?mode=${mode}`, prefix);
+    });
+  }
+
+  it("SQLite (default broker): picks up a queue created after ready; others are left alone", async () => {
+    const prefix = prefixFor("sqlite");
+    const url = `sqlite://${join(dir, `${prefix}.db`)}`;
+    await pickUpLateQueue(url, prefix);
+  });
+});

@@ -3,13 +3,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Message } from "../../src/app/types.js";
 import { WQueue } from "../../src/app/WQueue.js";
 import { BrokerSet } from "../../src/brokers/BrokerSet.js";
 import { Worker } from "../../src/worker/Worker.js";
 import { memoryLogger, waitFor } from "../helpers.js";
 import { deleteKeysStartingWith } from "./redis-helpers.js";
+import { ensureKafka, KAFKA_URL } from "../setup/ensure-kafka.js";
+import { requireRabbit } from "./amqp-server.js";
+import { requireNats } from "./nats-server.js";
+import { dropSchema, schemaUrl, testSchema } from "./postgres-helpers.js";
 
 /**
  * Subscriptions by pattern (issue 19) on real brokers, with a real worker: `listenEvents("<p>.*")`
@@ -23,6 +27,7 @@ const redis = new Redis(6379, "127.0.0.1", { lazyConnect: true });
 const workers: Worker[] = [];
 const apps: WQueue[] = [];
 const redisPrefixes: string[] = [];
+const schemas: string[] = [];
 
 afterEach(async () => {
   await Promise.all(workers.splice(0).map((worker) => worker.stop(5000)));
@@ -32,6 +37,7 @@ afterEach(async () => {
 afterAll(async () => {
   for (const prefix of redisPrefixes) await deleteKeysStartingWith(redis, prefix);
   redis.disconnect();
+  for (const schema of schemas) await dropSchema(schema);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -84,7 +90,10 @@ async function pickUpLateQueue(broker: string, prefix: string, waitMs = 15_000):
   const brokers = new BrokerSet(broker);
   try {
     const opened = await brokers.get();
-    for (const queue of [`${prefix}.late.eu`, `${prefix}x.late`]) expect(await opened.backlog?.(queue), queue).toBe(1);
+    for (const queue of [`${prefix}.late.eu`, `${prefix}x.late`]) {
+      const waiting = opened.backlog ? await opened.backlog(queue) : (await opened.browse?.(queue, 10))?.length;
+      expect(waiting, queue).toBe(1);
+    }
   } finally {
     await brokers.close();
   }
@@ -104,6 +113,56 @@ describe("subscriptions by pattern", () => {
       await pickUpLateQueue(`redis://127.0.0.1:6379?mode=${mode}`, prefix);
     });
   }
+
+  it("PostgreSQL: picks up a queue created after ready; others are left alone", async () => {
+    const schema = testSchema("wqueue_pattern");
+    schemas.push(schema);
+    await pickUpLateQueue(schemaUrl(schema), prefixFor("postgres"));
+  });
+
+  describe("NATS", () => {
+    const nats = requireNats("pattern"); // a subject prefix of this file's own, its streams deleted at the end
+    it("NATS JetStream: picks up a queue created after ready; others are left alone", async () => {
+      await pickUpLateQueue(nats.url, prefixFor("nats"));
+    });
+  });
+
+  describe("Kafka", () => {
+    beforeAll(() => ensureKafka(), 300_000);
+    it("Kafka: picks up a topic created after ready; others are left alone", async () => {
+      // Topics are created by the publisher; a group of its own, so offsets start fresh.
+      const prefix = prefixFor("kafka");
+      await pickUpLateQueue(`${KAFKA_URL}?group=${prefix}`, prefix, 60_000);
+    }, 120_000);
+  });
+
+  it("memory://: picks up a queue created after ready; others are left alone", async () => {
+    await pickUpLateQueue(`memory://${prefixFor("memory")}`, prefixFor("memory"));
+  });
+
+  describe("RabbitMQ", () => {
+    const rabbit = requireRabbit("pattern"); // a vhost of its own, deleted at the end
+    it("RabbitMQ refuses a pattern at start, naming the broker, and takes nothing", async () => {
+      const queue = prefixFor("amqp");
+      const publisher = new WQueue({ broker: rabbit.url });
+      apps.push(publisher);
+      await publisher.publish(`${queue}.a`, { n: 1 });
+      const app = new WQueue({ broker: rabbit.url });
+      app.listenEvents(`${queue}.*`, () => {});
+      const worker = new Worker(app, { logger: memoryLogger().logger, broker: rabbit.url });
+      const error = await worker.start().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(error?.name).toBe("ConfigError");
+      expect(error?.message).toContain(`listenEvents("${queue}.*"): the amqp broker amqp://guest:`);
+      expect(error?.message).toContain("cannot list its queues, so it takes no queue pattern");
+      expect(error?.message).not.toContain("guest:guest");
+      const channel = await (await rabbit.raw()).createChannel();
+      expect((await channel.checkQueue(`${queue}.a`)).messageCount).toBe(1);
+      await channel.close();
+    });
+  });
 
   it("SQLite (default broker): picks up a queue created after ready; others are left alone", async () => {
     const prefix = prefixFor("sqlite");

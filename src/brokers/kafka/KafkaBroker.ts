@@ -1,3 +1,4 @@
+import { filterQueues, regExpOf } from "../queue-pattern.js";
 import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
 import { BrokerUnreachableError } from "../../errors.js";
 import type { Broker, BrokerFeatures, BrowsedMessage, Consumer, ConsumerOptions, OutgoingMessage } from "../contract.js";
@@ -103,6 +104,18 @@ export class KafkaBroker implements Broker {
     this.#lifecycle.assertOpen();
     checkTopicName(queue, this.url);
     return browseTopic({ client: this.client, group: this.config.group, admin: () => this.admin() }, queue, limit);
+  }
+
+  /**
+   * Topics matching `pattern` (../queue-pattern.ts, as a RegExp), from one metadata request: kafkajs
+   * can subscribe by RegExp, but only resolves it when the consumer starts, so the worker lists
+   * topics itself and opens a consumer per new one. Kafka's internal topics (`__...`) never match.
+   */
+  async listQueues(pattern: string): Promise<string[]> {
+    this.#lifecycle.assertOpen();
+    const topic = regExpOf(pattern);
+    const topics = await (await this.admin()).listTopics();
+    return filterQueues(pattern, topics.filter((name) => !name.startsWith("__") && topic.test(name)));
   }
 
   /** The shared admin client (topic creation, committed offsets), connected on first use. */

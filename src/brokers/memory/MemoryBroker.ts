@@ -1,3 +1,4 @@
+import { filterQueues } from "../queue-pattern.js";
 import type {
   Broker,
   BrokerFeatures,
@@ -111,6 +112,11 @@ export class MemoryBroker implements Broker {
 
   async backlog(queue: string): Promise<number> {
     return this.queue(queue).ready.length;
+  }
+
+  /** Queues of this store that `pattern` matches (../queue-pattern.ts): each one published to, or consumed. */
+  async listQueues(pattern: string): Promise<string[]> {
+    return filterQueues(pattern, this.#queues.keys());
   }
 
   async removeWaiting(queue: string, id: string): Promise<boolean> {

@@ -6,6 +6,7 @@ import { NatsConnection } from "./NatsConnection.js";
 import { NatsConsumer, type NatsConsumerContext } from "./NatsConsumer.js";
 import type { NatsUrl } from "./nats-url.js";
 import { publishAll } from "./publisher.js";
+import { listNatsQueues } from "./list-queues.js";
 import { StreamResolver } from "./StreamResolver.js";
 import { queueSubject } from "./subjects.js";
 
@@ -114,6 +115,11 @@ export class NatsBroker implements Broker {
     if (consumer !== undefined) return consumer.num_pending + consumer.num_ack_pending;
     const stream = await jsm.streams.info(target.stream, { subjects_filter: target.subject });
     return stream.state.subjects?.[target.subject] ?? 0;
+  }
+
+  /** Queues matching `pattern`: subjects of the streams that overlap it (./list-queues.ts). */
+  listQueues(pattern: string): Promise<string[]> {
+    return listNatsQueues(this.connection, this.config.subjectPrefix, pattern);
   }
 
   /** Idempotent: closes every consumer (they give back what they hold), then the connection. */

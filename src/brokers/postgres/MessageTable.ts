@@ -152,6 +152,25 @@ export class MessageTable {
     return Number(rows[0]?.n ?? 0);
   }
 
+  /**
+   * The queues with at least one row not done (waiting, claimed or delayed) that start with
+   * `prefix`: a skip scan of the messages_in_order index, one seek per distinct queue (DISTINCT
+   * would read every row). It walks every queue and filters the prefix after: a prefix range would
+   * depend on the database's collation.
+   */
+  async queueNames(prefix: string): Promise<string[]> {
+    const { rows } = await this.pool.query<{ name: string }>(
+      `WITH RECURSIVE q(name) AS (
+         SELECT MIN(queue) FROM ${this.#s} WHERE done_at IS NULL
+         UNION ALL
+         SELECT (SELECT MIN(queue) FROM ${this.#s} WHERE done_at IS NULL AND queue > q.name) FROM q WHERE q.name IS NOT NULL
+       )
+       SELECT name FROM q WHERE name IS NOT NULL AND left(name, length($1)) = $1`,
+      [prefix],
+    );
+    return rows.map((row) => row.name);
+  }
+
   /** Up to `limit` rows of the queue in id order, ready or not, left untouched. */
   async browse(queue: string, limit: number): Promise<ClaimedRow[]> {
     const { rows } = await this.pool.query<StoredRow>(

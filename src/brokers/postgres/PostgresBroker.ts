@@ -1,3 +1,4 @@
+import { filterQueues, literalPrefixOf } from "../queue-pattern.js";
 import pg from "pg";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
 import type {
@@ -149,6 +150,12 @@ export class PostgresBroker implements Broker {
   async backlog(queue: string): Promise<number> {
     await this.ready();
     return this.table.countReady(queue);
+  }
+
+  /** Queues matching `pattern` (../queue-pattern.ts): the distinct queues with messages not done. */
+  async listQueues(pattern: string): Promise<string[]> {
+    await this.ready();
+    return filterQueues(pattern, await this.table.queueNames(literalPrefixOf(pattern)));
   }
 
   async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {

@@ -34,16 +34,21 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function names(count: number, label: string): { prefix: string; queues: string[] } {
-  const prefix = `many-${label}-${randomUUID().slice(0, 8)}-`;
+/** `count` queue names `<prefix><i>`; the prefix ends with `separator` (a "." makes them match `<prefix>*`). */
+function names(count: number, label: string, separator = "-"): { prefix: string; queues: string[] } {
+  const prefix = `many-${label}-${randomUUID().slice(0, 8)}${separator}`;
   prefixes.push(prefix);
   return { prefix, queues: Array.from({ length: count }, (_, i) => `${prefix}${i}`) };
 }
 
-/** A worker over `queues` on `broker` that records which queue each handled message came from. */
-async function startWorker(broker: string, queues: string[], handled: string[]) {
+/**
+ * A worker over `queues` on `broker` that records which queue each handled message came from;
+ * with `pattern`, one subscription by that pattern instead of one per queue.
+ */
+async function startWorker(broker: string, queues: string[], handled: string[], pattern?: string) {
   const app = new WQueue({ broker });
-  for (const queue of queues) app.listenEvents(queue, () => void handled.push(queue));
+  if (pattern) app.listenEvents(pattern, (message) => void handled.push(message.queue));
+  else for (const queue of queues) app.listenEvents(queue, () => void handled.push(queue));
   const { logger, lines } = memoryLogger();
   const worker = new Worker(app, { logger, broker });
   workers.push(worker);
@@ -124,6 +129,18 @@ describe("many queues, one worker: reliable Redis", () => {
     await waitFor(() => `3,000 messages handled (${handled.length})`, () => handled.length === 3000, 60_000);
     expectFair(handled, big, small, 2000, 5);
   }, 120_000);
+
+  it("is as fair through one pattern subscription over the same 201 queues", async () => {
+    const { prefix, queues } = names(201, "redis-fair-pattern", ".");
+    const [big, ...small] = queues as [string, ...string[]];
+    await pushRedis(big, 2000);
+    for (const queue of small) await pushRedis(queue, 5);
+    const handled: string[] = [];
+    const { worker } = await startWorker(REDIS, queues, handled, `${prefix}*`);
+    expect(worker.observer.queues.size).toBe(201);
+    await waitFor(() => `3,000 messages handled (${handled.length})`, () => handled.length === 3000, 60_000);
+    expectFair(handled, big, small, 2000, 5);
+  }, 120_000);
 });
 
 describe("many queues, one worker: SQLite", () => {
@@ -139,17 +156,19 @@ describe("many queues, one worker: SQLite", () => {
     expect(new Set(handled).size).toBe(1000);
   }, 120_000);
 
-  it("is fair: 200 queues of 5 are all served before a queue of 2,000 is half done", async () => {
-    const url = `sqlite://${join(dir, "fair.db")}`;
-    const { queues } = names(201, "sqlite-fair");
-    const [big, ...small] = queues as [string, ...string[]];
-    const producer = new SqliteBroker(url);
-    await producer.publish(big, Array.from({ length: 2000 }, (_, i) => ({ body: Buffer.from(JSON.stringify({ i })) })));
-    for (const queue of small) await producer.publish(queue, Array.from({ length: 5 }, (_, i) => ({ body: Buffer.from(JSON.stringify({ i })) })));
-    await producer.close();
-    const handled: string[] = [];
-    await startWorker(url, queues, handled);
-    await waitFor(() => `3,000 messages handled (${handled.length})`, () => handled.length === 3000, 60_000);
-    expectFair(handled, big, small, 2000, 5);
-  }, 120_000);
+  for (const by of ["name", "pattern"] as const) {
+    it(`is fair: 200 queues of 5 are all served before a queue of 2,000 is half done (subscribed by ${by})`, async () => {
+      const url = `sqlite://${join(dir, `fair-${by}.db`)}`;
+      const { prefix, queues } = names(201, "sqlite-fair", by === "pattern" ? "." : "-");
+      const [big, ...small] = queues as [string, ...string[]];
+      const producer = new SqliteBroker(url);
+      await producer.publish(big, Array.from({ length: 2000 }, (_, i) => ({ body: Buffer.from(JSON.stringify({ i })) })));
+      for (const queue of small) await producer.publish(queue, Array.from({ length: 5 }, (_, i) => ({ body: Buffer.from(JSON.stringify({ i })) })));
+      await producer.close();
+      const handled: string[] = [];
+      await startWorker(url, queues, handled, by === "pattern" ? `${prefix}*` : undefined);
+      await waitFor(() => `3,000 messages handled (${handled.length})`, () => handled.length === 3000, 60_000);
+      expectFair(handled, big, small, 2000, 5);
+    }, 120_000);
+  }
 });

@@ -65,7 +65,9 @@ async function pickUpLateQueue(broker: string, prefix: string, waitMs = 15_000):
   const handled: Handled[] = [];
   app.listenEvents(`${prefix}.*`, (message: Message) => void handled.push({ queue: message.queue, body: message.body }), { discoverMs: 200 });
   const { logger, lines } = memoryLogger();
-  const worker = new Worker(app, { logger, broker });
+  // Concurrency 1: the early queue's receive holds the only credit, so the late queue is served
+  // only if the worker-wide limit grows with the queues found (CreditPool.addSharer).
+  const worker = new Worker(app, { logger, broker, concurrency: 1 });
   workers.push(worker);
   await worker.start();
   const ready = lines.find((line) => String(line.msg).startsWith("ready:"));
@@ -86,6 +88,7 @@ async function pickUpLateQueue(broker: string, prefix: string, waitMs = 15_000):
   const stats = [...worker.observer.queues.values()].map((q) => q.queue).sort();
   expect(stats).toEqual([`${prefix}.early`, `${prefix}.late`]);
   expect(lines.some((line) => line.msg === `${prefix}.late: new queue matching ${prefix}.*, consuming it`)).toBe(true);
+  expect(worker.model.concurrency).toBe(2);
   // The queues it does not match still hold their message.
   const brokers = new BrokerSet(broker);
   try {

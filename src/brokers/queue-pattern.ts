@@ -15,7 +15,8 @@ import { ConfigError } from "../errors.js";
  * (`*` for each wildcard, which also spans dots: the keys found are then filtered here), Kafka a
  * RegExp, SQL a `LIKE` prefix, all filtered by `matchesQueuePattern` in the end.
  *
- * Dead-letter queues are never matched: a name whose last segment is `dead` (`<queue>.dead`, the
+ * Neither names with wildcards of their own (a memory store holds any name it was asked about) nor
+ * dead-letter queues are ever matched: a name whose last segment is `dead` (`<queue>.dead`, the
  * default dead-letter queue of every adapter) is left out, so `tenant.>` does not consume
  * `tenant.acme.dead`.
  */
@@ -50,7 +51,7 @@ export function checkQueuePattern(pattern: string): void {
 export function matchesQueuePattern(pattern: string, name: string): boolean {
   const want = pattern.split(".");
   const have = name.split(".");
-  if (have.at(-1) === DEAD_SEGMENT) return false;
+  if (have.at(-1) === DEAD_SEGMENT || isQueuePattern(name)) return false; // a pattern is no concrete queue
   for (let i = 0; i < want.length; i += 1) {
     const segment = want[i];
     if (segment === REST) return have.length > i && have.slice(i).every((part) => part !== "");

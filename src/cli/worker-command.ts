@@ -57,7 +57,7 @@ export function addWorkerCommand(program: Command): void {
     .description("run the handlers of an app: connect to every queue it declares and process messages")
     .requiredOption("-a, --app <module>", "app module: a file (./app.ts), a dotted path (example.example_usage) or a package; MODULE:name picks an export")
     .option("-b, --broker <url>", "default broker URL (else WQUEUE_BROKER_URL, else the app's, else sqlite://wqueue.db); schemes of registerBroker in the app work too")
-    .option("-q, --queues <names>", "only these queues, comma-separated")
+    .option("-q, --queues <names>", "only these queues, comma-separated (a pattern such as tenant.* by the pattern as registered)")
     .option(
       "-c, --concurrency <n>",
       "messages fetched or running at once, across all queues; on threads at most the threads plus one per queue (the ready line shows the result)",

@@ -3,6 +3,7 @@ import { type BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import type { Broker, Delivery, Headers } from "../brokers/contract.js";
 import { DEAD_HEADER_PREFIX, defaultDeadLetterQueue, originalHeaders } from "../brokers/dead-letter.js";
 import { ConfigError } from "../errors.js";
+import { isQueuePattern, matchesQueuePattern } from "../brokers/queue-pattern.js";
 
 /**
  * Operations on a dead-letter queue, shared by `wqueue dead-letters` and (later) the dashboard.
@@ -28,9 +29,14 @@ export interface DeadLetterTarget {
   replayBroker: Broker;
 }
 
-/** The dead letters of a queue the app (a `WQueue`) listens on; undefined for other queues. */
+/**
+ * The dead letters of a queue the app (a `WQueue`) listens on, by name or through a pattern that
+ * matches it (its own subscription first, as the worker decides); undefined for other queues.
+ */
 export async function deadLetterTarget(app: { readonly subscriptions: readonly Subscription[] }, brokers: BrokerSet, queue: string): Promise<DeadLetterTarget | undefined> {
-  const subscription = app.subscriptions.find((s) => s.queue === queue);
+  const subscription =
+    app.subscriptions.find((s) => s.queue === queue) ??
+    app.subscriptions.find((s) => isQueuePattern(s.queue) && matchesQueuePattern(s.queue, queue));
   if (!subscription) return undefined;
   const { options } = subscription;
   const replayBroker = await brokers.get(options.broker ?? DEFAULT_BROKER_NAME);

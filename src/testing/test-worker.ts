@@ -3,6 +3,7 @@ import type { BatchHandler, BatchListenOptions, BodyFormat, Handler, ListenOptio
 import { WQueue } from "../app/WQueue.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import { MemoryBroker } from "../brokers/memory/MemoryBroker.js";
+import { isQueuePattern, matchesQueuePattern } from "../brokers/queue-pattern.js";
 import { deadLetterTarget, listDeadLetters } from "../dead-letters/dead-letters.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { Worker } from "../worker/Worker.js";
@@ -63,6 +64,9 @@ export interface TestWorker {
 
 let testWorkers = 0;
 
+/** How often a pattern subscription of a test worker lists its queues, unless it sets discoverMs. */
+const TEST_DISCOVER_MS = 20;
+
 /**
  * Runs an app's handlers for a test: `const t = await createTestWorker(app)`, `await t.publish(...)`,
  * `await t.drain()`, then assert on `t.handled(queue)` / `await t.deadLetters(queue)`; `await t.close()`.
@@ -91,7 +95,7 @@ export async function createTestWorker(app: WQueue, options: TestWorkerOptions =
   for (const { queue, handler, options: listen } of app.subscriptions) {
     const recording: Handler = async (message: Message) => {
       const result = await (handler as Handler)(message);
-      record(queue, message);
+      record(message.queue, message); // the concrete queue, also under a pattern
       return result;
     };
     // A batch handler: what it did not report failed counts as handled (batch-types in types.ts).
@@ -99,13 +103,16 @@ export async function createTestWorker(app: WQueue, options: TestWorkerOptions =
       const result = await (handler as unknown as BatchHandler)(messages);
       const list = (result as { failed?: unknown } | undefined)?.failed;
       const failed = new Set(Array.isArray(list) ? list.map((entry) => (entry as { message?: unknown } | null)?.message) : []);
-      for (const message of messages) if (!failed.has(message)) record(queue, message);
+      for (const message of messages) if (!failed.has(message)) record(message.queue, message);
       return result;
     };
     const retry = listen.retry === false ? false : listen.retry === undefined ? undefined : quick(listen.retry);
+    // A pattern lists its queues every TEST_DISCOVER_MS, so a queue a test publishes to is found within drain().
+    const discoverMs = isQueuePattern(queue) ? (listen.discoverMs ?? TEST_DISCOVER_MS) : undefined;
     // No rateLimit: a test runs the handlers at once, and memory brokers have no coordination store.
-    if (listen.batch) shadow.listenEvents(queue, recordingBatch, { ...listen, retry, rateLimit: undefined, batch: listen.batch } as BatchListenOptions);
-    else shadow.listenEvents(queue, recording, { ...listen, retry, rateLimit: undefined } as ListenOptions);
+    const shadowOptions = { ...listen, retry, rateLimit: undefined, discoverMs };
+    if (listen.batch) shadow.listenEvents(queue, recordingBatch, { ...shadowOptions, batch: listen.batch } as BatchListenOptions);
+    else shadow.listenEvents(queue, recording, shadowOptions as ListenOptions);
   }
 
   // The app's own publish() (in handlers, in t.publish) goes to the test's brokers.
@@ -135,15 +142,24 @@ export async function createTestWorker(app: WQueue, options: TestWorkerOptions =
     let queued = 0;
     let delayed = 0;
     const backlog = await worker.backlog();
-    for (const { queue, options: listen } of listened) {
+    for (const { queue: registered, options: listen } of listened) {
       const brokerName = listen.broker ?? DEFAULT_BROKER_NAME;
       const url = urlOf(brokerName);
-      if (url?.startsWith("memory:")) {
-        const memoryQueue = new MemoryBroker(url).queue(queue);
-        queued += memoryQueue.ready.length;
-        delayed += memoryQueue.timers.size;
-      } else {
-        queued += backlog.get(`${brokerName}/${queue}`) ?? 0;
+      const memory = url?.startsWith("memory:") ? new MemoryBroker(url) : undefined;
+      // A pattern: every matching queue, on a memory broker also those not found by the worker yet.
+      const queues = !isQueuePattern(registered)
+        ? [registered]
+        : memory
+          ? await memory.listQueues(registered)
+          : [...backlog.keys()].map((id) => id.slice(brokerName.length + 1)).filter((queue) => matchesQueuePattern(registered, queue));
+      for (const queue of queues) {
+        if (memory) {
+          const memoryQueue = memory.queue(queue);
+          queued += memoryQueue.ready.length;
+          delayed += memoryQueue.timers.size;
+        } else {
+          queued += backlog.get(`${brokerName}/${queue}`) ?? 0;
+        }
       }
     }
     return { queued, delayed, inFlight: worker.inFlight };

@@ -181,7 +181,7 @@ export class Worker {
     this.logger.debug({ queues: described.map(describeQueue) }, `queues: ${described.length}, in full`);
     this.logger.info(
       { app: appName, model: this.#model, concurrency: this.#limit, queueCount: described.length, brokers: queues.brokers, patterns: this.#discoveries.map((d) => d.pattern) },
-      `ready: ${appName}, model ${this.#model} (concurrency ${this.#limit}), queues: ${queues.text}${watching ? `; watching for new queues: ${watching}` : ""}`,
+      `ready: ${appName}, model ${this.#model} (concurrency ${this.#limit}), queues: ${queues.text || "none yet"}${watching ? `; watching for new queues: ${watching}` : ""}`,
     );
   }
 

@@ -89,6 +89,8 @@ async function pickUpLateQueue(broker: string, prefix: string, waitMs = 15_000):
   expect(stats).toEqual([`${prefix}.early`, `${prefix}.late`]);
   expect(lines.some((line) => line.msg === `${prefix}.late: new queue matching ${prefix}.*, consuming it`)).toBe(true);
   expect(worker.model.concurrency).toBe(2);
+  // The dashboard's dead letters of a concrete queue are found through its pattern.
+  expect((await worker.deadLettersOf(`${prefix}.late`))?.deadQueue).toBe(`${prefix}.late.dead`);
   // The queues it does not match still hold their message.
   const brokers = new BrokerSet(broker);
   try {

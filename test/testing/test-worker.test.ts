@@ -32,6 +32,23 @@ describe("createTestWorker", () => {
     expect(dead.map((d) => [d.body, d.reason])).toEqual([[{ amount: "not a number" }, "invalid"]]);
   });
 
+  test("runs a pattern's handler on each matching queue, ones published to after start included", async () => {
+    const app = new WQueue();
+    app.listenEvents("tenant.*", (m: { body: { bad?: boolean } }) => {
+      if (m.body.bad) throw new DeadLetterNow("bad tenant message");
+    });
+    const t = await start(app);
+    await t.publish("tenant.acme", { n: 1 });
+    await t.publish("tenant.globex", { n: 2 });
+    await t.publish("tenant.globex", { bad: true });
+    await t.publish("other.acme", { n: 3 });
+    await t.drain();
+    expect(t.handled("tenant.acme").map((m) => m.body)).toEqual([{ n: 1 }]);
+    expect(t.handled("tenant.globex").map((m) => m.body)).toEqual([{ n: 2 }]);
+    expect(t.handled("other.acme")).toEqual([]);
+    expect((await t.deadLetters("tenant.globex")).map((d) => d.body)).toEqual([{ bad: true }]);
+  });
+
   test("retries without waiting out the backoff, and dead-letters after the last attempt", async () => {
     const app = new WQueue({ retry: { maxAttempts: 3, baseDelayMs: 60_000 } });
     app.listenEvents("flaky", (m) => {

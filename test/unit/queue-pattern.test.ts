@@ -35,6 +35,7 @@ describe("queue patterns", () => {
     expect(matchesQueuePattern("tenant.>", "tenant.acme.dead")).toBe(false);
     expect(matchesQueuePattern("*.*", "tenant.dead")).toBe(false);
     expect(matchesQueuePattern("tenant.>", "tenant.deadbeef")).toBe(true);
+    expect(matchesQueuePattern("tenant.*", "tenant.*")).toBe(false); // a pattern is no queue
   });
 
   it("refuses wildcards mixed into a segment, > before the end, and empty segments", () => {

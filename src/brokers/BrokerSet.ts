@@ -30,6 +30,9 @@ export function checkBrokerSource(what: string, source: unknown): asserts source
  */
 export class BrokerSet {
   readonly #sources: Map<string, BrokerSource>;
+  /** Created, connected or not. */
+  readonly #created = new Map<string, Promise<Broker>>();
+  /** Created and connected. */
   readonly #opening = new Map<string, Promise<Broker>>();
   #closed: Promise<void> | undefined;
 
@@ -76,17 +79,35 @@ export class BrokerSet {
     return broker;
   }
 
+  /**
+   * The broker for a name before it is connected, to ask what it can do (a worker refuses a queue
+   * pattern on a broker without listQueues before connecting to it); get() connects the same one.
+   */
+  created(name: string = DEFAULT_BROKER_NAME): Promise<Broker> {
+    if (this.#closed) return Promise.reject(new Error("broker set is closed"));
+    let created = this.#created.get(name);
+    if (!created) {
+      created = this.#create(name);
+      created.catch(() => this.#created.delete(name));
+      this.#created.set(name, created);
+    }
+    return created;
+  }
+
   /** The connected broker for a name; concurrent calls share one connection attempt. */
   get(name: string = DEFAULT_BROKER_NAME): Promise<Broker> {
     if (this.#closed) return Promise.reject(new Error("broker set is closed"));
     let opening = this.#opening.get(name);
     if (!opening) {
-      opening = this.#create(name).then(async (broker) => {
+      opening = this.created(name).then(async (broker) => {
         await broker.connect();
         return broker;
       });
-      // A failed attempt is forgotten so the next call tries again.
-      opening.catch(() => this.#opening.delete(name));
+      // A failed attempt is forgotten, its broker too, so the next call tries again on a new one.
+      opening.catch(() => {
+        this.#opening.delete(name);
+        this.#created.delete(name);
+      });
       this.#opening.set(name, opening);
     }
     return opening;
@@ -94,7 +115,7 @@ export class BrokerSet {
 
   close(): Promise<void> {
     this.#closed ??= Promise.allSettled(
-      [...this.#opening.values()].map(async (opening) => (await opening).close()),
+      [...this.#created.values()].map(async (created) => (await created).close()),
     ).then(() => undefined);
     return this.#closed;
   }

@@ -66,8 +66,7 @@ export class QueueDiscovery {
         .finally(() => {
           this.#round = undefined;
         });
-    }, this.#options.everyMs);
-    this.#timer.unref();
+    }, this.#options.everyMs); // not unref'd: a worker whose pattern matches nothing yet must stay up waiting
   }
 
   /** No more listings; resolves once the one running (and the queues it opens) is over. */

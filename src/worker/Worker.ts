@@ -4,7 +4,7 @@ import type { RetryOptions, Subscription } from "../app/types.js";
 import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
 import { resolveBatchOptions } from "../app/batch-options.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
-import type { Consumer, Delivery } from "../brokers/contract.js";
+import type { Broker, Consumer, Delivery } from "../brokers/contract.js";
 import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
 import { type DeadLetterTarget, deadLetterTarget } from "../dead-letters/dead-letters.js";
 import { DeadLettersElsewhere } from "../dead-letters/dead-letters-elsewhere.js";
@@ -162,6 +162,7 @@ export class Worker {
     }
     const context: OpenContext = { of: runners.of, mixed: runners.mixed, pool, tracer: await loadTracer(), appRetry, described: [] };
     this.#limit = limit;
+    for (const { brokerName, subscription } of patterns) this.#checkListsQueues(subscription.queue, await this.#brokers.created(brokerName));
     for (const selected of exact) this.#claimed.add(selected.id);
     for (const selected of exact) await this.#openQueue(selected, selected.subscription.queue, context);
     for (const selected of patterns) await this.#watchPattern(selected, context);
@@ -186,18 +187,13 @@ export class Worker {
   }
 
   /**
-   * A pattern subscription: its broker must list queues (else a ConfigError naming the broker);
-   * the queues matching now open before `ready`, later ones as the discovery finds them.
+   * A pattern subscription (its broker checked by #checkListsQueues): the queues matching now open
+   * before `ready`, later ones as the discovery finds them.
    */
   async #watchPattern(selected: SelectedSubscription, context: OpenContext): Promise<void> {
     const { brokerName, subscription } = selected;
     const pattern = subscription.queue;
     const broker = await this.#brokers.get(brokerName);
-    if (broker.listQueues === undefined) {
-      throw new ConfigError(
-        `listenEvents("${pattern}"): the ${broker.kind} broker ${broker.url} cannot list its queues, so it takes no queue pattern; listen on each queue by name (patterns work on Redis, SQLite, PostgreSQL, NATS and Kafka)`,
-      );
-    }
     const { deadLetterQueue } = subscription.options;
     const discovery = new QueueDiscovery({
       pattern,
@@ -218,6 +214,14 @@ export class Worker {
     });
     this.#discoveries.push(discovery);
     await discovery.first();
+  }
+
+  /** A pattern needs a broker that lists its queues: refused before anything connects or is taken. */
+  #checkListsQueues(pattern: string, broker: Broker): void {
+    if (broker.listQueues !== undefined) return;
+    throw new ConfigError(
+      `listenEvents("${pattern}"): the ${broker.kind} broker ${broker.url} cannot list its queues, so it takes no queue pattern; listen on each queue by name (patterns work on Redis, SQLite, PostgreSQL, NATS, Kafka and memory)`,
+    );
   }
 
   /**

@@ -29,6 +29,7 @@ export class QueueDiscovery {
   readonly #opened = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
+  #opening: Promise<void> | undefined;
   #stopped = false;
 
   constructor(options: QueueDiscoveryOptions) {
@@ -69,11 +70,14 @@ export class QueueDiscovery {
     }, this.#options.everyMs); // not unref'd: a worker whose pattern matches nothing yet must stay up waiting
   }
 
-  /** No more listings; resolves once the one running (and the queues it opens) is over. */
+  /**
+   * No more listings; resolves once a queue being opened is open (the worker then stops it with the
+   * others). A listing still waiting on the broker is not waited for: what it brings is dropped.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
-    await this.#round;
+    await this.#opening?.catch(() => {}); // a failed open was logged by its round
   }
 
   /** `strict` (before ready): a queue that cannot be opened fails the start instead of waiting a round. */
@@ -85,7 +89,8 @@ export class QueueDiscovery {
       if (this.#opened.has(queue) || taken(queue)) continue;
       this.#opened.add(queue);
       try {
-        await open(queue);
+        this.#opening = open(queue);
+        await this.#opening;
       } catch (error) {
         this.#opened.delete(queue);
         if (strict) throw error;

@@ -3,6 +3,7 @@ import type { WQueue } from "../app/WQueue.js";
 import { BrokerSet, type BrokerSource, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import { DEAD_HEADER_PREFIX, defaultDeadLetterQueue } from "../brokers/dead-letter.js";
 import { redactUrl } from "../brokers/url.js";
+import { isQueuePattern } from "../brokers/queue-pattern.js";
 
 type Json = Record<string, unknown>;
 
@@ -20,6 +21,30 @@ const DEAD_LETTER_HEADERS: Record<string, string> = {
   "error-message": "the last error's message",
   "error-stack": "the last error's stack",
 };
+
+/**
+ * A channel's address: the queue name, or for a queue pattern (`tenant.*`) an address with a
+ * parameter per wildcard (`tenant.{segment1}`; `>` becomes `{rest}`, one or more segments).
+ */
+function channelOf(queue: string): { address: string; parameters?: Json } {
+  if (!isQueuePattern(queue)) return { address: queue };
+  const parameters: Json = {};
+  let wildcards = 0;
+  const address = queue
+    .split(".")
+    .map((segment) => {
+      if (segment === ">") {
+        parameters.rest = { description: `the rest of the queue name, one or more segments (pattern ${queue})` };
+        return "{rest}";
+      }
+      if (segment !== "*") return segment;
+      wildcards += 1;
+      parameters[`segment${wildcards}`] = { description: `one segment of the queue name (pattern ${queue})` };
+      return `{segment${wildcards}}`;
+    })
+    .join(".");
+  return { address, parameters };
+}
 
 /** An id usable as an AsyncAPI map key (channels, operations, servers). */
 function idOf(name: string): string {
@@ -88,8 +113,9 @@ export function asyncApiDocument(app: WQueue, options: { defaultBrokerUrl: Broke
     const brokerName = listen.broker ?? DEFAULT_BROKER_NAME;
     const id = idOf(brokerName === DEFAULT_BROKER_NAME ? queue : `${brokerName}-${queue}`);
     const contentType = CONTENT_TYPES[listen.decode ?? "json"];
+    const channel = channelOf(queue);
     channels[id] = {
-      address: queue,
+      ...channel,
       title: queue,
       servers: [serverRef(brokerName)],
       messages: {
@@ -115,7 +141,7 @@ export function asyncApiDocument(app: WQueue, options: { defaultBrokerUrl: Broke
     const deadQueue = listen.deadLetterQueue ?? defaultDeadLetterQueue(queue);
     const deadId = `${id}_dead`;
     channels[deadId] = {
-      address: deadQueue,
+      ...(listen.deadLetterQueue === undefined ? { ...channel, address: defaultDeadLetterQueue(channel.address) } : { address: deadQueue }),
       title: `${queue}: dead letters`,
       description: `Messages of ${queue} that failed for good; \`wqueue dead-letters list|replay|purge ${queue}\`.`,
       servers: [serverRef(listen.deadLetterBroker ?? brokerName)],

@@ -28,7 +28,8 @@ describe("wqueue asyncapi", () => {
 export const app = new WQueue({ name: "shop", broker: "redis://:hunter2@127.0.0.1:6379/2", brokers: { audit: "amqp://guest:guest@127.0.0.1:5672" } });
 app.listenEvents("orders", () => {}, { schema: z.object({ id: z.string(), amount: z.number().min(0) }) });
 app.listenEvents("notes", () => {}, { decode: "text", broker: "audit", deadLetterBroker: "default" });
-app.listenEvents("raw.events", () => {});`,
+app.listenEvents("raw.events", () => {});
+app.listenEvents("tenant.*.orders", () => {});`,
     );
     const out = path.join(dir, "asyncapi.yaml");
     const result = await runCli(["asyncapi", "-a", app, "-o", out]);
@@ -41,7 +42,20 @@ app.listenEvents("raw.events", () => {});`,
     expect(document.version()).toBe("3.0.0");
     expect(document.info().title()).toBe("shop");
     const channels = Object.fromEntries(document.channels().all().map((c) => [c.id(), c]));
-    expect(Object.keys(channels).sort()).toEqual(["audit-notes", "audit-notes_dead", "orders", "orders_dead", "raw_events", "raw_events_dead"]);
+    expect(Object.keys(channels).sort()).toEqual([
+      "audit-notes",
+      "audit-notes_dead",
+      "orders",
+      "orders_dead",
+      "raw_events",
+      "raw_events_dead",
+      "tenant___orders",
+      "tenant___orders_dead",
+    ]);
+    // A queue pattern: an address with a parameter per wildcard, its dead letters likewise.
+    expect(channels.tenant___orders?.address()).toBe("tenant.{segment1}.orders");
+    expect(channels.tenant___orders?.parameters().all().map((p) => p.id())).toEqual(["segment1"]);
+    expect(channels.tenant___orders_dead?.address()).toBe("tenant.{segment1}.orders.dead");
     expect(channels.orders?.address()).toBe("orders");
     expect(channels.orders_dead?.address()).toBe("orders.dead");
     expect(channels.orders?.servers().all().map((s) => `${s.protocol()}://${s.host()}${s.pathname() ?? ""}`)).toEqual(["redis://127.0.0.1:6379/2"]);
@@ -58,8 +72,8 @@ app.listenEvents("raw.events", () => {});`,
     expect(Object.keys(deadHeaders?.properties ?? {})).toContain("x-wqueue-dead-reason");
 
     const operations = document.operations().all();
-    expect(operations.filter((o) => o.action() === "receive").map((o) => o.channels().all()[0]?.address()).sort()).toEqual(["notes", "orders", "raw.events"]);
-    expect(operations.filter((o) => o.action() === "send")).toHaveLength(3);
+    expect(operations.filter((o) => o.action() === "receive").map((o) => o.channels().all()[0]?.address()).sort()).toEqual(["notes", "orders", "raw.events", "tenant.{segment1}.orders"]);
+    expect(operations.filter((o) => o.action() === "send")).toHaveLength(4);
   }, 60_000);
 
   it("prints YAML on stdout, JSON with -o x.json, and a missing app is one line, exit 2", async () => {

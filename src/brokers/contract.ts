@@ -200,6 +200,12 @@ export interface Broker {
    * ConfigError at start.
    */
   listQueues?(pattern: string): Promise<string[]>;
+  /**
+   * Optional, with listQueues: calls `onWritten` with a queue's name when a message is written to
+   * it from any process, where the broker tells that cheaply (PostgreSQL's NOTIFY); returns the
+   * unsubscribe. A pattern subscription then lists at once instead of at its next `discoverMs`.
+   */
+  watchQueues?(onWritten: (queue: string) => void): () => void;
   /** Optional: messages waiting in `queue` (or the consumer lag, on logs), for metrics. */
   backlog?(queue: string): Promise<number>;
   /** Idempotent: calling it twice returns the same promise. Closes every consumer too. */

@@ -1,5 +1,5 @@
 import type { Broker } from "../brokers/contract.js";
-import { filterQueues } from "../brokers/queue-pattern.js";
+import { filterQueues, matchesQueuePattern } from "../brokers/queue-pattern.js";
 import { serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 
@@ -21,8 +21,9 @@ export interface QueueDiscoveryOptions {
 /**
  * One pattern subscription's watch over its broker: lists the queues matching the pattern
  * (Broker.listQueues) once before `ready`, then every `everyMs`, and opens each new one exactly
- * once. A queue created after `ready` is therefore consumed within `everyMs` plus one listing. A
- * listing that fails is logged and retried on the next round (the queues already open go on).
+ * once. A queue created after `ready` is therefore consumed within `everyMs` plus one listing, or
+ * at once on a broker that tells of writes (watchQueues). A listing that fails is logged and
+ * retried on the next round (the queues already open go on).
  */
 export class QueueDiscovery {
   readonly #options: QueueDiscoveryOptions;
@@ -30,6 +31,9 @@ export class QueueDiscovery {
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   #opening: Promise<void> | undefined;
+  /** A round was asked for while one ran. */
+  #again = false;
+  #unwatch: (() => void) | undefined;
   #stopped = false;
 
   constructor(options: QueueDiscoveryOptions) {
@@ -54,20 +58,37 @@ export class QueueDiscovery {
     await this.#discover(true);
   }
 
-  /** Lists again every `everyMs` until stop(). */
+  /**
+   * Lists again every `everyMs` until stop(), and at once when the broker tells of a write to a
+   * matching queue not open yet (Broker.watchQueues: PostgreSQL).
+   */
   start(): void {
     if (this.#stopped || this.#timer) return;
-    this.#timer = setInterval(() => {
-      if (this.#round) return; // the last listing is still running: skip this tick
-      this.#round = this.#discover(false)
-        .catch((error: unknown) => {
-          const { pattern, broker } = this.#options;
-          this.#options.logger.warn({ pattern, broker: broker.url, err: serializeError(error) }, `listing queues matching ${pattern} failed; retrying`);
-        })
-        .finally(() => {
-          this.#round = undefined;
-        });
-    }, this.#options.everyMs); // not unref'd: a worker whose pattern matches nothing yet must stay up waiting
+    // Not unref'd: a worker whose pattern matches nothing yet must stay up waiting.
+    this.#timer = setInterval(() => this.#runRound(), this.#options.everyMs);
+    const { broker, pattern, taken } = this.#options;
+    this.#unwatch = broker.watchQueues?.((queue) => {
+      if (!this.#opened.has(queue) && !taken(queue) && matchesQueuePattern(pattern, queue)) this.#runRound();
+    });
+  }
+
+  /** One listing now; asked while one runs, another follows it (it may have listed too early). */
+  #runRound(): void {
+    if (this.#stopped) return;
+    if (this.#round) {
+      this.#again = true;
+      return;
+    }
+    this.#again = false;
+    this.#round = this.#discover(false)
+      .catch((error: unknown) => {
+        const { pattern, broker } = this.#options;
+        this.#options.logger.warn({ pattern, broker: broker.url, err: serializeError(error) }, `listing queues matching ${pattern} failed; retrying`);
+      })
+      .finally(() => {
+        this.#round = undefined;
+        if (this.#again) this.#runRound();
+      });
   }
 
   /**
@@ -77,6 +98,7 @@ export class QueueDiscovery {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearInterval(this.#timer);
+    this.#unwatch?.();
     await this.#opening?.catch(() => {}); // a failed open was logged by its round
   }
 

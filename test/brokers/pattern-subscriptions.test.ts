@@ -56,14 +56,14 @@ interface Handled {
  * `<p>.late` is created after `ready`; `<p>.late.eu` (one segment too many) and `<p>x.late` (another
  * prefix) exist too and must not be consumed.
  */
-async function pickUpLateQueue(broker: string, prefix: string, waitMs = 15_000): Promise<void> {
+async function pickUpLateQueue(broker: string, prefix: string, waitMs = 15_000, discoverMs = 200): Promise<void> {
   const publisher = new WQueue({ broker });
   apps.push(publisher);
   await publisher.publish(`${prefix}.early`, { n: 1 });
 
   const app = new WQueue({ broker });
   const handled: Handled[] = [];
-  app.listenEvents(`${prefix}.*`, (message: Message) => void handled.push({ queue: message.queue, body: message.body }), { discoverMs: 200 });
+  app.listenEvents(`${prefix}.*`, (message: Message) => void handled.push({ queue: message.queue, body: message.body }), { discoverMs });
   const { logger, lines } = memoryLogger();
   // Concurrency 1: the early queue's receive holds the only credit, so the late queue is served
   // only if the worker-wide limit grows with the queues found (CreditPool.addSharer).
@@ -72,7 +72,7 @@ async function pickUpLateQueue(broker: string, prefix: string, waitMs = 15_000):
   await worker.start();
   const ready = lines.find((line) => String(line.msg).startsWith("ready:"));
   expect(ready?.msg).toContain(`${prefix}.early`);
-  expect(ready?.msg).toContain(`watching for new queues: ${prefix}.* (every 200 ms)`);
+  expect(ready?.msg).toContain(`watching for new queues: ${prefix}.* (every ${discoverMs} ms)`);
   await waitFor("the early queue's message", () => handled.some((h) => h.queue === `${prefix}.early`), waitMs);
 
   await publisher.publish(`${prefix}.late.eu`, { n: 3 });
@@ -123,6 +123,12 @@ describe("subscriptions by pattern", () => {
     const schema = testSchema("wqueue_pattern");
     schemas.push(schema);
     await pickUpLateQueue(schemaUrl(schema), prefixFor("postgres"));
+  });
+
+  it("PostgreSQL: a new queue's NOTIFY opens it at once, not at the next listing (discoverMs 10 minutes)", async () => {
+    const schema = testSchema("wqueue_pattern");
+    schemas.push(schema);
+    await pickUpLateQueue(schemaUrl(schema), prefixFor("postgres-notify"), 15_000, 600_000);
   });
 
   describe("NATS", () => {

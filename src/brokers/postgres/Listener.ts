@@ -10,6 +10,8 @@ import { Wakeup } from "../wakeup.js";
  */
 export class Listener {
   readonly #signals = new Map<string, QueueSignal>();
+  /** Told every queue name notified, consumed here or not (pattern subscriptions: Broker.watchQueues). */
+  readonly #anyQueue = new Set<(queue: string) => void>();
   #client: pg.Client | undefined;
   #ready: Promise<void> | undefined;
   #closed = false;
@@ -33,6 +35,12 @@ export class Listener {
     return signal;
   }
 
+  /** Tells `told` the name of every queue written from now on; returns the unsubscribe. */
+  onAnyQueue(told: (queue: string) => void): () => void {
+    this.#anyQueue.add(told);
+    return () => this.#anyQueue.delete(told);
+  }
+
   /** Resolves once LISTEN is in place (so nothing committed after it goes unnoticed). */
   ready(): Promise<void> {
     this.#ready ??= this.#listen().catch((error) => {
@@ -45,7 +53,9 @@ export class Listener {
   async #listen(): Promise<void> {
     const client = new pg.Client({ connectionString: this.connectionString });
     client.on("notification", (message) => {
-      if (message.channel === this.channel && message.payload !== undefined) this.#signals.get(message.payload)?.notify();
+      if (message.channel !== this.channel || message.payload === undefined) return;
+      this.#signals.get(message.payload)?.notify();
+      for (const told of this.#anyQueue) told(message.payload);
     });
     client.on("error", (error) => this.#lost(client, error));
     client.on("end", () => this.#lost(client, new Error("connection ended")));

@@ -158,6 +158,18 @@ export class PostgresBroker implements Broker {
     return filterQueues(pattern, await this.table.queueNames(literalPrefixOf(pattern)));
   }
 
+  /**
+   * Tells `onWritten` each queue written from any process, from the NOTIFY every insert already
+   * sends (the LISTEN connection opens if no consumer opened it). A LISTEN that cannot be set up is
+   * left to the listing every `discoverMs`.
+   */
+  watchQueues(onWritten: (queue: string) => void): () => void {
+    const listener = this.listener();
+    const off = listener.onAnyQueue(onWritten);
+    listener.ready().catch((error: unknown) => this.#log("warn", `cannot LISTEN for new queues (${(error as Error).message}); finding them by listing only`));
+    return off;
+  }
+
   async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
     await this.ready();
     return (await this.table.browse(queue, limit)).map(({ id, body, headers, key }) => ({ id, body, headers, key }));

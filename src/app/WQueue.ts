@@ -226,6 +226,7 @@ export class WQueue {
 
   /** Publishes one message. Outside a worker this opens the broker on first use: call close() when done. */
   async publish(queue: string, body: unknown, options: PublishOptions = {}): Promise<void> {
+    if (isQueuePattern(queue)) throw new ConfigError(`publish("${queue}"): that is a queue pattern (listenEvents takes those); publish to one concrete queue`);
     if (!this.#lentBrokers && !this.#ownBrokers) {
       this.#ownBrokers = new BrokerSet(resolveDefaultBrokerUrl(this), this.options.brokers);
     }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { WQueue } from "../../src/app/WQueue.js";
 import { checkQueuePattern, filterQueues, isQueuePattern, literalPrefixOf, matchesQueuePattern, redisGlobOf, regExpOf } from "../../src/brokers/queue-pattern.js";
 
 /** The one pattern syntax (src/brokers/queue-pattern.ts) and what each broker is given of it. */
@@ -65,6 +66,16 @@ describe("queue patterns", () => {
     expect(literalPrefixOf("tenant.*")).toBe("tenant.");
     expect(literalPrefixOf("a.b.>")).toBe("a.b.");
     expect(literalPrefixOf("*.orders")).toBe("");
+  });
+
+  it("is checked where the app takes queue names: listenEvents refuses a bad pattern and a misplaced discoverMs, publish any pattern", async () => {
+    const app = new WQueue({ broker: "memory://queue-pattern-unit" });
+    expect(() => app.listenEvents("tenant-*", () => {})).toThrow(/mixes a wildcard/);
+    expect(() => app.listenEvents("tenant.acme", () => {}, { discoverMs: 1000 })).toThrow(/discoverMs applies to a queue pattern/);
+    expect(() => app.listenEvents("tenant.*", () => {}, { discoverMs: 0 })).toThrow(/discoverMs must be a whole number/);
+    expect(app.listenEvents("tenant.*", () => {}, { discoverMs: 1000 })).toBeTypeOf("function");
+    await expect(app.publish("tenant.*", { n: 1 })).rejects.toThrow(/is a queue pattern/);
+    await app.close();
   });
 
   it("filters, sorts and deduplicates listed names", () => {

@@ -48,11 +48,6 @@ export class QueueDiscovery {
     return this.#options.everyMs;
   }
 
-  /** The queues opened so far. */
-  get queues(): ReadonlySet<string> {
-    return this.#opened;
-  }
-
   /** The first listing: its errors (e.g. a broker that refuses the listing) fail the start. */
   async first(): Promise<void> {
     await this.#discover(true);

@@ -92,7 +92,9 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
 
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    const soonest = await publishToList(await this.commandClient(), queue, messages, this.options.plain);
+    const client = await this.commandClient();
+    const soonest = await publishToList(client, queue, messages, this.options.plain);
+    await this.replicated(client, queue);
     if (Number.isFinite(soonest)) this.noteDelayed(queue, soonest);
     if (messages.some((message) => !(message.delayMs && message.delayMs > 0))) this.#reader?.notePushed(queue);
   }

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
+import { Redis } from "ioredis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WQueue } from "../../src/app/WQueue.js";
 import type { Broker } from "../../src/brokers/contract.js";
 import { openRedisBroker } from "../../src/brokers/redis/open-redis-broker.js";
+import { RedisCoordinationStore } from "../../src/coordination/RedisCoordinationStore.js";
 import { Worker } from "../../src/worker/Worker.js";
 import { memoryLogger, waitFor } from "../helpers.js";
 import { type PrivateRedisCluster, startPrivateRedisCluster } from "./redis-private-cluster.js";
@@ -60,6 +62,15 @@ async function queuesOnEveryMaster(label: string, total: number): Promise<{ queu
   return picked;
 }
 
+/** A queue whose master has a replica now (an earlier failover may have left one master without). */
+async function queueWithReplica(label: string): Promise<{ queue: string; master: number }> {
+  for (let index = 0; ; index += 1) {
+    const queue = `cluster-${label}-${randomUUID().slice(0, 8)}-${index}`;
+    const { master, replicas } = await cluster.ownerOf(queue);
+    if (replicas.length > 0) return { queue, master };
+  }
+}
+
 describe("redis cluster", () => {
   it("spreads 4 queues over the 3 masters, each queue's keys in its own slot on its master", async () => {
     const queues = await queuesOnEveryMaster("spread", 4);
@@ -113,62 +124,103 @@ describe("redis cluster", () => {
     await waitFor("the unacknowledged message reaching the replica once it runs again", async () => (await replica.llen(queue)) === 21, 10_000);
   }, 30_000);
 
-  it("a master killed mid-stream: its replica takes over and the worker carries on by itself", async () => {
-    const { queue, master } = (await queuesOnEveryMaster("failover", 1))[0] as { queue: string; master: number };
-    const seen = new Map<string, number>();
-    const { lines } = await startWorker([queue], (_, body) => seen.set(body, (seen.get(body) ?? 0) + 1), "&heartbeatTtl=3000");
-    const producer = await broker();
-    const published: string[] = [];
-    const publishFailed: string[] = [];
-    let stop = false;
-    let killedAt = -1;
-    const produce = (async () => {
-      for (let n = 0; !stop && n < 100_000; n += 1) {
-        const body = `m${n}`;
-        // A publish that fails (the master is gone, the replica not yet promoted) is retried, as a producer would.
-        for (;;) {
-          try {
-            await producer.publish(queue, [{ body: new TextEncoder().encode(JSON.stringify(body)) }]);
-            published.push(body);
-            await new Promise((resolve) => setTimeout(resolve, 2)); // a steady stream, not a flood
-            break;
-          } catch {
-            publishFailed.push(body);
-            await new Promise((resolve) => setTimeout(resolve, 50));
+  for (const [mode, params] of [
+    ["reliable", "&heartbeatTtl=3000"],
+    ["stream", "&mode=stream&claimIdle=2000"],
+  ] as const) {
+    it(`mode=${mode}: a master killed mid-stream, its replica takes over and the worker carries on by itself`, async () => {
+      const { queue, master } = await queueWithReplica(`failover-${mode}`);
+      const seen = new Map<string, number>();
+      const { lines } = await startWorker([queue], (_, body) => seen.set(body, (seen.get(body) ?? 0) + 1), params);
+      const producer = await broker(params);
+      const published: string[] = [];
+      let retried = 0;
+      let stop = false;
+      const produce = (async () => {
+        for (let n = 0; !stop && n < 100_000; n += 1) {
+          const body = `m${n}`;
+          // A publish that fails (the master gone, its replica not yet promoted) is retried, as a producer would.
+          for (;;) {
+            try {
+              await producer.publish(queue, [{ body: new TextEncoder().encode(JSON.stringify(body)) }]);
+              published.push(body);
+              await new Promise((resolve) => setTimeout(resolve, 2)); // a steady stream, not a flood
+              break;
+            } catch {
+              retried += 1;
+              await new Promise((resolve) => setTimeout(resolve, 50));
+            }
           }
         }
-      }
-    })();
+      })();
 
-    await waitFor("300 messages handled before the kill", () => seen.size >= 300, 20_000);
-    killedAt = published.length;
-    await cluster.kill(master);
-    await cluster.healthy(30_000);
-    const promoted = (await cluster.ownerOf(queue)).master;
-    expect(promoted).not.toBe(master);
-    // After the failover: 300 more messages published and handled, with no restart of anything.
-    const resumeFrom = published.length;
-    await waitFor("300 messages published after the failover", () => published.length >= resumeFrom + 300, 30_000);
-    stop = true;
-    await produce;
-    const after = published.slice(resumeFrom);
-    await waitFor("every message published after the failover handled", () => after.every((body) => seen.has(body)), 30_000);
-    // Drained: nothing waits in the list or in a processing list on the new master.
-    const owner = cluster.node(promoted);
-    await waitFor("the queue and the processing lists drained", async () => {
-      if ((await owner.llen(queue)) > 0) return false;
-      for (const key of await owner.keys(`{${queue}}:wqueue:processing:*`)) if ((await owner.llen(key)) > 0) return false;
-      return true;
-    }, 30_000);
+      await waitFor("300 messages handled before the kill", () => seen.size >= 300, 20_000);
+      const killedAt = published.length;
+      await cluster.kill(master);
+      await cluster.healthy(30_000);
+      const promoted = (await cluster.ownerOf(queue)).master;
+      expect(promoted).not.toBe(master);
+      // After the failover: 300 more published and handled, nothing restarted.
+      const resumeFrom = published.length;
+      await waitFor("300 messages published after the failover", () => published.length >= resumeFrom + 300, 30_000);
+      stop = true;
+      await produce;
+      const after = published.slice(resumeFrom);
+      await waitFor("every message published after the failover handled", () => after.every((body) => seen.has(body)), 30_000);
+      // Drained: nothing waits or is taken and unsettled on the new master.
+      const owner = cluster.node(promoted);
+      await waitFor(
+        "the queue drained and nothing left unsettled",
+        async () => {
+          if (mode === "stream") return Number(((await owner.xpending(queue, "wqueue")) as [number])[0]) === 0;
+          if ((await owner.llen(queue)) > 0) return false;
+          for (const key of await owner.keys(`{${queue}}:wqueue:processing:*`)) if ((await owner.llen(key)) > 0) return false;
+          return true;
+        },
+        30_000,
+      );
 
-    const lost = published.filter((body) => !seen.has(body));
-    const duplicates = [...seen.values()].reduce((sum, count) => sum + (count > 1 ? count - 1 : 0), 0);
-    console.log(
-      `redis cluster failover: ${published.length} published (${publishFailed.length} publish attempts failed and were retried), master killed after ${killedAt}; ` +
-        `${lost.length} lost (${lost.slice(0, 5).join(", ")}${lost.length > 5 ? ", ..." : ""}), ${duplicates} duplicate deliveries`,
-    );
-    // Only writes the master had acknowledged but not yet replicated can be lost: those just before the kill.
-    for (const body of lost) expect(Number(body.slice(1))).toBeGreaterThanOrEqual(Math.max(0, killedAt - 200));
-    expect(lines.filter((line) => /reader stopped/.test(String(line.msg)))).toEqual([]);
-  }, 120_000);
+      const lost = published.filter((body) => !seen.has(body));
+      const duplicates = [...seen.values()].reduce((sum, count) => sum + count - 1, 0);
+      console.log(
+        `redis cluster failover, mode=${mode}: ${published.length} published (${retried} publish attempts failed during the failover and were retried), ` +
+          `master SIGKILLed after ${killedAt}; ${lost.length} lost${lost.length > 0 ? ` (${lost.slice(0, 5).join(", ")})` : ""}, ${duplicates} duplicate deliveries`,
+      );
+      // Only writes the master acknowledged but had not replicated yet can be lost: those just before the kill.
+      for (const body of lost) expect(Number(body.slice(1))).toBeGreaterThanOrEqual(Math.max(0, killedAt - 200));
+      expect(lines.filter((line) => /reader stopped/.test(String(line.msg)))).toEqual([]);
+    }, 120_000);
+  }
+
+  it("the coordination store (rate limits, pauses, leases) runs on the Cluster, each queue's keys in one slot", async () => {
+    const store = new RedisCoordinationStore(url());
+    try {
+      const [first, second] = (await queuesOnEveryMaster("flow", 2)).map(({ queue }) => queue);
+      expect(await store.admit(first as string, 3, undefined)).toEqual({ granted: 3, waitMs: 0 });
+      await store.pause(first as string, 60_000);
+      expect((await store.admit(first as string, 3, { max: 100, perMs: 1000 })).granted).toBe(0);
+      expect((await store.admit(second as string, 3, { max: 100, perMs: 1000 })).granted).toBeGreaterThan(0);
+      const lease = `cluster-lease-${randomUUID()}`;
+      expect(await store.claim(lease, 10_000)).toBe(true);
+      expect(await store.claim(lease, 10_000)).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("?wait=N on a single Redis", () => {
+  it("fails a publish that no replica acknowledges within waitTimeout (the shared test Redis has none)", async () => {
+    const queue = `cluster-single-wait-${randomUUID().slice(0, 8)}`;
+    const single = openRedisBroker("redis://127.0.0.1:6379?wait=1&waitTimeout=100");
+    brokers.push(single);
+    await single.connect();
+    try {
+      await expect(single.publish(queue, [{ body: new TextEncoder().encode("x") }])).rejects.toThrow(/0 of 1 replica\(s\) acknowledged within 100 ms/);
+    } finally {
+      const cleanup = new Redis(6379, "127.0.0.1");
+      await cleanup.del(queue); // the message did reach the master
+      cleanup.disconnect();
+    }
+  });
 });

@@ -209,6 +209,16 @@ describe("redis cluster", () => {
   });
 });
 
+describe("?cluster=true without a Cluster", () => {
+  it("fails at start with a line saying no seed answered as a Cluster node (a plain Redis, or nothing)", async () => {
+    for (const seeds of ["redis://127.0.0.1:6379", `redis://127.0.0.1:1,127.0.0.1:2`]) {
+      const broker = openRedisBroker(`${seeds}?cluster=true`);
+      brokers.push(broker);
+      await expect(broker.connect()).rejects.toThrow(/no seed node answered as a Redis Cluster node/);
+    }
+  });
+});
+
 describe("?wait=N on a single Redis", () => {
   it("fails a publish that no replica acknowledges within waitTimeout (the shared test Redis has none)", async () => {
     const queue = `cluster-single-wait-${randomUUID().slice(0, 8)}`;

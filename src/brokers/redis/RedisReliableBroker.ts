@@ -74,7 +74,13 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
       },
       reader: () => this.reader(),
       heartbeats: this.#heartbeats,
-      acks: new TickBatcher<ReliableDelivery>((deliveries) => sendReliableAcks(this.commands, deliveries)),
+      acks: new TickBatcher<ReliableDelivery>((deliveries) =>
+        sendReliableAcks(this.commands, deliveries).catch((error: unknown) => {
+          // The items stay in their processing lists, no longer held by a delivery: resync hands them back.
+          this.#reader?.requestResync();
+          throw error;
+        }),
+      ),
       noteDelayed: (queue, delayMs) => this.noteDelayed(queue, delayMs),
       closed: (consumer) => this.lifecycle.forget(consumer),
     };

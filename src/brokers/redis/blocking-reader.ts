@@ -96,6 +96,14 @@ export abstract class BlockingReader<T> {
       }
       this.#wake();
     });
+    // A Cluster says "ready" once only: a failover (a node dropped from or added to its map) is when
+    // writes the old master had not replicated (claims, acks) may be gone, so resync then.
+    for (const change of ["+node", "-node"]) {
+      client.on(change, () => {
+        this.#resyncDue = true;
+        this.#wake();
+      });
+    }
   }
 
   /** When housekeep() next wants to run (ms since the epoch); Infinity: never. */
@@ -107,8 +115,8 @@ export abstract class BlockingReader<T> {
   protected abstract readBlocking(keys: string[], waitMs: number): Promise<void>;
   /** After the blocking connection came back: recover what a lost reply may have taken. */
   protected async resync(): Promise<void> {}
-  /** Runs resync() before the next read (a command whose reply was lost may have taken items). */
-  protected requestResync(): void {
+  /** Runs resync() before the next read (a command whose reply was lost may have taken items, or an ack failed). */
+  requestResync(): void {
     this.#resyncDue = true;
   }
 

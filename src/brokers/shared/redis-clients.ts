@@ -73,7 +73,9 @@ export class RedisClients {
       if (error instanceof ConfigError) throw error;
       const cause = lastError ?? (error as Error);
       if (cause.name === "ReplyError") throw new ConfigError(`Redis at ${this.url} refused the connection: ${this.scrub(cause.message)}`);
-      throw new BrokerUnreachableError(`cannot reach Redis at ${this.url}: ${this.scrub(cause.message)}`);
+      // ioredis' Cluster says only "Failed to refresh slots cache": no seed answered CLUSTER SLOTS.
+      const hint = this.cluster ? " (no seed node answered as a Redis Cluster node: are they up, and started with cluster-enabled yes?)" : "";
+      throw new BrokerUnreachableError(`cannot reach Redis at ${this.url}: ${this.scrub(cause.message)}${hint}`);
     } finally {
       clearTimeout(deadline);
       client.off("error", remember);

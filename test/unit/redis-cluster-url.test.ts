@@ -39,9 +39,10 @@ describe("Redis Cluster URLs", () => {
     } catch (error) {
       expect((error as Error).message).not.toContain(":pw@");
     }
-    // The registry takes the host list too (the adapter reads it).
+    // The registry takes the host list too (the adapter reads it), Kafka's seed list as well.
     const broker = await createBroker("redis://h1:7001,h2:7002?cluster=true&mode=list");
     expect(broker.kind).toBe("redis-list");
+    expect((await createBroker("kafka://h1:9092,h2:9092")).kind).toBe("kafka");
   });
 
   it("tags a queue's keys only on a Cluster: single-node keys are as they were", () => {

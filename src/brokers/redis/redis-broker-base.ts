@@ -2,6 +2,7 @@ import type { Redis } from "ioredis";
 import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import type { RedisClients } from "../shared/redis-clients.js";
 import { READER_SILENCE_MS } from "./blocking-reader.js";
+import { awaitReplicas } from "./replica-wait.js";
 
 /**
  * What every Redis mode's broker shares: the command connection (publish, settle, CLIENT UNBLOCK),
@@ -56,6 +57,11 @@ export abstract class RedisBrokerBase<C extends { close(): Promise<void> }> {
   get commands(): Redis {
     if (this.#commands === undefined) throw new Error(`broker ${this.url} is not connected`);
     return this.#commands;
+  }
+
+  /** After a publish to `queue` on `client`: waits for the replicas that `?wait=N` asks (./replica-wait.ts). */
+  protected replicated(client: Redis, queue: string): Promise<void> {
+    return awaitReplicas(client, queue, this.clients.replicaWait, this.url);
   }
 
   /** A blocking connection with this mode's scripts, reconnecting forever, with the silence watchdog. */

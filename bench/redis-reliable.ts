@@ -100,7 +100,7 @@ const rawStream = raw("(x) raw `XREADGROUP COUNT 100` + `XACK` per batch", "stre
 
 const scripts = defineReliableScripts(client);
 const rawReliable = raw("(y) mode=reliable's claim + ack scripts in a bare loop", "list", async (queue, count) => {
-  const keys = reliableKeys(queue, "bench");
+  const keys = reliableKeys(queue, "bench", false);
   for (let got = 0; got < count; ) {
     const items = await scripts.wqueueReliableClaimBuffer(5, keys.source, keys.processing, keys.ids, keys.consumers, keys.heartbeat, 100, "bench", 10_000);
     if (items.length === 0) throw new Error("the claim found an empty list: drained early");

@@ -58,6 +58,14 @@ const benches: Bench[] = [
   { name: "batch", script: "batch.ts", env: { BENCH_MESSAGES: "50000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   { name: "bullmq", script: "redis-vs-bullmq.ts", env: { BENCH_MESSAGES: "20000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   { name: "many-queues", script: "many-queues.ts", env: { BENCH_MESSAGES: "20000", BENCH_QUEUES: "1000", BENCH_IDLE_MS: "10000" }, broker: ensureRedis },
+  {
+    name: "idle-queues",
+    script: "idle-queues.ts",
+    env: { BENCH_QUEUES: "100", BENCH_KINESIS_QUEUES: "10", BENCH_IDLE_MS: "10000" },
+    broker: async () => {
+      await Promise.all([ensureRedis(), ensureRabbitmq(), ensureNats(), ensureElasticmq(), ensureKinesis()]);
+    },
+  },
   { name: "idle-memory", script: "idle-memory.ts", env: { BENCH_ROUNDS: "3", BENCH_IDLE_MS: "5000" }, broker: ensureRedis },
   { name: "latency", script: "latency.ts", env: { BENCH_RATE: "500", BENCH_SECONDS: "10", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   { name: "metrics", script: "metrics-overhead.ts", env: { BENCH_MESSAGES: "50000", BENCH_ROUNDS: "5" }, broker: ensureRedis },

@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { ConfigError } from "../errors.js";
 import type { Broker, BrokerLog } from "./contract.js";
 import { sqliteDriver } from "./shared/sqlite-database.js";
-import { parseBrokerUrl, redactUrl } from "./url.js";
+import { parseBrokerHosts, redactUrl } from "./url.js";
 
 /** Creates (does not connect) the broker for a URL of one scheme; `log` hears reconnects and the like. */
 export type BrokerOpener = (url: string, log: BrokerLog) => Broker | Promise<Broker>;
@@ -106,7 +106,8 @@ function missingPackages(names: string[]): string[] {
 
 /** Creates (does not connect) the adapter for a URL; a ConfigError for an unknown scheme or a missing client. */
 export async function createBroker(url: string, log: BrokerLog = () => {}): Promise<Broker> {
-  const parsed = parseBrokerUrl(url);
+  // Several hosts (a Redis Cluster's seeds) parse too: the adapter reads the list itself.
+  const { url: parsed } = parseBrokerHosts(url, 0);
   const { protocol } = parsed;
   const outside = registered.get(protocol);
   if (outside) return outside(url, log);

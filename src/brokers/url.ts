@@ -9,8 +9,8 @@ export function redactUrl(url: string): string {
   try {
     parsed = new URL(url);
   } catch {
-    // Not parseable: hide anything between "//user:" and "@" by hand.
-    return url.replace(/(\/\/[^/:@]*:)[^@/]*@/, "$1***@");
+    // Not parseable (a Redis Cluster's host list, say): hide "//user:...@" and secret parameters by hand.
+    return url.replace(/(\/\/[^/:@]*:)[^@/]*@/, "$1***@").replace(/([?&](?:password|token|secret|sasl_password)=)[^&#]*/gi, "$1***");
   }
   if (parsed.password !== "") parsed.password = "***";
   for (const name of ["password", "token", "secret", "sasl_password"]) {
@@ -34,6 +34,34 @@ export function parseBrokerUrl(url: string): URL {
   } catch {
     throw new ConfigError(`invalid broker URL: ${redactUrl(url)}`);
   }
+}
+
+/** One host of a URL that lists several (`redis://h1:p1,h2:p2`: Redis Cluster seeds). */
+export interface BrokerHost {
+  host: string;
+  port: number;
+}
+
+/**
+ * Parses a broker URL whose authority may list several hosts, `scheme://[user:password@]h1:p1,h2:p2[/path][?query]`,
+ * which the WHATWG parser refuses: the list is cut out first and the rest parsed with the first host
+ * in its place (`url`); `hosts` lists them all (one for an ordinary URL; `defaultPort` where a host
+ * gives none). Errors show the redacted URL only.
+ */
+export function parseBrokerHosts(url: string, defaultPort: number): { url: URL; hosts: BrokerHost[] } {
+  const match = /^([a-z][a-z0-9+.-]*:\/\/)([^@/?#]*@)?([^/?#]*)(.*)$/i.exec(url);
+  const list = match?.[3] ?? "";
+  if (!match || !list.includes(",")) {
+    const parsed = parseBrokerUrl(url);
+    return { url: parsed, hosts: [{ host: parsed.hostname.replace(/^\[|\]$/g, "") || "127.0.0.1", port: Number(parsed.port || defaultPort) }] };
+  }
+  const hosts = list.split(",").map((entry) => {
+    const hostPort = /^(\[[^\]]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(entry.trim());
+    if (!hostPort) throw new ConfigError(`broker ${redactUrl(url)}: "${entry}" is not host:port in its list of hosts`);
+    return { host: (hostPort[1] as string).replace(/^\[|\]$/g, ""), port: Number(hostPort[2] ?? defaultPort) };
+  });
+  const first = list.split(",")[0] as string;
+  return { url: parseBrokerUrl(`${match[1]}${match[2] ?? ""}${first}${match[4]}`), hosts };
 }
 
 /** Reads a non-negative integer query parameter, with a default and a clear error. */

@@ -1,7 +1,7 @@
 import type { Redis } from "ioredis";
 import { RedisClients } from "../brokers/shared/redis-clients.js";
 import type { BrokerLog } from "../brokers/contract.js";
-import { redactUrl } from "../brokers/url.js";
+import { parseBrokerHosts, redactUrl } from "../brokers/url.js";
 import type { Admission, CoordinationStore, RateLimit } from "./CoordinationStore.js";
 import { gcraParams } from "./gcra.js";
 
@@ -58,10 +58,12 @@ export class RedisCoordinationStore implements CoordinationStore {
 
   constructor(url: string, log: BrokerLog = () => {}) {
     // The broker's own query (?mode=...) means nothing here, and ioredis would read some of it.
-    const plain = new URL(url);
+    // A Cluster URL (?cluster=true, several hosts) opens a Cluster: the keys of a queue share a hash tag.
+    const { url: plain, hosts: nodes } = parseBrokerHosts(url, 6379);
+    const cluster = plain.searchParams.get("cluster") === "true" || nodes.length > 1;
     plain.search = "";
-    this.url = redactUrl(plain.href);
-    this.#clients = new RedisClients(plain.href, this.url, log);
+    this.url = redactUrl(url.replace(/\?.*$/, ""));
+    this.#clients = new RedisClients(plain.href, this.url, log, cluster ? nodes : undefined);
   }
 
   async admit(queue: string, want: number, limit: RateLimit | undefined): Promise<Admission> {

@@ -362,12 +362,12 @@ export class Worker {
       const model = this.#options.model ?? subscription.options.model ?? "event-loop";
       handlers[model].set(id, { ...prepareHandler(this.#app, subscription), hardTimeoutMs: subscription.options.hardTimeoutMs });
     }
-    const eventLoop = handlers["event-loop"].size > 0 ? createRunner({ kind: "event-loop" }, handlers["event-loop"], undefined) : undefined;
+    const eventLoop = handlers["event-loop"].size > 0 ? await createRunner({ kind: "event-loop" }, handlers["event-loop"], undefined) : undefined;
     if (eventLoop) this.#runners.push(eventLoop);
     let threads: Runner | undefined;
     const count = this.#options.threads ?? this.#app.options.threads ?? availableParallelism();
     if (handlers.threads.size > 0) {
-      threads = createRunner({ kind: "threads", threads: count }, handlers.threads, this.#options.appModule, { logger: this.logger });
+      threads = await createRunner({ kind: "threads", threads: count }, handlers.threads, this.#options.appModule, { logger: this.logger });
       this.#runners.push(threads);
       await threads.start?.();
     }

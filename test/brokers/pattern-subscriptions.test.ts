@@ -12,6 +12,7 @@ import { memoryLogger, waitFor } from "../helpers.js";
 import { deleteKeysStartingWith } from "./redis-helpers.js";
 import { ensureKafka, KAFKA_URL } from "../setup/ensure-kafka.js";
 import { requireRabbit } from "./amqp-server.js";
+import { type PrivateRedisCluster, startPrivateRedisCluster } from "./redis-private-cluster.js";
 import { requireNats } from "./nats-server.js";
 import { dropSchema, schemaUrl, testSchema } from "./postgres-helpers.js";
 
@@ -118,6 +119,33 @@ describe("subscriptions by pattern", () => {
       await pickUpLateQueue(`redis://127.0.0.1:6379?mode=${mode}`, prefix);
     });
   }
+
+  describe("Redis Cluster", () => {
+    let cluster: PrivateRedisCluster;
+    beforeAll(async () => {
+      cluster = await startPrivateRedisCluster();
+    }, 120_000);
+    afterAll(() => cluster?.stop());
+
+    it("Redis Cluster (reliable): lists every master's queues, and picks up a queue created after ready", async () => {
+      const prefix = prefixFor("cluster");
+      const url = `${cluster.seeds}?cluster=true`;
+      // Twelve queues before the start, spread over the masters (a SCAN sees one node's keys only).
+      const queues = Array.from({ length: 12 }, (_, i) => `${prefix}.q${i}`);
+      const owners = new Set(await Promise.all(queues.map(async (queue) => (await cluster.ownerOf(queue)).master)));
+      expect(owners.size).toBeGreaterThan(1);
+      const publisher = new WQueue({ broker: url });
+      apps.push(publisher);
+      for (const queue of queues) await publisher.publish(queue, { queue });
+      const brokers = new BrokerSet(url);
+      try {
+        expect(await (await brokers.get()).listQueues?.(`${prefix}.*`)).toEqual([...queues].sort());
+      } finally {
+        await brokers.close();
+      }
+      await pickUpLateQueue(url, prefixFor("cluster-late"), 30_000);
+    }, 120_000);
+  });
 
   it("PostgreSQL: picks up a queue created after ready; others are left alone", async () => {
     const schema = testSchema("wqueue_pattern");

@@ -112,6 +112,35 @@ describe("sqs broker (ElasticMQ)", () => {
     expect(await sqs.counts(sqsQueueName(queue).name)).toEqual([0, 0]);
   });
 
+  it("publishes and acks while more consumers long-poll than the control calls' socket pool holds (70 queues)", async () => {
+    const broker = await open();
+    const queues = Array.from({ length: 70 }, () => sqs.queueName());
+    const [target, ...others] = queues as [string, ...string[]];
+    const receives: string[] = [];
+    broker.receiver.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === "ReceiveMessageCommand") receives.push(context.commandName);
+        return next(args);
+      },
+      { step: "finalizeRequest", name: "countReceives" },
+    );
+    const idle = new AbortController();
+    const polls = others.map((queue) => broker.consumer(queue).receive(1, idle.signal));
+    try {
+      await waitFor("69 long polls sent", () => receives.length >= others.length, 30_000);
+      // Each long poll holds a socket for 20 s: had they shared the pool of publishes and acks,
+      // both would wait past the connection timeout and fail (the ack: a redelivery).
+      await broker.publish(target, [{ body: text("ack me") }]);
+      const [delivery] = await receiveN(broker.consumer(target), 1, 30_000);
+      expect(read(delivery)).toBe("ack me");
+      await delivery?.ack();
+      expect(await sqs.counts(sqsQueueName(target).name)).toEqual([0, 0]);
+    } finally {
+      idle.abort();
+      await Promise.allSettled(polls);
+    }
+  });
+
   it("keeps order per message group on a FIFO queue, with the key as the group", async () => {
     const queue = sqs.queueName(".fifo");
     const broker = await open();

@@ -2,6 +2,7 @@
  * ThreadPoolRunner on its own (no broker): what crosses the thread boundary and what comes back.
  * The scenarios every model shares are in runner-suite.test.ts.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -208,22 +209,42 @@ export const app = new WQueue();`);
 describe("createRunner", () => {
   const handlers = new Map([["default/q", { handler: () => {}, format: "json" as const }]]);
 
-  it("builds the event loop runner", () => {
-    const runner = createRunner({ kind: "event-loop" }, handlers, undefined);
+  it("builds the event loop runner", async () => {
+    const runner = await createRunner({ kind: "event-loop" }, handlers, undefined);
     expect(runner).toBeInstanceOf(EventLoopRunner);
     expect(runner.model).toBe("event-loop");
     expect(runner.capacity).toBeUndefined();
   });
 
   it("builds a thread pool with its capacity", async () => {
-    const runner = createRunner({ kind: "threads", threads: 3 }, handlers, "app.ts");
+    const runner = await createRunner({ kind: "threads", threads: 3 }, handlers, "app.ts");
     expect(runner.model).toBe("threads");
     expect(runner.capacity).toBe(3);
     await runner.close();
   });
 
-  it("refuses threads without an app module", () => {
-    expect(() => createRunner({ kind: "threads", threads: 2 }, handlers, undefined)).toThrow(
+  // In a process of its own: this file imports the thread pool itself.
+  it.each([
+    { model: "event-loop", loaded: false },
+    { model: "threads", loaded: true },
+  ])("a worker whose queues run on the $model model loads piscina: $loaded", ({ model, loaded }) => {
+    const dir = tempDir();
+    const app = writeApp(dir, "app.mjs", `export const app = new WQueue({ broker: "memory://" });\napp.listenEvents("q", async () => {});`);
+    const script = `
+      import { createRequire } from "node:module";
+      import { Worker } from ${JSON.stringify(path.resolve("dist/index.js"))};
+      const { app } = await import(${JSON.stringify(app)});
+      const worker = new Worker(app, { model: ${JSON.stringify(model)}, threads: 1, appModule: ${JSON.stringify(app)} });
+      await worker.start();
+      const loaded = Object.keys(createRequire(import.meta.url).cache).some((file) => file.includes("/node_modules/piscina/"));
+      await worker.stop();
+      console.log(JSON.stringify({ loaded }));`;
+    const output = execFileSync(process.execPath, ["--input-type=module", "-e", script], { cwd: dir, encoding: "utf8" });
+    expect(JSON.parse(output.trim().split("\n").at(-1) ?? "")).toEqual({ loaded });
+  });
+
+  it("refuses threads without an app module", async () => {
+    await expect(createRunner({ kind: "threads", threads: 2 }, handlers, undefined)).rejects.toThrow(
       "threads need an app module path: run through the CLI or pass appModule",
     );
   });

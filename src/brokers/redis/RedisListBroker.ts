@@ -81,7 +81,9 @@ export class RedisListBroker extends RedisBrokerBase<RedisListConsumer> implemen
   /** publish(), or with `plain` false for what wqueue itself writes: retries and dead letters keep their envelope. */
   async publishAs(queue: string, messages: OutgoingMessage[], plain: boolean): Promise<void> {
     if (messages.length === 0) return;
-    const soonest = await publishToList(await this.commandClient(), queue, messages, plain);
+    const client = await this.commandClient();
+    const soonest = await publishToList(client, queue, messages, plain);
+    await this.replicated(client, queue);
     if (Number.isFinite(soonest)) this.#reader?.noteDelayed(queue, soonest);
   }
 

@@ -75,7 +75,13 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
       },
       reader: () => this.reader(),
       heartbeats: this.#heartbeats,
-      acks: new TickBatcher<ReliableDelivery>((deliveries) => sendReliableAcks(this.commands, deliveries)),
+      acks: new TickBatcher<ReliableDelivery>((deliveries) =>
+        sendReliableAcks(this.commands, deliveries).catch((error: unknown) => {
+          // The items stay in their processing lists, no longer held by a delivery: resync hands them back.
+          this.#reader?.requestResync();
+          throw error;
+        }),
+      ),
       noteDelayed: (queue, delayMs) => this.noteDelayed(queue, delayMs),
       closed: (consumer) => this.lifecycle.forget(consumer),
     };
@@ -93,7 +99,9 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
 
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
-    const soonest = await publishToList(await this.commandClient(), queue, messages, this.options.plain);
+    const client = await this.commandClient();
+    const soonest = await publishToList(client, queue, messages, this.options.plain);
+    await this.replicated(client, queue);
     if (Number.isFinite(soonest)) this.noteDelayed(queue, soonest);
     if (messages.some((message) => !(message.delayMs && message.delayMs > 0))) this.#reader?.notePushed(queue);
   }

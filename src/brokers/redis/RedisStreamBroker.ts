@@ -99,10 +99,9 @@ export class RedisStreamBroker extends RedisBrokerBase<StreamConsumer> implement
       }
     }
     if (now > 0) for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
-    if (later.length > 0) {
-      await addDelayed(client, queue, later);
-      this.noteDelayed(queue, Math.min(...later.map(([delayMs]) => delayMs)));
-    }
+    if (later.length > 0) await addDelayed(client, queue, later);
+    await this.replicated(client, queue);
+    if (later.length > 0) this.noteDelayed(queue, Math.min(...later.map(([delayMs]) => delayMs)));
   }
 
   noteDelayed(queue: string, delayMs: number): void {

@@ -54,7 +54,7 @@ export class ReliableConsumer implements Consumer {
     readonly queue: string,
     readonly deadLetterQueue: string,
   ) {
-    this.keys = reliableKeys(queue, this.id);
+    this.keys = reliableKeys(queue, this.id, context.clients.cluster);
   }
 
   get script(): ReliableClient {

@@ -1,5 +1,6 @@
 import type { DeadLetterReason, Headers } from "../contract.js";
 import { deadLetterHeaders } from "../dead-letter.js";
+import { oneSlot } from "./cluster-keys.js";
 import { unwrap, wrap } from "../envelope.js";
 import { SettleOnceDelivery } from "../settle-once.js";
 import { delayedTag } from "./delayed-set.js";
@@ -81,7 +82,14 @@ export class ReliableDelivery extends SettleOnceDelivery {
   protected doDeadLetter(reason: DeadLetterReason): Promise<void> {
     const consumer = this.#consumer;
     const letter = wrap({ body: this.body, headers: deadLetterHeaders(this, reason), key: this.key });
-    return this.#done(consumer.script.wqueueReliableDead(2, consumer.keys.processing, consumer.deadLetterQueue, this.stored, letter));
+    const { processing } = consumer.keys;
+    if (!oneSlot(processing, consumer.deadLetterQueue, consumer.context.clients.cluster)) {
+      // A Cluster, the dead-letter queue in another slot: no one script can do both. The letter
+      // first, then the removal: a crash between leaves the message in both (a duplicate), never in neither.
+      const moved = consumer.script.rpush(consumer.deadLetterQueue, letter).then(() => consumer.script.wqueueReliableAck(1, processing, this.stored));
+      return this.#done(moved);
+    }
+    return this.#done(consumer.script.wqueueReliableDead(2, processing, consumer.deadLetterQueue, this.stored, letter));
   }
 
   #done(settling: Promise<unknown>): Promise<void> {

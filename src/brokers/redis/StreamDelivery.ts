@@ -1,5 +1,6 @@
 import type { DeadLetterReason, Headers } from "../contract.js";
 import { deadLetterHeaders } from "../dead-letter.js";
+import { oneSlot } from "./cluster-keys.js";
 import { SettleOnceDelivery } from "../settle-once.js";
 import type { StreamConsumer } from "./StreamConsumer.js";
 import { fromFields, toFields } from "./stream-fields.js";
@@ -50,7 +51,7 @@ export class StreamDelivery extends SettleOnceDelivery {
     const consumer = this.#consumer;
     const { group } = consumer.context.options;
     const delay = Math.ceil(delayMs);
-    const nacked = consumer.script.wqueueStreamNack(2, this.queue, retryKey(this.queue, group), group, consumer.context.consumerName, this.id, delay);
+    const nacked = consumer.script.wqueueStreamNack(2, this.queue, retryKey(this.queue, group, consumer.context.clients.cluster), group, consumer.context.consumerName, this.id, delay);
     return this.#done(
       nacked.then((kept) => {
         if (kept === 1) consumer.context.noteRetry(this.queue, delay);
@@ -62,6 +63,12 @@ export class StreamDelivery extends SettleOnceDelivery {
     const consumer = this.#consumer;
     const fields = toFields({ body: this.body, headers: deadLetterHeaders(this, reason), key: this.key });
     const { group } = consumer.context.options;
+    if (!oneSlot(this.queue, consumer.deadLetterQueue, consumer.context.clients.cluster)) {
+      // A Cluster, the dead-letter stream in another slot: no one script can do both. The letter
+      // first, then the XACK: a crash between leaves the message in both (a duplicate), never in neither.
+      const moved = consumer.script.xadd(consumer.deadLetterQueue, "*", ...fields).then(() => consumer.script.xack(this.queue, group, this.id));
+      return this.#done(moved);
+    }
     return this.#done(consumer.script.wqueueStreamDead(2, this.queue, consumer.deadLetterQueue, group, this.id, ...fields));
   }
 

@@ -10,6 +10,12 @@ export const BLOCK_MS = 2000;
  * never sits connected but not consuming.
  */
 export const READER_SILENCE_MS = BLOCK_MS + 3000;
+/**
+ * On a Redis Cluster the loop never blocks: a blocking read waits on one node only, its keys in one
+ * slot, and CLIENT UNBLOCK must reach the node holding it. It reads without blocking at least this
+ * often instead (the longest an idle queue's new message waits there, plus a round trip).
+ */
+export const CLUSTER_POLL_MS = 100;
 /** CLIENT UNBLOCK may reach Redis before the blocking read it targets; it is then retried this often. */
 const UNBLOCK_RETRY_MS = 5;
 /** close() waits this long for the loop to come back before dropping the blocking connection. */
@@ -38,7 +44,8 @@ export class ReadRequest<T> {
  * nothing, readBlocking() on the queues of all pending receives for at most BLOCK_MS (less when
  * dueAt() is sooner). A receive for a queue outside the blocking read, an abort, a close or an
  * earlier due time interrupts it with CLIENT UNBLOCK from the command connection. Whatever a read
- * brings is handed to its receive, aborted or not, so nothing taken from Redis is dropped.
+ * brings is handed to its receive, aborted or not, so nothing taken from Redis is dropped. On a
+ * Cluster the blocking read is a pause of at most CLUSTER_POLL_MS instead (see there).
  */
 export abstract class BlockingReader<T> {
   protected readonly pending: ReadRequest<T>[] = [];
@@ -78,14 +85,25 @@ export abstract class BlockingReader<T> {
       this.#clientId = undefined;
       if (this.#everReady) this.#resyncDue = true;
       this.#everReady = true;
-      client.client("ID").then(
-        (id) => {
-          this.#clientId = id;
-        },
-        () => {}, // the connection dropped again; the next "ready" retries
-      );
+      if (!client.isCluster) {
+        // A Cluster has no one id to CLIENT UNBLOCK (and nothing blocks there).
+        client.client("ID").then(
+          (id) => {
+            this.#clientId = id;
+          },
+          () => {}, // the connection dropped again; the next "ready" retries
+        );
+      }
       this.#wake();
     });
+    // A Cluster says "ready" once only: a failover (a node dropped from or added to its map) is when
+    // writes the old master had not replicated (claims, acks) may be gone, so resync then.
+    for (const change of ["+node", "-node"]) {
+      client.on(change, () => {
+        this.#resyncDue = true;
+        this.#wake();
+      });
+    }
   }
 
   /** When housekeep() next wants to run (ms since the epoch); Infinity: never. */
@@ -97,8 +115,8 @@ export abstract class BlockingReader<T> {
   protected abstract readBlocking(keys: string[], waitMs: number): Promise<void>;
   /** After the blocking connection came back: recover what a lost reply may have taken. */
   protected async resync(): Promise<void> {}
-  /** Runs resync() before the next read (a command whose reply was lost may have taken items). */
-  protected requestResync(): void {
+  /** Runs resync() before the next read (a command whose reply was lost may have taken items, or an ack failed). */
+  requestResync(): void {
     this.#resyncDue = true;
   }
 
@@ -209,12 +227,13 @@ export abstract class BlockingReader<T> {
     for (const request of this.pending) distinct.add(request.queue);
     const keys = [...distinct];
     const now = Date.now();
-    const waitMs = Math.max(10, Math.min(this.blockMs(), this.dueAt() - now));
+    const cluster = this.client.isCluster;
+    const waitMs = Math.max(10, Math.min(cluster ? CLUSTER_POLL_MS : this.blockMs(), this.dueAt() - now));
     this.#blocking = distinct;
     this.#blockUntil = now + waitMs;
     this.#generation += 1;
     try {
-      await this.readBlocking(keys, waitMs);
+      await (cluster ? this.pause(waitMs) : this.readBlocking(keys, waitMs));
     } finally {
       this.#blocking = undefined;
     }

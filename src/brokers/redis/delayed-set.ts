@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
+import { bySlot, queueKeyPrefix } from "./cluster-keys.js";
 
 /**
  * Delayed messages of a Redis list or stream: nack({ delayMs }) and publish({ delayMs }) add the
@@ -13,8 +14,8 @@ import type { Redis } from "ioredis";
  * agree on when a message is due. A sorted set keeps one copy of equal members, and two identical
  * retries must stay two, so each member is `<unique tag>:<payload>`; the mover strips the tag.
  */
-export function delayedKey(queue: string): string {
-  return `${queue}:wqueue:delayed`;
+export function delayedKey(queue: string, cluster: boolean): string {
+  return `${queueKeyPrefix(queue, cluster)}delayed`;
 }
 
 /** How often readers check delayed sets for retries that other processes scheduled (and may have died with). */
@@ -111,7 +112,7 @@ export async function addDelayed(client: Redis, queue: string, entries: [delayMs
     for (const [delayMs, envelope] of entries.slice(start, start + ADD_CHUNK)) {
       args.push(Math.ceil(delayMs), delayedMember(envelope));
     }
-    await (client as Redis & DelayedCommands).wqueueDelayedAdd(1, delayedKey(queue), ...args);
+    await (client as Redis & DelayedCommands).wqueueDelayedAdd(1, delayedKey(queue, client.isCluster), ...args);
   }
 }
 
@@ -120,13 +121,18 @@ export type DelayedTarget = { kind: "list" } | { kind: "stream"; maxlen: number 
 const LIST: DelayedTarget = { kind: "list" };
 
 /**
- * Moves every due delayed message of these queues back to its list or stream, in one round trip.
- * Returns, per queue, the milliseconds until its next delayed message is due (Infinity: none).
+ * Moves every due delayed message of these queues back to its list or stream, in one round trip
+ * (on a Cluster, one script call per slot, in parallel). Returns the milliseconds until the next
+ * delayed message of any of them is due (Infinity: none).
  */
-export async function moveDueDelayed(client: Redis, queues: readonly string[], target = LIST): Promise<number[]> {
-  const keys: string[] = [];
-  for (const queue of queues) keys.push(delayedKey(queue), queue);
+export async function moveDueDelayed(client: Redis, queues: readonly string[], target = LIST): Promise<number> {
   const maxlen = target.kind === "stream" ? target.maxlen : 0;
-  const result = await (client as Redis & DelayedCommands).wqueueDelayedMove(keys.length, ...keys, MOVE_LIMIT, target.kind, maxlen);
-  return result.map((ms) => (ms < 0 ? Number.POSITIVE_INFINITY : ms));
+  const moves = bySlot(queues, (queue) => queue, client.isCluster).map((group) => {
+    const keys: string[] = [];
+    for (const queue of group) keys.push(delayedKey(queue, client.isCluster), queue);
+    return (client as Redis & DelayedCommands).wqueueDelayedMove(keys.length, ...keys, MOVE_LIMIT, target.kind, maxlen);
+  });
+  let soonest = Number.POSITIVE_INFINITY;
+  for (const waits of await Promise.all(moves)) for (const ms of waits) if (ms >= 0 && ms < soonest) soonest = ms;
+  return soonest;
 }

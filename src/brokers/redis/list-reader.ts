@@ -1,5 +1,6 @@
 import { BlockingReader, type ReadRequest } from "./blocking-reader.js";
 import { DISCOVER_MS, moveDueDelayed } from "./delayed-set.js";
+import { pipelined } from "./pipelined.js";
 
 export { READER_SILENCE_MS } from "./blocking-reader.js";
 
@@ -8,7 +9,8 @@ export { READER_SILENCE_MS } from "./blocking-reader.js";
  * The plain list mode's blocking connection (mode=list), multiplexing the receives of all consumers
  * of a broker instance. Each round it moves due delayed messages (when some may be due), then LPOPs
  * up to `max` for every pending receive in one round trip; only when nothing came does it BLPOP all
- * their queues (the loop of ./blocking-reader.ts). What BLPOP pops is gone from Redis: at most once.
+ * their queues (the loop of ./blocking-reader.ts; on a Cluster it polls instead). What BLPOP pops
+ * is gone from Redis: at most once.
  */
 export class ListReader extends BlockingReader<Buffer> {
   #nextMoveAt = 0;
@@ -32,8 +34,7 @@ export class ListReader extends BlockingReader<Buffer> {
   protected async housekeep(): Promise<void> {
     const now = Date.now();
     this.#nextMoveAt = now + DISCOVER_MS;
-    const waits = await moveDueDelayed(this.client, this.queues);
-    this.#nextMoveAt = Math.min(this.#nextMoveAt, now + Math.min(...waits));
+    this.#nextMoveAt = Math.min(this.#nextMoveAt, now + (await moveDueDelayed(this.client, this.queues)));
   }
 
   /**
@@ -46,9 +47,7 @@ export class ListReader extends BlockingReader<Buffer> {
       const { queue, max } = batch[0] as ReadRequest<Buffer>;
       replies = [await this.client.lpopBuffer(queue, max).then((items) => [null, items], (error: Error) => [error, null])];
     } else {
-      const pipeline = this.client.pipeline();
-      for (const request of batch) pipeline.lpopBuffer(request.queue, request.max);
-      replies = (await pipeline.exec()) ?? [];
+      replies = await pipelined(this.client, batch, (pipeline, request) => pipeline.lpopBuffer(request.queue, request.max));
     }
     let answered = false;
     for (const [index, request] of batch.entries()) {

@@ -1,7 +1,7 @@
 import { ConfigError } from "../../errors.js";
 import type { Broker } from "../contract.js";
 import { RedisClients, type RedisEventLog } from "../shared/redis-clients.js";
-import { booleanParam, intParam, parseBrokerUrl, redactUrl } from "../url.js";
+import { booleanParam, intParam, parseBrokerHosts, redactUrl } from "../url.js";
 import { RedisListBroker } from "./RedisListBroker.js";
 import { RedisReliableBroker } from "./RedisReliableBroker.js";
 import { RedisStreamBroker } from "./RedisStreamBroker.js";
@@ -17,7 +17,13 @@ import { RedisStreamBroker } from "./RedisStreamBroker.js";
  * - both list modes: `?plain=true` publishes bodies only (headers and key dropped, no envelope).
  * - `stream`: Redis Streams with a consumer group, at least once; `?group=NAME` (default wqueue),
  *   `?claimIdle=MS` (default 30000), `?maxlen=N` (default 0: publish does not trim).
+ * - every mode: `?cluster=true` opens a Redis Cluster from the seed nodes `redis://h1:p1,h2:p2`
+ *   (./cluster-keys.ts); `?wait=N` makes publish return only once N replicas acknowledged the write
+ *   (WAIT, bounded by `?waitTimeout=MS`, default 1000; see ./replica-wait.ts).
  */
+/** Parameters of every mode, read here. */
+const COMMON_PARAMS = ["mode", "cluster", "wait", "waitTimeout"];
+
 const modes: Record<string, { params: string[]; open: (clients: RedisClients, url: URL) => Broker }> = {
   reliable: {
     params: ["heartbeatTtl", "poll", "plain"],
@@ -48,8 +54,15 @@ function atLeast(url: URL, name: string, fallback: number, least: number): numbe
 }
 
 export function openRedisBroker(url: string, onEvent?: RedisEventLog): Broker {
-  const parsed = parseBrokerUrl(url);
   const shown = redactUrl(url);
+  const { url: parsed, hosts: nodes } = parseBrokerHosts(url, 6379);
+  const cluster = booleanParam(parsed, "cluster", shown);
+  if (nodes.length > 1 && !cluster) {
+    throw new ConfigError(`broker ${shown}: several hosts make a Redis Cluster URL: add ?cluster=true`);
+  }
+  if (cluster && !/^\/?0?$/.test(parsed.pathname)) {
+    throw new ConfigError(`broker ${shown}: a Redis Cluster has database 0 only; drop the path`);
+  }
   const mode = parsed.searchParams.get("mode") ?? DEFAULT_MODE;
   const chosen = modes[mode];
   if (!chosen) {
@@ -63,13 +76,15 @@ export function openRedisBroker(url: string, onEvent?: RedisEventLog): Broker {
     const owners = Object.keys(modes).filter((other) => modes[other]?.params.includes(name));
     throw new ConfigError(`broker ${shown}: ?${name}= applies to mode=${owners.join(" or mode=")} only, not mode=${mode}`);
   }
-  return chosen.open(new RedisClients(redisOnly(parsed), shown, onEvent ?? (() => {})), parsed);
+  const wait = { replicas: intParam(parsed, "wait", 0), timeoutMs: atLeast(parsed, "waitTimeout", 1000, 1) };
+  const clients = new RedisClients(redisOnly(parsed), shown, onEvent ?? (() => {}), cluster ? nodes : undefined, wait);
+  return chosen.open(clients, parsed);
 }
 
 /** The URL without wqueue's own parameters, which ioredis would otherwise take as client options. */
 function redisOnly(url: URL): string {
   const copy = new URL(url);
-  copy.searchParams.delete("mode");
+  for (const name of COMMON_PARAMS) copy.searchParams.delete(name);
   for (const { params } of Object.values(modes)) for (const name of params) copy.searchParams.delete(name);
   return copy.toString();
 }

@@ -3,6 +3,7 @@ import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import type { RedisClients } from "../shared/redis-clients.js";
 import { READER_SILENCE_MS } from "./blocking-reader.js";
 import { listRedisQueues } from "./list-queues.js";
+import { awaitReplicas } from "./replica-wait.js";
 
 /**
  * What every Redis mode's broker shares: the command connection (publish, settle, CLIENT UNBLOCK),
@@ -64,6 +65,11 @@ export abstract class RedisBrokerBase<C extends { close(): Promise<void> }> {
   /** The queues matching `pattern` (subscriptions by pattern; ./list-queues.ts). */
   async listQueues(pattern: string): Promise<string[]> {
     return listRedisQueues(await this.commandClient(), pattern, this.queueKeyType);
+  }
+
+  /** After a publish to `queue` on `client`: waits for the replicas that `?wait=N` asks (./replica-wait.ts). */
+  protected replicated(client: Redis, queue: string): Promise<void> {
+    return awaitReplicas(client, queue, this.clients.replicaWait, this.url);
   }
 
   /** A blocking connection with this mode's scripts, reconnecting forever, with the silence watchdog. */

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { bySlot } from "./cluster-keys.js";
 import type { RedisClients } from "../shared/redis-clients.js";
 import type { ReliableKeys } from "./reliable-item.js";
 import type { ReliableClient } from "./reliable-scripts.js";
@@ -18,7 +19,7 @@ export interface HeartbeatMember {
  * The heartbeats of all reliable consumers of one broker: every third of the TTL, one script call
  * per BEAT_CHUNK consumers refreshes each consumer's own key `<queue>:wqueue:consumer:<id>` and
  * its registration (the keys the reaper reads, unchanged), on the command connection. A worker over
- * 1,000 queues sends one call per tick, not 1,000 timers' worth. A consumer joins on its first
+ * 1,000 queues sends one call per tick, not 1,000 timers' worth (on a Cluster, one per slot). A consumer joins on its first
  * receive and leaves when it closes, after which settled() lets it wait for a beat in flight (so a
  * late beat cannot re-register it after its release).
  */
@@ -55,11 +56,13 @@ export class ReliableHeartbeats {
 
   #beat(): void {
     if (this.#beating) return; // the last one has not come back yet
-    const members = [...this.#members];
     const script = this.commands() as ReliableClient;
     const calls: Promise<void>[] = [];
-    for (let start = 0; start < members.length; start += BEAT_CHUNK) {
-      const group = members.slice(start, start + BEAT_CHUNK);
+    const groups: HeartbeatMember[][] = [];
+    for (const members of bySlot([...this.#members], (member) => member.queue, script.isCluster)) {
+      for (let start = 0; start < members.length; start += BEAT_CHUNK) groups.push(members.slice(start, start + BEAT_CHUNK));
+    }
+    for (const group of groups) {
       const keys: string[] = [];
       for (const { keys: own } of group) keys.push(own.heartbeat, own.consumers);
       calls.push(

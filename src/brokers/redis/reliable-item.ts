@@ -1,3 +1,4 @@
+import { queueKeyPrefix } from "./cluster-keys.js";
 import { delayedKey } from "./delayed-set.js";
 
 /**
@@ -49,9 +50,9 @@ export function untag(stored: Buffer): Buffer {
   return parseItem(stored)?.payload ?? stored;
 }
 
-/** The Redis keys of one queue's reliable mode, and of one consumer of it. */
-export function reliableKeys(queue: string, consumer: string) {
-  const base = `${queue}:wqueue:`;
+/** The Redis keys of one queue's reliable mode, and of one consumer of it (on a Cluster: one slot, ./cluster-keys.ts). */
+export function reliableKeys(queue: string, consumer: string, cluster: boolean) {
+  const base = queueKeyPrefix(queue, cluster);
   return {
     source: queue,
     /** This consumer's messages taken and not yet settled, in delivery order. */
@@ -61,7 +62,7 @@ export function reliableKeys(queue: string, consumer: string) {
     /** Every consumer that may own a processing list, for the reaper. */
     consumers: `${base}consumers`,
     ids: `${base}ids`,
-    delayed: delayedKey(queue),
+    delayed: delayedKey(queue, cluster),
     processingPrefix: `${base}processing:`,
     heartbeatPrefix: `${base}consumer:`,
   };

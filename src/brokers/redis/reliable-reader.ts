@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { BLOCK_MS, BlockingReader, ReadRequest } from "./blocking-reader.js";
+import { bySlot } from "./cluster-keys.js";
 import { DISCOVER_MS, moveDueDelayed } from "./delayed-set.js";
 import type { RedisClients } from "../shared/redis-clients.js";
 import { type ReliableKeys, reliableKeys } from "./reliable-item.js";
@@ -64,6 +65,10 @@ export interface ReliableReaderOptions {
  * items in a processing list that this process never saw: after every reconnect, resync() hands
  * back to the head of its queue whatever sits in a member's processing list that no delivery of
  * that member holds.
+ *
+ * On a Redis Cluster the reader always polls (no BLMOVE: see CLUSTER_POLL_MS in
+ * ./blocking-reader.ts), and every call over several queues (claim, probe, reap, delayed moves) is
+ * made once per slot, so each script touches the keys of one slot.
  */
 export class ReliableReader extends BlockingReader<Buffer> {
   #nextMoveAt = 0;
@@ -128,9 +133,9 @@ export class ReliableReader extends BlockingReader<Buffer> {
     return Math.min(BLOCK_MS, Math.max(10, Math.floor(this.options.heartbeatTtlMs / 2)));
   }
 
-  /** More than one receive waits: the reader polls, so the next sweep is due like housekeeping. */
+  /** More than one receive waits (or any on a Cluster): the reader polls, so the next sweep is due like housekeeping. */
   #polling(): boolean {
-    return this.pending.length > 1;
+    return this.pending.length > 1 || this.client.isCluster;
   }
 
   protected dueAt(): number {
@@ -143,23 +148,30 @@ export class ReliableReader extends BlockingReader<Buffer> {
     if (now >= this.#nextMoveAt) {
       this.#nextMoveAt = now + DISCOVER_MS;
       for (const queues of chunks(this.queues, QUEUE_CHUNK)) {
-        const waits = await moveDueDelayed(this.client, queues);
-        this.#nextMoveAt = Math.min(this.#nextMoveAt, now + Math.min(...waits));
+        this.#nextMoveAt = Math.min(this.#nextMoveAt, now + (await moveDueDelayed(this.client, queues)));
       }
     }
     if (now >= this.#nextReapAt) {
       this.#nextReapAt = now + Math.max(50, Math.floor(this.options.heartbeatTtlMs / 2));
-      for (const queues of chunks(this.queues, QUEUE_CHUNK)) {
-        const keys = queues.map((queue) => reliableKeys(queue, ""));
-        const args: string[] = [];
-        for (const { consumers, source } of keys) args.push(consumers, source);
-        for (const { heartbeatPrefix, processingPrefix } of keys) args.push(heartbeatPrefix, processingPrefix);
-        const counts = await this.#script.wqueueReliableReapMany(queues.length * 2, ...args);
-        for (const [index, returned] of counts.entries()) {
-          if (returned > 0) this.clients.log("warn", `${this.name}: handed ${returned} message(s) of dead consumers of ${queues[index]} back to the queue`);
-        }
-      }
+      await Promise.all(this.#groups(this.queues, (queue) => queue, QUEUE_CHUNK).map((queues) => this.#reapMany(queues)));
     }
+  }
+
+  /** Every reaped consumer's processing list goes back to its queue: one call for these queues (of one slot on a Cluster). */
+  async #reapMany(queues: string[]): Promise<void> {
+    const keys = queues.map((queue) => reliableKeys(queue, "", this.client.isCluster));
+    const args: string[] = [];
+    for (const { consumers, source } of keys) args.push(consumers, source);
+    for (const { heartbeatPrefix, processingPrefix } of keys) args.push(heartbeatPrefix, processingPrefix);
+    const counts = await this.#script.wqueueReliableReapMany(queues.length * 2, ...args);
+    for (const [index, returned] of counts.entries()) {
+      if (returned > 0) this.clients.log("warn", `${this.name}: handed ${returned} message(s) of dead consumers of ${queues[index]} back to the queue`);
+    }
+  }
+
+  /** Groups of at most `size` for one script call each; on a Cluster, each of one slot. */
+  #groups<T>(items: readonly T[], queueOf: (item: T) => string, size: number): T[][] {
+    return bySlot(items, queueOf, this.client.isCluster).flatMap((group) => chunks(group, size));
   }
 
   protected async readReady(batch: ReadRequest<Buffer>[]): Promise<boolean> {
@@ -169,9 +181,10 @@ export class ReliableReader extends BlockingReader<Buffer> {
     let candidates = (batch as ReliableRequest[]).filter((request) => sweep || request.fresh);
     if (candidates.length === 0) return false;
     if (candidates.length > PROBE_OVER) candidates = await this.#probe(candidates);
-    const claims = await Promise.all(chunks(candidates, CLAIM_CHUNK).map((group) => this.#claimMany(group)));
+    const groups = this.#groups(candidates, (request) => request.queue, CLAIM_CHUNK);
+    const claims = await Promise.all(groups.map((group) => this.#claimMany(group)));
     let answered = false;
-    for (const [chunk, group] of chunks(candidates, CLAIM_CHUNK).entries()) {
+    for (const [chunk, group] of groups.entries()) {
       const results = claims[chunk] ?? [];
       for (const [index, request] of group.entries()) {
         const result = results[index];
@@ -187,7 +200,7 @@ export class ReliableReader extends BlockingReader<Buffer> {
   /** The requests whose queue holds something; the others are marked as found empty. */
   async #probe(requests: ReliableRequest[]): Promise<ReliableRequest[]> {
     const found: ReliableRequest[] = [];
-    const groups = chunks(requests, QUEUE_CHUNK);
+    const groups = this.#groups(requests, (request) => request.queue, QUEUE_CHUNK);
     const replies = await Promise.all(groups.map((group) => this.#script.wqueueReliableProbe(group.length, ...group.map((request) => request.queue))));
     for (const [chunk, group] of groups.entries()) {
       const hits = new Set(replies[chunk]);

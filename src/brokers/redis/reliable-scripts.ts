@@ -7,7 +7,9 @@ import { LUA_NOW } from "./delayed-set.js";
  * or the dead-letter queue. Settling removes the item from the processing list first and does the
  * rest only when it was still there: a message the reaper (or close) has already handed back is
  * not pushed twice. Keys are named by ./reliable-item.ts; the reaper derives per-consumer keys from
- * prefixes, so this mode targets a single Redis, not a Cluster.
+ * prefixes, which on a Redis Cluster carry the queue's hash tag (./cluster-keys.ts), so every key a
+ * script touches for one queue lies in that queue's slot. The *_MANY scripts take many queues at
+ * once: on a Cluster their callers make one call per slot.
  */
 
 /**

@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import { BlockingReader, type ReadRequest } from "./blocking-reader.js";
 import { DISCOVER_MS, moveDueDelayed } from "./delayed-set.js";
+import { pipelined } from "./pipelined.js";
 import type { RedisClients } from "../shared/redis-clients.js";
 import { type RawEntry, retryKey, type StreamClient } from "./stream-scripts.js";
 
@@ -30,7 +31,8 @@ export const RELEASED_IDLE_MS = 1e12;
  * period (and when a retry this process nacked is due), claim for each pending receive the due
  * retries and the entries idle past claimIdle (a dead consumer's, or ones a closing consumer
  * released), with their delivery counts (./stream-scripts.ts CLAIM); then XREADGROUP `>` COUNT max for
- * each, in one pipeline; when nothing came, one XREADGROUP BLOCK on all their streams. After a
+ * each, in one pipeline (on a Cluster, one per slot); when nothing came, one XREADGROUP BLOCK on
+ * all their streams (on a Cluster, a pause: ./blocking-reader.ts CLUSTER_POLL_MS). After a
  * reconnect, entries pending for this consumer that no delivery holds (their reply was lost) are
  * released for the next claim, which this reader runs at once.
  */
@@ -82,8 +84,8 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     const now = Date.now();
     if (now < this.#nextMoveAt) return;
     this.#nextMoveAt = now + DISCOVER_MS;
-    const waits = await moveDueDelayed(this.client, this.queues, { kind: "stream", maxlen: this.options.maxlen });
-    this.#nextMoveAt = Math.min(this.#nextMoveAt, now + Math.min(...waits));
+    const soonest = await moveDueDelayed(this.client, this.queues, { kind: "stream", maxlen: this.options.maxlen });
+    this.#nextMoveAt = Math.min(this.#nextMoveAt, now + soonest);
   }
 
   protected async readReady(batch: ReadRequest<StreamEntry>[]): Promise<boolean> {
@@ -92,14 +94,13 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     if (open.length === 0) return progressed;
     if (Date.now() >= this.#nextClaimAt) {
       this.#nextClaimAt = Date.now() + this.#claimEveryMs();
-      const pipeline = this.client.pipeline() as unknown as StreamClient;
       const { group, consumer, claimIdleMs } = this.options;
       const forgetAfter = Math.max(2 * claimIdleMs, 60_000);
-      for (const { queue, max } of open) {
+      const cluster = this.client.isCluster;
+      const replies = await pipelined(this.client, open, (pipeline, { queue, max }) => {
         const cursor = this.#cursors.get(queue) ?? "0-0";
-        pipeline.wqueueStreamClaimBuffer(2, queue, retryKey(queue, group), group, consumer, claimIdleMs, cursor, max, forgetAfter);
-      }
-      const replies = (await (pipeline as unknown as ReturnType<Redis["pipeline"]>).exec()) ?? [];
+        (pipeline as unknown as StreamClient).wqueueStreamClaimBuffer(2, queue, retryKey(queue, group, cluster), group, consumer, claimIdleMs, cursor, max, forgetAfter);
+      });
       for (const [index, request] of open.entries()) {
         const [error, reply] = replies[index] ?? [new Error("no reply"), null];
         if (error) progressed = this.#failed(request, error) || progressed;
@@ -117,11 +118,9 @@ export class StreamReader extends BlockingReader<StreamEntry> {
       open = open.filter((request) => request.resolve !== undefined);
     }
     if (open.length === 0) return progressed;
-    const pipeline = this.client.pipeline();
-    for (const { queue, max } of open) {
-      pipeline.callBuffer("XREADGROUP", "GROUP", this.options.group, this.options.consumer, "COUNT", max, "STREAMS", queue, ">");
-    }
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await pipelined(this.client, open, (pipeline, { queue, max }) =>
+      pipeline.callBuffer("XREADGROUP", "GROUP", this.options.group, this.options.consumer, "COUNT", max, "STREAMS", queue, ">"),
+    );
     for (const [index, request] of open.entries()) {
       const [error, reply] = replies[index] ?? [new Error("no reply"), null];
       if (error) progressed = this.#failed(request, error) || progressed;

@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import { queueKeyPrefix } from "./cluster-keys.js";
 import { LUA_NOW } from "./delayed-set.js";
 
 /**
@@ -90,8 +91,8 @@ redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
 return 1`;
 
 /** The sorted set of a group's nacked entries, scored by when each is due again (Redis time, ms). */
-export function retryKey(queue: string, group: string): string {
-  return `${queue}:wqueue:retry:${group}`;
+export function retryKey(queue: string, group: string, cluster: boolean): string {
+  return `${queueKeyPrefix(queue, cluster)}retry:${group}`;
 }
 
 type Arg = string | number | Buffer;

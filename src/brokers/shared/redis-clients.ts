@@ -1,5 +1,12 @@
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { BrokerUnreachableError, ConfigError } from "../../errors.js";
+import type { BrokerHost } from "../url.js";
+
+/** `?wait=N&waitTimeout=MS` of a Redis URL. */
+export interface ReplicaWait {
+  replicas: number;
+  timeoutMs: number;
+}
 
 /** Where an adapter reports connection trouble; messages never contain the password. */
 export type RedisEventLog = (level: "debug" | "info" | "warn" | "error", message: string) => void;
@@ -7,6 +14,8 @@ export type RedisEventLog = (level: "debug" | "info" | "warn" | "error", message
 const CONNECT_TIMEOUT_MS = 3000;
 /** A command connection silent this long with a reply outstanding is dead (a zombie): reconnect. */
 const COMMAND_SILENCE_MS = 30_000;
+/** On a Cluster: how often the slot map is read again (a failover moves slots without telling clients). */
+const SLOTS_REFRESH_MS = 1000;
 /** quit() waits this long for Redis to say goodbye, then drops the connection. */
 const QUIT_DEADLINE_MS = 1000;
 
@@ -19,6 +28,12 @@ const QUIT_DEADLINE_MS = 1000;
  * retried forever with capped exponential backoff, and reported through `log`; so is a connection
  * that goes silent while a reply is due (ioredis `socketTimeout`), which would otherwise hang its
  * commands forever.
+ *
+ * With `clusterNodes` (a `?cluster=true` URL) every client is an ioredis `Cluster` over those seed
+ * nodes instead, typed as a Redis: it answers the same keyed commands and scripts, routing each to
+ * the master of its key's slot, one connection per node. What a Cluster cannot route (several
+ * keys of different slots in one call, blocking reads interrupted by CLIENT UNBLOCK) the callers
+ * check `client.isCluster` for.
  */
 export class RedisClients {
   constructor(
@@ -26,7 +41,15 @@ export class RedisClients {
     /** Redacted: the only form that goes into messages. */
     readonly url: string,
     readonly log: RedisEventLog,
+    readonly clusterNodes?: readonly BrokerHost[],
+    /** `?wait=N&waitTimeout=MS`: what publish waits for (../redis/replica-wait.ts); 0 replicas: nothing. */
+    readonly replicaWait: ReplicaWait = { replicas: 0, timeoutMs: 1000 },
   ) {}
+
+  /** True when the URL asked for a Redis Cluster. */
+  get cluster(): boolean {
+    return this.clusterNodes !== undefined;
+  }
 
   /**
    * A connected client for commands; commands issued while it reconnects wait a few retries.
@@ -50,7 +73,9 @@ export class RedisClients {
       if (error instanceof ConfigError) throw error;
       const cause = lastError ?? (error as Error);
       if (cause.name === "ReplyError") throw new ConfigError(`Redis at ${this.url} refused the connection: ${this.scrub(cause.message)}`);
-      throw new BrokerUnreachableError(`cannot reach Redis at ${this.url}: ${this.scrub(cause.message)}`);
+      // ioredis' Cluster says only "Failed to refresh slots cache": no seed answered CLUSTER SLOTS.
+      const hint = this.cluster ? " (no seed node answered as a Redis Cluster node: are they up, and started with cluster-enabled yes?)" : "";
+      throw new BrokerUnreachableError(`cannot reach Redis at ${this.url}: ${this.scrub(cause.message)}${hint}`);
     } finally {
       clearTimeout(deadline);
       client.off("error", remember);
@@ -59,6 +84,7 @@ export class RedisClients {
 
   /** SELECTs the URL's database again, this time hearing the refusal (ioredis only emits it). */
   async #selectDatabase(client: Redis): Promise<void> {
+    if (this.cluster) return; // a Cluster has database 0 only; the URL parser refuses another
     const path = new URL(this.secretUrl).pathname.slice(1);
     if (path === "" || Number(path) === 0) return;
     await client.select(Number(path)).catch((error: Error) => {
@@ -94,12 +120,14 @@ export class RedisClients {
   }
 
   #create(role: string, options: RedisOptions): Redis {
-    const client = new Redis(this.secretUrl, {
+    const common = {
       connectionName: `wqueue-${role}-${process.pid}`, // tells connections apart in CLIENT LIST
       connectTimeout: CONNECT_TIMEOUT_MS,
-      retryStrategy: (times) => Math.min(100 * 2 ** times, 5000),
-      ...options,
-    });
+    };
+    const retry = (times: number) => Math.min(100 * 2 ** times, 5000);
+    const client = this.clusterNodes
+      ? this.#cluster(common, retry, options)
+      : new Redis(this.secretUrl, { ...common, retryStrategy: retry, ...options });
     let wasReady = false;
     client.on("error", (error: Error) => {
       this.log(wasReady ? "warn" : "debug", `redis ${this.url} (${role}): ${this.scrub(error.message)}`);
@@ -112,5 +140,28 @@ export class RedisClients {
       wasReady = true;
     });
     return client;
+  }
+
+  /** The Cluster counterpart of `new Redis(url, options)`: credentials and TLS from the URL, for every node. */
+  #cluster(common: RedisOptions, retry: (times: number) => number, options: RedisOptions): Redis {
+    const url = new URL(this.secretUrl);
+    const { lazyConnect, enableOfflineQueue, ...perNode } = options;
+    const cluster = new Cluster([...(this.clusterNodes ?? [])], {
+      lazyConnect,
+      enableOfflineQueue: enableOfflineQueue ?? true,
+      clusterRetryStrategy: retry,
+      // ioredis refreshes its slot map on MOVED only; a master that died without a word is noticed
+      // by this poll of CLUSTER SLOTS, so commands go to the promoted replica within about a second.
+      slotsRefreshInterval: SLOTS_REFRESH_MS,
+      redisOptions: {
+        ...common,
+        ...perNode,
+        username: url.username === "" ? undefined : decodeURIComponent(url.username),
+        password: url.password === "" ? undefined : decodeURIComponent(url.password),
+        tls: url.protocol === "rediss:" ? {} : undefined,
+      },
+    });
+    cluster.on("node error", (error: Error, node: string) => this.log("warn", `redis ${this.url} (node ${node}): ${this.scrub(error.message)}`));
+    return cluster as unknown as Redis;
   }
 }

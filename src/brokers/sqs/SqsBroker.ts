@@ -30,7 +30,13 @@ export class SqsBroker implements Broker {
   readonly kind = "sqs";
   readonly url: string;
   readonly features: BrokerFeatures;
+  /** Publishes, acks, visibility changes and queue admin. */
   readonly client: SQSClient;
+  /**
+   * Long polls (ReceiveMessage) only, on sockets of their own without a bound: one per waiting
+   * receive, so 100 idle queues hold 100 sockets and publishes and acks never queue behind them.
+   */
+  readonly receiver: SQSClient;
   readonly queues: QueueDirectory;
   readonly calls: BatchCalls;
   readonly #lifecycle: BrokerLifecycle<SqsConsumer>;
@@ -46,14 +52,15 @@ export class SqsBroker implements Broker {
     const ordered = config.fifo;
     this.features = { delivery: "at-least-once", headers: true, durableDelay: true, durable: true, ordered };
     this.client = createSqsClient(config);
+    this.receiver = createSqsClient(config, { maxSockets: Number.POSITIVE_INFINITY });
     this.queues = new QueueDirectory(this.client, config.redrive, config.fifo);
     this.calls = new BatchCalls(this.client);
     this.#lifecycle = new BrokerLifecycle(this.kind, this.url);
-    const { url, client, queues, calls } = this;
+    const { url, receiver, queues, calls } = this;
     this.#consumerContext = {
       url,
       config,
-      client,
+      receiver,
       queues,
       calls,
       log,
@@ -115,6 +122,7 @@ export class SqsBroker implements Broker {
     return this.#lifecycle.close(async () => {
       await this.calls.flush();
       this.client.destroy();
+      this.receiver.destroy();
     });
   }
 

@@ -21,7 +21,8 @@ export interface SqsConsumerContext {
   /** Redacted. */
   readonly url: string;
   readonly config: SqsUrl;
-  readonly client: SQSClient;
+  /** The broker's client of long polls (sqs-client.ts says why it is not the one of acks). */
+  readonly receiver: SQSClient;
   readonly queues: QueueDirectory;
   readonly calls: BatchCalls;
   readonly log: BrokerLog;
@@ -184,7 +185,7 @@ export class SqsConsumer implements Consumer {
       MessageSystemAttributeNames: ["ApproximateReceiveCount", "MessageGroupId"],
       MessageAttributeNames: ["All"],
     });
-    const answer = await this.context.client.send(command, signal ? { abortSignal: signal } : {});
+    const answer = await this.context.receiver.send(command, signal ? { abortSignal: signal } : {});
     return answer.Messages ?? [];
   }
 

@@ -15,6 +15,11 @@ export interface ClientOptions {
   /** Attempts per call, retries included (the SDK's default is 3). */
   maxAttempts?: number;
   connectionTimeoutMs?: number;
+  /**
+   * Sockets open at once (default 64). The client of long polls has no bound: each holds its
+   * socket up to 20 s, so a bounded pool shared with publishes and acks would starve them.
+   */
+  maxSockets?: number;
 }
 
 const CONNECTION_TIMEOUT_MS = 3000;
@@ -23,14 +28,15 @@ const REQUEST_TIMEOUT_MS = 35_000;
 const MAX_SOCKETS = 64;
 
 export function createSqsClient(config: SqsUrl, options: ClientOptions = {}): SQSClient {
+  const maxSockets = options.maxSockets ?? MAX_SOCKETS;
   const settings: SQSClientConfig = {
     maxAttempts: options.maxAttempts ?? 3,
     requestHandler: {
       connectionTimeout: options.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
       requestTimeout: REQUEST_TIMEOUT_MS,
       throwOnRequestTimeout: true,
-      httpAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
-      httpsAgent: { keepAlive: true, maxSockets: MAX_SOCKETS },
+      httpAgent: { keepAlive: true, maxSockets },
+      httpsAgent: { keepAlive: true, maxSockets },
     },
   };
   if (config.endpoint !== undefined) settings.endpoint = config.endpoint;

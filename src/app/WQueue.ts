@@ -1,3 +1,4 @@
+import { checkedPriority } from "./message-priority.js";
 import { type BrokerSource, BrokerSet, checkBrokerSource, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
@@ -222,10 +223,11 @@ export class WQueue {
     if (options.transaction !== undefined && !broker.features.transactionalPublish) {
       throw new ConfigError(`publish("${queue}"): { transaction } needs a broker that can join it (postgres://), not ${broker.kind}`);
     }
+    const priority = checkedPriority(queue, options.priority, broker);
     const headers = { ...options.headers };
     (await loadTracer())?.inject(headers);
     const contentType = contentTypeOf(body);
-    await broker.publish(queue, [{ body: encodeBody(body), contentType, headers, key: options.key, delayMs: options.delayMs }], {
+    await broker.publish(queue, [{ body: encodeBody(body), contentType, headers, key: options.key, delayMs: options.delayMs, priority }], {
       transaction: options.transaction,
     });
   }

@@ -219,6 +219,12 @@ export interface PublishOptions {
   key?: string;
   delayMs?: number;
   /**
+   * 0 to 9, higher handled first, FIFO within a priority; 0 when not given. Brokers that order by
+   * it: SQLite, Redis reliable lists (the default mode), RabbitMQ with `?maxPriority=9`; a value
+   * above 0 elsewhere is refused with a ConfigError naming the broker.
+   */
+  priority?: number;
+  /**
    * Publish inside this open transaction (a node-postgres client between BEGIN and COMMIT): the
    * message commits or rolls back with it. PostgreSQL brokers only; others refuse it.
    */

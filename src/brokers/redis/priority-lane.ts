@@ -1,0 +1,43 @@
+import { MAX_PRIORITY } from "../contract.js";
+
+/**
+ * Priorities in the reliable list mode. A message published with `priority` 1..9 does not go to
+ * the list `<queue>` but to the sorted set `<queue>:wqueue:prio`, already tagged (./reliable-item.ts)
+ * with an id field `p<priority>-<n>` (n from the queue's id counter) and 0 deliveries, scored
+ * `(MAX_PRIORITY - priority) * 2^44 + n`: the lowest score is the highest priority, then the oldest.
+ * The claim scripts ZPOPMIN that set before they LPOP the list, so priority messages come first and
+ * priority-0 ones keep the list exactly as before: a queue without priorities pays one ZPOPMIN on a
+ * missing key per claim, inside the script (no round trip).
+ *
+ * The priority travels in the id field, so wherever the item goes back (nack, the delayed set, a
+ * dead consumer's reaping, a closing consumer's return) LUA_REQUEUE puts it back into the set at its
+ * place; items without it go to the list as before. Producers that RPUSH to the list directly
+ * publish at priority 0.
+ */
+export function priorityKey(queue: string): string {
+  return `${queue}:wqueue:prio`;
+}
+
+/** 2^44: room for 17 * 10^12 ids per priority, and every score stays an exact double (< 2^53). */
+const LEVEL = 17_592_186_044_416;
+
+/** The stored form of a priority message: tagged, 0 deliveries so far. */
+export function priorityItem(priority: number, sequence: number, payload: Buffer): { score: number; item: Buffer } {
+  const item = Buffer.concat([Buffer.from(`\0wqueue:p${priority}-${sequence}:0:`, "latin1"), payload]);
+  return { score: (MAX_PRIORITY - priority) * LEVEL + sequence, item };
+}
+
+/**
+ * Lua: `requeue(source, item, head)`: a priority item back into `<source>:wqueue:prio` at its
+ * place, any other item to the head (head true) or tail of the list `source`.
+ */
+export const LUA_REQUEUE = `local function requeue(source, item, head)
+  if string.byte(item, 1) == 0 and string.sub(item, 2, 8) == 'wqueue:' then
+    local p, n = string.match(item, '^p(%d)%-(%d+):', 9)
+    if p then
+      redis.call('ZADD', source .. ':wqueue:prio', (${MAX_PRIORITY} - tonumber(p)) * ${LEVEL} + tonumber(n), item)
+      return
+    end
+  end
+  if head then redis.call('LPUSH', source, item) else redis.call('RPUSH', source, item) end
+end`;

@@ -1,4 +1,3 @@
-import { checkedPriority } from "./message-priority.js";
 import { type BrokerSource, BrokerSet, checkBrokerSource, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import { DEFAULT_BROKER_URL } from "../brokers/registry.js";
 import { ConfigError } from "../errors.js";
@@ -6,7 +5,9 @@ import { loadTracer } from "../observability/tracing.js";
 import { contentTypeOf, encodeBody } from "./encode-body.js";
 import { QueueHandle } from "./QueueHandle.js";
 import { checkCoordinationUrl } from "../coordination/open-coordination-store.js";
+import { checkConcurrency } from "./adaptive-concurrency.js";
 import { resolveBatchOptions } from "./batch-options.js";
+import { checkedPriority } from "./message-priority.js";
 import type {
   BatchHandler,
   BatchListenOptions,
@@ -137,9 +138,7 @@ export class WQueue {
     if (brokerName !== DEFAULT_BROKER_NAME && !(brokerName in (this.options.brokers ?? {}))) {
       throw new ConfigError(`listenEvents("${queue}"): broker "${brokerName}" is not in new WQueue({ brokers })`);
     }
-    if (options.concurrency !== undefined && !(Number.isInteger(options.concurrency) && options.concurrency > 0)) {
-      throw new ConfigError(`listenEvents("${queue}"): concurrency must be a whole number > 0`);
-    }
+    checkConcurrency(queue, options.concurrency, options.batch !== undefined);
     if (options.timeoutMs !== undefined && !(Number.isInteger(options.timeoutMs) && options.timeoutMs > 0)) {
       throw new ConfigError(`listenEvents("${queue}"): timeoutMs must be a whole number of milliseconds > 0`);
     }

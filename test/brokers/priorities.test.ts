@@ -139,6 +139,12 @@ describe("priorities where the broker cannot order by them", () => {
       new RegExp(`queue ${queue} exists without x-max-priority=9 .*rabbitmqctl delete_queue ${queue}`),
     );
     expect((await channel.checkQueue(queue)).messageCount).toBe(0);
+    // A worker on it fails at start the same way, having taken nothing.
+    await channel.sendToQueue(queue, Buffer.from('{"n":2}'));
+    app.listenEvents(queue, () => {});
+    const worker = new Worker(app, { logger: memoryLogger().logger });
+    await expect(worker.start()).rejects.toThrow(new RegExp(`queue ${queue} exists without x-max-priority=9`));
+    await waitFor("the message to be there, not taken", async () => (await channel.checkQueue(queue)).messageCount === 1);
     await channel.close();
   });
 });

@@ -33,8 +33,8 @@ return #ARGV / 2`;
 /**
  * KEYS: delayed set, target, delayed set, target, ... ARGV[1]: most members moved per set per call;
  * ARGV[2]: "list" or "stream"; ARGV[3]: for streams, the approximate MAXLEN of each XADD (0: none).
- * Moves due members to their target, oldest due first (a reliable-mode item that starts with the
- * tag byte goes through requeue(), so a priority item returns to its queue's priority set), and returns for each set the milliseconds
+ * Moves due members to their target, oldest due first (a reliable-mode priority item returns to its
+ * queue's priority set instead: ./priority-lane.ts), and returns for each set the milliseconds
  * until its next member is due: -1 when it is empty, 0 when more are due already.
  */
 const MOVE = `${NOW}
@@ -71,7 +71,7 @@ for i = 1, #KEYS, 2 do
       local listed = {}
       for j = 1, #bodies do
         local b = bodies[j]
-        if string.byte(b, 1) == 0 then requeue(KEYS[i + 1], b, false) else listed[#listed + 1] = b end
+        if priority_of(b) then requeue(KEYS[i + 1], b, false) else listed[#listed + 1] = b end
       end
       if #listed > 0 then redis.call('RPUSH', KEYS[i + 1], unpack(listed)) end
     end

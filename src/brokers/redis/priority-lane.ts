@@ -28,16 +28,21 @@ export function priorityItem(priority: number, sequence: number, payload: Buffer
 }
 
 /**
- * Lua: `requeue(source, item, head)`: a priority item back into `<source>:wqueue:prio` at its
- * place, any other item to the head (head true) or tail of the list `source`.
+ * Lua: `priority_of(item)`: the priority and sequence of a priority item, nil for any other;
+ * `requeue(source, item, head)`: a priority item back into `<source>:wqueue:prio` at its place,
+ * any other item to the head (head true) or tail of the list `source`.
  */
-export const LUA_REQUEUE = `local function requeue(source, item, head)
-  if string.byte(item, 1) == 0 and string.sub(item, 2, 8) == 'wqueue:' then
-    local p, n = string.match(item, '^p(%d)%-(%d+):', 9)
-    if p then
-      redis.call('ZADD', source .. ':wqueue:prio', (${MAX_PRIORITY} - tonumber(p)) * ${LEVEL} + tonumber(n), item)
-      return
-    end
+export const LUA_REQUEUE = `local function priority_of(item)
+  if string.byte(item, 1) ~= 0 or string.sub(item, 2, 8) ~= 'wqueue:' then return nil end
+  return string.match(item, '^p(%d)%-(%d+):', 9)
+end
+local function requeue(source, item, head)
+  local p, n = priority_of(item)
+  if p then
+    redis.call('ZADD', source .. ':wqueue:prio', (${MAX_PRIORITY} - tonumber(p)) * ${LEVEL} + tonumber(n), item)
+  elseif head then
+    redis.call('LPUSH', source, item)
+  else
+    redis.call('RPUSH', source, item)
   end
-  if head then redis.call('LPUSH', source, item) else redis.call('RPUSH', source, item) end
 end`;

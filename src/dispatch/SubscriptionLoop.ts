@@ -280,7 +280,9 @@ export class SubscriptionLoop {
     const inFlight = this.#inFlight.size;
     const started = performance.now();
     const tell = (result: StepResult) => {
-      limiter.sample(performance.now() - started, inFlight, result !== undefined && result.type !== "ack");
+      // A message deferred by its key's rate limit never ran: it says nothing about the handler.
+      const deferred = result?.type === "retry" && result.keepAttempt === true && result.pause !== true;
+      if (!deferred) limiter.sample(performance.now() - started, inFlight, result !== undefined && result.type !== "ack");
       return result;
     };
     const result = this.#chain(delivery, this.#deadline.signal);

@@ -213,5 +213,13 @@ describe("priorities: where a taken message goes back", () => {
     } finally {
       await broker.close();
     }
+    // An older wqueue still reading the file (a rolling upgrade) takes through its own index.
+    const reopened = openSqliteDatabase(file, { busyTimeoutMs: 1000 });
+    try {
+      const rows = reopened.prepare("SELECT id FROM messages INDEXED BY messages_in_order WHERE queue = 'q' ORDER BY id").all();
+      expect(rows).toHaveLength(2);
+    } finally {
+      reopened.close();
+    }
   });
 });

@@ -36,13 +36,11 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at, id);
 `;
-// Files written before priorities existed get the column (rows default to 0) and lose the old FIFO
-// index, which the priority-ordered one replaces; checked inside one IMMEDIATE transaction, so two
-// processes opening an old file at once migrate it once.
-const ORDER_INDEX = `
-DROP INDEX IF EXISTS messages_in_order;
-CREATE INDEX IF NOT EXISTS messages_by_priority ON messages (queue, priority DESC, id, visible_at);
-`;
+// Files written before priorities existed get the column (rows default to 0) and the
+// priority-ordered index; checked inside one IMMEDIATE transaction, so two processes opening an
+// old file at once migrate it once. Their old FIFO index (queue, id, visible_at) stays: an older
+// wqueue still reading the file during a rolling upgrade takes with INDEXED BY it.
+const ORDER_INDEX = "CREATE INDEX IF NOT EXISTS messages_by_priority ON messages (queue, priority DESC, id, visible_at)";
 
 /** A row as stored; `body` is text when an outside client inserted a string. */
 interface StoredRow {

@@ -2,6 +2,8 @@ import path from "node:path";
 import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { WQueue } from "../../src/app/WQueue.js";
+import { formatStats } from "../../src/cli/stats-command.js";
+import { statsSnapshot } from "../../src/observability/stats-snapshot.js";
 import { Worker } from "../../src/worker/Worker.js";
 import { tempDirsRemovedAfterAll } from "../cli/temp-dirs.js";
 import { memoryLogger, waitFor } from "../helpers.js";
@@ -82,6 +84,11 @@ describe('concurrency: "auto" on a real worker', () => {
       done += 1;
     }, 1500);
     await waitFor(() => `the limit to grow past 20, at ${limitOf(worker)} after ${done} messages`, () => limitOf(worker) > 20, 30_000);
+    // /api/stats and `wqueue stats` show it.
+    const snapshot = await statsSnapshot(worker);
+    const autoLimit = snapshot.queues[0]?.autoLimit as number;
+    expect(autoLimit).toBeGreaterThan(20);
+    expect(formatStats(snapshot, undefined)).toMatch(new RegExp(`\\d+ \\(auto ${autoLimit}\\)`));
   }, 60_000);
 });
 

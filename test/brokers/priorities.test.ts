@@ -6,6 +6,7 @@ import type { Message } from "../../src/app/types.js";
 import { createBroker } from "../../src/brokers/registry.js";
 import { DeadLetterNow } from "../../src/errors.js";
 import { Worker } from "../../src/worker/Worker.js";
+import { runCli } from "../cli/run-cli.js";
 import { tempDirsRemovedAfterAll } from "../cli/temp-dirs.js";
 import { memoryLogger, waitFor } from "../helpers.js";
 import { requireRabbit } from "./amqp-server.js";
@@ -222,4 +223,24 @@ describe("priorities: where a taken message goes back", () => {
       reopened.close();
     }
   });
+});
+
+describe("wqueue push --priority", () => {
+  it("pushes at a priority where the broker orders by it, and refuses one elsewhere with one line, exit 2", async () => {
+    const url = `sqlite://${path.join(tempDir(), "q.db")}`;
+    const queue = `flow2-push-${randomUUID().slice(0, 8)}`;
+    expect((await runCli(["push", queue, '{"n":1}', "--broker", url])).code).toBe(0);
+    expect((await runCli(["push", queue, '{"n":2}', "--broker", url, "--priority", "6"])).code).toBe(0);
+    const broker = await createBroker(url);
+    try {
+      const got = await broker.consumer(queue).receive(2, AbortSignal.timeout(5000));
+      expect(got.map((delivery) => JSON.parse(Buffer.from(delivery.body).toString()).n)).toEqual([2, 1]);
+    } finally {
+      await broker.close();
+    }
+    const refused = await runCli(["push", queue, '{"n":3}', "--broker", redisUrl("?mode=list"), "--priority", "6"]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+    expect(refused.stderr).toMatch(/\{ priority \} needs a broker that orders by it .* not redis-list/);
+  }, 30_000);
 });

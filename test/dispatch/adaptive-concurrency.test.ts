@@ -3,6 +3,8 @@ import { randomUUID } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { WQueue } from "../../src/app/WQueue.js";
 import { formatStats } from "../../src/cli/stats-command.js";
+import { loadPromClient } from "../../src/observability/prom-client.js";
+import { createMetricsRegistry } from "../../src/observability/prometheus.js";
 import { statsSnapshot } from "../../src/observability/stats-snapshot.js";
 import { Worker } from "../../src/worker/Worker.js";
 import { tempDirsRemovedAfterAll } from "../cli/temp-dirs.js";
@@ -89,6 +91,14 @@ describe('concurrency: "auto" on a real worker', () => {
     const autoLimit = snapshot.queues[0]?.autoLimit as number;
     expect(autoLimit).toBeGreaterThan(20);
     expect(formatStats(snapshot, undefined)).toMatch(new RegExp(`\\d+ \\(auto ${autoLimit}\\)`));
+    // And /metrics, as wqueue_concurrency_limit.
+    const prom = await loadPromClient();
+    if (!prom) throw new Error("prom-client is a devDependency: npm ci installs it");
+    const metrics = await createMetricsRegistry(
+      { observer: worker.observer, inFlight: () => worker.inFlightBySubscription(), backlog: () => worker.backlog(), adaptiveLimits: () => worker.adaptiveLimits() },
+      prom,
+    ).metrics();
+    expect(metrics).toMatch(/^wqueue_concurrency_limit\{queue="flow2-auto-[^"]+",broker="[^"]+"\} \d+$/m);
   }, 60_000);
 });
 

@@ -77,6 +77,7 @@ const benches: Bench[] = [
   { name: "kinesis", script: "kinesis.ts", env: { BENCH_MESSAGES: "10000", BENCH_ROUNDS: "3" }, broker: ensureKinesis },
   { name: "postgres", script: "postgres.ts", env: { BENCH_MESSAGES: "5000", BENCH_ROUNDS: "3" }, broker: ensurePostgres },
   { name: "models", script: "models.ts", env: { BENCH_MESSAGES: "1000" }, broker: async () => {} },
+  { name: "adaptive", script: "adaptive.ts", env: { BENCH_MESSAGES: "2000", BENCH_ROUNDS: "3" }, broker: async () => {} }, // in-memory queues
 ];
 
 /** What docs/benchmarks.json keeps of one bench's last run. */

@@ -5,8 +5,10 @@ import { loadTracer } from "../observability/tracing.js";
 import { contentTypeOf, encodeBody } from "./encode-body.js";
 import { QueueHandle } from "./QueueHandle.js";
 import { checkCoordinationUrl } from "../coordination/open-coordination-store.js";
+import { checkConcurrency } from "./adaptive-concurrency.js";
 import { resolveBatchOptions } from "./batch-options.js";
 import { checkQueuePattern, isQueuePattern } from "../brokers/queue-pattern.js";
+import { checkedPriority } from "./message-priority.js";
 import type {
   BatchHandler,
   BatchListenOptions,
@@ -140,9 +142,7 @@ export class WQueue {
     if (brokerName !== DEFAULT_BROKER_NAME && !(brokerName in (this.options.brokers ?? {}))) {
       throw new ConfigError(`listenEvents("${queue}"): broker "${brokerName}" is not in new WQueue({ brokers })`);
     }
-    if (options.concurrency !== undefined && !(Number.isInteger(options.concurrency) && options.concurrency > 0)) {
-      throw new ConfigError(`listenEvents("${queue}"): concurrency must be a whole number > 0`);
-    }
+    checkConcurrency(queue, options.concurrency, options.batch !== undefined);
     if (options.timeoutMs !== undefined && !(Number.isInteger(options.timeoutMs) && options.timeoutMs > 0)) {
       throw new ConfigError(`listenEvents("${queue}"): timeoutMs must be a whole number of milliseconds > 0`);
     }
@@ -235,10 +235,11 @@ export class WQueue {
     if (options.transaction !== undefined && !broker.features.transactionalPublish) {
       throw new ConfigError(`publish("${queue}"): { transaction } needs a broker that can join it (postgres://), not ${broker.kind}`);
     }
+    const priority = checkedPriority(queue, options.priority, broker);
     const headers = { ...options.headers };
     (await loadTracer())?.inject(headers);
     const contentType = contentTypeOf(body);
-    await broker.publish(queue, [{ body: encodeBody(body), contentType, headers, key: options.key, delayMs: options.delayMs }], {
+    await broker.publish(queue, [{ body: encodeBody(body), contentType, headers, key: options.key, delayMs: options.delayMs, priority }], {
       transaction: options.transaction,
     });
   }

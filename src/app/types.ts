@@ -119,13 +119,24 @@ export interface RetryOptions {
   maxDelayMs?: number;
 }
 
+/** Bounds of an adaptive concurrency limit (`concurrency: { min, max }`). */
+export interface AutoConcurrency {
+  min?: number;
+  max?: number;
+}
+
 export interface ListenOptions {
   /** Name of a broker from `new WQueue({ brokers })`; default: the default broker. */
   broker?: string;
   /** Body decoding; default "json" (an undecodable payload is dead-lettered, never retried). */
   decode?: BodyFormat;
-  /** Handlers of this queue running at once; default: the worker's concurrency. */
-  concurrency?: number;
+  /**
+   * Handlers of this queue running at once; default: the worker's concurrency. `"auto"` (or
+   * `{ min, max }`): a limit that grows while handler latency stays flat and is cut when latency
+   * or failures rise, between `min` (default 1) and `max` (default, and never above, the worker's
+   * concurrency); starts at 10 within those bounds. Not with `batch`.
+   */
+  concurrency?: number | "auto" | AutoConcurrency;
   /** Retry policy, merged over the app's; `false` dead-letters on the first failure. */
   retry?: RetryOptions | false;
   /** Dead-letter queue; default `<queue>.dead`, on the queue's own broker unless deadLetterBroker says. */
@@ -224,6 +235,12 @@ export interface PublishOptions {
   headers?: Headers;
   key?: string;
   delayMs?: number;
+  /**
+   * 0 to 9, higher handled first, FIFO within a priority; 0 when not given. Brokers that order by
+   * it: SQLite, Redis reliable lists (the default mode), RabbitMQ with `?maxPriority=9`; a value
+   * above 0 elsewhere is refused with a ConfigError naming the broker.
+   */
+  priority?: number;
   /**
    * Publish inside this open transaction (a node-postgres client between BEGIN and COMMIT): the
    * message commits or rolls back with it. PostgreSQL brokers only; others refuse it.

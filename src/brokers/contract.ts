@@ -29,7 +29,15 @@ export interface OutgoingMessage {
   attempt?: number;
   /** MIME type of `body`, for brokers with a field for it (AMQP `content_type`); others ignore it. */
   contentType?: string;
+  /**
+   * 0..MAX_PRIORITY, higher handled first, FIFO within a priority; 0 (the default) when absent.
+   * Only brokers with `features.priorities` receive a value above 0 (WQueue.publish checks).
+   */
+  priority?: number;
 }
+
+/** Highest message priority: ten levels, as RabbitMQ advises (each level costs it a sub-queue). */
+export const MAX_PRIORITY = 9;
 
 /** A message seen through Broker.browse(), left where it is. */
 export interface BrowsedMessage {
@@ -156,6 +164,8 @@ export interface BrokerFeatures {
   partitioned?: boolean;
   /** publish() can write inside the caller's own database transaction (PostgreSQL). */
   transactionalPublish?: boolean;
+  /** Messages published with `priority` are received highest first, FIFO within a priority. */
+  priorities?: boolean;
 }
 
 /** Where a publish runs, for brokers with `transactionalPublish`. */

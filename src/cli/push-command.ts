@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
+import { checkedPriority } from "../app/message-priority.js";
 import type { Headers, OutgoingMessage } from "../brokers/contract.js";
 import { ConfigError } from "../errors.js";
 import { byteLines } from "./byte-lines.js";
@@ -11,6 +12,7 @@ interface PushFlags {
   key?: string;
   header: Headers;
   delay?: number;
+  priority?: number;
   raw?: boolean;
 }
 
@@ -39,6 +41,7 @@ export function addPushCommand(program: Command): void {
     .option("-k, --key <key>", "message key (partition / ordering key)")
     .option("-H, --header <name=value>", "a header; repeat for more", header, {})
     .option("-d, --delay <ms>", "deliver after this many milliseconds", nonNegativeInt)
+    .option("-p, --priority <n>", "0-9, higher handled first (sqlite, redis reliable lists, amqp with ?maxPriority=9)", nonNegativeInt)
     .option("--raw", "send the payload as it is, without checking it is JSON (stdin: each line's bytes unchanged)")
     .action(async (queue: string, message: string | undefined, flags: PushFlags) => {
       try {
@@ -53,6 +56,7 @@ async function push(queue: string, message: string | undefined, flags: PushFlags
   const { brokers, name } = await openCliBrokers(flags);
   try {
     const broker = await brokers.get(name);
+    const priority = checkedPriority(queue, flags.priority, broker);
     let pushed = 0;
     /** Publishes a batch; a broker's refusal (too large, not allowed) becomes one line naming what it refused. */
     const publish = async (batch: OutgoingMessage[], what: string) => {
@@ -72,7 +76,7 @@ async function push(queue: string, message: string | undefined, flags: PushFlags
           throw new ConfigError(`${where} is not JSON (${(error as Error).message}); use --raw to send it as it is`);
         }
       }
-      return { body: payload, headers: flags.header, key: flags.key, delayMs: flags.delay };
+      return { body: payload, headers: flags.header, key: flags.key, delayMs: flags.delay, priority };
     };
     if (message !== undefined) {
       await publish([toMessage(Buffer.from(message), "the message")], "the message");

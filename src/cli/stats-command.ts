@@ -78,7 +78,7 @@ export function formatStats(stats: StatsSnapshot, previous: StatsSnapshot | unde
     num(q.failed),
     num(q.retried),
     num(q.deadLettered),
-    num(q.inFlight),
+    q.autoLimit === undefined ? num(q.inFlight) : `${num(q.inFlight)} (auto ${num(q.autoLimit)})`,
     num(q.backlog),
     num(q.p50Ms),
     num(q.p95Ms),

@@ -130,6 +130,7 @@ async function runWorker(flags: WorkerFlags): Promise<void> {
           observer: worker.observer,
           inFlight: () => worker.inFlightBySubscription(),
           backlog: () => worker.backlog(),
+          adaptiveLimits: () => worker.adaptiveLimits(),
         },
         prom,
       );

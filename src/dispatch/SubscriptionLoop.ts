@@ -2,6 +2,7 @@ import type { Consumer, Delivery } from "../brokers/contract.js";
 import { serializeError } from "../errors.js";
 import type { Logger } from "../log/logger.js";
 import { type Outcome, settle } from "../pipeline/outcome.js";
+import type { AdaptiveLimit } from "./AdaptiveLimit.js";
 import type { CreditPool } from "./CreditPool.js";
 import { LeaseKeeper } from "./LeaseKeeper.js";
 import type { RateGate } from "./RateGate.js";
@@ -11,8 +12,10 @@ export interface SubscriptionLoopOptions {
   queue: string;
   consumer: Consumer;
   pool: CreditPool;
-  /** This queue's own limit of messages fetched or running at once. */
+  /** This queue's own limit of messages fetched or running at once (with `limiter`: its ceiling). */
   concurrency: number;
+  /** `concurrency: "auto"`: the limit in force comes from here, fed each message's latency and outcome. */
+  limiter?: AdaptiveLimit;
   logger: Logger;
   /** Shared rate limit and pause: asked before each receive, which gets at most what it admits. */
   gate?: RateGate;
@@ -25,7 +28,7 @@ export interface SubscriptionLoopOptions {
    * refuses, a store that rejects the credentials): fetching stops and this is told, once.
    */
   onFatal?: (error: Error) => void;
-  /** Fetch into any free slot, not half a batch at a time: a batch subscription's messages wait for more (batch-collector.ts). */
+  /** Fetch into any free slot, not half a batch at a time: a batch subscription's messages wait for more (batch-collector.ts); an adaptive limit is judged by the load it lets in. */
   fillEverySlot?: boolean;
   /** Told once fetching has stopped (no receive pending): a batch waiting for more runs now. */
   onStopFetching?: () => void;
@@ -106,6 +109,11 @@ export class SubscriptionLoop {
     return this.#loop !== undefined && !this.#stop.signal.aborted && this.lastError === undefined;
   }
 
+  /** `concurrency: "auto"`: the limit in force now; undefined for a fixed concurrency. */
+  get adaptiveLimit(): number | undefined {
+    return this.#options.limiter === undefined ? undefined : this.#limit();
+  }
+
   /** Messages received and not yet settled (credit reserved for a pending receive not counted). */
   get inFlight(): number {
     return this.#inFlight.size;
@@ -158,7 +166,7 @@ export class SubscriptionLoop {
   readonly #onSettled = new Set<() => void>();
 
   async #fetchLoop(): Promise<void> {
-    const { consumer, pool, concurrency, logger } = this.#options;
+    const { consumer, pool, logger } = this.#options;
     const signal = this.#stop.signal;
     let batch = 1;
     let failures = 0;
@@ -169,6 +177,7 @@ export class SubscriptionLoop {
         });
         continue;
       }
+      const concurrency = this.#limit();
       const free = concurrency - this.#running;
       // Refill in batches, not one slot at a time: while handlers run, wait until half the batch
       // is free, so a busy queue is read with a few large receives instead of many small ones.
@@ -227,6 +236,12 @@ export class SubscriptionLoop {
     }
   }
 
+  /** The queue's limit in force: fixed, or the adaptive limiter's (never above `concurrency`). */
+  #limit(): number {
+    const { limiter, concurrency } = this.#options;
+    return limiter === undefined ? concurrency : Math.min(concurrency, limiter.limit);
+  }
+
   #hold(delivery: Delivery): void {
     this.#inFlight.add(delivery);
     this.#held.push(delivery);
@@ -250,13 +265,28 @@ export class SubscriptionLoop {
     this.#inFlight.add(delivery);
     let pending: Promise<void> | undefined;
     try {
-      const result = this.#chain(delivery, this.#deadline.signal);
+      const { limiter } = this.#options;
+      const result = limiter === undefined ? this.#chain(delivery, this.#deadline.signal) : this.#measured(limiter, delivery);
       pending = result instanceof Promise ? result.then((done) => this.#settle(delivery, done)) : this.#settle(delivery, result);
     } catch (error) {
       this.#settleFailed(delivery, error);
     }
     if (pending) pending.then(() => this.#finish(delivery), (error: unknown) => this.#settleFailed(delivery, error));
     else this.#finish(delivery);
+  }
+
+  /** Runs the chain and tells the limiter its latency, the load it started under, and whether it failed. */
+  #measured(limiter: AdaptiveLimit, delivery: Delivery): StepResult | Promise<StepResult> {
+    const inFlight = this.#inFlight.size;
+    const started = performance.now();
+    const tell = (result: StepResult) => {
+      // A message deferred by its key's rate limit never ran: it says nothing about the handler.
+      const deferred = result?.type === "retry" && result.keepAttempt === true && result.pause !== true;
+      if (!deferred) limiter.sample(performance.now() - started, inFlight, result !== undefined && result.type !== "ack");
+      return result;
+    };
+    const result = this.#chain(delivery, this.#deadline.signal);
+    return result instanceof Promise ? result.then(tell) : tell(result);
   }
 
   /** undefined: nothing to settle (acked before the run, or given back at the deadline). */
@@ -282,7 +312,7 @@ export class SubscriptionLoop {
     this.#running -= n;
     this.#options.pool.release(n);
     const wake = this.#slotFreed;
-    if (wake && (this.#options.concurrency - this.#running >= this.#wakeAtFree || this.#stop.signal.aborted)) {
+    if (wake && (this.#limit() - this.#running >= this.#wakeAtFree || this.#stop.signal.aborted)) {
       this.#slotFreed = undefined;
       wake();
     }

@@ -17,6 +17,7 @@ import { softTimeout } from "./steps/soft-timeout.js";
 import { compose, type Next, type Step } from "./steps/step.js";
 import { suspectsAlone } from "./steps/suspects-alone.js";
 import { traced } from "./steps/traced.js";
+import type { AdaptiveLimit } from "./AdaptiveLimit.js";
 import { SubscriptionLoop } from "./SubscriptionLoop.js";
 import type { RateGate } from "./RateGate.js";
 import { pauseOnRateLimited } from "./steps/pause-on-rate-limited.js";
@@ -30,8 +31,10 @@ export interface SubscriptionSpec {
   consumer: Consumer;
   runner: Runner;
   pool: CreditPool;
-  /** This queue's own limit of messages fetched or running at once. */
+  /** This queue's own limit of messages fetched or running at once (with `limiter`: its ceiling). */
   concurrency: number;
+  /** `concurrency: "auto"`: the adaptive limit in force (AdaptiveLimit.ts). */
+  limiter?: AdaptiveLimit;
   logger: Logger;
   /** undefined: no retries, the first failure dead-letters. */
   retry: Required<RetryOptions> | undefined;
@@ -105,6 +108,7 @@ export function buildSubscription(spec: SubscriptionSpec): SubscriptionLoop {
     consumer: spec.consumer,
     pool: spec.pool,
     concurrency: spec.concurrency,
+    limiter: spec.limiter,
     logger: spec.logger,
     chain,
     onReceived: stats
@@ -113,7 +117,8 @@ export function buildSubscription(spec: SubscriptionSpec): SubscriptionLoop {
         }
       : undefined,
     onFatal: spec.onFatal,
-    fillEverySlot: spec.batch !== undefined,
+    // An adaptive limit is judged by the load it allows: keep every slot of it filled, not half.
+    fillEverySlot: spec.batch !== undefined || spec.limiter !== undefined,
     onStopFetching: flush,
     gate: spec.gate,
   });

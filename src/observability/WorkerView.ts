@@ -16,4 +16,6 @@ export interface WorkerView {
   /** Pauses or resumes fetching on `queue`; how many subscriptions listen on it. */
   setPaused(queue: string, paused: boolean): number;
   pausedSubscriptions(): Set<string>;
+  /** The limit in force of each `concurrency: "auto"` subscription. */
+  adaptiveLimits?(): Map<string, number>;
 }

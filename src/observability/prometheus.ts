@@ -10,6 +10,8 @@ export interface MetricsSource {
   inFlight(): Map<string, number>;
   /** Waiting messages (or lag) per subscription id, where the broker can tell. */
   backlog(): Promise<Map<string, number>>;
+  /** The limit in force of each `concurrency: "auto"` subscription, by id. */
+  adaptiveLimits?(): Map<string, number>;
 }
 
 /**
@@ -61,6 +63,20 @@ export function createMetricsRegistry(source: MetricsSource, prom: PromClient): 
       this.reset();
       const inFlight = source.inFlight();
       for (const [id, stats] of source.observer.queues) this.set({ queue: stats.queue, broker: stats.broker }, inFlight.get(id) ?? 0);
+    },
+  });
+  new Gauge({
+    name: "wqueue_concurrency_limit",
+    help: 'The in-flight limit a concurrency: "auto" queue has found (across processes: their sum)',
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const limits = source.adaptiveLimits?.() ?? new Map<string, number>();
+      for (const [id, stats] of source.observer.queues) {
+        const limit = limits.get(id);
+        if (limit !== undefined) this.set({ queue: stats.queue, broker: stats.broker }, limit);
+      }
     },
   });
   new Gauge({

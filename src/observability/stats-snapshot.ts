@@ -53,12 +53,15 @@ export interface QueueSnapshot {
   p95Ms: number | null;
   /** Fetching stopped from the dashboard (under --processes: in any child). */
   paused: boolean;
+  /** `concurrency: "auto"` only: the limit it has found (under --processes: the children's sum). */
+  autoLimit?: number;
 }
 
 export async function statsSnapshot(worker: WorkerView): Promise<StatsSnapshot> {
   const inFlight = worker.inFlightBySubscription();
   const backlog = await worker.backlog();
   const paused = worker.pausedSubscriptions();
+  const limits = worker.adaptiveLimits?.() ?? new Map<string, number>();
   const queues = [...worker.observer.queues].map(([id, s]) => ({
     queue: s.queue,
     broker: s.broker,
@@ -72,6 +75,7 @@ export async function statsSnapshot(worker: WorkerView): Promise<StatsSnapshot> 
     p50Ms: s.latencyMs(0.5) ?? null,
     p95Ms: s.latencyMs(0.95) ?? null,
     paused: paused.has(id),
+    ...(limits.has(id) ? { autoLimit: limits.get(id) } : {}),
   }));
   return {
     time: Date.now(),

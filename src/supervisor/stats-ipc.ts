@@ -116,6 +116,7 @@ function mergeQueues(snapshots: StatsSnapshot[]): QueueSnapshot[] {
       seen[field] = seen[field] === null ? queue[field] : Math.max(seen[field] as number, queue[field] ?? 0);
     }
     seen.paused ||= queue.paused;
+    if (queue.autoLimit !== undefined) seen.autoLimit = (seen.autoLimit ?? 0) + queue.autoLimit;
   }
   return [...merged.values()];
 }

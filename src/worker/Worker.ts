@@ -2,12 +2,14 @@ import { describeQueue, type ReadyQueue, summariseQueues } from "./ready-line.js
 import { availableParallelism } from "node:os";
 import type { RetryOptions, Subscription } from "../app/types.js";
 import { resolveDefaultBrokerUrl, type WQueue } from "../app/WQueue.js";
+import { adaptiveBounds } from "../app/adaptive-concurrency.js";
 import { resolveBatchOptions } from "../app/batch-options.js";
 import { BrokerSet, DEFAULT_BROKER_NAME } from "../brokers/BrokerSet.js";
 import type { Broker, Consumer, Delivery } from "../brokers/contract.js";
 import { defaultDeadLetterQueue } from "../brokers/dead-letter.js";
 import { type DeadLetterTarget, deadLetterTarget } from "../dead-letters/dead-letters.js";
 import { DeadLettersElsewhere } from "../dead-letters/dead-letters-elsewhere.js";
+import { AdaptiveLimit } from "../dispatch/AdaptiveLimit.js";
 import { CreditPool } from "../dispatch/CreditPool.js";
 import { RateGate } from "../dispatch/RateGate.js";
 import { buildSubscription } from "../dispatch/build-subscription.js";
@@ -243,7 +245,10 @@ export class Worker {
     const { runner, retry } = context.of(id);
     const batch = subscription.options.batch ? resolveBatchOptions(queue, subscription.options.batch) : undefined;
     const runnerLimit = runner.capacity === undefined ? limit : Math.min(limit, runner.capacity * (batch?.maxSize ?? 1) + 1);
-    const concurrency = Math.min(subscription.options.concurrency ?? runnerLimit, limit);
+    const adaptive = adaptiveBounds(subscription.options.concurrency, runnerLimit);
+    const fixed = subscription.options.concurrency;
+    const concurrency = adaptive?.max ?? Math.min(typeof fixed === "number" ? fixed : runnerLimit, limit);
+    const limiter = adaptive && new AdaptiveLimit(adaptive);
     if (batch && concurrency < batch.maxSize) {
       this.logger.warn(
         `${queue}: batch.maxSize is ${batch.maxSize} but the queue may hold only ${concurrency} messages at once (concurrency): ` +
@@ -276,6 +281,7 @@ export class Worker {
       runner,
       pool,
       concurrency,
+      limiter,
       logger: this.logger,
       retry,
       ackPolicy: subscription.options.ackPolicy,
@@ -426,6 +432,16 @@ export class Worker {
     const loops = this.#loops.filter((_, i) => this.observer.queues.get(this.#subscriptionIds[i] as string)?.queue === queue);
     for (const loop of loops) paused ? loop.pause() : loop.resume();
     return loops.length;
+  }
+
+  /** The limit in force of each `concurrency: "auto"` subscription, by id. */
+  adaptiveLimits(): Map<string, number> {
+    const limits = new Map<string, number>();
+    for (const [i, loop] of this.#loops.entries()) {
+      const limit = loop.adaptiveLimit;
+      if (limit !== undefined) limits.set(this.#subscriptionIds[i] as string, limit);
+    }
+    return limits;
   }
 
   /** The ids of the subscriptions paused now. */

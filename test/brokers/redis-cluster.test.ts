@@ -192,6 +192,31 @@ describe("redis cluster", () => {
     }, 120_000);
   }
 
+  it("priorities: a backlog of mixed priorities is handled highest first, FIFO within one; a nacked priority message keeps its place", async () => {
+    const { queue } = (await queuesOnEveryMaster("prio", 1))[0] as { queue: string };
+    const app = new WQueue({ broker: url(), retry: { baseDelayMs: 10, maxDelayMs: 20 } });
+    const handled: string[] = [];
+    app.listenEvents<{ n: number; p: number }>(
+      queue,
+      (message) => {
+        if (message.body.n === 0 && message.attempt === 1) throw new Error("first try fails");
+        handled.push(`${message.body.p}:${message.body.n}`);
+      },
+      { concurrency: 1 },
+    );
+    // Published before the worker starts: 0:0 (fails once) is retried in the worker, the rest
+    // comes highest first, in publish order within a priority.
+    const priorities = [0, 5, 9, 0, 5, 9];
+    for (const [n, p] of priorities.entries()) await app.publish(queue, { n, p }, { priority: p });
+    const worker = new Worker(app, { logger: memoryLogger().logger, broker: url() });
+    workers.push(worker);
+    await worker.start();
+    await waitFor("all 6 handled", () => handled.length === 6, 30_000);
+    expect(handled.slice(0, 5)).toEqual(["9:2", "9:5", "5:1", "5:4", "0:3"]);
+    expect(handled[5]).toBe("0:0");
+    await app.close();
+  });
+
   it("the coordination store (rate limits, pauses, leases) runs on the Cluster, each queue's keys in one slot", async () => {
     const store = new RedisCoordinationStore(url());
     try {

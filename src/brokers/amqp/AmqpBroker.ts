@@ -45,7 +45,9 @@ export class AmqpBroker implements Broker {
     this.#consumerContext = { connection: this.connection, config, log, closed: (consumer) => this.#lifecycle.forget(consumer) };
     // durable=false declares transient queues: their messages do not survive a broker restart.
     const durable = config.durable;
-    this.features = { delivery: "at-least-once", headers: true, durableDelay: true, durable, ordered: true };
+    // ?maxPriority declares x-max-priority: only then does RabbitMQ order by the `priority` property.
+    const priorities = config.maxPriority !== undefined;
+    this.features = { delivery: "at-least-once", headers: true, durableDelay: true, durable, ordered: true, priorities };
   }
 
   connect(): Promise<void> {

@@ -30,7 +30,7 @@ export class AmqpSession {
     log: AmqpEventLog,
   ) {
     this.publisher = new ConfirmPublisher(model);
-    this.declarer = new QueueDeclarer(model, config.durable, config.queueType, config.url, log);
+    this.declarer = new QueueDeclarer(model, config, log);
   }
 
   /** Declares the destination (once per connection), then publishes and awaits the confirms. */

@@ -1,6 +1,6 @@
 import type { Channel, ChannelModel, Options } from "amqplib";
 import { ConfigError } from "../../errors.js";
-import type { QueueType } from "./amqp-url.js";
+import type { AmqpUrl, QueueType } from "./amqp-url.js";
 import type { AmqpEventLog } from "./AmqpConnection.js";
 import { delayQueueName } from "./delay-buckets.js";
 import { isStreamQueue, streamRefusal } from "./stream-queues.js";
@@ -14,7 +14,9 @@ import { isStreamQueue, streamRefusal } from "./stream-queues.js";
  * URL says transient) makes RabbitMQ refuse the declaration with 406 PRECONDITION_FAILED and close
  * the channel; so does a user without the configure permission (403 ACCESS_REFUSED). wqueue then
  * checks that the queue exists and uses it as it is, with a warning, unless it is a stream queue,
- * which wqueue refuses with a ConfigError (./stream-queues.ts). So declarations run one at a
+ * which wqueue refuses with a ConfigError (./stream-queues.ts), or the URL asked for priorities
+ * (`?maxPriority`) and the queue lacks `x-max-priority`: a ConfigError saying how to move it
+ * (RabbitMQ cannot add the argument to a queue). So declarations run one at a
  * time on a channel of their own, which such a refusal may close without touching the channels
  * that publish and consume.
  */
@@ -23,17 +25,27 @@ export class QueueDeclarer {
   #channel: Promise<Channel> | undefined;
   #last: Promise<unknown> = Promise.resolve();
 
+  readonly durable: boolean;
+  readonly queueType: QueueType;
+  readonly url: string;
+  readonly #maxPriority: number | undefined;
+
   constructor(
     readonly model: ChannelModel,
-    readonly durable: boolean,
-    readonly queueType: QueueType,
-    readonly url: string,
+    config: Pick<AmqpUrl, "durable" | "queueType" | "url" | "maxPriority">,
     readonly log: AmqpEventLog,
-  ) {}
+  ) {
+    this.durable = config.durable;
+    this.queueType = config.queueType;
+    this.url = config.url;
+    this.#maxPriority = config.maxPriority;
+  }
 
-  /** A queue messages are published to and consumed from. */
+  /** A queue messages are published to and consumed from (with `x-max-priority` when the URL asks). */
   queue(name: string): Promise<void> {
-    return this.#declare(name, { durable: this.durable, arguments: this.#typeArguments() });
+    const args = this.#typeArguments();
+    if (this.#maxPriority !== undefined) args["x-max-priority"] = this.#maxPriority;
+    return this.#declare(name, { durable: this.durable, arguments: args });
   }
 
   /** A dead-letter queue: durable whatever the URL says, since dead letters wait for a person. */
@@ -86,6 +98,9 @@ export class QueueDeclarer {
       const { code } = error as { code?: number };
       if (code !== 406 && code !== 403) throw error;
       if (code === 406 && isStreamQueue(error as Error)) throw new ConfigError(streamRefusal(this.url, name));
+      if (code === 406 && options.arguments?.["x-max-priority"] !== undefined && /x-max-priority/.test((error as Error).message)) {
+        throw new ConfigError(priorityRefusal(this.url, name, options.arguments["x-max-priority"] as number));
+      }
       await (await this.#open()).checkQueue(name); // still fails if it does not exist
       const why = (error as Error).message;
       const problem = code === 406 ? "exists with other arguments" : "may not be declared by this user";
@@ -116,4 +131,14 @@ export class QueueDeclarer {
     }
     return this.#channel;
   }
+}
+
+/**
+ * RabbitMQ cannot change an existing queue's arguments, and a queue without `x-max-priority`
+ * would ignore every priority: refusing beats a warning the user may never read.
+ */
+function priorityRefusal(url: string, queue: string, maxPriority: number): string {
+  return `broker ${url}: queue ${queue} exists without x-max-priority=${maxPriority} (or with another value), and RabbitMQ cannot change a queue's arguments. ` +
+    `To move it: stop its producers, let a worker without ?maxPriority drain it, delete it (rabbitmqctl delete_queue ${queue}), then start with ?maxPriority=${maxPriority}; ` +
+    "or use a new queue name. Without ?maxPriority the queue is used as it is, with no priorities";
 }

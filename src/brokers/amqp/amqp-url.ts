@@ -1,4 +1,5 @@
 import { ConfigError } from "../../errors.js";
+import { MAX_PRIORITY } from "../contract.js";
 import { parseBrokerUrl, redactUrl } from "../url.js";
 
 /**
@@ -9,6 +10,9 @@ import { parseBrokerUrl, redactUrl } from "../url.js";
  * - `durable` (default true): queues survive a broker restart and messages are published
  *   persistent. `false` declares transient queues and non-persistent messages.
  * - `queueType` (default classic): `classic` or `quorum` (replicated; needs durable queues).
+ * - `maxPriority` (1-9, default none): declares classic queues with `x-max-priority`, so messages
+ *   published with `priority` are delivered highest first. Opt-in because RabbitMQ cannot add the
+ *   argument to an existing queue (406 PRECONDITION_FAILED: ./QueueDeclarer.ts says so plainly).
  */
 export type QueueType = "classic" | "quorum";
 
@@ -21,6 +25,8 @@ export interface AmqpUrl {
   password: string;
   durable: boolean;
   queueType: QueueType;
+  /** `x-max-priority` of the queues wqueue declares; undefined: no priorities. */
+  maxPriority?: number;
 }
 
 const QUEUE_TYPES: readonly QueueType[] = ["classic", "quorum"];
@@ -39,15 +45,31 @@ export function parseAmqpUrl(url: string): AmqpUrl {
   if (queueType === "quorum" && !durable) {
     throw new ConfigError(`broker ${shown}: quorum queues are always durable; drop durable=false`);
   }
+  const maxPriority = priorityParam(parsed, shown);
+  if (maxPriority !== undefined && queueType === "quorum") {
+    throw new ConfigError(`broker ${shown}: maxPriority is for classic queues; quorum queues ignore x-max-priority`);
+  }
   parsed.searchParams.delete("durable");
   parsed.searchParams.delete("queueType");
+  parsed.searchParams.delete("maxPriority");
   return {
     connectUrl: parsed.toString(),
     url: shown,
     password: safeDecode(parsed.password),
     durable,
     queueType,
+    maxPriority,
   };
+}
+
+function priorityParam(url: URL, shown: string): number | undefined {
+  const raw = url.searchParams.get("maxPriority");
+  if (raw === null) return undefined;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < 1 || value > MAX_PRIORITY) {
+    throw new ConfigError(`broker ${shown}: maxPriority=${raw} must be an integer from 1 to ${MAX_PRIORITY}`);
+  }
+  return value;
 }
 
 function booleanParam(url: URL, name: string, fallback: boolean, shown: string): boolean {

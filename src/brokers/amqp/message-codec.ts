@@ -67,7 +67,7 @@ export function newMessageId(): string {
  * sends expired messages back early), nor `user-id` (RabbitMQ refuses one not of this connection).
  */
 export function encode(
-  message: Pick<OutgoingMessage, "body" | "headers" | "key" | "attempt" | "contentType">,
+  message: Pick<OutgoingMessage, "body" | "headers" | "key" | "attempt" | "contentType" | "priority">,
   persistent: boolean,
   messageId = newMessageId(),
   original?: MessageProperties,
@@ -78,6 +78,7 @@ export function encode(
   const { body } = message;
   const options: Options.Publish = { persistent, messageId, headers, mandatory: true };
   if (message.contentType !== undefined) options.contentType = message.contentType;
+  if (message.priority !== undefined && message.priority > 0) options.priority = message.priority;
   if (original !== undefined) {
     for (const name of CARRIED_PROPERTIES) {
       if (original[name] !== undefined && original[name] !== null) options[name] = original[name];

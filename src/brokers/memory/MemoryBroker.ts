@@ -28,6 +28,8 @@ interface StoredMessage {
   key: string | undefined;
   /** Deliveries so far. */
   attempt: number;
+  /** Higher first; 0 for most messages. */
+  priority: number;
 }
 
 class MemoryQueue {
@@ -37,7 +39,7 @@ class MemoryQueue {
 
   push(message: StoredMessage, delayMs = 0): void {
     if (delayMs <= 0) {
-      this.ready.push(message);
+      this.#enqueue(message);
       this.wakeup.notify();
       return;
     }
@@ -46,6 +48,17 @@ class MemoryQueue {
       this.push(message);
     }, delayMs);
     this.timers.add(timer);
+  }
+
+  /** At the tail of its priority: after every message of the same or a higher one. */
+  #enqueue(message: StoredMessage): void {
+    const ready = this.ready;
+    if (message.priority === 0 || (ready.at(-1)?.priority ?? 0) >= message.priority) {
+      ready.push(message);
+      return;
+    }
+    const before = ready.findIndex((waiting) => waiting.priority < message.priority);
+    ready.splice(before, 0, message);
   }
 
   /** Puts messages back at the head, oldest first, so order survives a consumer's close. */
@@ -66,6 +79,7 @@ export class MemoryBroker implements Broker {
     keepsAttempt: true,
     durable: false,
     ordered: true,
+    priorities: true,
   };
   readonly #queues: Map<string, MemoryQueue>;
   readonly #lifecycle: BrokerLifecycle<MemoryConsumer>;
@@ -148,6 +162,7 @@ export class MemoryBroker implements Broker {
           headers: { ...message.headers },
           key: message.key,
           attempt: (message.attempt ?? 1) - 1,
+          priority: message.priority ?? 0,
         },
         message.delayMs,
       );

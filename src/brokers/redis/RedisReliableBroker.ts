@@ -4,6 +4,7 @@ import { BrokerLifecycle } from "../BrokerLifecycle.js";
 import { unwrap } from "../envelope.js";
 import { defineDelayedScripts } from "./delayed-set.js";
 import { publishToList } from "./list-publish.js";
+import { priorityKey } from "./priority-lane.js";
 import type { RedisClients } from "../shared/redis-clients.js";
 import { ReliableConsumer, type ReliableConsumerContext } from "./ReliableConsumer.js";
 import { untag } from "./reliable-item.js";
@@ -34,7 +35,8 @@ export interface ReliableOptions {
  * processing list handed back to the head of the queue by the reaper every consumer runs; one that
  * closes hands its own back. Attempts count every delivery, a dead consumer's included (see
  * ./reliable-item.ts). Messages survive a Redis restart only as far as its persistence (AOF, RDB)
- * keeps them, hence `durable: false`.
+ * keeps them, hence `durable: false`. Messages published with `priority` wait in a sorted set
+ * beside the list and are claimed before it (./priority-lane.ts).
  *
  * Connections: two per broker however many queues it consumes: one for commands (publish, settle,
  * heartbeats), opened by connect(), and one reader (./reliable-reader.ts) shared by every consumer,
@@ -54,6 +56,7 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
     keepsAttempt: true,
     durable: false,
     ordered: true,
+    priorities: true,
   };
   readonly #consumerContext: ReliableConsumerContext;
   readonly #heartbeats: ReliableHeartbeats;
@@ -100,10 +103,11 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
   async publish(queue: string, messages: OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;
     const client = await this.commandClient();
-    const soonest = await publishToList(client, queue, messages, this.options.plain);
+    const soonest = await publishToList(client, queue, messages, this.options.plain, true);
     await this.replicated(client, queue);
     if (Number.isFinite(soonest)) this.noteDelayed(queue, soonest);
-    if (messages.some((message) => !(message.delayMs && message.delayMs > 0))) this.#reader?.notePushed(queue);
+    const now = messages.filter((message) => !(message.delayMs && message.delayMs > 0));
+    if (now.length > 0) this.#reader?.notePushed(queue, now.some((message) => (message.priority ?? 0) > 0));
   }
 
   /** Tells the readers of `queue` that a delayed message is due in `delayMs`. */
@@ -111,15 +115,19 @@ export class RedisReliableBroker extends RedisBrokerBase<ReliableConsumer> imple
     this.#reader?.noteDelayed(queue, delayMs);
   }
 
-  /** Messages waiting in the list (taken, delayed and dead ones not counted), for metrics. */
+  /** Messages waiting in the list and its priority set (taken, delayed and dead ones not counted), for metrics. */
   async backlog(queue: string): Promise<number> {
-    return (await this.commandClient()).llen(queue);
+    const client = await this.commandClient();
+    const [listed, ranked] = await Promise.all([client.llen(queue), client.zcard(priorityKey(queue))]);
+    return listed + ranked;
   }
 
-  /** The first `limit` messages of the list, left in place; `id` is the position. */
+  /** The first `limit` messages in the order they are claimed (priority set, then list), left in place; `id` is the position. */
   async browse(queue: string, limit: number): Promise<BrowsedMessage[]> {
-    const items = await (await this.commandClient()).lrangeBuffer(queue, 0, Math.max(0, limit - 1));
-    return items.map((raw, index) => {
+    const client = await this.commandClient();
+    const ranked = await client.zrangeBuffer(priorityKey(queue), 0, Math.max(0, limit - 1));
+    const listed = ranked.length >= limit ? [] : await client.lrangeBuffer(queue, 0, Math.max(0, limit - ranked.length - 1));
+    return [...ranked, ...listed].map((raw, index) => {
       const { body, headers, key } = unwrap(untag(raw));
       return { id: String(index), body, headers, key };
     });

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { bySlot, queueKeyPrefix } from "./cluster-keys.js";
+import { LUA_REQUEUE } from "./priority-lane.js";
 
 /**
  * Delayed messages of a Redis list or stream: nack({ delayMs }) and publish({ delayMs }) add the
@@ -33,10 +34,12 @@ return #ARGV / 2`;
 /**
  * KEYS: delayed set, target, delayed set, target, ... ARGV[1]: most members moved per set per call;
  * ARGV[2]: "list" or "stream"; ARGV[3]: for streams, the approximate MAXLEN of each XADD (0: none).
- * Moves due members to their target, oldest due first, and returns for each set the milliseconds
+ * Moves due members to their target, oldest due first (a reliable-mode priority item returns to its
+ * queue's priority set instead: ./priority-lane.ts), and returns for each set the milliseconds
  * until its next member is due: -1 when it is empty, 0 when more are due already.
  */
 const MOVE = `${NOW}
+${LUA_REQUEUE}
 local function unframe(s)
   local fields, pos = {}, 1
   while pos <= #s do
@@ -66,7 +69,12 @@ for i = 1, #KEYS, 2 do
         end
       end
     else
-      redis.call('RPUSH', KEYS[i + 1], unpack(bodies))
+      local listed = {}
+      for j = 1, #bodies do
+        local b = bodies[j]
+        if priority_of(b) then requeue(KEYS[i + 1], b, false) else listed[#listed + 1] = b end
+      end
+      if #listed > 0 then redis.call('RPUSH', KEYS[i + 1], unpack(listed)) end
     end
     redis.call('ZREM', KEYS[i], unpack(due))
   end

@@ -105,9 +105,12 @@ export class ReliableReader extends BlockingReader<Buffer> {
     return items;
   }
 
-  /** This process pushed to `queue`: a receive waiting on it is tried now, not at the next sweep. */
-  notePushed(queue: string): void {
-    if (!this.#polling()) return; // a lone receive waits in BLMOVE, which sees the push
+  /**
+   * This process pushed to `queue`: a receive waiting on it is tried now, not at the next sweep.
+   * `ranked`: into its priority set, which a BLMOVE on the list does not see, so that is cut short too.
+   */
+  notePushed(queue: string, ranked = false): void {
+    if (!this.#polling() && !ranked) return; // a lone receive waits in BLMOVE, which sees the push
     let waiting = false;
     for (const request of this.pending as ReliableRequest[]) {
       if (request.queue !== queue) continue;
@@ -150,6 +153,8 @@ export class ReliableReader extends BlockingReader<Buffer> {
       for (const queues of chunks(this.queues, QUEUE_CHUNK)) {
         this.#nextMoveAt = Math.min(this.#nextMoveAt, now + (await moveDueDelayed(this.client, queues)));
       }
+      // What came due may have gone to a priority set, which a lone BLMOVE on the list would not see.
+      for (const request of this.pending as ReliableRequest[]) request.fresh = true;
     }
     if (now >= this.#nextReapAt) {
       this.#nextReapAt = now + Math.max(50, Math.floor(this.options.heartbeatTtlMs / 2));

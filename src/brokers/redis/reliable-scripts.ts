@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
 import { LUA_NOW } from "./delayed-set.js";
+import { LUA_PRIO_KEY, LUA_REQUEUE } from "./priority-lane.js";
 
 /**
  * The reliable list mode's Lua scripts. Each is one atomic step, so a consumer that dies between two
@@ -16,7 +17,8 @@ import { LUA_NOW } from "./delayed-set.js";
  * Tags items (see ./reliable-item.ts), or adds one to the delivery count of tagged ones, in place.
  * `ids`: the id counter (KEYS[3] when not given), advanced once for all the untagged items of the call.
  */
-const TAG = `local P = string.char(0) .. 'wqueue:'
+const TAG = `${LUA_PRIO_KEY}
+local P = string.char(0) .. 'wqueue:'
 local function count_of(item)
   if string.sub(item, 1, #P) ~= P then return nil end
   local c1 = string.find(item, ':', #P + 1, true)
@@ -46,7 +48,8 @@ end`;
  * KEYS: source, processing, ids, consumers, heartbeat. ARGV: max, consumer id, heartbeat TTL ms,
  * [item BLMOVEd to the tail of processing]. Registers the consumer and refreshes its heartbeat
  * (so no processing list fills while unregistered), adopts the BLMOVEd item if it is still there,
- * then moves up to max - adopted more from the head of the source. Returns the tagged items.
+ * then moves up to max - adopted more: priority items first (./priority-lane.ts), then from the
+ * head of the source. Returns the tagged items.
  */
 const CLAIM = `${TAG}
 redis.call('SADD', KEYS[4], ARGV[2])
@@ -57,6 +60,11 @@ if #ARGV >= 4 and redis.call('LINDEX', KEYS[2], -1) == ARGV[4] then
   out[1] = ARGV[4]
 end
 local want = tonumber(ARGV[1]) - #out
+if want > 0 then
+  local ranked = redis.call('ZPOPMIN', prio_key(KEYS[1]), want)
+  for i = 1, #ranked, 2 do out[#out + 1] = ranked[i] end
+  want = tonumber(ARGV[1]) - #out
+end
 if want > 0 then
   local items = redis.call('LPOP', KEYS[1], want)
   if items then for i = 1, #items do out[#out + 1] = items[i] end end
@@ -70,7 +78,8 @@ return out`;
  * only (no BLMOVEd item to adopt). KEYS: per consumer, source, processing, ids, consumers,
  * heartbeat. ARGV: heartbeat TTL ms, then per consumer, max and consumer id. A consumer is
  * registered and its heartbeat refreshed only when it takes something (before its processing list
- * fills, as CLAIM does): an idle poll writes nothing. Returns per consumer `{1, items...}`, or
+ * fills, as CLAIM does): an idle poll writes nothing. Priority items (./priority-lane.ts) come
+ * first, then the list's head. Returns per consumer `{1, items...}`, or
  * `{0, error}` when its source could not be read (a key of the wrong type), so one bad queue fails
  * its own receive and leaves the others' claims whole.
  */
@@ -78,7 +87,14 @@ const CLAIM_MANY = `${TAG}
 local result = {}
 for g = 0, #KEYS / 5 - 1 do
   local k = g * 5
-  local items = redis.pcall('LPOP', KEYS[k + 1], tonumber(ARGV[g * 2 + 2]))
+  local want = tonumber(ARGV[g * 2 + 2])
+  local ranked = redis.call('ZPOPMIN', prio_key(KEYS[k + 1]), want)
+  local items = false
+  if want > #ranked / 2 then items = redis.pcall('LPOP', KEYS[k + 1], want - #ranked / 2) end
+  if #ranked > 0 then
+    if type(items) ~= 'table' or items.err then items = {} end
+    for i = #ranked - 1, 1, -2 do table.insert(items, 1, ranked[i]) end
+  end
   if type(items) == 'table' and items.err then
     result[g + 1] = {0, items.err}
   elseif not items then
@@ -94,10 +110,11 @@ for g = 0, #KEYS / 5 - 1 do
 end
 return result`;
 
-/** KEYS: sources. Returns the 1-based positions of those holding something (an idle poll: reads only). */
-const PROBE = `local found = {}
+/** KEYS: sources. Returns the 1-based positions of those holding something, priority items included (an idle poll: reads only). */
+const PROBE = `${LUA_PRIO_KEY}
+local found = {}
 for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then found[#found + 1] = i end
+  if redis.call('EXISTS', KEYS[i], prio_key(KEYS[i])) > 0 then found[#found + 1] = i end
 end
 return found`;
 
@@ -123,16 +140,18 @@ return n`;
 
 /**
  * KEYS: processing, source, delayed set. ARGV: item, delay ms, delayed-member tag, [the item to put
- * back instead: its delivery count lowered, for a nack that keeps the attempt]. To the tail, or delayed.
+ * back instead: its delivery count lowered, for a nack that keeps the attempt]. To the tail (a priority
+ * item: to its place in the priority set), or delayed.
  */
-const NACK = `if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+const NACK = `${LUA_REQUEUE}
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 local back = ARGV[4] or ARGV[1]
 local delay = tonumber(ARGV[2])
 if delay > 0 then
   ${LUA_NOW}
   redis.call('ZADD', KEYS[3], now + delay, ARGV[3] .. back)
 else
-  redis.call('RPUSH', KEYS[2], back)
+  requeue(KEYS[2], back, false)
 end
 return 1`;
 
@@ -142,14 +161,31 @@ redis.call('RPUSH', KEYS[2], ARGV[2])
 return 1`;
 
 /**
+ * Lua: `hand_back(processing, source)`: a whole processing list back to the head of the source, in
+ * its order (priority items to their place in the priority set); returns how many.
+ */
+const LUA_HAND_BACK = `local function hand_back(processing, source)
+  local n = 0
+  local item = redis.call('RPOP', processing)
+  while item do
+    requeue(source, item, true)
+    n = n + 1
+    item = redis.call('RPOP', processing)
+  end
+  return n
+end`;
+
+/**
  * KEYS: consumers, source. ARGV: heartbeat prefix, processing prefix. Every registered consumer
  * whose heartbeat expired: its processing list goes back to the head of the source, in its order,
  * and it is unregistered. Returns the number of messages handed back.
  */
-const REAP = `local n = 0
+const REAP = `${LUA_REQUEUE}
+${LUA_HAND_BACK}
+local n = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[1] .. id) == 0 then
-    while redis.call('LMOVE', ARGV[2] .. id, KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end
+    n = n + hand_back(ARGV[2] .. id, KEYS[2])
     redis.call('SREM', KEYS[1], id)
   end
 end
@@ -159,14 +195,16 @@ return n`;
  * REAP over several queues. KEYS: per queue, consumers and source. ARGV: per queue, heartbeat
  * prefix and processing prefix. Returns per queue the number of messages handed back.
  */
-const REAP_MANY = `local counts = {}
+const REAP_MANY = `${LUA_REQUEUE}
+${LUA_HAND_BACK}
+local counts = {}
 for q = 0, #KEYS / 2 - 1 do
   local consumers, source = KEYS[q * 2 + 1], KEYS[q * 2 + 2]
   local beat, processing = ARGV[q * 2 + 1], ARGV[q * 2 + 2]
   local n = 0
   for _, id in ipairs(redis.call('SMEMBERS', consumers)) do
     if redis.call('EXISTS', beat .. id) == 0 then
-      while redis.call('LMOVE', processing .. id, source, 'RIGHT', 'LEFT') do n = n + 1 end
+      n = n + hand_back(processing .. id, source)
       redis.call('SREM', consumers, id)
     end
   end
@@ -175,17 +213,19 @@ end
 return counts`;
 
 /** KEYS: processing, source, consumers, heartbeat. ARGV: consumer id. A closing consumer's reap of itself. */
-const RELEASE = `local n = 0
-while redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') do n = n + 1 end
+const RELEASE = `${LUA_REQUEUE}
+${LUA_HAND_BACK}
+local n = hand_back(KEYS[1], KEYS[2])
 redis.call('DEL', KEYS[4])
 redis.call('SREM', KEYS[3], ARGV[1])
 return n`;
 
 /** KEYS: processing, source. ARGV: items, in processing order. Those still there go back to the head, in order. */
-const RETURN = `local n = 0
+const RETURN = `${LUA_REQUEUE}
+local n = 0
 for i = #ARGV, 1, -1 do
   if redis.call('LREM', KEYS[1], 1, ARGV[i]) == 1 then
-    redis.call('LPUSH', KEYS[2], ARGV[i])
+    requeue(KEYS[2], ARGV[i], true)
     n = n + 1
   end
 end

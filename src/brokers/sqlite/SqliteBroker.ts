@@ -32,6 +32,7 @@ export class SqliteBroker implements Broker {
     keepsAttempt: true,
     durable: true,
     ordered: true,
+    priorities: true,
   };
   readonly config: SqliteUrl;
   readonly #lifecycle: BrokerLifecycle<SqliteConsumer>;

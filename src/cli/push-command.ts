@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { checkedPriority } from "../app/message-priority.js";
+import { isQueuePattern } from "../brokers/queue-pattern.js";
 import type { Headers, OutgoingMessage } from "../brokers/contract.js";
 import { ConfigError } from "../errors.js";
 import { byteLines } from "./byte-lines.js";
@@ -53,6 +54,8 @@ export function addPushCommand(program: Command): void {
 }
 
 async function push(queue: string, message: string | undefined, flags: PushFlags): Promise<void> {
+  // As publish() says: a pattern names many queues, a message goes to one.
+  if (isQueuePattern(queue)) throw new ConfigError(`wqueue push ${queue}: that is a queue pattern (listenEvents takes those); push to one concrete queue`);
   const { brokers, name } = await openCliBrokers(flags);
   try {
     const broker = await brokers.get(name);

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import amqp from "amqplib";
 import { Redis } from "ioredis";
@@ -80,5 +81,15 @@ describe("wqueue push", () => {
       expect(result.code).toBe(2);
       expect(result.stderr.trim().split("\n")).toEqual(["wqueue: nothing to push: stdin had no message (give MESSAGE, or one message per line on stdin)"]);
     }
+  });
+
+  it("a queue pattern is refused, one line and exit 2, nothing pushed", async () => {
+    const file = path.join(tempDir(), "q.db");
+    const result = await runCli(["push", "tenant.*", '{"a":1}', "--broker", `sqlite://${file}`]);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim().split("\n")).toEqual([
+      "wqueue: wqueue push tenant.*: that is a queue pattern (listenEvents takes those); push to one concrete queue",
+    ]);
+    expect(existsSync(file), "the broker was opened").toBe(false);
   });
 });

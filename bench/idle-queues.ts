@@ -90,7 +90,8 @@ for (const kind of chosen) {
 console.log(`### Idle queues on RabbitMQ, NATS JetStream, SQS and Kinesis
 
 Idle for ${IDLE_MS} ms after ready: one worker over 1 queue, then over N queues, same run.
-CPU is this process's share of one core; "per queue" is the extra CPU per extra queue per second.
+CPU is this process's share of one core; "per queue" is the extra CPU per extra queue per second
+(differences within about 0.1 ms are the noise of one 10 s window, below zero included).
 
 | broker | N | CPU, 1 queue | CPU, N queues | per queue | sockets 1 / N | RSS MiB 1 / N |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: |

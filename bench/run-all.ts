@@ -11,7 +11,7 @@
  * bench that started on a machine busier than QUIET_BUSY is marked "not quiet" in the table: its
  * ratios may be skewed by whatever else ran, and should not be quoted.
  *
- *   npm run bench                                  # all benches (about 12 minutes on 2 cores)
+ *   npm run bench                                  # all benches (about 14 minutes on 2 cores)
  *   BENCH_ONLY=redis,bullmq,latency npm run bench  # some of them
  *
  * It builds the CLI first (some benches start \`wqueue worker\`) and starts the brokers that are not

@@ -138,6 +138,23 @@ export interface Consumer {
    * One receive at a time per consumer.
    */
   receive(max: number, signal: AbortSignal): Promise<Delivery[]>;
+  /**
+   * Optional, with `take` (an adapter has both or neither): waits, taking and holding nothing,
+   * until the queue may hold a message (a spurious wake-up is allowed: `take` then finds none), or
+   * until `signal` aborts or the consumer closes. With the pair, an idle queue holds no credit of
+   * the worker's limit: the dispatcher waits here, then takes credit and calls `take`, so one worker
+   * serves more queues than its concurrency and a busy queue's batches are not cut to a share of
+   * the limit by idle ones (dispatch/SubscriptionLoop.ts). Where the broker can, one wait serves
+   * every idle queue of the broker (one query or poll per round, not one per queue). Never rejects
+   * for a broker that is down: it resolves, and the `take` that follows reports the error.
+   */
+  waitForMessages?(signal: AbortSignal): Promise<void>;
+  /**
+   * Optional, with `waitForMessages`: takes 0..max deliveries that are there now, without waiting
+   * for more (a round trip, not a blocking read). [] says the queue looked empty. One call at a time
+   * per consumer, never at once with a receive.
+   */
+  take?(max: number): Promise<Delivery[]>;
   /** Idempotent; ends a pending receive; returns unsettled in-flight messages where it can. */
   close(): Promise<void>;
 }

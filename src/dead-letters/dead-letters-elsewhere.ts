@@ -13,6 +13,8 @@ export class DeadLettersElsewhere implements Consumer {
   readonly leaseMs: number | undefined;
   readonly extend?: (deliveries: readonly Delivery[]) => Promise<void>;
   readonly ready?: () => Promise<void>;
+  readonly waitForMessages?: (signal: AbortSignal) => Promise<void>;
+  readonly take?: (max: number) => Promise<Delivery[]>;
 
   constructor(
     readonly inner: Consumer,
@@ -26,11 +28,20 @@ export class DeadLettersElsewhere implements Consumer {
       this.extend = (deliveries) => extend(deliveries.map((d) => (d instanceof RoutedDelivery ? d.inner : d)));
     }
     if (inner.ready) this.ready = inner.ready.bind(inner);
+    // Idling without credit, where the inner consumer can (both or neither, as the contract says).
+    if (inner.waitForMessages && inner.take) {
+      this.waitForMessages = inner.waitForMessages.bind(inner);
+      const take = inner.take.bind(inner);
+      this.take = async (max) => this.#route(await take(max));
+    }
+  }
+
+  #route(deliveries: Delivery[]): Delivery[] {
+    return deliveries.map((delivery) => new RoutedDelivery(delivery, this.target, this.deadQueue));
   }
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
-    const deliveries = await this.inner.receive(max, signal);
-    return deliveries.map((delivery) => new RoutedDelivery(delivery, this.target, this.deadQueue));
+    return this.#route(await this.inner.receive(max, signal));
   }
 
   close(): Promise<void> {

@@ -4,6 +4,7 @@ import type { Logger } from "../log/logger.js";
 import { type Outcome, settle } from "../pipeline/outcome.js";
 import type { AdaptiveLimit } from "./AdaptiveLimit.js";
 import type { CreditPool } from "./CreditPool.js";
+import { creditFreeIdling } from "./idles-without-credit.js";
 import { LeaseKeeper } from "./LeaseKeeper.js";
 import type { RateGate } from "./RateGate.js";
 import type { Next, StepResult } from "./steps/step.js";
@@ -38,6 +39,7 @@ export interface SubscriptionLoopOptions {
 const UNJUDGED: Outcome = Object.freeze({ type: "retry", delayMs: 0, error: { name: "UnjudgedFailure", message: "no retry step decided this failure" } });
 
 const BACKOFF_START_MS = 100;
+
 const BACKOFF_MAX_MS = 5000;
 
 /**
@@ -168,14 +170,29 @@ export class SubscriptionLoop {
   async #fetchLoop(): Promise<void> {
     const { consumer, pool, logger } = this.#options;
     const signal = this.#stop.signal;
+    const idlesWithoutCredit = creditFreeIdling(consumer);
     let batch = 1;
     let failures = 0;
+    // A take costs a round trip whatever its size and holds nothing while idle: grow faster.
+    const growth = idlesWithoutCredit ? 4 : 2;
+    /** The last take came back short: wait for messages, holding no credit, before the next. */
+    let dry = true;
     while (!signal.aborted) {
       if (this.#paused) {
         await new Promise<void>((resolve) => {
           this.#slotFreed = resolve;
         });
         continue;
+      }
+      if (idlesWithoutCredit && dry) {
+        try {
+          await idlesWithoutCredit.waitForMessages(this.#receiveSignal);
+        } catch (error) {
+          // The contract says it resolves instead; a broken adapter must not stop the loop.
+          logger.warn({ queue: this.#options.queue, err: serializeError(error) }, "waiting for messages failed; taking anyway");
+        }
+        dry = false;
+        continue; // paused or stopped meanwhile: the checks above come first
       }
       const concurrency = this.#limit();
       const free = concurrency - this.#running;
@@ -191,14 +208,17 @@ export class SubscriptionLoop {
       }
       const { gate } = this.#options;
       const admitted = gate ? await gate.take(Math.min(free, batch), signal) : Math.min(free, batch);
-      const credit = admitted === 0 ? 0 : await pool.acquire(admitted, signal);
+      // Fair share: a pending receive may sit on its credit while its queue is idle, so a
+      // receive takes at most a share; a take returns at once, so it may take all that is free.
+      const credit = admitted === 0 ? 0 : await pool.acquire(admitted, signal, idlesWithoutCredit === undefined);
       gate?.refund(admitted - credit);
       if (credit === 0) continue;
       this.#running += credit;
       let deliveries: Delivery[];
       const receivedFrom = Date.now();
       try {
-        deliveries = await consumer.receive(credit, this.#receiveSignal);
+        deliveries = idlesWithoutCredit ? await idlesWithoutCredit.take(credit) : await consumer.receive(credit, this.#receiveSignal);
+        dry = deliveries.length < credit;
         failures = 0;
         this.lastError = undefined;
       } catch (error) {
@@ -226,7 +246,8 @@ export class SubscriptionLoop {
         for (const delivery of deliveries) this.#inFlight.delete(delivery);
       }
       this.#options.onReceived?.(deliveries.length);
-      batch = deliveries.length >= credit ? Math.min(batch * 2, concurrency) : Math.max(1, deliveries.length);
+      batch = deliveries.length >= credit ? Math.min(batch * growth, concurrency) : Math.max(1, deliveries.length);
+      if (deliveries.length === 0) continue;
       for (const delivery of deliveries) {
         // A receive that was aborted may still return messages: after stop they go straight back.
         if (signal.aborted) void this.#giveBack(delivery);

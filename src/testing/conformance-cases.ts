@@ -23,6 +23,7 @@ export const CONFORMANCE_CASES = [
   "close-during-receive",
   "abort-during-receive",
   "wakes-on-publish",
+  "idle-without-credit",
   "order",
   "partitioned",
   "unsettled-return-on-close",
@@ -335,6 +336,50 @@ const CASES: Record<ConformanceCase, (env: CaseEnv) => Promise<void>> = {
     const got = await pending;
     expect(got.map(read), "a receive waiting on an empty queue when another broker published").toEqual(["ping"]);
     await got[0]?.ack();
+  },
+
+  async "idle-without-credit"(env) {
+    const broker = await env.open();
+    const queue = queueName();
+    const consumer = broker.consumer(queue);
+    const { waitForMessages, take } = consumer;
+    if (waitForMessages === undefined && take === undefined) env.skip("the consumer has no waitForMessages/take: an idle queue keeps a receive (and one credit) open");
+    if (waitForMessages === undefined || take === undefined) throw new Error("the consumer has one of waitForMessages/take without the other: the contract asks for both or neither");
+    const wait = (signal: AbortSignal) => settles(waitForMessages.call(consumer, signal), env.patienceMs, "waitForMessages");
+    // A take never waits: on an empty queue it comes back with nothing.
+    expect(await settles(take.call(consumer, 10), env.patienceMs, "a take on an empty queue"), "a take on an empty queue").toEqual([]);
+    // A wait on an empty queue ends on abort.
+    const aborted = new AbortController();
+    const waitingForAbort = wait(aborted.signal);
+    aborted.abort();
+    await waitingForAbort;
+    // A wait started on an empty queue is woken by another broker's publish, and takes nothing:
+    // another consumer still receives that message.
+    const waiting = wait(AbortSignal.timeout(env.patienceMs));
+    const publisher = await env.open();
+    await publisher.publish(queue, [{ body: text("first") }]);
+    await waiting;
+    const other = publisher.consumer(queue);
+    const [first] = await receiveN(other, 1, env.patienceMs);
+    expect(first && read(first), "the message a wait saw, received by another consumer").toBe("first");
+    await first?.ack();
+    await other.close();
+    // A take gets at most its max, and what it takes is this consumer's to settle.
+    await publisher.publish(queue, ["a", "b", "c"].map((body) => ({ body: text(body) })));
+    const taken: Delivery[] = [];
+    const signal = AbortSignal.timeout(env.patienceMs);
+    while (taken.length < 3 && !signal.aborted) {
+      await wait(signal); // a spurious wake-up is allowed: the take then finds nothing
+      const got = await take.call(consumer, 2);
+      if (got.length > 2) throw new Error(`take(2) returned ${got.length} deliveries: more than its max`);
+      taken.push(...got);
+    }
+    expect(taken.map(read).sort(), "three takes' worth of messages").toEqual(["a", "b", "c"]);
+    await Promise.all(taken.map((delivery) => delivery.ack()));
+    // A wait pending when its consumer closes ends.
+    const pending = waitForMessages.call(consumer, new AbortController().signal);
+    await consumer.close();
+    await settles(pending, env.patienceMs, "a wait pending when its consumer closed");
   },
 
   async order(env) {

@@ -11,6 +11,7 @@ import { type DeadLetterTarget, deadLetterTarget } from "../dead-letters/dead-le
 import { DeadLettersElsewhere } from "../dead-letters/dead-letters-elsewhere.js";
 import { AdaptiveLimit } from "../dispatch/AdaptiveLimit.js";
 import { CreditPool } from "../dispatch/CreditPool.js";
+import { creditFreeIdling } from "../dispatch/idles-without-credit.js";
 import { RateGate } from "../dispatch/RateGate.js";
 import { buildSubscription } from "../dispatch/build-subscription.js";
 import type { SubscriptionLoop } from "../dispatch/SubscriptionLoop.js";
@@ -87,6 +88,9 @@ export class Worker {
   readonly #backlogReaders = new Map<string, () => Promise<number | undefined>>();
   #model = "";
   #limit = 0;
+  /** Queues open whose consumers hold a receive, and one credit, while idle; and those that do not. */
+  #creditHolders = 0;
+  #creditFree = 0;
   readonly #consumers: Consumer[] = [];
   /** `${broker}/${queue}` of every queue consumed: a pattern leaves those to their subscription. */
   readonly #claimed = new Set<string>();
@@ -150,14 +154,10 @@ export class Worker {
     // A batch takes one thread slot for up to maxSize messages.
     const perSlot = Math.max(1, ...subscriptions.map(({ subscription: { queue, options } }) => (options.batch ? resolveBatchOptions(queue, options.batch).maxSize : 1)));
     const wanted = eventLoopOnly || runners.eventLoop ? requested : Math.min(requested, (runners.threads?.capacity ?? requested) * perSlot + exact.length);
-    // Every queue keeps one receive outstanding, so the limit is at least the number of queues
-    // (raised again as a pattern's queues are found: #openQueue).
-    const limit = Math.max(wanted, exact.length);
-    if (limit > wanted) {
-      this.logger.warn(`concurrency raised from ${wanted} to ${limit}: each of the ${limit} queues needs one slot`);
-    }
-
-    const pool = new CreditPool(limit, exact.length);
+    // A queue whose consumer cannot idle without credit keeps one receive outstanding: the limit
+    // is raised as such queues open (#openQueue), and the raise is logged once all have.
+    const limit = wanted;
+    const pool = new CreditPool(limit, 0);
     // Suspects run in a child process that imports the app module, so it needs the module's path.
     if (this.#options.appModule !== undefined) {
       this.#sandbox = new SuspectSandbox({ appModule: this.#options.appModule, subscriptions: runners.all, logger: this.logger });
@@ -169,7 +169,9 @@ export class Worker {
     for (const selected of exact) await this.#openQueue(selected, selected.subscription.queue, context);
     for (const selected of patterns) await this.#watchPattern(selected, context);
     if (this.#limit > limit) {
-      this.logger.warn(`concurrency raised from ${limit} to ${this.#limit}: each of the ${context.described.length} queues needs one slot`);
+      this.logger.warn(
+        `concurrency raised from ${limit} to ${this.#limit}: each of the ${this.#creditHolders} queues whose broker holds a receive open while idle needs one slot`,
+      );
     }
     this.#app.usePublishBrokers(this.#brokers);
     this.#model = runners.describe();
@@ -237,9 +239,6 @@ export class Worker {
     const subscription: Subscription = { ...selected.subscription, queue };
     const { pool, appRetry } = context;
     const statsId = `${brokerName}/${queue}`;
-    // Every queue keeps one receive outstanding, so the limit is at least the number of queues.
-    if (this.#loops.length + 1 > pool.sharers) pool.addSharer(this.#loops.length + 1);
-    this.#limit = pool.limit;
     const limit = pool.limit;
     const broker = await this.#brokers.get(brokerName);
     const { runner, retry } = context.of(id);
@@ -268,6 +267,12 @@ export class Worker {
       await consumer.close();
       throw error;
     }
+    // A queue that idles holding a receive (and its credit) open needs a slot of its own, and
+    // queues that idle without credit need one more between them, or they could never take.
+    if (creditFreeIdling(consumer) === undefined) this.#creditHolders += 1;
+    else this.#creditFree += 1;
+    pool.addSharer(this.#creditHolders + (this.#creditFree > 0 ? 1 : 0));
+    this.#limit = pool.limit;
     if (deadLetterBroker !== undefined && deadLetterBroker !== brokerName) {
       const target = await this.#brokers.get(deadLetterBroker);
       consumer = new DeadLettersElsewhere(consumer, target, deadLetterQueue ?? defaultDeadLetterQueue(queue));

@@ -14,8 +14,8 @@ import { deleteKeysStartingWith } from "./redis-helpers.js";
 
 /**
  * Many queues, one worker (issue 19), on real brokers: the reliable Redis default and SQLite.
- * A worker over 1,000 queues holds a bounded number of Redis connections, handles a message on
- * every queue, serves an idle queue within the documented poll latency, and stays fair: small
+ * A worker over 1,000 queues holds a bounded number of Redis connections, keeps its concurrency
+ * limit (idle queues hold no credit), handles a message on every queue, serves an idle queue within the documented poll latency, and stays fair: small
  * queues are not kept waiting behind one big backlog.
  */
 const REDIS = "redis://127.0.0.1:6379";
@@ -67,6 +67,15 @@ async function pushRedis(queue: string, count: number): Promise<void> {
   await redis.rpush(queue, ...bodies);
 }
 
+/**
+ * Idle queues hold no credit here (waitForMessages/take), so the worker-wide limit stays the
+ * default 10 over 1,000 queues: not raised to one slot per queue.
+ */
+function expectLimitKept(lines: { msg?: unknown; concurrency?: unknown }[]): void {
+  expect(lines.find((line) => String(line.msg).startsWith("ready:"))?.concurrency).toBe(10);
+  expect(lines.filter((line) => String(line.msg).includes("concurrency raised"))).toEqual([]);
+}
+
 /** Every small queue's messages are all handled before the big queue is half done. */
 function expectFair(handled: string[], big: string, small: string[], bigCount: number, smallCount: number): void {
   const halfAt = indexOfNth(handled, big, bigCount / 2);
@@ -93,6 +102,7 @@ describe("many queues, one worker: reliable Redis", () => {
     const ready = lines.find((line) => String(line.msg).startsWith("ready:"));
     expect(String(ready?.msg).length).toBeLessThan(1000); // summarised, not 1,000 names
     expect(ready?.queueCount).toBe(1000);
+    expectLimitKept(lines);
 
     const pipeline = redis.pipeline();
     for (const queue of queues) pipeline.rpush(queue, JSON.stringify({ queue }));
@@ -148,7 +158,8 @@ describe("many queues, one worker: SQLite", () => {
     const url = `sqlite://${join(dir, "many.db")}`;
     const { queues } = names(1000, "sqlite");
     const handled: string[] = [];
-    await startWorker(url, queues, handled);
+    const { lines } = await startWorker(url, queues, handled);
+    expectLimitKept(lines);
     const producer = new SqliteBroker(url);
     for (const queue of queues) await producer.publish(queue, [{ body: Buffer.from(JSON.stringify({ queue })) }]);
     await producer.close();

@@ -193,20 +193,29 @@ class MemoryConsumer implements Consumer {
   ) {}
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
-    const queue = this.context.queue(this.queueName);
     while (!signal.aborted && !this.#closed) {
-      if (queue.ready.length > 0) {
-        const taken = queue.ready.splice(0, Math.max(1, max));
-        return taken.map((stored) => {
-          stored.attempt += 1;
-          const delivery = new MemoryDelivery(this, stored);
-          this.#inFlight.add(delivery);
-          return delivery;
-        });
-      }
-      await queue.wakeup.wait(signal);
+      const taken = await this.take(max);
+      if (taken.length > 0) return taken;
+      if (this.#closed) break; // closed while the take settled: its notify came before this wait
+      await this.context.queue(this.queueName).wakeup.wait(signal);
     }
     return [];
+  }
+
+  async waitForMessages(signal: AbortSignal): Promise<void> {
+    const queue = this.context.queue(this.queueName);
+    if (!signal.aborted && !this.#closed && queue.ready.length === 0) await queue.wakeup.wait(signal);
+  }
+
+  async take(max: number): Promise<Delivery[]> {
+    const queue = this.context.queue(this.queueName);
+    if (this.#closed || queue.ready.length === 0) return [];
+    return queue.ready.splice(0, Math.max(1, max)).map((stored) => {
+      stored.attempt += 1;
+      const delivery = new MemoryDelivery(this, stored);
+      this.#inFlight.add(delivery);
+      return delivery;
+    });
   }
 
   settle(delivery: MemoryDelivery): void {

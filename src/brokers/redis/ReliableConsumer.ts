@@ -63,12 +63,33 @@ export class ReliableConsumer implements Consumer {
 
   receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     if (this.#closed || signal.aborted) return Promise.resolve([]);
-    const request = this.#request;
-    const receiving = request
-      ? request.reader.read(request, max, signal).then(this.#toDeliveries)
-      : this.#firstReceive(max, signal);
-    this.#receiving = receiving;
-    return receiving;
+    return this.#track(this.#onReader(async (request) => this.#toDeliveries(await request.owner.read(request, max, signal)), []));
+  }
+
+  /** Claims what the queue holds now, in the reader's next round, without waiting for more. */
+  take(max: number): Promise<Delivery[]> {
+    if (this.#closed) return Promise.resolve([]);
+    return this.#track(this.#onReader(async (request) => this.#toDeliveries(await request.owner.take(request, max)), []));
+  }
+
+  /** Resolves once the reader finds the queue non-empty (or on abort or close); claims nothing. */
+  waitForMessages(signal: AbortSignal): Promise<void> {
+    if (this.#closed || signal.aborted) return Promise.resolve();
+    return this.#track(this.#onReader((request) => request.owner.watch(request, signal), undefined));
+  }
+
+  /**
+   * Runs `ask` with this consumer's request on the reader: at once once joined (so a close right
+   * after finds it pending and cancels it), after joining the first time; `closed` if closed first.
+   */
+  #onReader<T>(ask: (request: ReliableRequest) => Promise<T>, closed: T): Promise<T> {
+    if (this.#request !== undefined) return ask(this.#request);
+    return this.#joined().then((request) => (request === undefined || this.#closed ? closed : ask(request)));
+  }
+
+  #track<T>(operation: Promise<T>): Promise<T> {
+    this.#receiving = operation;
+    return operation;
   }
 
   get closing(): boolean {
@@ -80,15 +101,17 @@ export class ReliableConsumer implements Consumer {
     return [...this.unsettled].map((delivery) => delivery.stored);
   }
 
-  async #firstReceive(max: number, signal: AbortSignal): Promise<Delivery[]> {
+  /** This consumer's request on the broker's reader: the first call joins it and the heartbeats. */
+  async #joined(): Promise<ReliableRequest | undefined> {
+    if (this.#request !== undefined) return this.#request;
     const reader = await this.context.reader();
-    if (reader === undefined || this.#closed) return [];
+    if (reader === undefined || this.#closed) return undefined;
     if (this.#request === undefined) {
       this.#reader = reader;
       this.#request = reader.join({ keys: this.keys, id: this.id, unsettled: () => this.unsettledItems() });
       this.context.heartbeats.join(this);
     }
-    return this.#toDeliveries(await reader.read(this.#request, max, signal));
+    return this.#request;
   }
 
   readonly #toDeliveries = (items: Buffer[]): Delivery[] => {

@@ -67,6 +67,8 @@ export abstract class BlockingReader<T> {
   /** Ends a pause() in flight (the interrupt of a wait that is not a blocking command). */
   #pauseWake: (() => void) | undefined;
   #closing = false;
+  /** A receive came in while a round was reading: the round did not look at it, so do not block. */
+  #askedDuringRound = false;
   #closed: Promise<void> | undefined;
   #loop: Promise<void> | undefined;
 
@@ -142,6 +144,7 @@ export abstract class BlockingReader<T> {
       request.reject = reject;
       signal.addEventListener("abort", request.onAbort);
       this.pending.push(request);
+      this.#askedDuringRound = true;
       if (!this.#queueSet.has(request.queue)) {
         this.#queueSet.add(request.queue);
         this.queues.push(request.queue);
@@ -209,8 +212,9 @@ export abstract class BlockingReader<T> {
           });
         }
         if (Date.now() >= this.dueAt()) await this.housekeep();
+        this.#askedDuringRound = false;
         const progressed = await this.readReady(this.pending.slice());
-        if (!progressed && !this.#closing && !this.pending.some((request) => request.cancelled)) await this.#block();
+        if (!progressed && !this.#askedDuringRound && !this.#closing && !this.pending.some((request) => request.cancelled)) await this.#block();
         failures = 0;
       } catch (error) {
         failures += 1;

@@ -28,18 +28,27 @@ export interface ReliableMember {
   unsettled(): Iterable<Buffer>;
 }
 
-/** A member's receive. */
+/**
+ * A member's receive, take or watch (one at a time):
+ * - receive: waits until it claims 1..max items (the plain contract);
+ * - take: claims what is there in the next round, [] if nothing;
+ * - watch: claims nothing, answered [] once its queue is found non-empty (idling without credit).
+ */
 export class ReliableRequest extends ReadRequest<Buffer> {
   /** Asked again since its queue was last found empty: claimed from at once, not at the next sweep. */
   fresh = true;
+  mode: "receive" | "take" | "watch" = "receive";
+  /** A take's signal: a take never waits, so nothing but a close ends it early (one per request: no listeners pile up on a shared one). */
+  readonly never: AbortSignal = new AbortController().signal;
 
   constructor(
     readonly member: ReliableMember,
-    reader: ReliableReader,
+    readonly owner: ReliableReader,
   ) {
-    super(member.keys.source, reader);
+    super(member.keys.source, owner);
   }
 }
+
 
 export interface ReliableReaderOptions {
   heartbeatTtlMs: number;
@@ -60,6 +69,11 @@ export interface ReliableReaderOptions {
  * more, the reader pauses until the next sweep. So an idle queue's message is claimed within
  * POLL_MS, at the price of one probe over the idle queues per POLL_MS, and a worker over any number
  * of queues holds two connections to this Redis (this one and the broker's command connection).
+ *
+ * Idling without credit (the consumer's waitForMessages and take): a watch is answered by the
+ * probe once its queue holds anything (alone, by a BLMOVE of the list onto its own tail: atomic,
+ * order kept, nothing taken); a take is claimed for in the next round, pipelined with the probe,
+ * and answered [] when its queue held nothing.
  *
  * A reply lost with its connection (Redis restarted, the watchdog cut a silent link) can leave
  * items in a processing list that this process never saw: after every reconnect, resync() hands
@@ -99,7 +113,22 @@ export class ReliableReader extends BlockingReader<Buffer> {
   }
 
   override read(request: ReadRequest<Buffer>, max: number, signal: AbortSignal): Promise<Buffer[]> {
-    (request as ReliableRequest).fresh = true;
+    return this.#ask(request as ReliableRequest, "receive", max, signal);
+  }
+
+  /** Claims up to `max` items of the request's queue in the next round: [] if it holds none. */
+  take(request: ReliableRequest, max: number): Promise<Buffer[]> {
+    return this.#ask(request, "take", max, request.never);
+  }
+
+  /** Resolves once the request's queue is found non-empty, or on abort or close; claims nothing. */
+  async watch(request: ReliableRequest, signal: AbortSignal): Promise<void> {
+    await this.#ask(request, "watch", 1, signal);
+  }
+
+  #ask(request: ReliableRequest, mode: ReliableRequest["mode"], max: number, signal: AbortSignal): Promise<Buffer[]> {
+    request.mode = mode;
+    request.fresh = true;
     const items = super.read(request, max, signal);
     if (this.pending.length > 1) this.wakeBy(Date.now()); // leave a BLMOVE on one queue for polling
     return items;
@@ -183,18 +212,43 @@ export class ReliableReader extends BlockingReader<Buffer> {
     const now = Date.now();
     const sweep = now >= this.#nextSweepAt;
     if (sweep) this.#nextSweepAt = now + this.options.pollMs;
-    let candidates = (batch as ReliableRequest[]).filter((request) => sweep || request.fresh);
+    const candidates = (batch as ReliableRequest[]).filter((request) => request.mode === "take" || sweep || request.fresh);
     if (candidates.length === 0) return false;
-    if (candidates.length > PROBE_OVER) candidates = await this.#probe(candidates);
-    const groups = this.#groups(candidates, (request) => request.queue, CLAIM_CHUNK);
-    const claims = await Promise.all(groups.map((group) => this.#claimMany(group)));
+    // Takes claim at once (a take on an empty queue is answered [] by its claim). Watches, and
+    // receives past PROBE_OVER, go through one read-only probe, sent with the takes' claims
+    // (pipelined, one round trip): a watch on a queue found non-empty is answered, a receive on
+    // one found empty waits for the next sweep.
+    const takes: ReliableRequest[] = [];
+    const watches: ReliableRequest[] = [];
+    const receives: ReliableRequest[] = [];
+    for (const request of candidates) (request.mode === "take" ? takes : request.mode === "watch" ? watches : receives).push(request);
+    const probing = receives.length > PROBE_OVER ? [...watches, ...receives] : watches;
+    const claimingFirst = probing === watches ? [...takes, ...receives] : takes;
+    const [found, claimedFirst] = await Promise.all([probing.length > 0 ? this.#probe(probing) : [], this.#claimAndFinish(claimingFirst)]);
+    let answered = claimedFirst;
+    const claiming: ReliableRequest[] = [];
+    for (const request of found) {
+      if (request.mode !== "watch") claiming.push(request);
+      else {
+        this.finish(request, []);
+        answered = true;
+      }
+    }
+    return (await this.#claimAndFinish(claiming)) || answered;
+  }
+
+  /** Claims for these requests in one script call per chunk (per slot on a Cluster) and answers them; true if any was answered. */
+  async #claimAndFinish(claiming: ReliableRequest[]): Promise<boolean> {
+    if (claiming.length === 0) return false;
     let answered = false;
+    const groups = this.#groups(claiming, (request) => request.queue, CLAIM_CHUNK);
+    const claims = await Promise.all(groups.map((group) => this.#claimMany(group)));
     for (const [chunk, group] of groups.entries()) {
       const results = claims[chunk] ?? [];
       for (const [index, request] of group.entries()) {
         const result = results[index];
-        if (result instanceof Error || (result !== undefined && result.length > 0)) {
-          this.finish(request, result);
+        if (result instanceof Error || (result !== undefined && result.length > 0) || request.mode === "take") {
+          this.finish(request, result ?? []);
           answered = true;
         } else request.fresh = false;
       }
@@ -242,7 +296,15 @@ export class ReliableReader extends BlockingReader<Buffer> {
   protected async readBlocking(_keys: string[], waitMs: number): Promise<void> {
     const request = this.pending[0] as ReliableRequest | undefined;
     if (request === undefined || this.#polling()) return this.pause(waitMs);
+    if (request.mode === "take") return; // answered by the next round, never waits
     const { source, processing } = request.member.keys;
+    if (request.mode === "watch") {
+      // Waits for the list without taking: the item found goes back to the tail it came from
+      // (one atomic LMOVE onto the same list), so the order is kept for every consumer.
+      const seen = await this.client.blmoveBuffer(source, source, "RIGHT", "RIGHT", (waitMs / 1000).toFixed(3));
+      if (seen !== null && this.pending.includes(request)) this.finish(request, []);
+      return;
+    }
     const moved = await this.client.blmoveBuffer(source, processing, "LEFT", "RIGHT", (waitMs / 1000).toFixed(3));
     if (moved === null) return;
     const items = await this.#claim(request, moved);

@@ -78,6 +78,26 @@ export class SqliteConsumer implements Consumer {
     }
   }
 
+  /** Resolves once the queue may hold a visible row (the broker's one watch for all idle consumers), or on abort or close. */
+  async waitForMessages(signal: AbortSignal): Promise<void> {
+    const stop = anyAbort(signal, this.#closing.signal);
+    try {
+      if (!stop.signal.aborted && !this.context.store().hasVisible(this.queue, Date.now())) {
+        await this.context.watch.until(this.queue, stop.signal);
+      }
+    } catch {
+      // The store is closed or failed: the take that follows reports it.
+    } finally {
+      stop.dispose();
+    }
+  }
+
+  /** Takes what is visible now, without waiting; [] once closed. */
+  take(max: number): Promise<Delivery[]> {
+    if (this.#closing.signal.aborted) return Promise.resolve([]);
+    return this.#take(this.context.store(), max, Date.now());
+  }
+
   /** The peek is a plain read, so idle consumers never take the write lock; the take is batched. */
   async #take(store: MessageStore, max: number, now: number): Promise<SqliteDelivery[]> {
     if (!store.hasVisible(this.queue, now)) return [];

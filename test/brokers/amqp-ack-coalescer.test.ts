@@ -34,6 +34,16 @@ class FakeChannel implements AckTarget {
     this.requeued.push(...this.#collect(message.fields.deliveryTag, allUpTo));
   }
 
+  /** The round trip: recorded among the frames, in order; answered when the test says. */
+  sync(): Promise<void> {
+    this.frames.push("sync");
+    return new Promise((resolve) => {
+      this.answerSync = resolve;
+    });
+  }
+
+  answerSync: (() => void) | undefined;
+
   #collect(tag: number, multiple: boolean): number[] {
     const at = this.unacked.indexOf(tag);
     if (at === -1) throw new Error(`PRECONDITION_FAILED - unknown delivery tag ${tag}`);
@@ -45,6 +55,29 @@ class FakeChannel implements AckTarget {
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 describe("amqp ack coalescer", () => {
+  it("acked() resolves only after a round trip sent after the turn's acks, one for all of the turn", async () => {
+    const channel = new FakeChannel();
+    const acks = new AckCoalescer(channel);
+    const [first, second] = channel.deliver(2) as [Message, Message];
+    let settled = 0;
+    const both = [acks.acked(first), acks.acked(second)].map((done) => done.then(() => (settled += 1)));
+    await nextTurn();
+    await nextTurn();
+    expect(channel.frames).toEqual(["ack 2 multiple", "sync"]);
+    expect(settled).toBe(0); // RabbitMQ has not answered: the acks could still be lost with the process
+    channel.answerSync?.();
+    await Promise.all(both);
+    expect(settled).toBe(2);
+    // A later turn's acked() gets a round trip of its own, after its own ack.
+    const [third] = channel.deliver(1) as [Message];
+    const later = acks.acked(third);
+    await nextTurn();
+    await nextTurn();
+    expect(channel.frames).toEqual(["ack 2 multiple", "sync", "ack 3 multiple", "sync"]);
+    channel.answerSync?.();
+    await later;
+  });
+
   it("acks a batch finished in order with one multiple ack at the end of the turn", async () => {
     const channel = new FakeChannel();
     const acks = new AckCoalescer(channel);

@@ -197,6 +197,7 @@ export class AmqpConsumer implements Consumer {
     });
     channel.channel.on("close", () => this.#channelClosed(channel));
     try {
+      channel.prefetch = this.prefetch;
       await channel.channel.prefetch(this.prefetch);
       await session.declarer.queue(this.queue);
       const { consumerTag } = await channel.channel.consume(this.queue, (message) => this.#onMessage(channel, message));

@@ -92,7 +92,7 @@ export class AmqpDelivery extends SettleOnceDelivery {
       context.log("warn", `cannot republish a redelivered message of ${this.queue} to count its attempts (${why}); running it uncounted`);
       return true;
     }
-    channel.ack(this.#message);
+    await channel.acked(this.#message); // the copy runs: the original must not come back too
     return false;
   }
 
@@ -128,6 +128,6 @@ export class AmqpDelivery extends SettleOnceDelivery {
       context.log("warn", `retry of a message of ${this.queue} not published (${why}); requeued`);
       return;
     }
-    channel.ack(this.#message);
+    await channel.acked(this.#message); // the copy is the message now: the original must not come back too
   }
 }

@@ -25,12 +25,24 @@ export class ConsumerChannel {
       ack: (message: Message, allUpTo?: boolean) => this.#send(() => channel.ack(message, allUpTo)),
       nack: (message: Message, allUpTo?: boolean, requeue?: boolean) =>
         this.#send(() => channel.nack(message, allUpTo, requeue)),
+      // basic.qos with the prefetch already set: a harmless RPC that RabbitMQ answers in order.
+      sync: async () => {
+        if (this.alive) await channel.prefetch(this.prefetch);
+      },
     });
+  }
+
+  /** The prefetch this channel consumes with (set before basic.consume); repeated by sync(). */
+  prefetch = 0;
+
+  /** Acks, and resolves once RabbitMQ has processed the ack (./AckCoalescer.ts acked()). */
+  acked(message: ConsumeMessage): Promise<void> {
+    return this.alive ? this.#acks.acked(message) : Promise.resolve();
   }
 
   /** Acks go out coalesced at the end of this turn of the event loop (./AckCoalescer.ts). */
   ack(message: ConsumeMessage): void {
-    if (this.alive) this.#acks.ack(message);
+    if (this.alive) void this.#acks.ack(message);
   }
 
   /** Back to its place in the queue, marked redelivered (so the attempt still counts). */

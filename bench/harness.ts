@@ -92,8 +92,8 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
 export interface Headline {
   what: string;
   value: number;
-  /** How `value` reads: a ratio ("x"), a cost in percent, or a time. */
-  unit: "x" | "%" | "µs" | "ms";
+  /** How `value` reads: a ratio ("x"), a cost in percent, a time, or a size. */
+  unit: "x" | "%" | "µs" | "ms" | "MiB";
   /** As written in the table, e.g. ">= 0.8x". */
   target: string;
   met: boolean;

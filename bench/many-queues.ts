@@ -2,17 +2,21 @@
  * Many queues, one worker (issue 19): the full worker (WQueue + Worker, concurrency 100, no-op
  * handler, JSON decoding) handling BENCH_MESSAGES messages preloaded over 1 queue, then spread
  * evenly over BENCH_QUEUES queues, same run, on the reliable Redis default, Redis Streams and
- * SQLite; then an idle worker over BENCH_QUEUES empty queues: this process's CPU (process.cpuUsage)
- * over BENCH_IDLE_MS, its RSS, and its connections to Redis (CLIENT LIST, by wqueue's client names).
+ * SQLite; then fairness (one queue of BENCH_FAIR_BIG messages, the others BENCH_FAIR_SMALL each: how
+ * far into the run the last small queue is first served); then an idle worker over BENCH_QUEUES empty
+ * queues in a process of its own: its CPU (process.cpuUsage) over BENCH_IDLE_MS, its RSS (now and
+ * peak), and its connections to Redis (CLIENT LIST, by wqueue's client names).
  * Prints the machine load before and after: figures from a loaded machine are not comparable.
  *
  *   npm run bench:many-queues                       # 20,000 messages, 1,000 queues, 10 s idle
  *   BENCH_MESSAGES=5000 BENCH_QUEUES=200 BENCH_IDLE_MS=2000 BENCH_BROKERS=sqlite npm run bench:many-queues
  */
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { WQueue } from "../src/app/WQueue.js";
@@ -23,6 +27,9 @@ import { format, headline, machineLoad, ratioAtLeast } from "./harness.js";
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const QUEUES = Number(process.env.BENCH_QUEUES ?? 1000);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 10_000);
+/** The fairness case: one big queue and QUEUES - 1 small ones. */
+const FAIR_BIG = Number(process.env.BENCH_FAIR_BIG ?? 10_000);
+const FAIR_SMALL = Number(process.env.BENCH_FAIR_SMALL ?? 10);
 const REDIS = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const dir = mkdtempSync(join(tmpdir(), "wqueue-bench-many-"));
 const brokers: Record<string, string> = {
@@ -98,25 +105,66 @@ async function throughput(kind: string, url: string, queueCount: number): Promis
   return { rate: N / seconds, startup: Number(started - starting) / 1e9 };
 }
 
-async function wqueueConnections(): Promise<number> {
+/** Connections of process `pid` to Redis under wqueue's client names. */
+async function wqueueConnections(pid: number): Promise<number> {
   const list = (await client.client("LIST")) as string;
-  return list.split("\n").filter((line) => / name=wqueue-\S+ /.test(line) && line.includes(`-${process.pid} `)).length;
+  return list.split("\n").filter((line) => / name=wqueue-\S+ /.test(line) && line.includes(`-${pid} `)).length;
 }
 
-/** An idle worker over QUEUES empty queues: CPU share over IDLE_MS, RSS, Redis connections. */
+/**
+ * An idle worker over QUEUES empty queues, in a child process (./many-queues-idle-child.ts) so its
+ * RSS is a worker's alone: CPU share over IDLE_MS, RSS now and at peak, Redis connections.
+ */
 async function idle(kind: string, url: string): Promise<string> {
-  const worker = await startWorker(url, queueNames(QUEUES), () => {});
-  await new Promise((resolve) => setTimeout(resolve, 1000)); // past the start-up
-  const cpu = process.cpuUsage();
-  await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
-  const used = process.cpuUsage(cpu);
-  const rss = process.memoryUsage().rss / 2 ** 20;
-  const connections = kind === "sqlite" ? "-" : String(await wqueueConnections());
-  await worker.stop(5000);
-  const seconds = (used.user + used.system) / 1e6;
-  const share = (seconds * 1000 * 100) / IDLE_MS;
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "many-queues-idle-child.ts")], {
+    env: { ...process.env, BENCH_IDLE_MS: String(IDLE_MS) },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const output = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  child.stdin.write(`${JSON.stringify({ url, queues: queueNames(QUEUES) })}\n`);
+  const line = (await output.next()).value as string | undefined;
+  if (line === undefined) throw new Error(`the idle worker on ${kind} exited without a figure`);
+  const { cpuSeconds, rssMiB, peakRssMiB } = JSON.parse(line) as { cpuSeconds: number; rssMiB: number; peakRssMiB: number };
+  const connections = kind === "sqlite" ? "-" : String(await wqueueConnections(child.pid as number));
+  child.stdin.end("stop\n");
+  await new Promise((resolve) => child.once("exit", resolve));
+  const share = (cpuSeconds * 1000 * 100) / IDLE_MS;
   headline({ what: `idle worker over ${format(QUEUES)} ${kind} queues, CPU share of a core`, value: share, unit: "%", target: "< 2%", met: share < 2 });
-  return `${seconds.toFixed(2)} s CPU per ${IDLE_MS / 1000} s (${((seconds * 1000 * 100) / IDLE_MS).toFixed(1)}% of a core), ${rss.toFixed(0)} MiB RSS, ${connections} Redis connections`;
+  headline({ what: `idle worker over ${format(QUEUES)} ${kind} queues, peak RSS`, value: peakRssMiB, unit: "MiB", target: "< 100 MiB", met: peakRssMiB < 100 });
+  return `${cpuSeconds.toFixed(2)} s CPU per ${IDLE_MS / 1000} s (${share.toFixed(1)}% of a core), ${rssMiB.toFixed(0)} MiB RSS (peak ${peakRssMiB.toFixed(0)}), ${connections} Redis connections`;
+}
+
+/**
+ * Fairness: one queue holding FAIR_BIG messages and QUEUES - 1 holding FAIR_SMALL each, preloaded;
+ * how far into the run (handled messages / all) the last small queue got its first message served.
+ */
+async function fairness(kind: string, url: string): Promise<number> {
+  const [big, ...small] = queueNames(QUEUES) as [string, ...string[]];
+  await preload(kind, url, [big], FAIR_BIG);
+  await preload(kind, url, small, FAIR_SMALL * small.length);
+  const total = FAIR_BIG + FAIR_SMALL * small.length;
+  const firstServedAt = new Map<string, number>();
+  let handled = 0;
+  let done = () => {};
+  const finished = new Promise<void>((resolve) => {
+    done = resolve;
+  });
+  const app = new WQueue({ broker: url });
+  for (const queue of [big, ...small]) {
+    app.listenEvents(queue, () => {
+      handled += 1;
+      if (!firstServedAt.has(queue)) firstServedAt.set(queue, handled);
+      if (handled === total) done();
+    });
+  }
+  const worker = new Worker(app, { broker: url, concurrency: 100, logger });
+  await worker.start();
+  await finished;
+  await worker.stop(5000);
+  const last = Math.max(...small.map((queue) => firstServedAt.get(queue) ?? Number.POSITIVE_INFINITY));
+  const share = last / total;
+  headline({ what: `${kind}: last of ${format(small.length)} small queues first served at this share of the run`, value: share * 100, unit: "%", target: "<= 20%", met: share <= 0.2 });
+  return share;
 }
 
 async function cleanUp(): Promise<void> {
@@ -133,18 +181,20 @@ async function cleanUp(): Promise<void> {
 async function main(): Promise<void> {
   console.log(machineLoad());
   console.log(`${format(N)} messages, 1 queue vs ${format(QUEUES)} queues; idle over ${format(QUEUES)} queues for ${IDLE_MS / 1000} s`);
-  console.log("| broker | 1 queue (msg/s) | many queues (msg/s) | ratio | start-up over many queues | idle over many queues |");
-  console.log("|---|---:|---:|---:|---:|---|");
+  console.log(`Fairness: 1 queue of ${format(FAIR_BIG)} and ${format(QUEUES - 1)} of ${format(FAIR_SMALL)}, preloaded: how far into the run the last small queue was first served.`);
+  console.log("| broker | 1 queue (msg/s) | many queues (msg/s) | ratio | start-up over many queues | fairness: last small queue first served at | idle over many queues (a worker process of its own) |");
+  console.log("|---|---:|---:|---:|---:|---:|---|");
   await client.connect();
   try {
     for (const kind of chosen) {
       const url = brokers[kind] as string;
       const one = await throughput(kind, url, 1);
       const many = await throughput(kind, url, QUEUES);
+      const fair = await fairness(kind, url);
       const idleFigures = await idle(kind, url);
       ratioAtLeast(`${kind}: ${format(QUEUES)} queues / 1 queue throughput`, many.rate / one.rate, 0.8);
       const ratio = (many.rate / one.rate).toFixed(2);
-      console.log(`| ${kind} | ${format(one.rate)} | ${format(many.rate)} | ${ratio}x | ${many.startup.toFixed(2)} s | ${idleFigures} |`);
+      console.log(`| ${kind} | ${format(one.rate)} | ${format(many.rate)} | ${ratio}x | ${many.startup.toFixed(2)} s | ${(fair * 100).toFixed(1)}% | ${idleFigures} |`);
     }
   } finally {
     await cleanUp();

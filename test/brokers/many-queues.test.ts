@@ -94,7 +94,7 @@ function indexOfNth(handled: string[], queue: string, n: number): number {
 
 describe("many queues, one worker: reliable Redis", () => {
   it("holds at most 4 connections over 1,000 queues, handles one message on each, serves an idle queue within the poll", async () => {
-    await redis.connect();
+    if (redis.status === "wait") await redis.connect(); // lazy: the first test to need it connects
     const before = (await wqueueConnections()).length;
     const { queues } = names(1000, "redis");
     const handled: string[] = [];
@@ -150,6 +150,26 @@ describe("many queues, one worker: reliable Redis", () => {
     expect(worker.observer.queues.size).toBe(201);
     await waitFor(() => `3,000 messages handled (${handled.length})`, () => handled.length === 3000, 60_000);
     expectFair(handled, big, small, 2000, 5);
+  }, 120_000);
+});
+
+describe("many queues, one worker: Redis Streams", () => {
+  it("keeps its limit over 1,000 streams, handles one message on each, and an idle stream's message after", async () => {
+    if (redis.status === "wait") await redis.connect(); // lazy: the first test to need it connects
+    const { queues } = names(1000, "stream");
+    const handled: string[] = [];
+    const { lines } = await startWorker(`${REDIS}?mode=stream`, queues, handled);
+    expectLimitKept(lines);
+    const pipeline = redis.pipeline();
+    for (const queue of queues) pipeline.xadd(queue, "*", "body", JSON.stringify({ queue }));
+    await pipeline.exec();
+    await waitFor(() => `1,000 messages handled (${handled.length})`, () => handled.length === 1000, 60_000);
+    expect(new Set(handled).size).toBe(1000);
+    // Idle now, every loop waiting on its stream holding no credit: a new entry is still seen.
+    const target = queues[321] as string;
+    await redis.xadd(target, "*", "body", JSON.stringify({ late: true }));
+    await waitFor("the idle stream's message", () => handled.length === 1001, 10_000);
+    expect(handled[1000]).toBe(target);
   }, 120_000);
 });
 

@@ -58,7 +58,7 @@ interface Handled {
  * prefix) exist too and must not be consumed.
  */
 /** The brokers whose idle queues hold no credit (consumers with waitForMessages and take). */
-const CREDIT_FREE = /^(memory:|sqlite:|redis:\/\/[^?]*(\?(?!.*mode=)|$))/;
+const CREDIT_FREE = /^(memory:|sqlite:|redis:\/\/[^?]*(\?(?!.*mode=list)|$))/;
 
 async function pickUpLateQueue(broker: string, prefix: string, waitMs = 15_000, discoverMs = 200): Promise<void> {
   const publisher = new WQueue({ broker });

@@ -1,10 +1,9 @@
 import type { Redis } from "ioredis";
 import type { Consumer, Delivery } from "../contract.js";
 import type { RedisClients } from "../shared/redis-clients.js";
-import { ReadRequest } from "./blocking-reader.js";
 import { HAND_BACK_DEADLINE_MS, within } from "./deadline.js";
 import { StreamDelivery } from "./StreamDelivery.js";
-import { RELEASED_IDLE_MS, type StreamEntry, type StreamReader } from "./stream-reader.js";
+import { RELEASED_IDLE_MS, type StreamEntry, type StreamReader, StreamRequest } from "./stream-reader.js";
 import type { StreamClient } from "./stream-scripts.js";
 import { TickBatcher } from "./tick-batcher.js";
 
@@ -38,7 +37,7 @@ export class StreamConsumer implements Consumer {
   /** Handed out, not yet settled, by entry id. */
   readonly unsettled = new Map<string, StreamDelivery>();
   readonly acks = new TickBatcher<StreamDelivery>((deliveries) => this.#sendAcks(deliveries));
-  #request: ReadRequest<StreamEntry> | undefined;
+  #request: StreamRequest | undefined;
   #receiving: Promise<unknown> | undefined;
   #closed: Promise<void> | undefined;
   readonly leaseMs: number;
@@ -57,19 +56,34 @@ export class StreamConsumer implements Consumer {
 
   receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     if (this.#closed || signal.aborted) return Promise.resolve([]);
-    const request = this.#request;
-    const receiving = request
-      ? request.reader.read(request, max, signal).then(this.#toDeliveries)
-      : this.#firstReceive(max, signal);
-    this.#receiving = receiving;
-    return receiving;
+    return this.#track(this.#onReader(async (request) => this.#toDeliveries(await request.owner.read(request, max, signal)), []));
   }
 
-  async #firstReceive(max: number, signal: AbortSignal): Promise<Delivery[]> {
-    const reader = await this.context.reader();
-    if (reader === undefined || this.#closed) return [];
-    this.#request ??= new ReadRequest<StreamEntry>(this.queue, reader);
-    return this.#toDeliveries(await reader.read(this.#request, max, signal));
+  /** Claims and reads what the stream holds for the group now, in the reader's next round, without waiting. */
+  take(max: number): Promise<Delivery[]> {
+    if (this.#closed) return Promise.resolve([]);
+    return this.#track(this.#onReader(async (request) => this.#toDeliveries(await request.owner.take(request, max)), []));
+  }
+
+  /** Resolves once the stream may hold something for the group (or on abort or close); reads nothing. */
+  waitForMessages(signal: AbortSignal): Promise<void> {
+    if (this.#closed || signal.aborted) return Promise.resolve();
+    return this.#track(this.#onReader((request) => request.owner.watch(request, signal), undefined));
+  }
+
+  #track<T>(operation: Promise<T>): Promise<T> {
+    this.#receiving = operation;
+    return operation;
+  }
+
+  /** Runs `ask` on the reader: at once once joined (so a close right after cancels it), after joining the first time. */
+  #onReader<T>(ask: (request: StreamRequest) => Promise<T>, closed: T): Promise<T> {
+    if (this.#request !== undefined) return ask(this.#request);
+    return this.context.reader().then((reader) => {
+      if (reader === undefined || this.#closed) return closed;
+      this.#request ??= new StreamRequest(this.queue, reader);
+      return ask(this.#request);
+    });
   }
 
   readonly #toDeliveries = (entries: StreamEntry[]): Delivery[] => {

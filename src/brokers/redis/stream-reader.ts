@@ -1,5 +1,6 @@
 import type { Redis } from "ioredis";
-import { BlockingReader, type ReadRequest } from "./blocking-reader.js";
+import { BlockingReader, ReadRequest } from "./blocking-reader.js";
+import { bySlot } from "./cluster-keys.js";
 import { DISCOVER_MS, moveDueDelayed } from "./delayed-set.js";
 import { pipelined } from "./pipelined.js";
 import type { RedisClients } from "../shared/redis-clients.js";
@@ -22,6 +23,37 @@ export interface StreamReaderOptions {
   held(queue: string): ReadonlySet<string>;
 }
 
+/**
+ * A consumer's receive, take or watch (one at a time):
+ * - receive: waits until it gets 1..max entries (the plain contract);
+ * - take: claims (due retries, idle entries) and reads (`>`) what is there in the next round, [] if nothing;
+ * - watch: reads nothing for the group, answered [] once its stream has an entry past the group's
+ *   last delivered one, or when a claim is due (a retry or a dead consumer's entry may wait; the
+ *   take that follows claims it).
+ */
+export class StreamRequest extends ReadRequest<StreamEntry> {
+  mode: "receive" | "take" | "watch" = "receive";
+  /** Asked since its stream was last looked at: looked at in the next round, not at the next sweep. */
+  fresh = true;
+  /** Woken because a claim would find something: its next take or receive runs the claim at once. */
+  claimNext = false;
+  /** A take's signal: a take never waits, so nothing but a close ends it early. */
+  readonly never: AbortSignal = new AbortController().signal;
+
+  constructor(
+    queue: string,
+    readonly owner: StreamReader,
+  ) {
+    super(queue, owner);
+  }
+}
+
+/** Streams per claimable probe call: bounds the arguments of one call. */
+const CLAIMABLE_CHUNK = 250;
+
+/** While other streams keep the reader busy (it never blocks), watches are looked at this often. */
+export const WATCH_SWEEP_MS = 100;
+
 /** An idle time that makes an entry claimable by anyone at once (XCLAIM ... IDLE; below "now" in ms). */
 export const RELEASED_IDLE_MS = 1e12;
 
@@ -39,6 +71,13 @@ export const RELEASED_IDLE_MS = 1e12;
 export class StreamReader extends BlockingReader<StreamEntry> {
   readonly #groups = new Set<string>();
   readonly #cursors = new Map<string, string>();
+  /**
+   * Per stream, an id no later than the group's last delivered entry: a watch waits for entries
+   * after it (XREAD). Set from what `>` reads deliver; dropped when a take finds nothing (another
+   * consumer of the group may have read further), then read again with XINFO GROUPS.
+   */
+  readonly #delivered = new Map<string, string>();
+  #nextSweepAt = 0;
   #nextMoveAt = 0;
   #nextClaimAt = 0;
 
@@ -88,20 +127,54 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     this.#nextMoveAt = Math.min(this.#nextMoveAt, now + soonest);
   }
 
+  /** Claims and reads what the request's stream holds now in the next round: [] if nothing. */
+  take(request: StreamRequest, max: number): Promise<StreamEntry[]> {
+    return this.#ask(request, "take", max, request.never);
+  }
+
+  /** Resolves once the request's stream may hold something for the group, or on abort or close; takes nothing. */
+  async watch(request: StreamRequest, signal: AbortSignal): Promise<void> {
+    await this.#ask(request, "watch", 1, signal);
+  }
+
+  override read(request: ReadRequest<StreamEntry>, max: number, signal: AbortSignal): Promise<StreamEntry[]> {
+    if (request instanceof StreamRequest) return this.#ask(request, "receive", max, signal);
+    return super.read(request, max, signal);
+  }
+
+  #ask(request: StreamRequest, mode: StreamRequest["mode"], max: number, signal: AbortSignal): Promise<StreamEntry[]> {
+    request.mode = mode;
+    request.fresh = true;
+    const entries = super.read(request, max, signal);
+    if (this.pending.length > 1) this.wakeBy(Date.now()); // a blocking read on other streams: look now
+    return entries;
+  }
+
   protected async readReady(batch: ReadRequest<StreamEntry>[]): Promise<boolean> {
     let progressed = await this.#ensureGroups(batch);
     let open = batch.filter((request) => request.resolve !== undefined);
     if (open.length === 0) return progressed;
-    if (Date.now() >= this.#nextClaimAt) {
-      this.#nextClaimAt = Date.now() + this.#claimEveryMs();
+    const claimDue = Date.now() >= this.#nextClaimAt;
+    if (claimDue) this.#nextClaimAt = Date.now() + this.#claimEveryMs();
+    const watches = open.filter(isWatch);
+    if (watches.length > 0) {
+      // A claim is due: wake the watches whose stream has something to claim (their takes claim it).
+      if (claimDue) progressed = (await this.#wakeClaimable(watches)) || progressed;
+      progressed = (await this.#lookAt(watches.filter((request) => request.resolve !== undefined))) || progressed;
+      open = open.filter((request) => !isWatch(request));
+      if (open.length === 0) return progressed;
+    }
+    const claiming = claimDue ? open : open.filter((request) => request instanceof StreamRequest && request.claimNext);
+    if (claiming.length > 0) {
       const { group, consumer, claimIdleMs } = this.options;
       const forgetAfter = Math.max(2 * claimIdleMs, 60_000);
       const cluster = this.client.isCluster;
-      const replies = await pipelined(this.client, open, (pipeline, { queue, max }) => {
+      for (const request of claiming) if (request instanceof StreamRequest) request.claimNext = false;
+      const replies = await pipelined(this.client, claiming, (pipeline, { queue, max }) => {
         const cursor = this.#cursors.get(queue) ?? "0-0";
         (pipeline as unknown as StreamClient).wqueueStreamClaimBuffer(2, queue, retryKey(queue, group, cluster), group, consumer, claimIdleMs, cursor, max, forgetAfter);
       });
-      for (const [index, request] of open.entries()) {
+      for (const [index, request] of claiming.entries()) {
         const [error, reply] = replies[index] ?? [new Error("no reply"), null];
         if (error) progressed = this.#failed(request, error) || progressed;
         else {
@@ -126,10 +199,96 @@ export class StreamReader extends BlockingReader<StreamEntry> {
       if (error) progressed = this.#failed(request, error) || progressed;
       else if (this.#deliver(reply)) progressed = true;
     }
+    for (const request of open) {
+      if (request.resolve === undefined || !(request instanceof StreamRequest) || request.mode !== "take") continue;
+      this.#delivered.delete(request.queue); // found nothing: the group may have read past what this reader saw
+      this.finish(request, []);
+      progressed = true;
+    }
     return progressed;
   }
 
+  /** One read-only script call per chunk (per slot on a Cluster): wakes the watches whose stream has a retry due or an idle entry to claim. */
+  async #wakeClaimable(watches: StreamRequest[]): Promise<boolean> {
+    const { group, claimIdleMs } = this.options;
+    const cluster = this.client.isCluster;
+    let answered = false;
+    for (const slot of bySlot(watches, (request) => request.queue, cluster)) {
+      for (let start = 0; start < slot.length; start += CLAIMABLE_CHUNK) {
+        const chunk = slot.slice(start, start + CLAIMABLE_CHUNK);
+        const keys = chunk.flatMap((request) => [request.queue, retryKey(request.queue, group, cluster)]);
+        const found = await (this.client as unknown as StreamClient).wqueueStreamClaimable(keys.length, ...keys, group, claimIdleMs);
+        for (const position of found) {
+          const request = chunk[position - 1];
+          if (request === undefined || request.resolve === undefined) continue;
+          request.claimNext = true;
+          this.finish(request, []);
+          answered = true;
+        }
+      }
+    }
+    return answered;
+  }
+
+  /**
+   * The watches worth a look (asked since their last look, or all of them every WATCH_SWEEP_MS):
+   * one XREAD over their streams from the group's last delivered entry (per slot on a Cluster),
+   * without blocking; a watch whose stream has an entry past it is answered.
+   */
+  async #lookAt(watches: StreamRequest[]): Promise<boolean> {
+    const now = Date.now();
+    const sweep = now >= this.#nextSweepAt;
+    if (sweep) this.#nextSweepAt = now + WATCH_SWEEP_MS;
+    const looking = watches.filter((request) => sweep || request.fresh);
+    if (looking.length === 0) return false;
+    await this.#learnDelivered(looking);
+    let answered = false;
+    for (const group of bySlot(looking, (request) => request.queue, this.client.isCluster)) {
+      const queues = group.map((request) => request.queue);
+      const reply = await this.client.call("XREAD", "COUNT", 1, "STREAMS", ...queues, ...queues.map((queue) => this.#delivered.get(queue) ?? "0-0"));
+      answered = this.#wakeWatches(reply) || answered;
+    }
+    for (const request of looking) request.fresh = false;
+    return answered;
+  }
+
+  /** Reads the group's last delivered id (XINFO GROUPS) of the watched streams this reader has none for. */
+  async #learnDelivered(watches: StreamRequest[]): Promise<void> {
+    const unknown = watches.filter((request) => !this.#delivered.has(request.queue));
+    if (unknown.length === 0) return;
+    const replies = await pipelined(this.client, unknown, (pipeline, { queue }) => pipeline.call("XINFO", "GROUPS", queue));
+    for (const [index, request] of unknown.entries()) {
+      const [error, reply] = replies[index] ?? [new Error("no reply"), null];
+      if (error) continue; // the stream went away: "0-0" wakes the watch, whose take finds out
+      const id = lastDeliveredOf(reply, this.options.group);
+      if (id !== undefined) this.#delivered.set(request.queue, id);
+    }
+  }
+
+  /** Answers the watches of the streams an XREAD reply has entries for; true if any. */
+  #wakeWatches(reply: unknown): boolean {
+    if (!Array.isArray(reply)) return false;
+    const streams = new Set((reply as [string | Buffer, unknown[]][]).filter(([, entries]) => entries.length > 0).map(([key]) => key.toString()));
+    let answered = false;
+    for (const request of this.pending.slice()) {
+      if (isWatch(request) && streams.has(request.queue)) {
+        this.finish(request, []);
+        answered = true;
+      }
+    }
+    return answered;
+  }
+
   protected async readBlocking(keys: string[], waitMs: number): Promise<void> {
+    const watching = this.pending.filter(isWatch).length;
+    if (watching > 0 && watching < this.pending.length) return this.pause(Math.min(waitMs, WATCH_SWEEP_MS)); // both kinds wait: poll
+    if (watching > 0) {
+      // Only watches wait: one blocking XREAD over all their streams, from the group's last delivered
+      // entries (a stream whose XINFO failed, e.g. deleted: from now; the next sweep looks from the start).
+      const reply = await this.client.call("XREAD", "BLOCK", Math.ceil(waitMs), "STREAMS", ...keys, ...keys.map((queue) => this.#delivered.get(queue) ?? "$"));
+      this.#wakeWatches(reply);
+      return;
+    }
     const count = Math.min(...this.pending.map((request) => request.max));
     const { group, consumer } = this.options;
     const args = ["GROUP", group, consumer, "COUNT", count, "BLOCK", Math.ceil(waitMs), "STREAMS", ...keys, ...keys.map(() => ">")];
@@ -159,6 +318,7 @@ export class StreamReader extends BlockingReader<StreamEntry> {
       const request = byQueue.get(queue);
       const taken = entries.map(([id, fields]) => ({ id: id.toString(), fields, deliveries: 1 }));
       if (taken.length === 0) continue;
+      this.#delivered.set(queue, (taken[taken.length - 1] as StreamEntry).id); // read with `>`: the group's last delivered
       if (request) this.finish(request, taken);
       else void this.#release(queue, taken.map((entry) => entry.id)).catch(() => {}); // unreachable: only this loop removes requests
       delivered = true;
@@ -222,4 +382,19 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     }
     this.#nextClaimAt = 0;
   }
+}
+
+function isWatch(request: ReadRequest<StreamEntry>): request is StreamRequest {
+  return request instanceof StreamRequest && request.mode === "watch";
+}
+
+/** The `last-delivered-id` of `group` in an XINFO GROUPS reply (a list of flat field/value lists). */
+function lastDeliveredOf(reply: unknown, group: string): string | undefined {
+  if (!Array.isArray(reply)) return undefined;
+  for (const entry of reply as unknown[][]) {
+    const fields = new Map<string, unknown>();
+    for (let index = 0; index + 1 < entry.length; index += 2) fields.set(String(entry[index]), entry[index + 1]);
+    if (String(fields.get("name")) === group) return String(fields.get("last-delivered-id"));
+  }
+  return undefined;
 }

@@ -90,6 +90,23 @@ const DEAD = `if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 
 redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
 return 1`;
 
+/**
+ * KEYS: per stream, the stream and its retry set. ARGV: group, min idle ms. Read-only: the 1-based
+ * positions (stream i at KEYS[2i-1]) of the streams where CLAIM would find something now: a retry
+ * due, or an entry pending idle at least `min idle`. For watches, which take nothing themselves.
+ */
+const CLAIMABLE = `${LUA_NOW}
+local found = {}
+for i = 1, #KEYS, 2 do
+  local hit = #redis.call('ZRANGEBYSCORE', KEYS[i + 1], '-inf', now, 'LIMIT', 0, 1) > 0
+  if not hit and redis.call('EXISTS', KEYS[i]) == 1 then
+    local p = redis.pcall('XPENDING', KEYS[i], ARGV[1], 'IDLE', ARGV[2], '-', '+', 1)
+    hit = type(p) == 'table' and p.err == nil and p[1] ~= nil
+  end
+  if hit then found[#found + 1] = (i + 1) / 2 end
+end
+return found`;
+
 /** The sorted set of a group's nacked entries, scored by when each is due again (Redis time, ms). */
 export function retryKey(queue: string, group: string, cluster: boolean): string {
   return `${queueKeyPrefix(queue, cluster)}retry:${group}`;
@@ -103,6 +120,7 @@ export interface StreamCommands {
   wqueueStreamNack(numKeys: 2, ...args: Arg[]): Promise<number>;
   wqueueStreamExtend(numKeys: 1, ...args: Arg[]): Promise<number>;
   wqueueStreamDead(numKeys: 2, ...args: Arg[]): Promise<number>;
+  wqueueStreamClaimable(numKeys: number, ...args: Arg[]): Promise<number[]>;
 }
 export type StreamClient = Redis & StreamCommands;
 
@@ -112,5 +130,6 @@ export function defineStreamScripts(client: Redis): StreamClient {
   client.defineCommand("wqueueStreamNack", { lua: NACK });
   client.defineCommand("wqueueStreamExtend", { lua: EXTEND });
   client.defineCommand("wqueueStreamDead", { lua: DEAD });
+  client.defineCommand("wqueueStreamClaimable", { lua: CLAIMABLE });
   return client as StreamClient;
 }

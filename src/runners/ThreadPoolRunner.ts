@@ -104,7 +104,7 @@ const EWMA = 0.2;
  *
  * - Messages submitted in one turn of the event loop cross in one piscina task per free slot (one
  *   message each way, one wake-up, for all of them: that round trip is most of a short handler's
- *   cost), spread evenly over the threads and bounded by `coalesceMs`; the thread runs them
+ *   cost), as few tasks as keep each within `coalesceMs` of expected handler time; the thread runs them
  *   one after another and answers a result per message. Messages beyond the free slots wait here,
  *   not in piscina's queue, so one given up before it starts never reaches a thread; one given up
  *   while it waits behind another in its task is not run either (HandlerAbandoned).
@@ -299,13 +299,14 @@ export class ThreadPoolRunner implements Runner {
   }
 
   /**
-   * Fills free slots with what waits, in order: spread evenly over as many tasks as there are
-   * threads (more tasks than threads would only add round trips), each task within coalesceMs of expected handler time.
+   * Fills free slots with what waits, in order: spread evenly over as few tasks as keep each
+   * within coalesceMs of expected handler time, and no more tasks than threads (more would only
+   * add round trips).
    */
   #flush(): void {
     while (!this.#closed && this.#waiting.length > 0 && this.#tasks < this.capacity) {
-      const share = Math.ceil(this.#waiting.length / Math.min(this.capacity - this.#tasks, this.#options.threads));
       const first = this.#waiting.shift() as Job;
+      const share = Math.ceil((this.#waiting.length + 1) / this.#tasksFor(first));
       if (first.batch) {
         this.#sendBatch(first, first.batch);
         continue;
@@ -323,6 +324,17 @@ export class ThreadPoolRunner implements Runner {
       }
       this.#sendMany(jobs);
     }
+  }
+
+  /**
+   * How many tasks the waiting messages (of `first`'s kind) should make: as few as keep each within
+   * coalesceMs, since every task costs a round trip on this thread; at most one per free thread.
+   */
+  #tasksFor(first: Job): number {
+    const most = Math.min(this.capacity - this.#tasks, this.#options.threads);
+    if (this.#coalesceMs === 0) return most;
+    const needed = Math.ceil(((this.#waiting.length + 1) * this.#expectedMs(first.sub)) / this.#coalesceMs);
+    return Math.max(1, Math.min(most, needed));
   }
 
   /** Unknown until a task of the subscription has come back: then its messages go alone. */

@@ -345,7 +345,9 @@ ${io.map((m) => `| ${m.name.replace("concurrency ", "")} | ${m.messages} | ${m.p
 
 The runner alone (no broker) on a no-op handler, the pool kept busy (twice its capacity in flight), the
 median of three rounds after a warm-up. The event loop runner does the same in ${base.wallUs.toFixed(1)} µs per message. "piscina alone" is piscina with the same
-settings (sync atomics, the body copied and transferred) running an echo task: the floor under the runner.
+settings (sync atomics, the body copied and transferred) running an echo task, one message per task: the
+cost of a round trip. The runner sends the messages that wait together in one task (ThreadPoolRunner's
+\`coalesceMs\`), so it can go below it.
 
 | runner | µs per message (wall) | over the event loop | main thread busy, µs per message |
 |---|---|---|---|
@@ -359,9 +361,11 @@ ${pools.map((p) => `| ${p.name} | ${p.wallUs.toFixed(1)} | +${(p.wallUs - base.w
   what each got. Work per CPU-second does not depend on that: it is the part the model itself wastes.
 - processes 2 x 1 = two supervised \`wqueue worker\` children on the same SQLite file (competing
   consumers), each running one message at a time on its event loop.
-- The thread runner's cost per message is piscina's (a message each way, waking the thread) plus the
-  runner's own (copying the body, the outcome); the "piscina alone" rows show the first part. It matters
-  only for handlers of a few hundred microseconds or less: a ${ROUNDS.toLocaleString("en")}-round sha256 takes milliseconds.
+- The thread runner's cost per message is piscina's round trip (a message each way, waking the thread)
+  shared by the messages of a task, plus the runner's own per message (copying the body, the outcome). With
+  4 in flight on 2 threads a task holds at most 4 messages, so the round trip, which on a busy machine is
+  mostly the wait for a core, still weighs. It matters only for handlers of a few hundred microseconds or
+  less: a ${ROUNDS.toLocaleString("en")}-round sha256 takes milliseconds, and its messages go one per task.
 
 ## Targets
 

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import { BroadcastChannel, type ResourceLimits } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { AppLoadError, ConfigError, serializeError } from "../errors.js";
@@ -12,8 +13,10 @@ import { runnerEntry } from "./entry-point.js";
 import {
   type AbortNotice,
   type ProbeReply,
+  Progress,
   type RunBatchTask,
-  type RunTask,
+  type RunItem,
+  type RunManyTask,
   STARTED,
   type ThreadReply,
   type ThreadSetup,
@@ -49,11 +52,19 @@ export interface ThreadPoolRunnerOptions {
    * before their threads are terminated. Default 1000 ms.
    */
   closeGraceMs?: number;
+  /**
+   * Messages submitted in one turn of the event loop share a thread task (one round trip for all)
+   * while their expected handler time, learnt per subscription, stays within this. Default 1 ms:
+   * microsecond handlers share tasks, slow ones go one per task (a thread holding back messages
+   * would leave other threads idle). 0: every message in a task of its own.
+   */
+  coalesceMs?: number;
   /** V8 heap limits per thread: a thread over them dies alone (HandlerCrashed), not the process. */
   resourceLimits?: ResourceLimits;
   logger?: Logger;
 }
 
+/** One run() or runBatch() call. */
 interface Job {
   readonly task: number;
   readonly sub: string;
@@ -64,25 +75,47 @@ interface Job {
   readonly signal: AbortSignal;
   /** A single result for a batch (a crash, a close) stands for each of its messages. */
   readonly resolve: (outcome: RunResult | RunResult[]) => void;
-  submitted: boolean;
+  /** The piscina task carrying it, once sent. */
+  sent?: Sent;
+  /** Its cell in the progress array while it is in a thread (not for batches). */
+  slot?: number;
   done: boolean;
-  timedOut: boolean;
+}
+
+/** One piscina task: several messages (RunManyTask) or one batch (RunBatchTask). */
+interface Sent {
+  readonly jobs: Job[];
+  readonly at: number;
+  /** Set for a hard-timeout message (alone in its task): aborting it makes piscina terminate the thread. */
   kill?: AbortController;
   timer?: NodeJS.Timeout;
+  timedOut: boolean;
 }
+
+/** The most messages in one task. */
+const MAX_PER_TASK = 64;
+/** Weight of the latest task in a subscription's time per message. */
+const EWMA = 0.2;
 
 /**
  * Runs handlers on a pool of worker threads (piscina), for CPU-bound handlers. The delivery, and so
  * the ack, stays on the caller's thread; a thread gets the message's data, its body copied into a
- * fresh ArrayBuffer that is transferred, not cloned. Messages beyond the pool's free slots wait
- * here, not in piscina's queue, so one given up before it starts never reaches a thread.
+ * fresh ArrayBuffer that is transferred, not cloned.
  *
+ * - Messages submitted in one turn of the event loop cross in one piscina task per free slot (one
+ *   message each way, one wake-up, for all of them: that round trip is most of a short handler's
+ *   cost), as few tasks as keep each within `coalesceMs` of expected handler time; the thread runs them
+ *   one after another and answers a result per message. Messages beyond the free slots wait here,
+ *   not in piscina's queue, so one given up before it starts never reaches a thread; one given up
+ *   while it waits behind another in its task is not run either (HandlerAbandoned).
  * - `message.signal` in the thread aborts when the caller's signal aborts (one BroadcastChannel
- *   message per abort, listing the tasks it concerns: nothing is created per message for this).
+ *   message per abort, listing the messages it concerns: nothing is created per message for this).
  * - A subscription's `hardTimeoutMs` counts from the thread's note that the handler started and is
- *   enforced by terminating the thread; a thread that dies (process.exit, uncaught exception,
- *   resourceLimits) is replaced too. Either way the result is a Failed (HandlerTimeout /
- *   HandlerCrashed) that the worker's retry step maps like any handler error, and the other
+ *   enforced by terminating the thread: such a message travels alone. A thread that dies
+ *   (process.exit, uncaught exception, resourceLimits) is replaced too. Either way the message at
+ *   fault comes back as a Failed (HandlerTimeout / HandlerCrashed) that the worker's retry step maps
+ *   like any handler error; of the others in its task (read from the shared progress cells) those
+ *   acked stay acked and those not started are given back without an attempt charged. Other
  *   threads keep going. No retry policy lives here.
  */
 export class ThreadPoolRunner implements Runner {
@@ -93,8 +126,18 @@ export class ThreadPoolRunner implements Runner {
   readonly #pool: Piscina<ThreadTask, ThreadReply>;
   readonly #aborts: BroadcastChannel;
   readonly #waiting: Job[] = [];
+  /** Jobs in a thread, by task number (abort notices and start notes name them so). */
   readonly #running = new Map<number, Job>();
   readonly #bySignal = new WeakMap<AbortSignal, Set<Job>>();
+  readonly #progress: Int32Array;
+  /** Progress cells not in use. */
+  readonly #freeSlots: number[];
+  /** Per subscription, the recent handler time per message in ms (round trip included). */
+  readonly #msPerMessage = new Map<string, number>();
+  readonly #coalesceMs: number;
+  /** Piscina tasks in flight; at most `capacity`. */
+  #tasks = 0;
+  #flushQueued = false;
   #nextTask = 1;
   #started: Promise<void> | undefined;
   /** Called when the last running task finishes (close() waits for it). */
@@ -106,6 +149,8 @@ export class ThreadPoolRunner implements Runner {
     for (const [name, value] of [["threads", options.threads], ["tasksPerThread", tasksPerThread]] as const) {
       if (!(Number.isInteger(value) && value > 0)) throw new ConfigError(`${name} must be a whole number > 0, got ${value}`);
     }
+    this.#coalesceMs = options.coalesceMs ?? 1;
+    if (!(this.#coalesceMs >= 0)) throw new ConfigError(`coalesceMs must be a number of milliseconds >= 0, got ${options.coalesceMs}`);
     const subscriptions: ThreadSetup["subscriptions"] = {};
     for (const [id, settings] of options.subscriptions) {
       const { hardTimeoutMs } = settings;
@@ -116,11 +161,17 @@ export class ThreadPoolRunner implements Runner {
     }
     this.#options = options;
     this.capacity = options.threads * tasksPerThread;
+    // Every task in flight holds at most MAX_PER_TASK cells.
+    const cells = this.capacity * MAX_PER_TASK;
+    const progress = new SharedArrayBuffer(cells * Int32Array.BYTES_PER_ELEMENT);
+    this.#progress = new Int32Array(progress);
+    this.#freeSlots = Array.from({ length: cells }, (_, i) => cells - 1 - i);
     const setup: ThreadSetup = {
       appModule: options.appModule,
       cwd: options.cwd ?? process.cwd(),
       subscriptions,
       abortChannel: `wqueue-aborts-${randomUUID()}`,
+      progress,
     };
     this.#aborts = new BroadcastChannel(setup.abortChannel);
     (this.#aborts as unknown as { unref(): void }).unref();
@@ -204,10 +255,10 @@ export class ThreadPoolRunner implements Runner {
     if (!settings) return Promise.reject(new Error(`no handler for subscription ${subscriptionId}`));
     if (this.#closed) return Promise.resolve(closedOutcome(subscriptionId));
     return new Promise<RunResult | RunResult[]>((resolve) => {
-      const job: Job = { task: this.#nextTask++, sub: subscriptionId, settings, data, batch, signal, resolve, submitted: false, done: false, timedOut: false };
+      const job: Job = { task: this.#nextTask++, sub: subscriptionId, settings, data, batch, signal, resolve, done: false };
       this.#watch(job);
-      if (this.#running.size < this.capacity) this.#submit(job);
-      else this.#waiting.push(job);
+      this.#waiting.push(job);
+      this.#queueFlush();
     });
   }
 
@@ -218,7 +269,7 @@ export class ThreadPoolRunner implements Runner {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       for (const job of this.#waiting.splice(0)) this.#finish(job, closedOutcome(job.sub));
-      if (this.#running.size > 0) {
+      if (this.#tasks > 0) {
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
           new Promise<void>((resolve) => {
@@ -237,31 +288,95 @@ export class ThreadPoolRunner implements Runner {
     return this.#closed;
   }
 
-  #submit(job: Job): void {
-    job.submitted = true;
-    this.#running.set(job.task, job);
-    const { data } = job;
-    if (job.batch) {
-      this.#submitBatch(job, job.batch);
-      return;
+  /** Sends what waits at the end of this turn of the event loop, so that the turn's messages share tasks. */
+  #queueFlush(): void {
+    if (this.#flushQueued || this.#tasks >= this.capacity) return;
+    this.#flushQueued = true;
+    setImmediate(() => {
+      this.#flushQueued = false;
+      this.#flush();
+    });
+  }
+
+  /**
+   * Fills free slots with what waits, in order: spread evenly over as few tasks as keep each
+   * within coalesceMs of expected handler time, and no more tasks than threads (more would only
+   * add round trips).
+   */
+  #flush(): void {
+    while (!this.#closed && this.#waiting.length > 0 && this.#tasks < this.capacity) {
+      const first = this.#waiting.shift() as Job;
+      const share = Math.ceil((this.#waiting.length + 1) / this.#tasksFor(first));
+      if (first.batch) {
+        this.#sendBatch(first, first.batch);
+        continue;
+      }
+      const jobs = [first];
+      if (first.settings.hardTimeoutMs === undefined && this.#coalesceMs > 0) {
+        let budget = this.#coalesceMs - this.#expectedMs(first.sub);
+        while (jobs.length < share && jobs.length < MAX_PER_TASK) {
+          const next = this.#waiting[0];
+          if (next === undefined || next.batch || next.settings.hardTimeoutMs !== undefined) break;
+          budget -= this.#expectedMs(next.sub);
+          if (budget < 0) break;
+          jobs.push(this.#waiting.shift() as Job);
+        }
+      }
+      this.#sendMany(jobs);
     }
-    const body = new Uint8Array(data.body.byteLength);
-    body.set(data.body);
-    const task: RunTask = {
-      task: job.task,
-      sub: job.sub,
-      id: data.id,
-      queue: data.queue,
-      body,
-      headers: data.headers,
-      key: data.key,
-      attempt: data.attempt,
-    };
-    this.#send(job, task, body.buffer);
+  }
+
+  /**
+   * How many tasks the waiting messages (of `first`'s kind) should make: as few as keep each within
+   * coalesceMs, since every task costs a round trip on this thread; at most one per free thread.
+   */
+  #tasksFor(first: Job): number {
+    const most = Math.min(this.capacity - this.#tasks, this.#options.threads);
+    if (this.#coalesceMs === 0) return most;
+    const needed = Math.ceil(((this.#waiting.length + 1) * this.#expectedMs(first.sub)) / this.#coalesceMs);
+    return Math.max(1, Math.min(most, needed));
+  }
+
+  /** Unknown until a task of the subscription has come back: then its messages go alone. */
+  #expectedMs(sub: string): number {
+    return this.#msPerMessage.get(sub) ?? Number.POSITIVE_INFINITY;
   }
 
   /** Every body copied into one fresh buffer, transferred; each message's body is a view of it. */
-  #submitBatch(job: Job, batch: readonly DeliveryData[]): void {
+  #sendMany(jobs: Job[]): void {
+    let size = 0;
+    for (const job of jobs) size += job.data.body.byteLength;
+    const buffer = new ArrayBuffer(size);
+    const sent = this.#sent(jobs);
+    let offset = 0;
+    const items = jobs.map((job): RunItem => {
+      const { data } = job;
+      const body = new Uint8Array(buffer, offset, data.body.byteLength);
+      body.set(data.body);
+      offset += data.body.byteLength;
+      const slot = this.#freeSlots.pop() as number;
+      this.#progress[slot] = Progress.queued;
+      job.slot = slot;
+      const item: RunItem = { task: job.task, sub: job.sub, slot, id: data.id, queue: data.queue, body, headers: data.headers, key: data.key, attempt: data.attempt };
+      if (job.signal.aborted) item.aborted = serializeError(job.signal.reason);
+      return item;
+    });
+    const task: RunManyTask = { kind: "many", items };
+    let signal: AbortSignal | undefined;
+    const first = jobs[0] as Job;
+    if (first.settings.hardTimeoutMs !== undefined) {
+      task.notify = true;
+      sent.kill = new AbortController();
+      signal = sent.kill.signal;
+    }
+    (this.#pool.run(task, { transferList: [buffer], signal }) as Promise<RunResult[]>).then(
+      (results) => this.#settle(sent, results.length === jobs.length ? results : jobs.map((job) => mismatched(job.sub))),
+      (error: unknown) => this.#settle(sent, jobs.map((job) => this.#failed(sent, job, error))),
+    );
+  }
+
+  /** A batch subscription's batch, one task, bodies as views of one transferred buffer. */
+  #sendBatch(job: Job, batch: readonly DeliveryData[]): void {
     let size = 0;
     for (const data of batch) size += data.body.byteLength;
     const buffer = new ArrayBuffer(size);
@@ -272,59 +387,88 @@ export class ThreadPoolRunner implements Runner {
       offset += data.body.byteLength;
       return { id: data.id, queue: data.queue, body, headers: data.headers, key: data.key, attempt: data.attempt };
     });
+    const sent = this.#sent([job]);
     const task: RunBatchTask = { kind: "batch", task: job.task, sub: job.sub, messages };
-    this.#send(job, task, buffer);
-  }
-
-  #send(job: Job, task: RunTask | RunBatchTask, transfer: ArrayBuffer): void {
     if (job.signal.aborted) task.aborted = serializeError(job.signal.reason);
     let signal: AbortSignal | undefined;
     if (job.settings.hardTimeoutMs !== undefined) {
       task.notify = true;
-      job.kill = new AbortController();
-      signal = job.kill.signal;
+      sent.kill = new AbortController();
+      signal = sent.kill.signal;
     }
-    (this.#pool.run(task, { transferList: [transfer], signal }) as Promise<RunResult | RunResult[]>).then(
-      (outcome) => this.#finish(job, outcome),
-      (error: unknown) => this.#finish(job, this.#failed(job, error)),
+    (this.#pool.run(task, { transferList: [buffer], signal }) as Promise<RunResult[]>).then(
+      (results) => this.#settle(sent, [results]),
+      (error: unknown) => this.#settle(sent, [this.#failed(sent, job, error)]),
     );
+  }
+
+  #sent(jobs: Job[]): Sent {
+    const sent: Sent = { jobs, at: performance.now(), timedOut: false };
+    this.#tasks += 1;
+    for (const job of jobs) {
+      job.sent = sent;
+      this.#running.set(job.task, job);
+    }
+    return sent;
+  }
+
+  /** A task came back (or failed): each job gets its result, the slot goes to what waits. */
+  #settle(sent: Sent, results: (RunResult | RunResult[])[]): void {
+    clearTimeout(sent.timer);
+    this.#tasks -= 1;
+    if (!sent.timedOut) {
+      const perMessage = (performance.now() - sent.at) / sent.jobs.length;
+      for (const job of sent.jobs) {
+        const before = this.#msPerMessage.get(job.sub);
+        this.#msPerMessage.set(job.sub, before === undefined ? perMessage : before + EWMA * (perMessage - before));
+      }
+    }
+    sent.jobs.forEach((job, i) => {
+      this.#finish(job, results[i] as RunResult | RunResult[]);
+    });
+    if (this.#tasks === 0) this.#onIdle?.();
+    if (this.#waiting.length > 0) this.#queueFlush();
   }
 
   /** The hard timeout runs from the thread's start note, not from submission (thread start-up). */
   #onStarted(note: unknown): void {
     const task = (note as { [STARTED]?: number } | null)?.[STARTED];
     if (task === undefined) return;
-    const job = this.#running.get(task);
-    if (!job || job.done || job.timer || !job.kill) return;
-    const kill = job.kill;
-    job.timer = setTimeout(() => {
-      job.timedOut = true;
+    const sent = this.#running.get(task)?.sent;
+    if (!sent || sent.timer || !sent.kill) return;
+    const kill = sent.kill;
+    sent.timer = setTimeout(() => {
+      sent.timedOut = true;
       kill.abort(); // piscina terminates the thread running the task and starts a new one
-    }, job.settings.hardTimeoutMs);
+    }, (sent.jobs[0] as Job).settings.hardTimeoutMs);
   }
 
-  #failed(job: Job, error: unknown): RunResult {
+  /** Why a task failed, for one of its jobs: what its progress cell says the thread had done with it. */
+  #failed(sent: Sent, job: Job, error: unknown): RunResult {
     if (this.#closed) return closedOutcome(job.sub);
-    if (job.timedOut) {
+    if (sent.timedOut) {
       return failed(
         new HandlerTimeout(`handler of ${job.sub} ran past its hard timeout of ${job.settings.hardTimeoutMs} ms: its thread was terminated and replaced`),
       );
     }
+    const progress = job.slot === undefined ? Progress.started : Atomics.load(this.#progress, job.slot);
+    if (progress === Progress.acked) return { type: "ack" };
+    if (progress === Progress.queued) {
+      const error = new HandlerAbandoned(`${job.sub}: the thread died (another message on it crashed) before this message's handler started`);
+      return { type: "retry", delayMs: 0, error: serializeError(error), keepAttempt: true };
+    }
+    // Started, or finished with an outcome other than ack that was lost with the thread: retried.
     return failed(crashError(job.sub, error));
   }
 
   #finish(job: Job, outcome: RunResult | RunResult[]): void {
     if (job.done) return;
     job.done = true;
-    clearTimeout(job.timer);
     this.#bySignal.get(job.signal)?.delete(job);
-    if (job.submitted) {
-      this.#running.delete(job.task);
-      if (this.#running.size === 0) this.#onIdle?.();
-      if (!this.#closed) {
-        const next = this.#waiting.shift();
-        if (next) this.#submit(next);
-      }
+    if (job.sent) this.#running.delete(job.task);
+    if (job.slot !== undefined) {
+      this.#freeSlots.push(job.slot);
+      job.slot = undefined;
     }
     job.resolve(outcome);
   }
@@ -346,7 +490,7 @@ export class ThreadPoolRunner implements Runner {
     if (!jobs) return;
     const tasks: number[] = [];
     for (const job of [...jobs]) {
-      if (job.submitted) {
+      if (job.sent) {
         tasks.push(job.task);
       } else {
         // Given up before it started: it never reaches a thread.

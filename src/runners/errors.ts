@@ -19,7 +19,10 @@ export class RunnerClosed extends Error {
   override name = "RunnerClosed";
 }
 
-/** The worker gave the message up (shutdown deadline) before its handler had started. */
+/**
+ * The message went back before its handler had started: the worker gave it up (shutdown deadline),
+ * or the thread it waited on (behind another message of its task) died.
+ */
 export class HandlerAbandoned extends Error {
   override name = "HandlerAbandoned";
 }

@@ -11,12 +11,15 @@ import type { RunResult } from "../pipeline/outcome.js";
 import { failed } from "../pipeline/outcome.js";
 import { type PreparedHandler, runHandler } from "../pipeline/run-handler.js";
 import { runBatch } from "../pipeline/run-batch.js";
+import { HandlerAbandoned } from "./errors.js";
 import { loadHandlers } from "./load-handlers.js";
 import {
   type AbortNotice,
   type ProbeReply,
+  Progress,
   type RunBatchTask,
-  type RunTask,
+  type RunItem,
+  type RunManyTask,
   reviveError,
   type SerializedError,
   STARTED,
@@ -27,6 +30,7 @@ import {
 } from "./thread-protocol.js";
 
 const setup = workerData as ThreadSetup;
+const progress = new Int32Array(setup.progress);
 
 /** Controllers of the tasks running on this thread, by task number. */
 const running = new Map<number, AbortController>();
@@ -74,17 +78,60 @@ export default handlers.then(
     failure.stack = (error as Error)?.stack ?? failure.stack;
     return (task: ThreadTask): ThreadReply => {
       if (task.kind === "probe") return { kind: "probe", error: serializeError(error) };
-      return failed(failure);
+      return (task.kind === "batch" ? task.messages : task.items).map(() => failed(failure));
     };
   },
 );
 
-async function run(found: Map<string, PreparedHandler>, task: RunTask | RunBatchTask): Promise<RunResult | RunResult[]> {
-  const prepared = found.get(task.sub);
-  if (!prepared) {
-    const error = new AppLoadError(`the thread found no handler for ${task.sub} in ${setup.appModule}`);
-    return failed(error);
+function run(found: Map<string, PreparedHandler>, task: RunManyTask | RunBatchTask): Promise<RunResult[]> {
+  if (task.kind === "batch") return runBatchTask(found, task);
+  return runMany(found, task);
+}
+
+/** The messages one after another; each result, once known, also noted in its progress cell. */
+async function runMany(found: Map<string, PreparedHandler>, task: RunManyTask): Promise<RunResult[]> {
+  const results: RunResult[] = new Array(task.items.length);
+  for (let i = 0; i < task.items.length; i++) {
+    const item = task.items[i] as RunItem;
+    // Waiting behind another message of the task is waiting as in the runner's queue: a message
+    // given up before it starts is not run. (The first one starts at once, as a single send does.)
+    const early = item.aborted ?? (earlyAborts.size > 0 ? earlyAborts.get(item.task) : undefined);
+    if (i > 0 && early) {
+      earlyAborts.delete(item.task);
+      results[i] = abandoned(item.sub);
+      Atomics.store(progress, item.slot, Progress.finished);
+      continue;
+    }
+    const pending = runItem(found, item, early, task.notify);
+    const result = pending instanceof Promise ? await pending : pending;
+    Atomics.store(progress, item.slot, result.type === "ack" ? Progress.acked : Progress.finished);
+    results[i] = result;
   }
+  return results;
+}
+
+function runItem(found: Map<string, PreparedHandler>, item: RunItem, early: SerializedError | undefined, notify: true | undefined): RunResult | Promise<RunResult> {
+  const prepared = found.get(item.sub);
+  if (!prepared) return failed(new AppLoadError(`the thread found no handler for ${item.sub} in ${setup.appModule}`));
+  const controller = new AbortController();
+  if (early) {
+    earlyAborts.delete(item.task);
+    controller.abort(reviveError(early));
+  }
+  Atomics.store(progress, item.slot, Progress.started);
+  if (notify) parentPort?.postMessage({ [STARTED]: item.task } satisfies StartedNote);
+  running.set(item.task, controller);
+  const result = runHandler(prepared, item, controller.signal); // never throws
+  if (!(result instanceof Promise)) {
+    running.delete(item.task);
+    return result;
+  }
+  return result.finally(() => running.delete(item.task));
+}
+
+async function runBatchTask(found: Map<string, PreparedHandler>, task: RunBatchTask): Promise<RunResult[]> {
+  const prepared = found.get(task.sub);
+  if (!prepared) return task.messages.map(() => failed(new AppLoadError(`the thread found no handler for ${task.sub} in ${setup.appModule}`)));
   const controller = new AbortController();
   const early = task.aborted ?? (earlyAborts.size > 0 ? earlyAborts.get(task.task) : undefined);
   if (early) {
@@ -94,9 +141,14 @@ async function run(found: Map<string, PreparedHandler>, task: RunTask | RunBatch
   running.set(task.task, controller);
   if (task.notify) parentPort?.postMessage({ [STARTED]: task.task } satisfies StartedNote);
   try {
-    if (task.kind === "batch") return await runBatch(prepared, task.messages, controller.signal);
-    return await runHandler(prepared, task, controller.signal);
+    return await runBatch(prepared, task.messages, controller.signal);
   } finally {
     running.delete(task.task);
   }
+}
+
+/** As the runner answers for a message given up while it waited on the main thread. */
+function abandoned(sub: string): RunResult {
+  const error = new HandlerAbandoned(`${sub}: the message was given up before its handler started`);
+  return { type: "retry", delayMs: 0, error: serializeError(error) };
 }

@@ -26,19 +26,42 @@ export interface ThreadSetup {
   subscriptions: Record<string, ThreadSubscriptionSettings>;
   /** BroadcastChannel name on which the runner sends `AbortNotice`s. */
   abortChannel: string;
+  /**
+   * An Int32Array's buffer, shared by the runner and every thread (replacements too): a cell per
+   * message in a thread, where the thread notes `Progress`. When a thread dies the runner reads
+   * which of its messages had not started (given back) or had been acked (acked), since the
+   * task's one reply is lost with the thread.
+   */
+  progress: SharedArrayBuffer;
 }
 
-/** One message to run. Carries the DeliveryData fields itself, so the thread passes it on as is. */
-export interface RunTask extends DeliveryData {
-  kind?: undefined;
-  /** Runner-wide task number, for abort notices and start notes. */
+/** What a thread has done with a message, in its progress cell. */
+export const Progress = { queued: 0, started: 1, acked: 2, finished: 3 } as const;
+
+/** One message of a RunManyTask. Carries the DeliveryData fields itself, so the thread passes it on as is. */
+export interface RunItem extends DeliveryData {
+  /** Runner-wide message number, for abort notices and start notes. */
   task: number;
   /** Subscription id. */
   sub: string;
+  /** This message's cell in the progress array (`ThreadSetup.progress`). */
+  slot: number;
+  /** Set when the signal had aborted before the message was sent. */
+  aborted?: SerializedError;
+}
+
+/**
+ * Messages submitted in one turn of the runner's event loop, in one piscina task: one message each
+ * way for all of them. The thread runs them one after another, in order, and answers a RunResult
+ * per message, in order. Bodies are views of one transferred buffer. A message that waits behind
+ * another in its task and is aborted before it starts is not run (HandlerAbandoned). A message
+ * with a hard timeout travels alone, with `notify`.
+ */
+export interface RunManyTask {
+  kind: "many";
+  items: RunItem[];
   /** Set when the subscription has a hard timeout: the thread posts a StartedNote when it starts. */
   notify?: true;
-  /** Set when the signal had aborted before the task was sent: message.signal starts aborted. */
-  aborted?: SerializedError;
 }
 
 /** Asks a thread to load the app (if not done) and list the subscriptions it found. */
@@ -56,11 +79,11 @@ export interface RunBatchTask {
   aborted?: SerializedError;
 }
 
-export type ThreadTask = RunTask | RunBatchTask | ProbeTask;
+export type ThreadTask = RunManyTask | RunBatchTask | ProbeTask;
 
 export type ProbeReply = { kind: "probe"; ids: string[]; threadId: number } | { kind: "probe"; error: SerializedError };
 
-export type ThreadReply = RunResult | RunResult[] | ProbeReply;
+export type ThreadReply = RunResult[] | ProbeReply;
 
 /** Broadcast by the runner when a signal aborts: the listed tasks' message.signal abort. */
 export interface AbortNotice {

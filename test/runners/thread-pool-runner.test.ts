@@ -3,7 +3,7 @@
  * The scenarios every model shares are in runner-suite.test.ts.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RunResult } from "../../src/pipeline/outcome.js";
@@ -131,9 +131,12 @@ app.listenEvents("wait", (m) => { appendFileSync(${JSON.stringify(path.join(dir,
     const controller = new AbortController();
     const first = runner.run("default/wait", delivery("wait", '{"n":1}'), controller.signal);
     const second = runner.run("default/wait", delivery("wait", '{"n":2}'), controller.signal);
+    // The first holds the only thread (a message waits here until the end of the turn it came in).
+    await waitFor("the first handler to start", () => existsSync(path.join(dir, "ran")));
     controller.abort(new Error("deadline"));
     expect(await second).toMatchObject({ type: "retry", delayMs: 0, error: { name: "HandlerAbandoned" } });
     expect(await first).toEqual({ type: "ack" });
+    expect(readFileSync(path.join(dir, "ran"), "utf8")).toBe("1\n");
   });
 
   it("terminates threads still running at close() after closeGraceMs: their messages go back as RunnerClosed", async () => {
@@ -203,6 +206,108 @@ export const app = new WQueue();`);
     const subscriptions = new Map([["default/q", { format: "json" as const, hardTimeoutMs: -1 }]]);
     expect(() => new ThreadPoolRunner({ threads: 1, appModule: "x.ts", subscriptions })).toThrow(/hardTimeoutMs must be/);
     expect(() => new ThreadPoolRunner({ threads: 0, appModule: "x.ts", subscriptions: new Map() })).toThrow(/threads must be/);
+    expect(() => new ThreadPoolRunner({ threads: 1, appModule: "x.ts", subscriptions: new Map(), coalesceMs: -1 })).toThrow(/coalesceMs must be/);
+  });
+});
+
+/**
+ * Messages submitted in one turn share a piscina task (coalesceMs). The tests give coalesceMs a
+ * minute so that a loaded machine's slow round trips cannot keep messages apart, and run one
+ * message of each subscription first: until the runner has seen one come back, they go alone.
+ */
+describe("ThreadPoolRunner: messages sharing a task", () => {
+  const ok: RunResult = { type: "ack" };
+
+  it("gives each message of a shared task its own outcome: one throws, one is undecodable, the others ack", async () => {
+    const ran = path.join(tempDir(), "ran");
+    const runner = await threads(
+      `import { appendFileSync } from "node:fs";
+import { threadId } from "node:worker_threads";
+app.listenEvents("work", (m) => {
+  appendFileSync(${JSON.stringify(ran)}, m.body.n + " " + threadId + "\\n");
+  if (m.body.fail) throw new Error("message " + m.body.n + " failed");
+});`,
+      { work: {} },
+      { threads: 2, coalesceMs: 60_000 },
+    );
+    expect(await runner.run("default/work", delivery("work", '{"n":0}'), never)).toEqual(ok);
+    const bodies = ['{"n":1}', '{"n":2,"fail":true}', "not json", '{"n":4}'];
+    const outcomes = await Promise.all(bodies.map((body) => runner.run("default/work", delivery("work", body), never)));
+    expect(outcomes).toEqual([
+      ok,
+      { type: "failed", error: expect.objectContaining({ name: "Error", message: "message 2 failed" }) },
+      expect.objectContaining({ type: "dead", reason: expect.objectContaining({ reason: "undecodable" }) }),
+      ok,
+    ]);
+    // They shared a task: sent one by one, 1 and 2 would have gone to different threads (both were free).
+    const threadOf = new Map(readFileSync(ran, "utf8").trim().split("\n").map((line) => line.split(" ") as [string, string]));
+    expect(threadOf.get("1")).toBe(threadOf.get("2"));
+  });
+
+  it("a crash fails only its own task: the message at fault HandlerCrashed, those acked before it acked, those after it given back unrun; other threads' messages succeed", async () => {
+    const dir = tempDir();
+    const runner = await threads(
+      `import { appendFileSync, existsSync, writeFileSync } from "node:fs";
+app.listenEvents("work", (m) => {
+  appendFileSync(${JSON.stringify(path.join(dir, "ran"))}, m.body.n + "\\n");
+  if (m.body.crash) process.exit(1);
+});
+app.listenEvents("slow", async () => {
+  writeFileSync(${JSON.stringify(path.join(dir, "slow-started"))}, "");
+  while (!existsSync(${JSON.stringify(path.join(dir, "release"))})) await new Promise((r) => setTimeout(r, 5));
+});`,
+      { work: {}, slow: {} },
+      { threads: 2, coalesceMs: 60_000 },
+    );
+    expect(await runner.run("default/work", delivery("work", '{"n":0}'), never)).toEqual(ok);
+    // One thread busy with a slow message; the other gets the next three in one task.
+    const slow = runner.run("default/slow", delivery("slow", "{}"), never);
+    await waitFor("the slow handler to start", () => existsSync(path.join(dir, "slow-started")));
+    const outcomes = await Promise.all(['{"n":1}', '{"n":2,"crash":true}', '{"n":3}'].map((body) => runner.run("default/work", delivery("work", body), never)));
+    expect(outcomes[0]).toEqual(ok);
+    expect(outcomes[1]).toMatchObject({ type: "failed", error: { name: "HandlerCrashed", message: expect.stringContaining("exited with code 1") } });
+    expect(outcomes[2]).toMatchObject({ type: "retry", delayMs: 0, keepAttempt: true, error: { name: "HandlerAbandoned" } });
+    expect(readFileSync(path.join(dir, "ran"), "utf8")).toBe("0\n1\n2\n");
+    // The other thread's message was untouched by the crash.
+    writeFileSync(path.join(dir, "release"), "");
+    expect(await slow).toEqual(ok);
+    // The pool is whole again.
+    expect(await Promise.all([5, 6, 7].map((n) => runner.run("default/work", delivery("work", JSON.stringify({ n })), never)))).toEqual([ok, ok, ok]);
+  }, 30_000);
+
+  it("never starts a message of a shared task whose signal aborted while it waited behind another", async () => {
+    const dir = tempDir();
+    const runner = await threads(
+      `import { appendFileSync } from "node:fs";
+app.listenEvents("wait", (m) => { appendFileSync(${JSON.stringify(path.join(dir, "ran"))}, m.body.n + "\\n");
+  if (m.body.n > 0) return new Promise((resolve) => m.signal.addEventListener("abort", resolve)); });`,
+      { wait: {} },
+      { threads: 1, coalesceMs: 60_000 },
+    );
+    expect(await runner.run("default/wait", delivery("wait", '{"n":0}'), never)).toEqual(ok);
+    const controller = new AbortController();
+    const first = runner.run("default/wait", delivery("wait", '{"n":1}'), controller.signal);
+    const second = runner.run("default/wait", delivery("wait", '{"n":2}'), controller.signal);
+    await waitFor("the first handler to start", () => readFileSync(path.join(dir, "ran"), "utf8").includes("1\n"));
+    controller.abort(new Error("deadline"));
+    expect(await first).toEqual(ok);
+    expect(await second).toMatchObject({ type: "retry", delayMs: 0, error: { name: "HandlerAbandoned" } });
+    expect(readFileSync(path.join(dir, "ran"), "utf8")).toBe("0\n1\n");
+  });
+
+  it("with coalesceMs 0 sends every message alone", async () => {
+    const ran = path.join(tempDir(), "ran");
+    const runner = await threads(
+      `import { appendFileSync } from "node:fs";
+import { threadId } from "node:worker_threads";
+app.listenEvents("work", (m) => { appendFileSync(${JSON.stringify(ran)}, m.body.n + " " + threadId + "\\n"); });`,
+      { work: {} },
+      { threads: 2, coalesceMs: 0 },
+    );
+    expect(await runner.run("default/work", delivery("work", '{"n":0}'), never)).toEqual(ok);
+    expect(await Promise.all([1, 2].map((n) => runner.run("default/work", delivery("work", JSON.stringify({ n })), never)))).toEqual([ok, ok]);
+    const threadOf = new Map(readFileSync(ran, "utf8").trim().split("\n").map((line) => line.split(" ") as [string, string]));
+    expect(threadOf.get("1")).not.toBe(threadOf.get("2"));
   });
 });
 

@@ -116,6 +116,24 @@ describe("postgres broker", () => {
     await waitFor("the acks to land", async () => (await rowsIn(queue)) === 0);
   });
 
+  it("acks of one turn under different receipts settle each row only for its own holder", async () => {
+    const queue = queueName();
+    const broker = open("lease=300");
+    await broker.publish(queue, [{ body: text("a") }, { body: text("b") }]);
+    const stale = await receiveN(broker.consumer(queue), 2);
+    // The lease runs out: a second claim on the same broker takes both rows under a new receipt.
+    const fresh = await receiveN(broker.consumer(queue), 2, 5_000);
+    expect(fresh.map((d) => [read(d), d.attempt])).toEqual([
+      ["a", 2],
+      ["b", 2],
+    ]);
+    // One flush, two receipts: the stale ack of "a" must not delete the row "fresh" now holds.
+    await Promise.all([stale[0]?.ack(), fresh[1]?.ack()]);
+    expect(await rowsIn(queue)).toBe(1);
+    await fresh[0]?.ack();
+    expect(await rowsIn(queue)).toBe(0);
+  });
+
   it("creates its schema once when many workers start at once on an empty database", async () => {
     const fresh = testSchema("wqueue_race");
     schemas.push(fresh);

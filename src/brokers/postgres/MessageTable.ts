@@ -95,15 +95,21 @@ export class MessageTable {
     return ms === null || ms === undefined ? undefined : Math.max(0, Number(ms));
   }
 
-  /** Acks: deletes (or, with retention, marks done) each row still held under its receipt. */
+  /**
+   * Acks: deletes (or, with retention, marks done) each row still held under its receipt. The
+   * acks of one turn are mostly one claim's, under one receipt: then the statement takes the ids
+   * and that receipt (`id = ANY`, half the parameters to encode); mixed receipts go as pairs.
+   */
   async finish(held: readonly Held[], retain: boolean): Promise<void> {
-    const where = "(id, receipt) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))";
+    const receipt = held[0]?.receipt;
+    const oneReceipt = held.every((h) => h.receipt === receipt);
+    const where = oneReceipt ? "id = ANY($1::bigint[]) AND receipt = $2::uuid" : "(id, receipt) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))";
     await this.pool.query({
-      name: this.#name(retain ? "done" : "delete"),
+      name: this.#name(`${retain ? "done" : "delete"}${oneReceipt ? "_one" : ""}`),
       text: retain
         ? `UPDATE ${this.#s} SET done_at = now(), receipt = NULL WHERE ${where}`
         : `DELETE FROM ${this.#s} WHERE ${where}`,
-      values: [held.map((h) => h.id), held.map((h) => h.receipt)],
+      values: [held.map((h) => h.id), oneReceipt ? receipt : held.map((h) => h.receipt)],
     });
   }
 

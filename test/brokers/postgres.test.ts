@@ -140,7 +140,7 @@ describe("postgres broker", () => {
     const brokers = Array.from({ length: 8 }, () => new PostgresBroker(schemaUrl(fresh)));
     cleanups.push(() => Promise.all(brokers.map((broker) => broker.close())));
     await Promise.all(brokers.map((broker) => broker.connect()));
-    expect(await sql(`SELECT version FROM "${fresh}".migrations`)).toEqual([{ version: 1 }]);
+    expect(await sql(`SELECT version FROM "${fresh}".migrations ORDER BY version`)).toEqual([{ version: 1 }, { version: 2 }]);
     await brokers[0]?.publish("q", [{ body: text("one") }]);
     const [delivery] = await receiveN(brokers[7]?.consumer("q") as Consumer, 1);
     expect(read(delivery)).toBe("one");

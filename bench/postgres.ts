@@ -4,7 +4,8 @@
  *   (a) raw `pg`, at most once: `DELETE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT B)
  *       RETURNING`: one statement per batch, about the least one connection can do;
  *   (b) raw `pg`, at least once: BEGIN, `SELECT ... FOR UPDATE SKIP LOCKED LIMIT B`, the no-op
- *       handlers, `DELETE ... WHERE id = ANY($1)`, COMMIT: the textbook claim loop;
+ *       handlers, `DELETE ... WHERE id = ANY($1)`, COMMIT: the textbook claim loop, on a default
+ *       connection (synchronous commit: one WAL flush per batch);
  *   (d) raw `pg`, at least once under a lease, the fair equivalent of (c): (b) holds a transaction
  *       (and its row locks) open while the batch is handled, so a consumer that dies gives its rows
  *       back at once but a handler cannot outlive the transaction, and a nack cannot be delayed.
@@ -17,6 +18,9 @@
  *   (w) the full wqueue worker (WQueue + Worker, concurrency B, JSON decoding);
  *   (p) pg-boss's worker: work(queue, { batchSize: B }) with a no-op handler (its fastest single
  *       worker: one fetch and one completion per batch), maintenance and scheduling off.
+ * Beside the rates, the WAL the server wrote per message in each case: it does not move with the
+ * machine's load, and it is what a lease costs (b: a row lock and a delete; c, d: a new row
+ * version per claim, then a delete; c's table keeps pages half free so those are HOT updates).
  * B = BENCH_BATCH (default 100). Each case consumes a freshly preloaded queue (preloading not
  * timed) after an unmeasured warm-up; rounds are interleaved; medians are reported, with the
  * ratios the issue asks for: (w) / (p) (target >= 2x) and (c) / (b) (target >= 1.0x).
@@ -255,15 +259,28 @@ const pgBoss: Case = {
   },
 };
 
-async function measure(test: Case, count: number) {
+/**
+ * WAL bytes the server wrote per consumed message, per case and round: unlike the rates it does not
+ * depend on the machine's load, and it shows what each loop writes (a lease is a new row version).
+ * Server-wide: another client writing meanwhile would count too.
+ */
+const walPerMessage = new Map<Case, number[]>();
+const walPosition = async () => (await admin.query("SELECT pg_current_wal_insert_lsn() AS lsn")).rows[0].lsn as string;
+
+async function measure(test: Case, count: number, recordWal = false) {
   const queue = await test.preload(count);
   const run = await test.start(queue, count);
   // The workers have handled their first message by now: time the rest.
   const measured = test === worker || test === pgBoss ? count - 1 : count;
+  const walBefore = await walPosition();
   const sample = await timed(measured, run.consume);
   await run.stop();
   const left = await test.left(queue);
   if (left !== 0) throw new Error(`${test.name}: ${left} messages left unacked in ${queue}`);
+  if (recordWal) {
+    const { rows } = await admin.query("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1) AS bytes", [walBefore]);
+    walPerMessage.set(test, [...(walPerMessage.get(test) ?? []), Number(rows[0].bytes) / measured]);
+  }
   return sample;
 }
 
@@ -293,7 +310,7 @@ async function main(): Promise<void> {
   // BENCH_CASES=abc runs only those (the ratios then need their cases).
   const only = process.env.BENCH_CASES;
   if (only) cases.splice(0, cases.length, ...cases.filter((test) => only.includes(test.name[1] as string)));
-  const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, WARMUP), (test) => measure(test, N));
+  const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, WARMUP), (test) => measure(test, N, true));
   const { rows } = summarize(cases, samples);
   const version = (await admin.query("SHOW server_version")).rows[0].server_version;
   console.log(`### PostgreSQL: wqueue against pg-boss and raw node-postgres loops
@@ -306,6 +323,8 @@ ${machineLoad()}
 | Consumer | msgs/s (median) | range | CPU µs/msg (client) |
 | --- | ---: | ---: | ---: |
 ${rows.join("\n")}
+
+WAL written per message (median over rounds, the whole server's): ${cases.map((test) => `${test.name.slice(0, 3)} ${Math.round(median(walPerMessage.get(test) ?? [Number.NaN]))} B`).join(", ")}.
 
 Paired per round (median of the rounds' ratios):
 - wqueue worker (w) / pg-boss worker (p): ${pairedRatio(cases, samples, "w", "p", "PostgreSQL worker / pg-boss worker", 2)}

@@ -134,6 +134,29 @@ describe("postgres broker", () => {
     expect(await rowsIn(queue)).toBe(0);
   });
 
+  it("plans each claim for its queue: no generic plan, which would scan past other queues' rows", async () => {
+    // A generic plan, cached while the table was small, knows neither the queue nor the batch size:
+    // it claimed through the primary key past every row of the other queues, and joined the update
+    // through a scan of the whole table (about 100 ms a claim once another queue held 100,000 rows).
+    const fresh = testSchema("wqueue_plans");
+    schemas.push(fresh);
+    const broker = new PostgresBroker(schemaUrl(fresh, "pool=1"));
+    cleanups.push(() => broker.close());
+    await broker.publish("big", Array.from({ length: 300 }, (_, i) => ({ body: text(`b${i}`) })));
+    await broker.publish("small", Array.from({ length: 100 }, (_, i) => ({ body: text(`s${i}`) })));
+    await sql(`ANALYZE "${fresh}".messages`);
+    const consumer = broker.consumer("small");
+    for (let claim = 0; claim < 8; claim += 1) {
+      const [delivery] = await receiveN(consumer, 1);
+      await delivery?.ack();
+    }
+    // pool=1: the consumer side's one connection, where its statements are prepared.
+    const { rows } = await broker.consumerTable.pool.query<{ name: string; generic_plans: string }>(
+      "SELECT name, generic_plans FROM pg_prepared_statements WHERE generic_plans > 0 AND name LIKE 'wqueue_claim%'",
+    );
+    expect(rows).toEqual([]);
+  });
+
   it("creates its schema once when many workers start at once on an empty database", async () => {
     const fresh = testSchema("wqueue_race");
     schemas.push(fresh);

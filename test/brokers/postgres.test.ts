@@ -134,7 +134,7 @@ describe("postgres broker", () => {
     expect(await rowsIn(queue)).toBe(0);
   });
 
-  it("plans each claim for its queue: no generic plan, which would scan past other queues' rows", async () => {
+  it("plans each claim (and each look for the next due row) for its queue: no generic plan, which would scan past other queues' rows", async () => {
     // A generic plan, cached while the table was small, knows neither the queue nor the batch size:
     // it claimed through the primary key past every row of the other queues, and joined the update
     // through a scan of the whole table (about 100 ms a claim once another queue held 100,000 rows).
@@ -144,15 +144,20 @@ describe("postgres broker", () => {
     cleanups.push(() => broker.close());
     await broker.publish("big", Array.from({ length: 300 }, (_, i) => ({ body: text(`b${i}`) })));
     await broker.publish("small", Array.from({ length: 100 }, (_, i) => ({ body: text(`s${i}`) })));
+    await broker.publish("later", Array.from({ length: 300 }, (_, i) => ({ body: text(`l${i}`), delayMs: 86_400_000 })));
     await sql(`ANALYZE "${fresh}".messages`);
     const consumer = broker.consumer("small");
     for (let claim = 0; claim < 8; claim += 1) {
       const [delivery] = await receiveN(consumer, 1);
       await delivery?.ack();
     }
+    // A claim that finds nothing asks when the queue's next row is due (here: a day away), a
+    // statement with the same trap (a seq scan, wherever the rows of other queues are).
+    const later = broker.consumer("later");
+    for (let look = 0; look < 8; look += 1) expect(await later.receive(1, AbortSignal.timeout(50))).toEqual([]);
     // pool=1: the consumer side's one connection, where its statements are prepared.
     const { rows } = await broker.consumerTable.pool.query<{ name: string; generic_plans: string }>(
-      "SELECT name, generic_plans FROM pg_prepared_statements WHERE generic_plans > 0 AND name LIKE 'wqueue_claim%'",
+      "SELECT name, generic_plans FROM pg_prepared_statements WHERE generic_plans > 0 AND (name LIKE 'wqueue_claim%' OR name LIKE 'wqueue_next%')",
     );
     expect(rows).toEqual([]);
   });

@@ -30,8 +30,9 @@ interface StoredRow {
 
 /**
  * The SQL behind a PostgresBroker (the table is described in migrations.ts). Hot statements are
- * named, so each pooled connection parses and plans them once; the names carry the schema, since
- * a caller's own client (transactional publish) may talk to brokers of several schemas.
+ * named, so each pooled connection parses them once; the names carry the schema, since a caller's
+ * own client (transactional publish) may talk to brokers of several schemas. The two that pick rows
+ * by queue (claim, next due) are not: see claim().
  */
 export class MessageTable {
   readonly #s: string;
@@ -88,10 +89,12 @@ export class MessageTable {
     return rows.sort((a, b) => compareIds(a.id, b.id)).map(decodeRow);
   }
 
-  /** Milliseconds until the queue's next row becomes ready (delayed, leased), undefined if none. */
+  /**
+   * Milliseconds until the queue's next row becomes ready (delayed, leased), undefined if none.
+   * Unnamed, as claim() and for the same reason: its generic plan is a scan of the whole table.
+   */
   async msUntilNextReady(queue: string): Promise<number | undefined> {
     const { rows } = await this.pool.query<{ ms: number | null }>({
-      name: this.#name("next"),
       text: `SELECT extract(epoch FROM min(visible_at) - now()) * 1000 AS ms FROM ${this.#s} WHERE queue = $1 AND done_at IS NULL`,
       values: [queue],
     });

@@ -4,12 +4,23 @@
  *   (a) raw `pg`, at most once: `DELETE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED LIMIT B)
  *       RETURNING`: one statement per batch, about the least one connection can do;
  *   (b) raw `pg`, at least once: BEGIN, `SELECT ... FOR UPDATE SKIP LOCKED LIMIT B`, the no-op
- *       handlers, `DELETE ... WHERE id = ANY($1)`, COMMIT: the textbook claim loop;
+ *       handlers, `DELETE ... WHERE id = ANY($1)`, COMMIT: the textbook claim loop, on a default
+ *       connection (synchronous commit: one WAL flush per batch);
+ *   (d) raw `pg`, at least once under a lease, the fair equivalent of (c): (b) holds a transaction
+ *       (and its row locks) open while the batch is handled, so a consumer that dies gives its rows
+ *       back at once but a handler cannot outlive the transaction, and a nack cannot be delayed.
+ *       (d) claims as the adapter does, in one autocommitted `UPDATE ... SET visible_at = now() +
+ *       lease, attempt = attempt + 1, receipt = $r WHERE id IN (SELECT ... SKIP LOCKED) RETURNING`,
+ *       then deletes the batch with `DELETE ... WHERE id = ANY($1) AND receipt = $r`, on a table
+ *       with the same lease columns, with synchronous_commit = off as the adapter's consumer side;
  *   (c) the wqueue adapter driven as the worker drives it: receive(B), a no-op async handler and
  *       ack() per delivery (the acks of one turn are one DELETE), awaited before the next receive;
  *   (w) the full wqueue worker (WQueue + Worker, concurrency B, JSON decoding);
  *   (p) pg-boss's worker: work(queue, { batchSize: B }) with a no-op handler (its fastest single
  *       worker: one fetch and one completion per batch), maintenance and scheduling off.
+ * Beside the rates, the WAL the server wrote per message in each case: it does not move with the
+ * machine's load, and it is what a lease costs (b: a row lock and a delete; c, d: a new row
+ * version per claim, then a delete; c's table keeps pages half free so those are HOT updates).
  * B = BENCH_BATCH (default 100). Each case consumes a freshly preloaded queue (preloading not
  * timed) after an unmeasured warm-up; rounds are interleaved; medians are reported, with the
  * ratios the issue asks for: (w) / (p) (target >= 2x) and (c) / (b) (target >= 1.0x).
@@ -24,7 +35,7 @@ import pg from "pg";
 import PgBoss from "pg-boss";
 import type { Delivery } from "../src/brokers/contract.js";
 import { PostgresBroker } from "../src/brokers/postgres/PostgresBroker.js";
-import { interleavedRounds, median, ratioAtLeast, type Sample, summarize, timed, within } from "./harness.js";
+import { interleavedRounds, machineLoad, median, ratioAtLeast, type Sample, summarize, timed, within } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 50_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -36,6 +47,7 @@ const RUN = randomUUID().replaceAll("-", "").slice(0, 8);
 const SCHEMA = `wqueue_bench_${RUN}`;
 const BOSS_SCHEMA = `pgboss_bench_${RUN}`;
 const RAW_TABLE = `${SCHEMA}.raw_jobs`;
+const LEASED_TABLE = `${SCHEMA}.raw_leased_jobs`;
 const body = (i: number) => `{"event":"signup","n":${i}}`;
 const noop = async (_message: unknown): Promise<void> => {};
 
@@ -80,13 +92,17 @@ async function rawLeft(queue: string): Promise<number> {
   return Number(rows[0].n);
 }
 
-/** A raw loop on one connection of its own. */
-const raw = (name: string, step: (client: pg.Client, queue: string) => Promise<number>): Case => ({
+/** A raw loop on one connection of its own (`options`: its session settings). */
+const raw = (
+  name: string,
+  step: (client: pg.Client, queue: string) => Promise<number>,
+  table = { preload: preloadRaw, left: rawLeft },
+  options?: string,
+): Case => ({
   name,
-  preload: preloadRaw,
-  left: rawLeft,
+  ...table,
   async start(queue, count) {
-    const client = new pg.Client({ connectionString: BASE });
+    const client = new pg.Client({ connectionString: BASE, options });
     await client.connect();
     const consume = async () => {
       for (let got = 0; got < count; ) {
@@ -121,6 +137,40 @@ const rawAtLeastOnce = raw("(b) raw `pg`: BEGIN, SELECT ... SKIP LOCKED, DELETE,
   await client.query("COMMIT");
   return rows.length;
 });
+
+const leasedTable = {
+  async preload(count: number): Promise<string> {
+    const queue = newQueue();
+    await admin.query(`INSERT INTO ${LEASED_TABLE} (queue, body) SELECT $1, convert_to('{"event":"signup","n":' || i || '}', 'UTF8') FROM generate_series(1, $2) AS i`, [
+      queue,
+      count,
+    ]);
+    return queue;
+  },
+  async left(queue: string): Promise<number> {
+    const { rows } = await admin.query(`SELECT count(*) AS n FROM ${LEASED_TABLE} WHERE queue = $1`, [queue]);
+    return Number(rows[0].n);
+  },
+};
+
+const rawLeased = raw(
+  "(d) raw `pg`: UPDATE lease ... SKIP LOCKED RETURNING, DELETE",
+  async (client, queue) => {
+    const receipt = randomUUID();
+    const { rows } = await client.query({
+      name: "raw-lease",
+      text: `UPDATE ${LEASED_TABLE} SET visible_at = now() + $3 * interval '1 millisecond', attempt = attempt + 1, receipt = $4
+             WHERE id IN (SELECT id FROM ${LEASED_TABLE} WHERE queue = $1 AND visible_at <= now() ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+             RETURNING id, body, attempt`,
+      values: [queue, BATCH, 30_000, receipt],
+    });
+    await Promise.all(rows.map((row) => noop(row)));
+    await client.query({ name: "raw-leased-ack", text: `DELETE FROM ${LEASED_TABLE} WHERE id = ANY($1) AND receipt = $2`, values: [rows.map((row) => row.id), receipt] });
+    return rows.length;
+  },
+  leasedTable,
+  "-c synchronous_commit=off",
+);
 
 const adapter: Case = {
   name: "(c) wqueue adapter: receive + ack",
@@ -209,15 +259,28 @@ const pgBoss: Case = {
   },
 };
 
-async function measure(test: Case, count: number) {
+/**
+ * WAL bytes the server wrote per consumed message, per case and round: unlike the rates it does not
+ * depend on the machine's load, and it shows what each loop writes (a lease is a new row version).
+ * Server-wide: another client writing meanwhile would count too.
+ */
+const walPerMessage = new Map<Case, number[]>();
+const walPosition = async () => (await admin.query("SELECT pg_current_wal_insert_lsn() AS lsn")).rows[0].lsn as string;
+
+async function measure(test: Case, count: number, recordWal = false) {
   const queue = await test.preload(count);
   const run = await test.start(queue, count);
   // The workers have handled their first message by now: time the rest.
   const measured = test === worker || test === pgBoss ? count - 1 : count;
+  const walBefore = await walPosition();
   const sample = await timed(measured, run.consume);
   await run.stop();
   const left = await test.left(queue);
   if (left !== 0) throw new Error(`${test.name}: ${left} messages left unacked in ${queue}`);
+  if (recordWal) {
+    const { rows } = await admin.query("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $1) AS bytes", [walBefore]);
+    walPerMessage.set(test, [...(walPerMessage.get(test) ?? []), Number(rows[0].bytes) / measured]);
+  }
   return sample;
 }
 
@@ -237,14 +300,17 @@ async function main(): Promise<void> {
   await broker.connect();
   await admin.query(`CREATE TABLE IF NOT EXISTS ${RAW_TABLE} (id bigserial PRIMARY KEY, queue text NOT NULL, body text NOT NULL)`);
   await admin.query(`CREATE INDEX IF NOT EXISTS raw_jobs_in_order ON ${RAW_TABLE} (queue, id)`);
+  await admin.query(`CREATE TABLE IF NOT EXISTS ${LEASED_TABLE} (id bigserial PRIMARY KEY, queue text NOT NULL, body bytea NOT NULL,
+    attempt integer NOT NULL DEFAULT 0, visible_at timestamptz NOT NULL DEFAULT now(), receipt uuid)`);
+  await admin.query(`CREATE INDEX IF NOT EXISTS raw_leased_jobs_in_order ON ${LEASED_TABLE} (queue, id)`);
   boss = new PgBoss({ connectionString: BASE, schema: BOSS_SCHEMA, supervise: false, schedule: false });
   boss.on("error", (error) => process.stderr.write(`pg-boss: ${error.message}\n`));
   await boss.start();
-  const cases = [rawAtMostOnce, rawAtLeastOnce, adapter, worker, pgBoss];
+  const cases = [rawAtMostOnce, rawAtLeastOnce, rawLeased, adapter, worker, pgBoss];
   // BENCH_CASES=abc runs only those (the ratios then need their cases).
   const only = process.env.BENCH_CASES;
   if (only) cases.splice(0, cases.length, ...cases.filter((test) => only.includes(test.name[1] as string)));
-  const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, WARMUP), (test) => measure(test, N));
+  const samples = await interleavedRounds(cases, ROUNDS, (test) => measure(test, WARMUP), (test) => measure(test, N, true));
   const { rows } = summarize(cases, samples);
   const version = (await admin.query("SHOW server_version")).rows[0].server_version;
   console.log(`### PostgreSQL: wqueue against pg-boss and raw node-postgres loops
@@ -252,14 +318,18 @@ async function main(): Promise<void> {
 ${N.toLocaleString("en-US")} messages of about ${body(N).length} bytes, batch ${BATCH}, one consumer each, median of ${ROUNDS} interleaved rounds
 after a ${WARMUP.toLocaleString("en-US")}-message warm-up; PostgreSQL ${version} on loopback, Node ${process.version},
 ${cpus()[0]?.model.trim() ?? "unknown CPU"} (${cpus().length} cores, shared with the server).
+${machineLoad()}
 
 | Consumer | msgs/s (median) | range | CPU µs/msg (client) |
 | --- | ---: | ---: | ---: |
 ${rows.join("\n")}
 
+WAL written per message (median over rounds, the whole server's): ${cases.map((test) => `${test.name.slice(0, 3)} ${Math.round(median(walPerMessage.get(test) ?? [Number.NaN]))} B`).join(", ")}.
+
 Paired per round (median of the rounds' ratios):
 - wqueue worker (w) / pg-boss worker (p): ${pairedRatio(cases, samples, "w", "p", "PostgreSQL worker / pg-boss worker", 2)}
 - wqueue adapter (c) / raw at-least-once loop (b): ${pairedRatio(cases, samples, "c", "b", "PostgreSQL adapter / raw pg claim loop", 1)}
+- wqueue adapter (c) / raw leased loop (d): ${pairedRatio(cases, samples, "c", "d", "PostgreSQL adapter / raw pg lease loop", 1)}
 `);
 }
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 
 /**
- * A Redis Cluster of the test's own on loopback: 3 masters and 3 replicas from Debian's
+ * A Redis Cluster of the test's own on loopback: 3 masters and (by default) 3 replicas from Debian's
  * redis-server (`--cluster-enabled yes`), joined by `redis-cli --cluster create --cluster-replicas 1`,
  * with `cluster-node-timeout` 1000 ms so a killed master's replica takes over within seconds. Each
  * node keeps its files in a directory of a tmp dir that stop() removes. A missing redis-server or
@@ -42,15 +42,15 @@ async function isFree(port: number): Promise<boolean> {
   });
 }
 
-/** Six consecutive ports whose cluster-bus ports (+10000) are free as well. */
-async function freePorts(): Promise<number[]> {
+/** `count` consecutive ports whose cluster-bus ports (+10000) are free as well. */
+async function freePorts(count: number): Promise<number[]> {
   for (let attempt = 0; attempt < 50; attempt += 1) {
     const base = 20_000 + Math.floor(Math.random() * 9_000);
-    const ports = [0, 1, 2, 3, 4, 5].map((offset) => base + offset);
+    const ports = Array.from({ length: count }, (_, offset) => base + offset);
     const all = [...ports, ...ports.map((port) => port + 10_000)];
     if ((await Promise.all(all.map(isFree))).every(Boolean)) return ports;
   }
-  throw new Error("no six free ports (and their +10000 bus ports) found for a private Redis Cluster");
+  throw new Error("no free ports (and their +10000 bus ports) found for a private Redis Cluster");
 }
 
 async function until(what: string, ms: number, check: () => Promise<boolean>): Promise<void> {
@@ -61,10 +61,11 @@ async function until(what: string, ms: number, check: () => Promise<boolean>): P
   }
 }
 
-export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
+/** `replicas`: per master (1 by default; 0 for a bench that wants the 3 masters alone). */
+export async function startPrivateRedisCluster({ replicas = 1 }: { replicas?: number } = {}): Promise<PrivateRedisCluster> {
   const cli = spawnSync("redis-cli", ["--version"], { encoding: "utf8" });
   if (cli.error) throw new Error(`redis-cli not found (${cli.error.message}); these tests need Redis 7: apt-get install redis-server redis-tools`);
-  const ports = await freePorts();
+  const ports = await freePorts(3 * (1 + replicas));
   const dir = mkdtempSync(join(tmpdir(), "wqueue-redis-cluster-"));
   const children = new Map<number, ChildProcess>();
   const clients: Redis[] = [];
@@ -120,7 +121,7 @@ export async function startPrivateRedisCluster(): Promise<PrivateRedisCluster> {
     }
     const created = spawnSync(
       "redis-cli",
-      ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "1", "--cluster-yes"],
+      ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", String(replicas), "--cluster-yes"],
       { encoding: "utf8", timeout: 60_000 },
     );
     if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);

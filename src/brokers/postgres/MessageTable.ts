@@ -30,8 +30,9 @@ interface StoredRow {
 
 /**
  * The SQL behind a PostgresBroker (the table is described in migrations.ts). Hot statements are
- * named, so each pooled connection parses and plans them once; the names carry the schema, since
- * a caller's own client (transactional publish) may talk to brokers of several schemas.
+ * named, so each pooled connection parses them once; the names carry the schema, since a caller's
+ * own client (transactional publish) may talk to brokers of several schemas. The two that pick rows
+ * by queue (claim, next due) are not: see claim().
  */
 export class MessageTable {
   readonly #s: string;
@@ -66,10 +67,14 @@ export class MessageTable {
   /**
    * Claims up to `max` ready rows in id order, hidden for `leaseMs` under `receipt`, in one
    * statement. SKIP LOCKED: concurrent claimers take disjoint rows instead of queueing on a lock.
+   * Unnamed on purpose, so planned for its queue and batch size every time: a named statement may
+   * switch to a generic plan (after five runs, typically while the table is small), which knows
+   * neither, claims through the primary key past every row of the other queues and joins the update
+   * through a scan of the whole table (about 100 ms a claim beside another queue's 100,000 rows).
+   * A claim takes about 0.3 ms to plan, which a named statement's custom plans paid as well.
    */
   async claim(queue: string, max: number, leaseMs: number, receipt: string): Promise<ClaimedRow[]> {
     const { rows } = await this.pool.query<StoredRow>({
-      name: this.#name("claim"),
       text: `WITH picked AS (
                SELECT id FROM ${this.#s}
                WHERE queue = $1 AND done_at IS NULL AND visible_at <= now()
@@ -84,10 +89,12 @@ export class MessageTable {
     return rows.sort((a, b) => compareIds(a.id, b.id)).map(decodeRow);
   }
 
-  /** Milliseconds until the queue's next row becomes ready (delayed, leased), undefined if none. */
+  /**
+   * Milliseconds until the queue's next row becomes ready (delayed, leased), undefined if none.
+   * Unnamed, as claim() and for the same reason: its generic plan is a scan of the whole table.
+   */
   async msUntilNextReady(queue: string): Promise<number | undefined> {
     const { rows } = await this.pool.query<{ ms: number | null }>({
-      name: this.#name("next"),
       text: `SELECT extract(epoch FROM min(visible_at) - now()) * 1000 AS ms FROM ${this.#s} WHERE queue = $1 AND done_at IS NULL`,
       values: [queue],
     });
@@ -95,15 +102,21 @@ export class MessageTable {
     return ms === null || ms === undefined ? undefined : Math.max(0, Number(ms));
   }
 
-  /** Acks: deletes (or, with retention, marks done) each row still held under its receipt. */
+  /**
+   * Acks: deletes (or, with retention, marks done) each row still held under its receipt. The
+   * acks of one turn are mostly one claim's, under one receipt: then the statement takes the ids
+   * and that receipt (`id = ANY`, half the parameters to encode); mixed receipts go as pairs.
+   */
   async finish(held: readonly Held[], retain: boolean): Promise<void> {
-    const where = "(id, receipt) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))";
+    const receipt = held[0]?.receipt;
+    const oneReceipt = held.every((h) => h.receipt === receipt);
+    const where = oneReceipt ? "id = ANY($1::bigint[]) AND receipt = $2::uuid" : "(id, receipt) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))";
     await this.pool.query({
-      name: this.#name(retain ? "done" : "delete"),
+      name: this.#name(`${retain ? "done" : "delete"}${oneReceipt ? "_one" : ""}`),
       text: retain
         ? `UPDATE ${this.#s} SET done_at = now(), receipt = NULL WHERE ${where}`
         : `DELETE FROM ${this.#s} WHERE ${where}`,
-      values: [held.map((h) => h.id), held.map((h) => h.receipt)],
+      values: [held.map((h) => h.id), oneReceipt ? receipt : held.map((h) => h.receipt)],
     });
   }
 

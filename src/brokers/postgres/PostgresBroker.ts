@@ -78,10 +78,15 @@ export class PostgresBroker implements Broker {
    * throughput. Safe for at-least-once: a server crash can only undo the last few hundred ms of
    * them (3x wal_writer_delay at most), which gives those messages back to be delivered again;
    * it never loses one (a dead letter's move is one transaction, undone as a whole).
+   *
+   * Sorts and bitmap scans are off there too, so a claim always reads its queue in id order
+   * through an index and stops after the batch. Planned on statistics taken before a burst (a new
+   * queue that autovacuum has not analyzed yet looks like one row), it otherwise fetched the
+   * queue's every row and sorted them for each batch of 100 (30,000 rows: about 40 ms a claim).
    */
   get consumerTable(): MessageTable {
     if (!this.#consumerTable) {
-      this.#consumerPool = this.#newPool("-c synchronous_commit=off");
+      this.#consumerPool = this.#newPool("-c synchronous_commit=off -c enable_sort=off -c enable_bitmapscan=off");
       this.#consumerTable = new MessageTable(this.#consumerPool, this.config.schema);
     }
     return this.#consumerTable;

@@ -170,11 +170,9 @@ export class SubscriptionLoop {
   async #fetchLoop(): Promise<void> {
     const { consumer, pool, logger } = this.#options;
     const signal = this.#stop.signal;
-    const idlesWithoutCredit = creditFreeIdling(consumer);
+    const idling = creditFreeIdling(consumer);
     let batch = 1;
     let failures = 0;
-    // A take costs a round trip whatever its size and holds nothing while idle: grow faster.
-    const growth = idlesWithoutCredit ? 4 : 2;
     /** The last take came back short: wait for messages, holding no credit, before the next. */
     let dry = true;
     while (!signal.aborted) {
@@ -184,6 +182,9 @@ export class SubscriptionLoop {
         });
         continue;
       }
+      // Idle without credit where the consumer can, once queues share the pool. A queue alone in
+      // its worker keeps a blocking receive instead: one hop less for a message on an idle queue.
+      const idlesWithoutCredit = pool.sharers > 1 ? idling : undefined;
       if (idlesWithoutCredit && dry) {
         try {
           await idlesWithoutCredit.waitForMessages(this.#receiveSignal);
@@ -218,7 +219,7 @@ export class SubscriptionLoop {
       const receivedFrom = Date.now();
       try {
         deliveries = idlesWithoutCredit ? await idlesWithoutCredit.take(credit) : await consumer.receive(credit, this.#receiveSignal);
-        dry = deliveries.length < credit;
+        dry = idlesWithoutCredit !== undefined && deliveries.length < credit;
         failures = 0;
         this.lastError = undefined;
       } catch (error) {
@@ -246,6 +247,8 @@ export class SubscriptionLoop {
         for (const delivery of deliveries) this.#inFlight.delete(delivery);
       }
       this.#options.onReceived?.(deliveries.length);
+      // A take costs a round trip whatever its size and holds nothing while idle: it grows faster.
+      const growth = idlesWithoutCredit ? 4 : 2;
       batch = deliveries.length >= credit ? Math.min(batch * growth, concurrency) : Math.max(1, deliveries.length);
       if (deliveries.length === 0) continue;
       for (const delivery of deliveries) {

@@ -47,4 +47,36 @@ describe("CreditPool", () => {
     pool.release(3);
     expect(await pool.acquire(3, never)).toBe(1); // floor(3 / 2)
   });
+
+  it("gives a take (no fair share) all that is free, and makes it wait until min(want, limit / 4) is free", async () => {
+    const pool = new CreditPool(100, 50);
+    expect(await pool.acquire(60, never, false)).toBe(60); // a fair share would be 2
+    expect(await pool.acquire(30, never, false)).toBe(30);
+    // 10 free: a take wanting 16 waits for 16, not 10 now and the rest one by one.
+    let granted = 0;
+    const waiting = pool.acquire(16, never, false).then((n) => (granted = n));
+    pool.release(5);
+    await Promise.resolve();
+    expect(granted).toBe(0);
+    pool.release(1);
+    await waiting;
+    expect(granted).toBe(16);
+    // All free again: a take wanting more than limit / 4 gets all it wants.
+    pool.release(pool.used);
+    expect(await pool.acquire(80, never, false)).toBe(80);
+  });
+
+  it("serves waiters first come, first served: a new acquire does not pass one that waits", async () => {
+    const pool = new CreditPool(8, 1);
+    expect(await pool.acquire(8, never, false)).toBe(8);
+    const order: string[] = [];
+    const first = pool.acquire(4, never, false).then((n) => order.push(`first:${n}`));
+    pool.release(1); // 1 free: the first waits for 2 (8 / 4)
+    const second = pool.acquire(1, never).then((n) => order.push(`second:${n}`));
+    pool.release(1);
+    await first;
+    pool.release(1);
+    await second;
+    expect(order).toEqual(["first:2", "second:1"]);
+  });
 });

@@ -28,10 +28,19 @@ export class CreditPool {
    */
   addSharer(minLimit: number): void {
     this.sharers += 1;
+    this.#sharersChanged.abort();
+    this.#sharersChanged = new AbortController();
     if (minLimit > this.limit) {
       this.limit = minLimit;
       this.#grantWaiting();
     }
+  }
+
+  #sharersChanged = new AbortController();
+
+  /** Aborts when a sharer is added: a receive that holds its credit only while its queue is alone listens to it. */
+  get sharersChanged(): AbortSignal {
+    return this.#sharersChanged.signal;
   }
 
   get used(): number {

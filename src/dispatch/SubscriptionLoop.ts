@@ -183,7 +183,8 @@ export class SubscriptionLoop {
         continue;
       }
       // Idle without credit where the consumer can, once queues share the pool. A queue alone in
-      // its worker keeps a blocking receive instead: one hop less for a message on an idle queue.
+      // its worker keeps a blocking receive instead (one hop less for a message on an idle queue),
+      // cut short when another queue joins the pool, whose credit it may be holding.
       const idlesWithoutCredit = pool.sharers > 1 ? idling : undefined;
       if (idlesWithoutCredit && dry) {
         try {
@@ -218,7 +219,9 @@ export class SubscriptionLoop {
       let deliveries: Delivery[];
       const receivedFrom = Date.now();
       try {
-        deliveries = idlesWithoutCredit ? await idlesWithoutCredit.take(credit) : await consumer.receive(credit, this.#receiveSignal);
+        deliveries = idlesWithoutCredit
+          ? await idlesWithoutCredit.take(credit)
+          : await consumer.receive(credit, idling ? this.#receiveWhileAlone(pool.sharersChanged) : this.#receiveSignal);
         dry = idlesWithoutCredit !== undefined && deliveries.length < credit;
         failures = 0;
         this.lastError = undefined;
@@ -259,6 +262,17 @@ export class SubscriptionLoop {
       }
     }
   }
+
+  /** #receiveSignal, or `sharersChanged`: combined once per change of either, not per receive. */
+  #receiveWhileAlone(sharersChanged: AbortSignal): AbortSignal {
+    const cached = this.#aloneSignal;
+    if (cached?.receive === this.#receiveSignal && cached.sharers === sharersChanged) return cached.combined;
+    const combined = AbortSignal.any([this.#receiveSignal, sharersChanged]);
+    this.#aloneSignal = { receive: this.#receiveSignal, sharers: sharersChanged, combined };
+    return combined;
+  }
+
+  #aloneSignal: { receive: AbortSignal; sharers: AbortSignal; combined: AbortSignal } | undefined;
 
   /** The queue's limit in force: fixed, or the adaptive limiter's (never above `concurrency`). */
   #limit(): number {

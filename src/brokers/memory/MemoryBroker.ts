@@ -194,9 +194,9 @@ class MemoryConsumer implements Consumer {
 
   async receive(max: number, signal: AbortSignal): Promise<Delivery[]> {
     while (!signal.aborted && !this.#closed) {
-      const taken = await this.take(max);
+      // Look and start waiting in one synchronous step: a push in between would wake nobody.
+      const taken = this.#takeNow(max);
       if (taken.length > 0) return taken;
-      if (this.#closed) break; // closed while the take settled: its notify came before this wait
       await this.context.queue(this.queueName).wakeup.wait(signal);
     }
     return [];
@@ -208,6 +208,10 @@ class MemoryConsumer implements Consumer {
   }
 
   async take(max: number): Promise<Delivery[]> {
+    return this.#takeNow(max);
+  }
+
+  #takeNow(max: number): Delivery[] {
     const queue = this.context.queue(this.queueName);
     if (this.#closed || queue.ready.length === 0) return [];
     return queue.ready.splice(0, Math.max(1, max)).map((stored) => {

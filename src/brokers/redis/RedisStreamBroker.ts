@@ -10,6 +10,9 @@ import { unackedEntries, unreadCount } from "./stream-group-view.js";
 import { frameFields, fromFields, toFields } from "./stream-fields.js";
 import { StreamReader } from "./stream-reader.js";
 import { defineStreamScripts } from "./stream-scripts.js";
+import { sendStreamAcks } from "./stream-acks.js";
+import type { StreamDelivery } from "./StreamDelivery.js";
+import { TickBatcher } from "./tick-batcher.js";
 
 export interface StreamOptions {
   /** The consumer group every worker of a queue joins (`?group=`, default "wqueue"). */
@@ -25,7 +28,7 @@ export interface StreamOptions {
  * queue. The group is created on demand at "0" (MKSTREAM), so entries added before the first worker
  * started are delivered too; a group created later over a long stream starts at its beginning.
  * Producers XADD the fields of ./stream-fields.ts (`body` is enough). Acks are XACKs, batched per
- * turn of the event loop; nack leaves the entry pending and puts its id in the group's retry set
+ * turn of the event loop over all consumers (./stream-acks.ts); nack leaves the entry pending and puts its id in the group's retry set
  * (`<queue>:wqueue:retry:<group>`, scored by when it is due), from which a claim takes it back, so
  * a retry never adds a copy that other groups of the stream would see; deadLetter XACKs and adds the
  * dead letter to the stream `<queue>.dead`: each atomic (./stream-scripts.ts). A received entry is
@@ -67,6 +70,7 @@ export class RedisStreamBroker extends RedisBrokerBase<StreamConsumer> implement
         return broker.commands;
       },
       reader: () => this.reader(),
+      acks: new TickBatcher<StreamDelivery>((deliveries) => sendStreamAcks(this.commands, options.group, deliveries)),
       noteRetry: (queue, delayMs) => this.noteRetry(queue, delayMs),
       closed: (consumer) => this.lifecycle.forget(consumer),
     };

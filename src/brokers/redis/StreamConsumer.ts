@@ -5,9 +5,9 @@ import { HAND_BACK_DEADLINE_MS, within } from "./deadline.js";
 import { StreamDelivery } from "./StreamDelivery.js";
 import { RELEASED_IDLE_MS, type StreamEntry, type StreamReader, StreamRequest } from "./stream-reader.js";
 import type { StreamClient } from "./stream-scripts.js";
-import { TickBatcher } from "./tick-batcher.js";
+import type { TickBatcher } from "./tick-batcher.js";
 
-/** Ids per XACK or extension: bounds the arguments of one command. */
+/** Ids per extension: bounds the arguments of one command. */
 const ID_CHUNK = 1000;
 
 /** What a consumer and its deliveries use of their broker (RedisStreamBroker says what each does), and no more. */
@@ -20,6 +20,8 @@ export interface StreamConsumerContext {
   readonly consumerName: string;
   /** The command connection; throws before the broker connected. */
   readonly commands: Redis;
+  /** The acks of all the broker's consumers, one pipeline per turn (./stream-acks.ts). */
+  readonly acks: TickBatcher<StreamDelivery>;
   reader(): Promise<StreamReader | undefined>;
   noteRetry(queue: string, delayMs: number): void;
   /** Called once, when the consumer has closed: the broker stops tracking it. */
@@ -28,7 +30,7 @@ export interface StreamConsumerContext {
 
 /**
  * One stream-mode consumer of one queue (see ./RedisStreamBroker.ts). Acks are one XACK per turn of
- * the event loop. A received entry stays this consumer's for `leaseMs` (claimIdle) after its last
+ * the event loop, sent with the other consumers' in one pipeline. A received entry stays this consumer's for `leaseMs` (claimIdle) after its last
  * delivery or extension; extend() renews that for many entries in one script call. close() ends a pending receive, sends pending acks, then releases its unsettled
  * entries (XCLAIM ... IDLE, keeping their delivery count) so the group's next claim, by any
  * consumer, takes them at once instead of after claimIdle.
@@ -36,7 +38,6 @@ export interface StreamConsumerContext {
 export class StreamConsumer implements Consumer {
   /** Handed out, not yet settled, by entry id. */
   readonly unsettled = new Map<string, StreamDelivery>();
-  readonly acks = new TickBatcher<StreamDelivery>((deliveries) => this.#sendAcks(deliveries));
   #request: StreamRequest | undefined;
   #receiving: Promise<unknown> | undefined;
   #closed: Promise<void> | undefined;
@@ -48,6 +49,10 @@ export class StreamConsumer implements Consumer {
     readonly deadLetterQueue: string,
   ) {
     this.leaseMs = context.options.claimIdleMs;
+  }
+
+  get acks(): TickBatcher<StreamDelivery> {
+    return this.context.acks;
   }
 
   get script(): StreamClient {
@@ -109,18 +114,6 @@ export class StreamConsumer implements Consumer {
     const { group } = this.context.options;
     for (let start = 0; start < ids.length; start += ID_CHUNK) {
       await this.script.wqueueStreamExtend(1, this.queue, group, this.context.consumerName, ...ids.slice(start, start + ID_CHUNK));
-    }
-  }
-
-  /** One XACK per ID_CHUNK acks; the deliveries leave `unsettled` once it completed (or failed). */
-  async #sendAcks(deliveries: StreamDelivery[]): Promise<void> {
-    try {
-      for (let start = 0; start < deliveries.length; start += ID_CHUNK) {
-        const ids = deliveries.slice(start, start + ID_CHUNK).map((delivery) => delivery.id);
-        await this.script.xack(this.queue, this.context.options.group, ...ids);
-      }
-    } finally {
-      for (const delivery of deliveries) this.unsettled.delete(delivery.id);
     }
   }
 

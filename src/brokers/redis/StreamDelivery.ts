@@ -37,6 +37,11 @@ export class StreamDelivery extends SettleOnceDelivery {
     return this.#consumer.queue;
   }
 
+  /** The consumer that holds it until it is settled. */
+  get owner(): StreamConsumer {
+    return this.#consumer;
+  }
+
   get partition(): undefined {
     return undefined;
   }

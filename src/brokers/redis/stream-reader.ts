@@ -337,21 +337,19 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     return true;
   }
 
-  /** Creates the group of every stream not known to have one, reading from the start ("0"). */
+  /** Creates the group of every stream not known to have one, reading from the start ("0"): one pipeline. */
   async #ensureGroups(batch: ReadRequest<StreamEntry>[]): Promise<boolean> {
+    const missing = [...new Map(batch.filter((request) => !this.#groups.has(request.queue)).map((request) => [request.queue, request])).values()];
+    if (missing.length === 0) return false;
+    const replies = await pipelined(this.client, missing, (pipeline, { queue }) => pipeline.xgroup("CREATE", queue, this.options.group, "0", "MKSTREAM"));
     let failed = false;
-    for (const request of batch) {
-      if (this.#groups.has(request.queue)) continue;
-      try {
-        await this.client.xgroup("CREATE", request.queue, this.options.group, "0", "MKSTREAM");
-      } catch (error) {
-        const message = (error as Error).message;
-        if ((error as Error).name !== "ReplyError") throw error;
-        if (!message.startsWith("BUSYGROUP")) {
-          this.finish(request, new Error(`queue ${request.queue}: ${message}`));
-          failed = true;
-          continue;
-        }
+    for (const [index, request] of missing.entries()) {
+      const [error] = replies[index] ?? [new Error("no reply"), null];
+      if (error !== null && !error.message.startsWith("BUSYGROUP")) {
+        if (error.name !== "ReplyError") throw error;
+        for (const asking of batch) if (asking.queue === request.queue) this.finish(asking, new Error(`queue ${request.queue}: ${error.message}`));
+        failed = true;
+        continue;
       }
       this.#groups.add(request.queue);
     }

@@ -92,9 +92,12 @@ export class RedisCoordinationStore implements CoordinationStore {
     if (client) await this.#clients.quit(await client.catch(() => undefined as never)).catch(() => {});
   }
 
-  /** Connects on first use; a failed connect is tried again on the next call. */
+  /**
+   * Connects on first use; a failed connect is tried again on the next call. Auto-pipelined: the
+   * pause checks of many queues woken in one turn go out as one write, not one per queue.
+   */
   #redis(): Promise<Redis & Scripts> {
-    this.#client ??= this.#clients.connect("coordination").then((client) => {
+    this.#client ??= this.#clients.connect("coordination", { enableAutoPipelining: true }).then((client) => {
       client.defineCommand("wqueueFlowAdmit", { numberOfKeys: 2, lua: ADMIT });
       client.defineCommand("wqueueFlowRefund", { numberOfKeys: 1, lua: REFUND });
       client.defineCommand("wqueueFlowPause", { numberOfKeys: 1, lua: PAUSE });

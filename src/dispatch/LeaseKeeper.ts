@@ -10,10 +10,12 @@ const MIN_TICK_MS = 50;
  * than the broker's lease (SQLite visibility, NATS ack wait, SQS visibility, Redis Streams claim
  * idle time) runs once, instead of the broker handing its message out again meanwhile.
  *
- * One timer per subscription, every `leaseMs / 3`: the deliveries that were already held at the
- * previous tick are extended in one `consumer.extend` call. So a delivery is renewed at most
- * 2/3 of a lease after it was received or last renewed, leaving a third for the round trip, and a
- * message that is settled within a third of its lease (nearly all) costs nothing.
+ * One timer per subscription, every `leaseMs / 3`, running only while the subscription holds
+ * something (arm() on each delivery taken; a tick that finds nothing held stops it): the
+ * deliveries that were already held at the previous tick are extended in one `consumer.extend`
+ * call. So a delivery is renewed at most 2/3 of a lease after it was received or last renewed,
+ * leaving a third for the round trip, a message that is settled within a third of its lease
+ * (nearly all) costs nothing, and an idle queue costs no timer (1,000 idle queues: no wake-ups).
  *
  * Consumers without a lease (`leaseMs` undefined: a connection, heartbeat or partition lease keeps
  * their messages owned) get no timer at all.
@@ -25,6 +27,7 @@ export class LeaseKeeper {
   readonly #queue: string;
   #previous = new Set<Delivery>();
   #timer: NodeJS.Timeout | undefined;
+  #started = false;
   #extending: Promise<void> | undefined;
   #failing = false;
 
@@ -42,15 +45,26 @@ export class LeaseKeeper {
     return Math.max(MIN_TICK_MS, Math.floor(leaseMs / 3));
   }
 
+  /** True while its timer runs: armed and holding something at the last tick. */
+  get renewing(): boolean {
+    return this.#timer !== undefined;
+  }
+
+  /** From now on, arm() starts renewing. */
   start(): void {
-    const tickMs = this.tickMs;
-    if (tickMs === undefined || this.#timer !== undefined) return;
+    this.#started = this.tickMs !== undefined;
+  }
+
+  /** The subscription took a delivery: renew from now on, until a tick finds nothing held. Cheap when already running. */
+  arm(): void {
+    if (this.#timer !== undefined || !this.#started) return;
     // unref: the keeper alone never keeps a process alive; running handlers and the loop do.
-    this.#timer = setInterval(() => this.#tick(), tickMs).unref();
+    this.#timer = setInterval(() => this.#tick(), this.tickMs as number).unref();
   }
 
   /** Stops renewing; resolves once no extension is in flight. */
   async stop(): Promise<void> {
+    this.#started = false;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#previous.clear();
@@ -61,6 +75,12 @@ export class LeaseKeeper {
     // One extension at a time: a slow broker is not sent a second round while the first waits.
     if (this.#extending !== undefined) return;
     const current = new Set(this.#held());
+    if (current.size === 0) {
+      clearInterval(this.#timer); // idle: the next arm() starts again
+      this.#timer = undefined;
+      this.#previous.clear();
+      return;
+    }
     const due: Delivery[] = [];
     for (const delivery of current) if (this.#previous.has(delivery)) due.push(delivery);
     this.#previous = current;

@@ -246,6 +246,7 @@ export class SubscriptionLoop {
       if (deliveries.length > 0 && gate?.stale(Date.now() - receivedFrom)) {
         // Permits taken before a long receive are stale: take fresh ones, the leases kept meanwhile.
         for (const delivery of deliveries) this.#inFlight.add(delivery);
+        this.#keeper.arm();
         await gate.renew(deliveries.length, signal);
         for (const delivery of deliveries) this.#inFlight.delete(delivery);
       }
@@ -282,6 +283,7 @@ export class SubscriptionLoop {
 
   #hold(delivery: Delivery): void {
     this.#inFlight.add(delivery);
+    this.#keeper.arm();
     this.#held.push(delivery);
   }
 
@@ -301,6 +303,7 @@ export class SubscriptionLoop {
    */
   #handle(delivery: Delivery): void {
     this.#inFlight.add(delivery);
+    this.#keeper.arm();
     let pending: Promise<void> | undefined;
     try {
       const { limiter } = this.#options;

@@ -82,6 +82,7 @@ describe("sqs broker (ElasticMQ)", () => {
     // What a worker does while the handler runs: renew through Consumer.extend every leaseMs / 3.
     const keeper = new LeaseKeeper({ consumer, held: () => [held as Delivery], logger: memoryLogger().logger, queue });
     keeper.start();
+    keeper.arm();
     // A second consumer polls for 2.5 visibility timeouts while the "handler" still runs.
     const rival = (await open("&visibility=2")).consumer(queue);
     const stolen = await receiveN(rival, 1, 5000);

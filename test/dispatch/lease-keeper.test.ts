@@ -57,6 +57,7 @@ describe("LeaseKeeper", () => {
     keepers.push(keeper);
     expect(keeper.tickMs).toBe(Math.floor(LEASE_MS / 3));
     keeper.start();
+    keeper.arm(); // what the subscription loop does when it takes a delivery
     // Four leases long, the other consumer keeps looking and gets nothing.
     expect(await receiveWithin(theirs.consumer("jobs"), 4 * LEASE_MS)).toEqual([]);
     // One delivery settled, the other dropped from what the loop holds: only that one comes back.
@@ -71,6 +72,24 @@ describe("LeaseKeeper", () => {
     }, 10 * LEASE_MS);
     expect(back.map((d) => Buffer.from(d.body).toString())).toEqual([Buffer.from(second.body).toString()]);
     expect(back[0]?.attempt).toBe(2);
+  });
+
+  it("runs its timer only while something is held: armed by a delivery, stopped by a tick that finds none", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "wqueue-keeper-")), "q.db");
+    const consumer = (await broker(file)).consumer("jobs");
+    const held = new Set<Delivery>();
+    const keeper = new LeaseKeeper({ consumer, held: () => held, logger: memoryLogger().logger, queue: "jobs" });
+    keepers.push(keeper);
+    keeper.arm();
+    expect(keeper.renewing).toBe(false); // not started: arming does nothing
+    keeper.start();
+    expect(keeper.renewing).toBe(false); // started, nothing held: an idle queue costs no timer
+    keeper.arm();
+    expect(keeper.renewing).toBe(true);
+    await waitFor("a tick that finds nothing held to stop the timer", () => !keeper.renewing, 10 * LEASE_MS);
+    await keeper.stop();
+    keeper.arm();
+    expect(keeper.renewing).toBe(false); // stopped: arming does nothing
   });
 
   it("has no timer for a consumer without a lease", async () => {

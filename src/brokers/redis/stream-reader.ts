@@ -78,6 +78,8 @@ export class StreamReader extends BlockingReader<StreamEntry> {
    */
   readonly #delivered = new Map<string, string>();
   #nextSweepAt = 0;
+  /** When a round last answered a request (readBlocking polls instead of blocking soon after). */
+  #progressAt = 0;
   #nextMoveAt = 0;
   #nextClaimAt = 0;
 
@@ -151,19 +153,38 @@ export class StreamReader extends BlockingReader<StreamEntry> {
   }
 
   protected async readReady(batch: ReadRequest<StreamEntry>[]): Promise<boolean> {
-    let progressed = await this.#ensureGroups(batch);
-    let open = batch.filter((request) => request.resolve !== undefined);
-    if (open.length === 0) return progressed;
+    const progressed = await this.#readReady(batch);
+    if (progressed) this.#progressAt = Date.now();
+    return progressed;
+  }
+
+  /** Watches and reads (receives, takes) go out side by side: a round costs one round trip, not two. */
+  async #readReady(batch: ReadRequest<StreamEntry>[]): Promise<boolean> {
+    const grouped = await this.#ensureGroups(batch);
+    const open = batch.filter((request) => request.resolve !== undefined);
+    if (open.length === 0) return grouped;
     const claimDue = Date.now() >= this.#nextClaimAt;
     if (claimDue) this.#nextClaimAt = Date.now() + this.#claimEveryMs();
-    const watches = open.filter(isWatch);
-    if (watches.length > 0) {
-      // A claim is due: wake the watches whose stream has something to claim (their takes claim it).
-      if (claimDue) progressed = (await this.#wakeClaimable(watches)) || progressed;
-      progressed = (await this.#lookAt(watches.filter((request) => request.resolve !== undefined))) || progressed;
-      open = open.filter((request) => !isWatch(request));
-      if (open.length === 0) return progressed;
-    }
+    const watches: StreamRequest[] = [];
+    const reads: ReadRequest<StreamEntry>[] = [];
+    for (const request of open) (isWatch(request) ? watches : reads).push(request);
+    const [watched, read] = await Promise.all([
+      watches.length > 0 ? this.#watchRound(watches, claimDue) : false,
+      reads.length > 0 ? this.#readRound(reads, claimDue) : false,
+    ]);
+    return grouped || watched || read;
+  }
+
+  /** A claim is due: wakes the watches whose stream has something to claim (their takes claim it); then looks at the others. */
+  async #watchRound(watches: StreamRequest[], claimDue: boolean): Promise<boolean> {
+    const woken = claimDue ? await this.#wakeClaimable(watches) : false;
+    return (await this.#lookAt(watches.filter((request) => request.resolve !== undefined))) || woken;
+  }
+
+  /** Claims (when due, or asked for) then XREADGROUP `>` for each request, pipelined; a take that found nothing gets []. */
+  async #readRound(reads: ReadRequest<StreamEntry>[], claimDue: boolean): Promise<boolean> {
+    let progressed = false;
+    let open = reads;
     const claiming = claimDue ? open : open.filter((request) => request instanceof StreamRequest && request.claimNext);
     if (claiming.length > 0) {
       const { group, consumer, claimIdleMs } = this.options;
@@ -197,7 +218,7 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     for (const [index, request] of open.entries()) {
       const [error, reply] = replies[index] ?? [new Error("no reply"), null];
       if (error) progressed = this.#failed(request, error) || progressed;
-      else if (this.#deliver(reply)) progressed = true;
+      else if (this.#deliver(reply, request)) progressed = true;
     }
     for (const request of open) {
       if (request.resolve === undefined || !(request instanceof StreamRequest) || request.mode !== "take") continue;
@@ -282,6 +303,11 @@ export class StreamReader extends BlockingReader<StreamEntry> {
   protected async readBlocking(keys: string[], waitMs: number): Promise<void> {
     const watching = this.pending.filter(isWatch).length;
     if (watching > 0 && watching < this.pending.length) return this.pause(Math.min(waitMs, WATCH_SWEEP_MS)); // both kinds wait: poll
+    // Only watches wait, but a round made progress within the sweep interval: the queues are busy
+    // and a take will come soon. Poll as above: a pause ends at once when a request comes, where
+    // a blocking XREAD over every watched stream (a command of 2 x streams arguments) would need
+    // a CLIENT UNBLOCK round trip; over 1,000 streams that churn was a fifth of the worker's CPU.
+    if (watching > 0 && Date.now() - this.#progressAt < WATCH_SWEEP_MS) return this.pause(Math.min(waitMs, WATCH_SWEEP_MS));
     if (watching > 0) {
       // Only watches wait: one blocking XREAD over all their streams, from the group's last delivered
       // entries (a stream whose XINFO failed, e.g. deleted: from now; the next sweep looks from the start).
@@ -303,21 +329,27 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     this.#deliver(reply);
   }
 
-  /** Hands an XREADGROUP reply's entries to the receives of their streams; true when there were any. */
-  #deliver(reply: unknown): boolean {
+  /**
+   * Hands an XREADGROUP reply's entries to the receives of their streams; true when there were any.
+   * `to`: the request the reply answers (a read of its stream alone), else each stream's first pending request.
+   */
+  #deliver(reply: unknown, to?: ReadRequest<StreamEntry>): boolean {
     if (!Array.isArray(reply)) return false;
     let delivered = false;
-    // One lookup table per reply: a find() per stream was O(streams x pending) over 1,000 queues.
-    const byQueue = new Map<string, ReadRequest<StreamEntry>>();
-    for (let index = this.pending.length - 1; index >= 0; index -= 1) {
-      const request = this.pending[index] as ReadRequest<StreamEntry>;
-      byQueue.set(request.queue, request); // the first pending one of a queue wins, as find() did
+    // Without `to`, one lookup table per reply: a find() per stream was O(streams x pending) over 1,000 queues.
+    let byQueue: Map<string, ReadRequest<StreamEntry>> | undefined;
+    if (to === undefined) {
+      byQueue = new Map();
+      for (let index = this.pending.length - 1; index >= 0; index -= 1) {
+        const request = this.pending[index] as ReadRequest<StreamEntry>;
+        byQueue.set(request.queue, request); // the first pending one of a queue wins, as find() did
+      }
     }
     for (const [key, entries] of reply as [Buffer, RawEntry[]][]) {
+      if (entries.length === 0) continue;
       const queue = key.toString();
-      const request = byQueue.get(queue);
+      const request = to ?? byQueue?.get(queue);
       const taken = entries.map(([id, fields]) => ({ id: id.toString(), fields, deliveries: 1 }));
-      if (taken.length === 0) continue;
       this.#delivered.set(queue, (taken[taken.length - 1] as StreamEntry).id); // read with `>`: the group's last delivered
       if (request) this.finish(request, taken);
       else void this.#release(queue, taken.map((entry) => entry.id)).catch(() => {}); // unreachable: only this loop removes requests

@@ -15,8 +15,10 @@ export function notifyQueue(path: string, queue: string): void {
  * visible row:
  * - at once on a publish, nack or close of that queue in this process (notifyQueue);
  * - otherwise after ONE query over every waited-for queue (the earliest `visible_at` of each, an
- *   index seek per queue), run when a consumer starts waiting, when another process committed to
- *   the file (`PRAGMA data_version`, read every `poll` ms), or when the earliest hidden row is due.
+ *   index seek per queue), run when another process committed to the file (`PRAGMA data_version`,
+ *   read every `poll` ms) or when the earliest hidden row is due; a consumer that starts waiting
+ *   is looked at alone (with the others that started since the last look), so 1,000 queues going
+ *   dry one by one cost 1,000 small queries, not 1,000 queries over every waiting queue.
  * So an idle worker over 1,000 queues reads data_version once per `poll`, not 1,000 times, and a
  * commit elsewhere costs one query, not 1,000 peeks. The woken consumer takes (or finds that
  * another consumer took first and waits again).
@@ -25,7 +27,8 @@ export class QueueWatch {
   readonly #waiters = new Map<string, Set<() => void>>();
   readonly #wakeup = new Wakeup();
   readonly #never = new AbortController().signal;
-  #dirty = false;
+  /** Queues that started waiting since the last look: looked at in the next round, alone. */
+  readonly #fresh = new Set<string>();
   #running = false;
   #closed = false;
 
@@ -60,7 +63,7 @@ export class QueueWatch {
       };
       waiters.add(done);
       signal.addEventListener("abort", done, { once: true });
-      this.#dirty = true;
+      this.#fresh.add(queue);
       this.#wakeup.notify();
       if (!this.#running) void this.#run();
     });
@@ -94,11 +97,15 @@ export class QueueWatch {
         const store = this.store();
         const now = Date.now();
         const version = store.dataVersion();
-        if (this.#dirty || version !== seenVersion || now >= dueAt) {
-          this.#dirty = false;
-          seenVersion = version;
-          dueAt = Number.POSITIVE_INFINITY;
-          for (const [queue, next] of store.nextVisibleOf([...this.#waiters.keys()])) {
+        const all = version !== seenVersion || now >= dueAt;
+        if (all || this.#fresh.size > 0) {
+          const looking = all ? [...this.#waiters.keys()] : [...this.#fresh].filter((queue) => this.#waiters.has(queue));
+          this.#fresh.clear();
+          if (all) {
+            seenVersion = version;
+            dueAt = Number.POSITIVE_INFINITY;
+          }
+          for (const [queue, next] of store.nextVisibleOf(looking)) {
             if (next <= now) this.#wake(queue);
             else dueAt = Math.min(dueAt, next);
           }

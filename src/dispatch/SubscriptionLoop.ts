@@ -41,12 +41,6 @@ const UNJUDGED: Outcome = Object.freeze({ type: "retry", delayMs: 0, error: { na
 const BACKOFF_START_MS = 100;
 
 const BACKOFF_MAX_MS = 5000;
-/**
- * The first take after a credit-free wait asks for at least this many: a take costs one round trip
- * whatever its size, and a woken queue rarely holds one message (over 1,000 queues of 20 messages
- * each, 10-15% more throughput than starting at 1; unused credit goes back as the take returns).
- */
-const FIRST_TAKE_AFTER_WAIT = 4;
 
 /**
  * Flow control of one subscription, and nothing else: takes credit (this queue's free slots,
@@ -200,7 +194,6 @@ export class SubscriptionLoop {
           logger.warn({ queue: this.#options.queue, err: serializeError(error) }, "waiting for messages failed; taking anyway");
         }
         dry = false;
-        batch = Math.max(batch, FIRST_TAKE_AFTER_WAIT);
         continue; // paused or stopped meanwhile: the checks above come first
       }
       const concurrency = this.#limit();

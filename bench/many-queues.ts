@@ -1,8 +1,9 @@
 /**
  * Many queues, one worker (issue 19): the full worker (WQueue + Worker, concurrency 100, no-op
- * handler, JSON decoding) handling BENCH_MESSAGES messages preloaded over 1 queue, then spread
- * evenly over BENCH_QUEUES queues, same run, on the reliable Redis default, Redis Streams and
- * SQLite; then fairness (one queue of BENCH_FAIR_BIG messages, the others BENCH_FAIR_SMALL each: how
+ * handler, JSON decoding) handling BENCH_MESSAGES messages preloaded over 1 queue, and spread
+ * evenly over BENCH_QUEUES queues, on the reliable Redis default, Redis Streams and SQLite: after
+ * an unrecorded warm-up of both, BENCH_ROUNDS interleaved rounds (default 3), medians; then
+ * fairness (one queue of BENCH_FAIR_BIG messages, the others BENCH_FAIR_SMALL each: how
  * far into the run the last small queue is first served); then an idle worker over BENCH_QUEUES empty
  * queues in a process of its own: its CPU (process.cpuUsage) over BENCH_IDLE_MS, its RSS (now and
  * peak), and its connections to Redis (CLIENT LIST, by wqueue's client names).
@@ -22,11 +23,12 @@ import { pino } from "pino";
 import { WQueue } from "../src/app/WQueue.js";
 import { SqliteBroker } from "../src/brokers/sqlite/SqliteBroker.js";
 import { Worker } from "../src/worker/Worker.js";
-import { format, headline, machineLoad, ratioAtLeast } from "./harness.js";
+import { format, headline, interleavedRounds, machineLoad, median, ratioAtLeast, type Sample } from "./harness.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const QUEUES = Number(process.env.BENCH_QUEUES ?? 1000);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 10_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** The fairness case: one big queue and QUEUES - 1 small ones. */
 const FAIR_BIG = Number(process.env.BENCH_FAIR_BIG ?? 10_000);
 const FAIR_SMALL = Number(process.env.BENCH_FAIR_SMALL ?? 10);
@@ -85,7 +87,7 @@ async function startWorker(url: string, queues: string[], onMessage: () => void)
  * Messages per second of a worker over `queueCount` queues draining N preloaded messages, timed
  * from the end of worker.start() (its loops start in its last synchronous step), and the start-up.
  */
-async function throughput(kind: string, url: string, queueCount: number): Promise<{ rate: number; startup: number }> {
+async function throughput(kind: string, url: string, queueCount: number): Promise<Sample & { startup: number }> {
   const queues = queueNames(queueCount);
   await preload(kind, url, queues, N);
   let handled = 0;
@@ -99,10 +101,12 @@ async function throughput(kind: string, url: string, queueCount: number): Promis
     if (handled === N) done();
   });
   const started = process.hrtime.bigint();
+  const cpu = process.cpuUsage();
   await finished;
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const used = process.cpuUsage(cpu);
   await worker.stop(5000);
-  return { rate: N / seconds, startup: Number(started - starting) / 1e9 };
+  return { rate: N / seconds, cpuMicros: (used.user + used.system) / N, startup: Number(started - starting) / 1e9 };
 }
 
 /** Connections of process `pid` to Redis under wqueue's client names. */
@@ -182,19 +186,27 @@ async function main(): Promise<void> {
   console.log(machineLoad());
   console.log(`${format(N)} messages, 1 queue vs ${format(QUEUES)} queues; idle over ${format(QUEUES)} queues for ${IDLE_MS / 1000} s`);
   console.log(`Fairness: 1 queue of ${format(FAIR_BIG)} and ${format(QUEUES - 1)} of ${format(FAIR_SMALL)}, preloaded: how far into the run the last small queue was first served.`);
+  console.log(`Throughput: medians of ${ROUNDS} interleaved rounds after a warm-up (min-max in brackets).`);
   console.log("| broker | 1 queue (msg/s) | many queues (msg/s) | ratio | start-up over many queues | fairness: last small queue first served at | idle over many queues (a worker process of its own) |");
   console.log("|---|---:|---:|---:|---:|---:|---|");
   await client.connect();
   try {
     for (const kind of chosen) {
       const url = brokers[kind] as string;
-      const one = await throughput(kind, url, 1);
-      const many = await throughput(kind, url, QUEUES);
+      const cases = [{ name: `${kind}, 1 queue`, queues: 1 }, { name: `${kind}, ${format(QUEUES)} queues`, queues: QUEUES }];
+      const startups: number[] = [];
+      const samples = await interleavedRounds(cases, ROUNDS, (test) => throughput(kind, url, test.queues), async (test) => {
+        const sample = await throughput(kind, url, test.queues);
+        if (test.queues > 1) startups.push(sample.startup);
+        return sample;
+      });
+      const [one, many] = samples.map((values) => median(values.map((sample) => sample.rate))) as [number, number];
+      const range = (values: Sample[]) => `${format(Math.min(...values.map((v) => v.rate)))}-${format(Math.max(...values.map((v) => v.rate)))}`;
       const fair = await fairness(kind, url);
       const idleFigures = await idle(kind, url);
-      ratioAtLeast(`${kind}: ${format(QUEUES)} queues / 1 queue throughput`, many.rate / one.rate, 0.8);
-      const ratio = (many.rate / one.rate).toFixed(2);
-      console.log(`| ${kind} | ${format(one.rate)} | ${format(many.rate)} | ${ratio}x | ${many.startup.toFixed(2)} s | ${(fair * 100).toFixed(1)}% | ${idleFigures} |`);
+      ratioAtLeast(`${kind}: ${format(QUEUES)} queues / 1 queue throughput (medians of ${ROUNDS} interleaved rounds)`, many / one, 0.8);
+      const ratio = (many / one).toFixed(2);
+      console.log(`| ${kind} | ${format(one)} (${range(samples[0] ?? [])}) | ${format(many)} (${range(samples[1] ?? [])}) | ${ratio}x | ${median(startups).toFixed(2)} s | ${(fair * 100).toFixed(1)}% | ${idleFigures} |`);
     }
   } finally {
     await cleanUp();

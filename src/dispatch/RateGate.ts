@@ -21,14 +21,6 @@ const PAUSE_RECHECK_MS = 50;
  * within this plus one round trip.
  */
 const PAUSE_CLEAR_MS = 20;
-/**
- * Past PAUSE_CLEAR_MS but within this of the last "not paused", a pause-only gate admits at once
- * and asks the store again in the background (the answer rules the next receive): a busy queue's
- * receives never wait for that round trip, which was one receive in ten at 500 msg/s, and one per
- * take over 1,000 queues. Older than this (a queue waking from idle, or after a pause), the gate
- * asks before the receive, so a worker never starts fetching into a pause it could have known of.
- */
-const PAUSE_ASK_FIRST_MS = 1000;
 const BACKOFF_MAX_MS = 5000;
 
 /**
@@ -48,9 +40,6 @@ export class RateGate {
   #failures = 0;
   /** Pause-only gates: the store said "not paused" (or is down, failing open): skip it until then. */
   #skipStoreUntil = 0;
-  /** Pause-only gates: until then a stale "not paused" is refreshed in the background, not before the receive. */
-  #refreshUntil = 0;
-  #refreshing = false;
 
   constructor(options: RateGateOptions) {
     this.#options = options;
@@ -64,51 +53,7 @@ export class RateGate {
     const { store, limit } = this.#options;
     const now = Date.now();
     if (this.#localPauseUntil <= now && (store === undefined || (limit === undefined && now < this.#skipStoreUntil))) return want;
-    if (this.#localPauseUntil <= now && limit === undefined && now < this.#refreshUntil) {
-      this.#refreshInBackground();
-      return want;
-    }
     return this.#take(want, signal);
-  }
-
-  /** Asks the store whether the queue is paused, without holding up the receive: a pause rules from the next take on. */
-  #refreshInBackground(): void {
-    const { store, queue } = this.#options;
-    if (this.#refreshing || store === undefined) return;
-    this.#refreshing = true;
-    store
-      .admit(queue, 1, undefined)
-      .then(
-        ({ granted }) => {
-          if (this.#failures > 0) this.#options.logger.info({ queue }, `${queue}: the coordination store ${store.url} answers again`);
-          this.#failures = 0;
-          if (granted > 0) this.#notPaused();
-          else this.#refreshUntil = this.#skipStoreUntil = 0; // paused: the next take asks, and waits
-        },
-        (error: unknown) => {
-          this.#skipStoreUntil = Date.now() + this.#failed(error);
-        },
-      )
-      .finally(() => {
-        this.#refreshing = false;
-      });
-  }
-
-  #notPaused(): void {
-    const now = Date.now();
-    this.#skipStoreUntil = now + PAUSE_CLEAR_MS;
-    this.#refreshUntil = now + PAUSE_ASK_FIRST_MS;
-  }
-
-  /** Counts a failure of the store, warns on the first of an outage; the backoff before asking again. */
-  #failed(error: unknown): number {
-    const { store, limit, queue, logger } = this.#options;
-    this.#failures += 1;
-    if (this.#failures === 1) {
-      const what = limit === undefined ? "fetching without the shared pause" : "the rate-limited queue waits";
-      logger.warn({ queue, err: serializeError(error) }, `${queue}: the coordination store ${store?.url} failed; ${what} until it answers`);
-    }
-    return Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** (this.#failures - 1));
   }
 
   async #take(want: number, signal: AbortSignal): Promise<number> {
@@ -125,12 +70,17 @@ export class RateGate {
         if (this.#failures > 0) logger.info({ queue }, `${queue}: the coordination store ${store.url} answers again`);
         this.#failures = 0;
         if (granted > 0) {
-          if (limit === undefined) this.#notPaused();
+          if (limit === undefined) this.#skipStoreUntil = Date.now() + PAUSE_CLEAR_MS;
           return granted;
         }
         await sleep(waitMs, signal);
       } catch (error) {
-        const backoff = this.#failed(error);
+        this.#failures += 1;
+        const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** (this.#failures - 1));
+        if (this.#failures === 1) {
+          const what = limit === undefined ? "fetching without the shared pause" : "the rate-limited queue waits";
+          logger.warn({ queue, err: serializeError(error) }, `${queue}: the coordination store ${store.url} failed; ${what} until it answers`);
+        }
         if (limit === undefined) {
           this.#skipStoreUntil = Date.now() + backoff;
           return want;
@@ -169,7 +119,6 @@ export class RateGate {
     const { store, queue, logger } = this.#options;
     this.#localPauseUntil = Math.max(this.#localPauseUntil, Date.now() + ms);
     this.#skipStoreUntil = 0;
-    this.#refreshUntil = 0; // once it ends, ask the store before fetching again
     logger.info({ queue, pauseMs: ms }, `${queue}: paused for ${ms} ms (RateLimited)`);
     store?.pause(queue, ms).catch((error: unknown) =>
       logger.warn({ queue, err: serializeError(error) }, `${queue}: could not share the pause through ${store.url}; only this worker pauses`),

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Admission, CoordinationStore, RateLimit } from "../../src/coordination/CoordinationStore.js";
 import { CoordinationStores } from "../../src/coordination/open-coordination-store.js";
 import { RateGate } from "../../src/dispatch/RateGate.js";
-import { memoryLogger, waitFor } from "../helpers.js";
+import { memoryLogger } from "../helpers.js";
 
 /** A coordination store that is down: every operation fails, as a Redis that does not answer would. */
 class DownStore implements CoordinationStore {
@@ -77,48 +77,6 @@ describe("RateGate on a real store", () => {
       const again = Date.now();
       expect(await gate.take(1, signal)).toBe(1); // the renewed one was charged: the next waits
       expect(Date.now() - again).toBeGreaterThanOrEqual(400);
-    } finally {
-      await stores.close();
-    }
-  });
-
-  it("a pause-only gate refreshes a recent 'not paused' behind the receive, and holds the receives after it hears of a pause", async () => {
-    const stores = new CoordinationStores();
-    try {
-      const store = await stores.get("redis://127.0.0.1:6379");
-      const queue = `gate-${Date.now()}-${Math.random()}`;
-      let asked = 0;
-      const counting: CoordinationStore = {
-        url: store.url,
-        admit: (...args) => {
-          asked += 1;
-          return store.admit(...args);
-        },
-        refund: (...args) => store.refund(...args),
-        pause: (...args) => store.pause(...args),
-        claim: (...args) => store.claim(...args),
-        close: async () => {},
-      };
-      const gate = new RateGate({ queue, store: counting, limit: undefined, logger: memoryLogger().logger });
-      const signal = new AbortController().signal;
-      // Never asked: the gate asks before the first receive.
-      const first = gate.take(5, signal);
-      expect(first).toBeInstanceOf(Promise);
-      expect(await first).toBe(5);
-      expect(asked).toBe(1);
-      // Past the 20 ms it trusts an answer: admitted at once (no promise to wait for), asked behind it.
-      await new Promise((resolve) => setTimeout(resolve, 30));
-      expect(gate.take(5, signal)).toBe(5);
-      expect(asked).toBe(2);
-      // Another worker pauses the queue; the next background ask hears of it, and the take after that waits it out.
-      await store.pause(queue, 400);
-      const pausedAt = Date.now();
-      await waitFor("the gate to hear of the pause", async () => {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-        return gate.take(1, signal) instanceof Promise;
-      }, 300);
-      expect(await gate.take(1, signal)).toBe(1);
-      expect(Date.now() - pausedAt).toBeGreaterThanOrEqual(390);
     } finally {
       await stores.close();
     }

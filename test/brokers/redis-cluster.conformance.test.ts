@@ -1,28 +1,4 @@
-import { afterAll, beforeAll } from "vitest";
-import { openRedisBroker } from "../../src/brokers/redis/open-redis-broker.js";
-import { brokerConformanceSuite } from "../../src/testing/conformance.js";
-import { type PrivateRedisCluster, startPrivateRedisCluster } from "./redis-private-cluster.js";
+import { clusterConformance } from "./cluster-conformance.js";
 
-// The shared conformance suite on a Redis Cluster of this file's own (3 masters, 3 replicas on
-// loopback), in each of the three modes. Not run: broker-restart (a Cluster is not one server to
-// restart; redis-cluster.test.ts kills a master instead and shows the failover).
-let cluster: PrivateRedisCluster | undefined;
-beforeAll(async () => {
-  cluster = await startPrivateRedisCluster();
-}, 90_000);
-afterAll(() => cluster?.stop());
-const url = (params: string) => () => `${(cluster as PrivateRedisCluster).seeds}?cluster=true&${params}`;
-const restart = "a Redis Cluster is six servers; redis-cluster.test.ts kills a master mid-stream instead";
-
-for (const [name, params] of [
-  ["redis cluster reliable", "heartbeatTtl=3000"],
-  ["redis cluster stream", "mode=stream&claimIdle=5000"],
-  ["redis cluster list", "mode=list"],
-] as const) {
-  brokerConformanceSuite({
-    name,
-    open: () => openRedisBroker(url(params)()),
-    child: { arg: url(params) },
-    skip: { "broker-restart": restart },
-  });
-}
+// The shared conformance suite on a Redis Cluster of this file's own, in each of the three modes.
+clusterConformance("redis");

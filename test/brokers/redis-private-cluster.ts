@@ -8,6 +8,7 @@ import { Redis } from "ioredis";
 /**
  * A Redis Cluster of the test's own on loopback: 3 masters and (by default) 3 replicas from Debian's
  * redis-server (`--cluster-enabled yes`), joined by `redis-cli --cluster create --cluster-replicas 1`,
+ * or the same from Valkey (`server: "valkey"`: valkey-server and valkey-cli, Debian 12's backports),
  * with `cluster-node-timeout` 1000 ms so a killed master's replica takes over within seconds. Each
  * node keeps its files in a directory of a tmp dir that stop() removes. A missing redis-server or
  * redis-cli fails the test with how to install them (tests never skip).
@@ -61,10 +62,18 @@ async function until(what: string, ms: number, check: () => Promise<boolean>): P
   }
 }
 
-/** `replicas`: per master (1 by default; 0 for a bench that wants the 3 masters alone). */
-export async function startPrivateRedisCluster({ replicas = 1 }: { replicas?: number } = {}): Promise<PrivateRedisCluster> {
-  const cli = spawnSync("redis-cli", ["--version"], { encoding: "utf8" });
-  if (cli.error) throw new Error(`redis-cli not found (${cli.error.message}); these tests need Redis 7: apt-get install redis-server redis-tools`);
+/** How to install each server's binaries, for the error a missing one gives. */
+const INSTALL = {
+  redis: "these tests need Redis 7: apt-get install redis-server redis-tools",
+  valkey: "these tests need Valkey 8: on Debian 12, add bookworm-backports and apt-get install -t bookworm-backports valkey-server (.ci/run does)",
+};
+
+/** `replicas`: per master (1 by default; 0 for a bench that wants the 3 masters alone). `server`: whose binaries. */
+export async function startPrivateRedisCluster({ replicas = 1, server = "redis" }: { replicas?: number; server?: "redis" | "valkey" } = {}): Promise<PrivateRedisCluster> {
+  const cliName = `${server}-cli`;
+  const serverName = `${server}-server`;
+  const cli = spawnSync(cliName, ["--version"], { encoding: "utf8" });
+  if (cli.error) throw new Error(`${cliName} not found (${cli.error.message}); ${INSTALL[server]}`);
   const ports = await freePorts(3 * (1 + replicas));
   const dir = mkdtempSync(join(tmpdir(), "wqueue-redis-cluster-"));
   const children = new Map<number, ChildProcess>();
@@ -94,7 +103,7 @@ export async function startPrivateRedisCluster({ replicas = 1 }: { replicas?: nu
       const own = join(dir, String(port));
       mkdirSync(own);
       const child = spawn(
-        "redis-server",
+        serverName,
         ["--port", String(port), "--bind", "127.0.0.1", "--dir", own, "--save", "", "--appendonly", "no",
           "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", String(NODE_TIMEOUT_MS),
           "--cluster-replica-validity-factor", "0"],
@@ -102,7 +111,7 @@ export async function startPrivateRedisCluster({ replicas = 1 }: { replicas?: nu
       );
       let failure: Error | undefined;
       child.on("error", (error) => {
-        failure = new Error(`cannot start redis-server (${error.message}); these tests need Redis 7: apt-get install redis-server`);
+        failure = new Error(`cannot start ${serverName} (${error.message}); ${INSTALL[server]}`);
       });
       children.set(port, child);
       await until(`node ${port} answering PING`, 10_000, async () => {
@@ -120,11 +129,11 @@ export async function startPrivateRedisCluster({ replicas = 1 }: { replicas?: nu
       });
     }
     const created = spawnSync(
-      "redis-cli",
+      cliName,
       ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", String(replicas), "--cluster-yes"],
       { encoding: "utf8", timeout: 60_000 },
     );
-    if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+    if (created.status !== 0) throw new Error(`${cliName} --cluster create failed: ${created.stdout}${created.stderr}`);
   } catch (error) {
     await stop();
     throw error;

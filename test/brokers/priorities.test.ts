@@ -6,8 +6,7 @@ import type { Message } from "../../src/app/types.js";
 import { createBroker } from "../../src/brokers/registry.js";
 import { DeadLetterNow } from "../../src/errors.js";
 import { Worker } from "../../src/worker/Worker.js";
-import { runCli } from "../cli/run-cli.js";
-import { tempDirsRemovedAfterAll } from "../cli/temp-dirs.js";
+import { runCli, tempDir } from "../cli/run-cli.js";
 import { memoryLogger, waitFor } from "../helpers.js";
 import { requireRabbit } from "./amqp-server.js";
 import { REDIS_URL, rawRedis, requireRedis } from "./redis-server.js";
@@ -19,7 +18,6 @@ import { REDIS_URL, rawRedis, requireRedis } from "./redis-server.js";
  */
 requireRedis();
 const rabbit = requireRabbit("priorities");
-const tempDir = tempDirsRemovedAfterAll();
 
 /** Database 13 of the shared Redis, away from other files' keys; every key this file made is deleted after. */
 const redisUrl = (params: string) => Object.assign(new URL(REDIS_URL), { pathname: "/13", search: params }).toString();

@@ -3,10 +3,8 @@ import path from "node:path";
 import { Parser } from "@asyncapi/parser";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { runCli, writeApp } from "./run-cli.js";
-import { tempDirsRemovedAfterAll } from "./temp-dirs.js";
+import { runCli, tempDir, writeApp } from "./run-cli.js";
 
-const tempDir = tempDirsRemovedAfterAll();
 
 /** Parses with the official AsyncAPI parser; fails on any error-level diagnostic. */
 async function parseAsyncApi(text: string) {

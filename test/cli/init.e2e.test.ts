@@ -3,10 +3,8 @@ import { mkdirSync, readFileSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../helpers.js";
-import { ROOT, runCli } from "./run-cli.js";
-import { tempDirsRemovedAfterAll } from "./temp-dirs.js";
+import { ROOT, runCli, tempDir } from "./run-cli.js";
 
-const tempDir = tempDirsRemovedAfterAll();
 
 const started: ChildProcess[] = [];
 afterEach(() => {

@@ -2,14 +2,12 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { waitFor } from "../helpers.js";
-import { type RunningCli, runCli, startCli, writeApp } from "./run-cli.js";
-import { tempDirsRemovedAfterAll } from "./temp-dirs.js";
+import { runCli, type RunningCli, startCli, tempDir, writeApp } from "./run-cli.js";
 
 // Child processes start slowly on a loaded machine: waits are bounds for a hang, not for speed.
 vi.setConfig({ testTimeout: 90_000 });
 const WAIT_MS = 30_000;
 const running: RunningCli[] = [];
-const tempDir = tempDirsRemovedAfterAll();
 afterEach(() => {
   for (const cli of running.splice(0)) cli.child.kill("SIGKILL");
 });

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { afterAll } from "vitest";
 import { waitFor } from "../helpers.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -10,8 +11,19 @@ const BIN = path.join(ROOT, "bin/wqueue.js");
 /** The built package, as an app outside this checkout would import it. */
 export const WQUEUE_IMPORT = pathToFileURL(path.join(ROOT, "dist/index.js")).href;
 
+/**
+ * Made by tempDir() for the test file being run, removed after its tests: vitest evaluates this
+ * module again for every test file, so this hook joins each importing file's own suite.
+ */
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
 export function tempDir(): string {
-  return mkdtempSync(path.join(tmpdir(), "wqueue-cli-"));
+  const dir = mkdtempSync(path.join(tmpdir(), "wqueue-cli-"));
+  made.push(dir);
+  return dir;
 }
 
 /** Writes an app module into `dir`; `body` is code that uses `WQueue` and `app`. */

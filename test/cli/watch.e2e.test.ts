@@ -3,10 +3,8 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { WQueue } from "../../src/index.js";
 import { waitFor } from "../helpers.js";
-import { type RunningCli, startCli, writeApp } from "./run-cli.js";
-import { tempDirsRemovedAfterAll } from "./temp-dirs.js";
+import { type RunningCli, startCli, tempDir, writeApp } from "./run-cli.js";
 
-const tempDir = tempDirsRemovedAfterAll();
 
 const running: RunningCli[] = [];
 afterEach(() => {

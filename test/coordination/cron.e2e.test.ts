@@ -2,10 +2,8 @@ import { randomUUID } from "node:crypto";
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { type RunningCli, runCli, startCli, writeApp } from "../cli/run-cli.js";
-import { tempDirsRemovedAfterAll } from "../cli/temp-dirs.js";
+import { runCli, type RunningCli, startCli, tempDir, writeApp } from "../cli/run-cli.js";
 
-const tempDir = tempDirsRemovedAfterAll();
 const running: RunningCli[] = [];
 afterEach(() => {
   for (const cli of running.splice(0)) cli.child.kill("SIGKILL");

@@ -7,15 +7,14 @@ import { loadPromClient } from "../../src/observability/prom-client.js";
 import { createMetricsRegistry } from "../../src/observability/prometheus.js";
 import { statsSnapshot } from "../../src/observability/stats-snapshot.js";
 import { Worker } from "../../src/worker/Worker.js";
-import { tempDirsRemovedAfterAll } from "../cli/temp-dirs.js";
 import { memoryLogger, waitFor } from "../helpers.js";
+import { tempDir } from "../cli/run-cli.js";
 
 /**
  * `concurrency: "auto"` through a real Worker on SQLite: the limit it runs at follows what the
  * handler's latency says. The handler stands for a resource that takes KNEE at once and slows
  * down steeply past that.
  */
-const tempDir = tempDirsRemovedAfterAll();
 const KNEE = 5;
 const BASE_MS = 15;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -94,17 +94,20 @@ describe("kinesis: shards move between workers, reshards keep order", () => {
 
     // The lease balance gives each worker two of the four shards: both read, from disjoint shards,
     // before one of them dies mid-stream.
-    const recentShards = (pid: number) => new Set(handled(out).slice(-400).filter((row) => row.pid === pid).map((row) => row.shard));
+    // The shards are judged on one read of the file, the read that met the condition: a second read
+    // a moment later may see A's last 400 rows on a single shard and is not what was waited for.
+    const recentShards = (rows: Handled[], pid: number) => new Set(rows.slice(-400).filter((row) => row.pid === pid).map((row) => row.shard));
+    let beforeKill: Handled[] = [];
     await waitFor(
-      () => `two shards each (a: ${[...recentShards(a_pid)]}, b: ${[...recentShards(b_pid)]})`,
+      () => `two shards each (a: ${[...recentShards(beforeKill, a_pid)]}, b: ${[...recentShards(beforeKill, b_pid)]})`,
       () => {
-        const [ofA, ofB] = [recentShards(a_pid), recentShards(b_pid)];
-        return ofA.size === 2 && ofB.size === 2 && [...ofA].every((shard) => !ofB.has(shard)) && handled(out).length >= 2000;
+        beforeKill = handled(out);
+        const [ofA, ofB] = [recentShards(beforeKill, a_pid), recentShards(beforeKill, b_pid)];
+        return ofA.size === 2 && ofB.size === 2 && [...ofA].every((shard) => !ofB.has(shard)) && beforeKill.length >= 2000;
       },
       90_000,
     );
-    const beforeKill = handled(out);
-    const shardsOfA = recentShards(a_pid);
+    const shardsOfA = recentShards(beforeKill, a_pid);
     a.child.kill("SIGKILL");
     await a.exited;
     const killedAt = beforeKill.length;

@@ -26,6 +26,8 @@ export class ReadRequest<T> {
   max = 1;
   /** Aborted, or its consumer closed: it gets [] unless the read in flight brings it items. */
   cancelled = false;
+  /** A read of it is in flight beside the loop's rounds (BlockingReader.beside): a cancel is noted for it. */
+  beside = false;
   signal: AbortSignal | undefined;
   resolve: ((items: T[]) => void) | undefined;
   reject: ((error: Error) => void) | undefined;
@@ -67,6 +69,9 @@ export abstract class BlockingReader<T> {
   /** Ends a pause() in flight (the interrupt of a wait that is not a blocking command). */
   #pauseWake: (() => void) | undefined;
   #closing = false;
+  #resyncing = false;
+  /** Reads sent beside the rounds (see beside()) still in flight: a resync waits for their replies. */
+  readonly #besides = new Set<Promise<unknown>>();
   /** A receive came in while a round was reading: the round did not look at it, so do not block. */
   #askedDuringRound = false;
   #closed: Promise<void> | undefined;
@@ -155,11 +160,39 @@ export abstract class BlockingReader<T> {
     });
   }
 
+  /**
+   * Whether a read may be sent now beside the loop's rounds, on the loop's connection, instead of
+   * waiting for the next round: a busy queue's next batch then costs one round trip of its own, as
+   * a plain client's loop does, and does not wait for a round in flight nor ride in lockstep with
+   * other queues. Only while the connection is ready, no blocking read holds it (a read sent behind
+   * one would wait for it), no resync or housekeeping is due (the loop runs those first) and the
+   * reader is open.
+   */
+  protected besideAllowed(): boolean {
+    return (
+      !this.#closing &&
+      !this.#resyncDue &&
+      !this.#resyncing &&
+      this.#blocking === undefined &&
+      this.client.status === "ready" &&
+      Date.now() < this.dueAt()
+    );
+  }
+
+  /** Tracks a read sent beside the rounds: a resync first waits for it. */
+  protected beside<R>(read: Promise<R>): Promise<R> {
+    this.#besides.add(read);
+    const untrack = () => this.#besides.delete(read);
+    read.then(untrack, untrack);
+    return read;
+  }
+
   /** A queue is read for the first time (a subclass may want housekeeping at once). */
   protected onNewQueue(_queue: string): void {}
 
   /** Ends a pending receive promptly: with [] or with what the read in flight brought. */
   cancel(request: ReadRequest<T>): void {
+    if (request.resolve === undefined && request.beside) request.cancelled = true; // its reader sees it when the read is back
     if (request.resolve === undefined || request.cancelled) return;
     request.cancelled = true;
     if (this.#blocking === undefined) this.#wake();
@@ -206,10 +239,18 @@ export abstract class BlockingReader<T> {
       try {
         if (this.#resyncDue) {
           this.#resyncDue = false;
-          await this.resync().catch((error: unknown) => {
+          this.#resyncing = true;
+          try {
+            // A read beside the rounds may still bring entries: they must be held before resync
+            // looks for the ones nothing holds, or it would release them while they are handled.
+            await Promise.allSettled([...this.#besides]);
+            await this.resync();
+          } catch (error) {
             this.#resyncDue = true; // try again next round
             throw error;
-          });
+          } finally {
+            this.#resyncing = false;
+          }
         }
         if (Date.now() >= this.dueAt()) await this.housekeep();
         this.#askedDuringRound = false;

@@ -42,13 +42,7 @@ export class ListReader extends BlockingReader<Buffer> {
    * error (a key of the wrong type) fails that receive only; a connection error fails the round.
    */
   protected async readReady(batch: ReadRequest<Buffer>[]): Promise<boolean> {
-    let replies: [Error | null, unknown][];
-    if (batch.length === 1) {
-      const { queue, max } = batch[0] as ReadRequest<Buffer>;
-      replies = [await this.client.lpopBuffer(queue, max).then((items) => [null, items], (error: Error) => [error, null])];
-    } else {
-      replies = await pipelined(this.client, batch, (pipeline, request) => pipeline.lpopBuffer(request.queue, request.max));
-    }
+    const replies = await pipelined(this.client, batch, (pipeline, request) => pipeline.lpopBuffer(request.queue, request.max));
     let answered = false;
     for (const [index, request] of batch.entries()) {
       const [error, items] = replies[index] ?? [new Error("no reply"), null];

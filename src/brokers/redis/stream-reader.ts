@@ -37,6 +37,8 @@ export class StreamRequest extends ReadRequest<StreamEntry> {
   fresh = true;
   /** Woken because a claim would find something: its next take or receive runs the claim at once. */
   claimNext = false;
+  /** Its last read filled the batch it asked for: its stream likely holds more (its next read may go beside the rounds). */
+  busy = false;
   /** A take's signal: a take never waits, so nothing but a close ends it early. */
   readonly never: AbortSignal = new AbortController().signal;
 
@@ -145,6 +147,43 @@ export class StreamReader extends BlockingReader<StreamEntry> {
   }
 
   #ask(request: StreamRequest, mode: StreamRequest["mode"], max: number, signal: AbortSignal): Promise<StreamEntry[]> {
+    if (mode !== "watch" && request.busy && !request.claimNext && !request.beside && this.#groups.has(request.queue) && !signal.aborted && this.besideAllowed()) {
+      return this.#readBeside(request, mode, max, signal);
+    }
+    return this.#askRound(request, mode, max, signal);
+  }
+
+  /**
+   * A busy stream's receive or take: its XREADGROUP `>` goes out at once, beside the rounds (see
+   * BlockingReader.besideAllowed; claims stay the rounds' work, which come first when due). Found
+   * nothing: a take gets [], a receive waits in the rounds as any other. A failed read is left to
+   * the rounds too, which retry it and report what persists.
+   */
+  async #readBeside(request: StreamRequest, mode: StreamRequest["mode"], max: number, signal: AbortSignal): Promise<StreamEntry[]> {
+    const { group, consumer } = this.options;
+    const { queue } = request;
+    request.beside = true;
+    request.cancelled = false;
+    let entries: StreamEntry[] | undefined;
+    try {
+      const reply = await this.beside(this.client.callBuffer("XREADGROUP", "GROUP", group, consumer, "COUNT", Math.max(1, Math.floor(max)), "STREAMS", queue, ">"));
+      entries = Array.isArray(reply) ? this.#taken(queue, (reply as [Buffer, RawEntry[]][])[0]?.[1] ?? []) : [];
+    } catch (error) {
+      if (String((error as Error).message).startsWith("NOGROUP")) this.#groups.delete(queue);
+    } finally {
+      request.beside = false;
+    }
+    request.busy = entries !== undefined && entries.length >= max;
+    if (entries !== undefined && entries.length > 0) return entries;
+    if (entries !== undefined && mode === "take") {
+      this.#delivered.delete(queue); // as a take in a round that found nothing
+      return [];
+    }
+    if (request.cancelled) return []; // cancelled while the read was out: nothing to wait for
+    return this.#askRound(request, mode, max, signal);
+  }
+
+  #askRound(request: StreamRequest, mode: StreamRequest["mode"], max: number, signal: AbortSignal): Promise<StreamEntry[]> {
     request.mode = mode;
     request.fresh = true;
     const entries = super.read(request, max, signal);
@@ -193,7 +232,7 @@ export class StreamReader extends BlockingReader<StreamEntry> {
       for (const request of claiming) if (request instanceof StreamRequest) request.claimNext = false;
       const replies = await pipelined(this.client, claiming, (pipeline, { queue, max }) => {
         const cursor = this.#cursors.get(queue) ?? "0-0";
-        (pipeline as unknown as StreamClient).wqueueStreamClaimBuffer(2, queue, retryKey(queue, group, cluster), group, consumer, claimIdleMs, cursor, max, forgetAfter);
+        return (pipeline as unknown as StreamClient).wqueueStreamClaimBuffer(2, queue, retryKey(queue, group, cluster), group, consumer, claimIdleMs, cursor, max, forgetAfter);
       });
       for (const [index, request] of claiming.entries()) {
         const [error, reply] = replies[index] ?? [new Error("no reply"), null];
@@ -329,6 +368,18 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     this.#deliver(reply);
   }
 
+  /** A read's entries of `queue`, from an XREADGROUP `>` (delivered for the first time); notes the group's last delivered id. */
+  #taken(queue: string, entries: RawEntry[]): StreamEntry[] {
+    const taken = entries.map(([id, fields]) => ({ id: id.toString(), fields, deliveries: 1 }));
+    if (taken.length > 0) this.#delivered.set(queue, (taken[taken.length - 1] as StreamEntry).id); // read with `>`: the group's last delivered
+    return taken;
+  }
+
+  protected override finish(request: ReadRequest<StreamEntry>, outcome: StreamEntry[] | Error): void {
+    if (request instanceof StreamRequest) request.busy = Array.isArray(outcome) && outcome.length > 0 && outcome.length >= request.max;
+    super.finish(request, outcome);
+  }
+
   /**
    * Hands an XREADGROUP reply's entries to the receives of their streams; true when there were any.
    * `to`: the request the reply answers (a read of its stream alone), else each stream's first pending request.
@@ -349,8 +400,7 @@ export class StreamReader extends BlockingReader<StreamEntry> {
       if (entries.length === 0) continue;
       const queue = key.toString();
       const request = to ?? byQueue?.get(queue);
-      const taken = entries.map(([id, fields]) => ({ id: id.toString(), fields, deliveries: 1 }));
-      this.#delivered.set(queue, (taken[taken.length - 1] as StreamEntry).id); // read with `>`: the group's last delivered
+      const taken = this.#taken(queue, entries);
       if (request) this.finish(request, taken);
       else void this.#release(queue, taken.map((entry) => entry.id)).catch(() => {}); // unreachable: only this loop removes requests
       delivered = true;

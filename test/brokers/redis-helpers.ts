@@ -26,6 +26,23 @@ export async function receiveN(consumer: Consumer, count: number, timeoutMs = 50
 }
 
 /**
+ * Reads `consumer` as a busy worker would: batches of 10, 5 ms of handler work per batch, each
+ * batch acked, until `count` bodies starting with `prefix` came (or `timeoutMs` passed). Returns
+ * every body read, in order.
+ */
+export async function readBusyUntil(consumer: Consumer, prefix: string, count: number, timeoutMs = 30_000): Promise<string[]> {
+  const bodies: string[] = [];
+  const signal = AbortSignal.timeout(timeoutMs);
+  while (bodies.filter((body) => body.startsWith(prefix)).length < count && !signal.aborted) {
+    const batch = await consumer.receive(10, signal);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await Promise.all(batch.map((delivery) => delivery.ack()));
+    bodies.push(...batch.map(read));
+  }
+  return bodies;
+}
+
+/**
  * ./redis-child.ts `hold`: a process that receives `count` messages and holds them until killed;
  * `ack-exit`: one that acks them and calls process.exit(1) in the same turn.
  */

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import type { Broker } from "../../src/brokers/contract.js";
 import { openRedisBroker } from "../../src/brokers/redis/open-redis-broker.js";
-import { holdingChild, killChild, read, receiveN, text, waitFor } from "./redis-helpers.js";
+import { holdingChild, killChild, read, readBusyUntil, receiveN, text, waitFor } from "./redis-helpers.js";
 import { freezableProxy, REDIS_URL, rawRedis, requireRedis } from "./redis-server.js";
 
 requireRedis();
@@ -134,6 +134,29 @@ describe("redis reliable adapter", () => {
       await killChild(child);
     }
   }, 20_000);
+
+  it("hands a killed consumer's messages back while the queue stays busy: claims beside the rounds leave room for the reaper", async () => {
+    // A busy queue's claims go out beside the reader's rounds; reaping is the rounds' work. Were a
+    // busy queue's claims never to yield to a due reap, the dead consumer's messages would wait
+    // until the queue ran dry.
+    const queue = queueName();
+    const fast = url("&heartbeatTtl=1000");
+    await (await redis()).rpush(queue, "held-1", "held-2");
+    const { child, lines } = holdingChild(fast, queue, 2);
+    try {
+      await waitFor("the child to hold 2 messages", () => lines().length === 2, 10_000);
+      await killChild(child);
+      const total = 5000;
+      await (await redis()).rpush(queue, ...Array.from({ length: total }, (_, n) => `n${n}`));
+      const consumer = (await open(fast)).consumer(queue);
+      const bodies = await readBusyUntil(consumer, "held", 2);
+      const unread = total - bodies.filter((body) => body.startsWith("n")).length;
+      expect(bodies.filter((body) => body.startsWith("held"))).toEqual(["held-1", "held-2"]);
+      expect(unread, "messages still unread when the reaped ones came").toBeGreaterThan(0);
+    } finally {
+      await killChild(child);
+    }
+  }, 40_000);
 
   it("sends the acks of a turn that ends in process.exit(1) before the process is gone", async () => {
     const queue = queueName();

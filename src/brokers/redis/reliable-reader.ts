@@ -38,6 +38,8 @@ export class ReliableRequest extends ReadRequest<Buffer> {
   /** Asked again since its queue was last found empty: claimed from at once, not at the next sweep. */
   fresh = true;
   mode: "receive" | "take" | "watch" = "receive";
+  /** Its last claim filled the batch it asked for: its queue likely holds more (its next claim may go beside the rounds). */
+  busy = false;
   /** A take's signal: a take never waits, so nothing but a close ends it early (one per request: no listeners pile up on a shared one). */
   readonly never: AbortSignal = new AbortController().signal;
 
@@ -83,6 +85,8 @@ export interface ReliableReaderOptions {
  * On a Redis Cluster the reader always polls (no BLMOVE: see CLUSTER_POLL_MS in
  * ./blocking-reader.ts), and every call over several queues (claim, probe, reap, delayed moves) is
  * made once per slot, so each script touches the keys of one slot.
+ *
+ * A busy queue's next claim goes out at once, beside the rounds (#claimBeside).
  */
 export class ReliableReader extends BlockingReader<Buffer> {
   #nextMoveAt = 0;
@@ -127,6 +131,36 @@ export class ReliableReader extends BlockingReader<Buffer> {
   }
 
   #ask(request: ReliableRequest, mode: ReliableRequest["mode"], max: number, signal: AbortSignal): Promise<Buffer[]> {
+    if (mode !== "watch" && request.busy && !request.beside && !signal.aborted && this.besideAllowed()) return this.#claimBeside(request, mode, max, signal);
+    return this.#askRound(request, mode, max, signal);
+  }
+
+  /**
+   * A busy queue's receive or take: its claim goes out at once, beside the rounds (see
+   * BlockingReader.besideAllowed; reaping, delayed moves and sweeps stay the rounds' work, which
+   * come first when due). Found nothing: a take gets [], a receive waits in the rounds as any
+   * other. A failed claim is left to the rounds too (after the resync it asks for).
+   */
+  async #claimBeside(request: ReliableRequest, mode: ReliableRequest["mode"], max: number, signal: AbortSignal): Promise<Buffer[]> {
+    request.beside = true;
+    request.cancelled = false;
+    request.max = Math.max(1, Math.floor(max));
+    let items: Buffer[] | Error | undefined;
+    try {
+      [items] = await this.beside(this.#claimMany([request]));
+    } catch {
+      // the rounds retry it, and report what persists
+    } finally {
+      request.beside = false;
+    }
+    request.busy = Array.isArray(items) && items.length >= request.max;
+    if (items instanceof Error) throw items;
+    if (items !== undefined && (items.length > 0 || mode === "take")) return items;
+    if (request.cancelled) return []; // cancelled while the claim was out: nothing to wait for
+    return this.#askRound(request, mode, max, signal);
+  }
+
+  #askRound(request: ReliableRequest, mode: ReliableRequest["mode"], max: number, signal: AbortSignal): Promise<Buffer[]> {
     request.mode = mode;
     request.fresh = true;
     const items = super.read(request, max, signal);
@@ -235,6 +269,11 @@ export class ReliableReader extends BlockingReader<Buffer> {
       }
     }
     return (await this.#claimAndFinish(claiming)) || answered;
+  }
+
+  protected override finish(request: ReadRequest<Buffer>, outcome: Buffer[] | Error): void {
+    if (request instanceof ReliableRequest) request.busy = Array.isArray(outcome) && outcome.length > 0 && outcome.length >= request.max;
+    super.finish(request, outcome);
   }
 
   /** Claims for these requests in one script call per chunk (per slot on a Cluster) and answers them; true if any was answered. */

@@ -68,7 +68,8 @@ export const RELEASED_IDLE_MS = 1e12;
  * each, in one pipeline (on a Cluster, one per slot); when nothing came, one XREADGROUP BLOCK on
  * all their streams (on a Cluster, a pause: ./blocking-reader.ts CLUSTER_POLL_MS). After a
  * reconnect, entries pending for this consumer that no delivery holds (their reply was lost) are
- * released for the next claim, which this reader runs at once.
+ * released for the next claim, which this reader runs at once. A busy stream's next read goes out
+ * at once, beside the rounds (#readBeside).
  */
 export class StreamReader extends BlockingReader<StreamEntry> {
   readonly #groups = new Set<string>();

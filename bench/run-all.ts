@@ -56,7 +56,7 @@ const benches: Bench[] = [
   { name: "redis", script: "redis-list.ts", env: { BENCH_MESSAGES: "100000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   { name: "redis-reliable", script: "redis-reliable.ts", env: { BENCH_MESSAGES: "50000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   // Starts a Redis Cluster (3 masters) and a single Redis of its own.
-  { name: "redis-cluster", script: "redis-cluster.ts", env: { BENCH_MESSAGES: "30000", BENCH_ROUNDS: "3" }, broker: async () => {} },
+  { name: "redis-cluster", script: "redis-cluster.ts", env: { BENCH_MESSAGES: "30000", BENCH_ROUNDS: "5" }, broker: async () => {} },
   { name: "batch", script: "batch.ts", env: { BENCH_MESSAGES: "50000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   { name: "bullmq", script: "redis-vs-bullmq.ts", env: { BENCH_MESSAGES: "20000", BENCH_ROUNDS: "3" }, broker: ensureRedis },
   { name: "many-queues", script: "many-queues.ts", env: { BENCH_MESSAGES: "20000", BENCH_QUEUES: "1000", BENCH_IDLE_MS: "10000" }, broker: ensureRedis },

@@ -55,8 +55,8 @@ export class ListReader extends BlockingReader<Buffer> {
     return answered;
   }
 
-  protected async readBlocking(keys: string[], waitMs: number): Promise<void> {
-    const reply = await this.client.blpopBuffer(keys, (waitMs / 1000).toFixed(3));
+  protected async readBlocking(waitMs: number): Promise<void> {
+    const reply = await this.client.blpopBuffer(this.pendingQueues(), (waitMs / 1000).toFixed(3));
     if (reply === null) return;
     const [key, item] = reply;
     const queue = key.toString();

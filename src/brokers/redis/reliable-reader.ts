@@ -332,7 +332,7 @@ export class ReliableReader extends BlockingReader<Buffer> {
     });
   }
 
-  protected async readBlocking(_keys: string[], waitMs: number): Promise<void> {
+  protected async readBlocking(waitMs: number): Promise<void> {
     const request = this.pending[0] as ReliableRequest | undefined;
     if (request === undefined || this.#polling()) return this.pause(waitMs);
     if (request.mode === "take") return; // answered by the next round, never waits

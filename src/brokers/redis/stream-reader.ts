@@ -340,7 +340,7 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     return answered;
   }
 
-  protected async readBlocking(keys: string[], waitMs: number): Promise<void> {
+  protected async readBlocking(waitMs: number): Promise<void> {
     const watching = this.pending.filter(isWatch).length;
     if (watching > 0 && watching < this.pending.length) return this.pause(Math.min(waitMs, WATCH_SWEEP_MS)); // both kinds wait: poll
     // Only watches wait, but a round made progress within the sweep interval: the queues are busy
@@ -348,6 +348,7 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     // a blocking XREAD over every watched stream (a command of 2 x streams arguments) would need
     // a CLIENT UNBLOCK round trip; over 1,000 streams that churn was a fifth of the worker's CPU.
     if (watching > 0 && Date.now() - this.#progressAt < WATCH_SWEEP_MS) return this.pause(Math.min(waitMs, WATCH_SWEEP_MS));
+    const keys = this.pendingQueues();
     if (watching > 0) {
       // Only watches wait: one blocking XREAD over all their streams, from the group's last delivered
       // entries (a stream whose XINFO failed, e.g. deleted: from now; the next sweep looks from the start).

@@ -10,12 +10,12 @@
  *
  *   npm run build && BENCH_ROUNDS=3 BENCH_IDLE_MS=5000 npm run bench:idle-memory
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { headline, machineLoad, median, within } from "./harness.js";
+import { headline, machineLoad, median } from "./harness.js";
+import { memoryMiB, startUntilReady, stopProcess } from "./process-stats.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 5000);
@@ -48,33 +48,13 @@ const cases = [
   { name: "wqueue worker -a app.ts", args: [path.join(ROOT, "bin/wqueue.js"), "worker", "-a", path.join(dir, "app.ts")], ready: /ready: / },
 ];
 
-/** Peak resident set of a live process, MiB (Linux /proc). */
-function peakRssMiB(pid: number): number {
-  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-  if (!kb) throw new Error(`no VmHWM for process ${pid}`);
-  return Number(kb) / 1024;
-}
-
 async function measure(test: (typeof cases)[number]): Promise<number> {
-  const child: ChildProcess = spawn(process.execPath, test.args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NODE_NO_WARNINGS: "1" } });
-  let output = "";
-  const ready = new Promise<void>((resolve, reject) => {
-    const read = (chunk: Buffer) => {
-      output += chunk;
-      if (test.ready.test(output)) resolve();
-    };
-    child.stdout?.on("data", read);
-    child.stderr?.on("data", read);
-    child.once("exit", (code) => reject(new Error(`${test.name} exited (${code}) before it was ready:\n${output}`)));
-  });
+  const child = await startUntilReady(test.name, test.args, dir, test.ready);
   try {
-    await within(ready, 30_000, `ready line from ${test.name}`);
     await sleep(IDLE_MS);
-    return peakRssMiB(child.pid as number);
+    return memoryMiB(child.pid as number).peak;
   } finally {
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    await within(exited, 15_000, `exit of ${test.name}`).catch(() => child.kill("SIGKILL"));
+    await stopProcess(child, test.name);
   }
 }
 

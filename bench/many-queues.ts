@@ -4,26 +4,26 @@
  * evenly over BENCH_QUEUES queues, on the reliable Redis default, Redis Streams and SQLite: after
  * an unrecorded warm-up of both, BENCH_ROUNDS interleaved rounds (default 3), medians; then
  * fairness (one queue of BENCH_FAIR_BIG messages, the others BENCH_FAIR_SMALL each: how
- * far into the run the last small queue is first served); then an idle worker over BENCH_QUEUES empty
- * queues in a process of its own: its CPU (process.cpuUsage) over BENCH_IDLE_MS, its RSS (now and
- * peak), and its connections to Redis (CLIENT LIST, by wqueue's client names).
+ * far into the run the last small queue is first served); then an idle `wqueue worker -a app.ts`
+ * (the built CLI, as a user runs it: `npm run build` first) over BENCH_QUEUES empty queues: its CPU
+ * over BENCH_IDLE_MS, its RSS (now and peak), and its connections to Redis (CLIENT LIST, by
+ * wqueue's client names).
  * Prints the machine load before and after: figures from a loaded machine are not comparable.
  *
- *   npm run bench:many-queues                       # 20,000 messages, 1,000 queues, 10 s idle
+ *   npm run build && npm run bench:many-queues     # 20,000 messages, 1,000 queues, 10 s idle
  *   BENCH_MESSAGES=5000 BENCH_QUEUES=200 BENCH_IDLE_MS=2000 BENCH_BROKERS=sqlite npm run bench:many-queues
  */
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
 import { pino } from "pino";
 import { WQueue } from "../src/app/WQueue.js";
 import { SqliteBroker } from "../src/brokers/sqlite/SqliteBroker.js";
 import { Worker } from "../src/worker/Worker.js";
 import { format, headline, interleavedRounds, machineLoad, median, ratioAtLeast, type Sample } from "./harness.js";
+import { cpuSeconds, memoryMiB, startUntilReady, stopProcess } from "./process-stats.js";
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const QUEUES = Number(process.env.BENCH_QUEUES ?? 1000);
@@ -33,6 +33,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const FAIR_BIG = Number(process.env.BENCH_FAIR_BIG ?? 10_000);
 const FAIR_SMALL = Number(process.env.BENCH_FAIR_SMALL ?? 10);
 const REDIS = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+const ROOT = join(import.meta.dirname, "..");
 const dir = mkdtempSync(join(tmpdir(), "wqueue-bench-many-"));
 const brokers: Record<string, string> = {
   reliable: REDIS,
@@ -116,26 +117,42 @@ async function wqueueConnections(pid: number): Promise<number> {
 }
 
 /**
- * An idle worker over QUEUES empty queues, in a child process (./many-queues-idle-child.ts) so its
- * RSS is a worker's alone: CPU share over IDLE_MS, RSS now and at peak, Redis connections.
+ * An idle worker over QUEUES empty queues as a user starts it: `wqueue worker -a app.ts
+ * --concurrency 100` (the built CLI, the app loaded through tsx), an app of QUEUES `listenEvents`
+ * with a no-op handler. After its ready line and a settling second: its CPU time over IDLE_MS
+ * (/proc), its RSS now and at peak, and its connections to Redis (CLIENT LIST, by wqueue's client names).
  */
 async function idle(kind: string, url: string): Promise<string> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "many-queues-idle-child.ts")], {
-    env: { ...process.env, BENCH_IDLE_MS: String(IDLE_MS) },
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  const output = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
-  child.stdin.write(`${JSON.stringify({ url, queues: queueNames(QUEUES) })}\n`);
-  const line = (await output.next()).value as string | undefined;
-  if (line === undefined) throw new Error(`the idle worker on ${kind} exited without a figure`);
-  const { cpuSeconds, rssMiB, peakRssMiB } = JSON.parse(line) as { cpuSeconds: number; rssMiB: number; peakRssMiB: number };
-  const connections = kind === "sqlite" ? "-" : String(await wqueueConnections(child.pid as number));
-  child.stdin.end("stop\n");
-  await new Promise((resolve) => child.once("exit", resolve));
-  const share = (cpuSeconds * 1000 * 100) / IDLE_MS;
-  headline({ what: `idle worker over ${format(QUEUES)} ${kind} queues, CPU share of a core`, value: share, unit: "%", target: "< 2%", met: share < 2 });
-  headline({ what: `idle worker over ${format(QUEUES)} ${kind} queues, peak RSS`, value: peakRssMiB, unit: "MiB", target: "< 100 MiB", met: peakRssMiB < 100 });
-  return `${cpuSeconds.toFixed(2)} s CPU per ${IDLE_MS / 1000} s (${share.toFixed(1)}% of a core), ${rssMiB.toFixed(0)} MiB RSS (peak ${peakRssMiB.toFixed(0)}), ${connections} Redis connections`;
+  // Inside the project, so that the app's `import "wqueue"` resolves to this package.
+  const appDir = mkdtempSync(join(ROOT, "bench/.idle-many-"));
+  try {
+    writeFileSync(
+      join(appDir, "app.ts"),
+      `import { WQueue } from "wqueue";
+export const app = new WQueue({ broker: ${JSON.stringify(url)} });
+for (const queue of ${JSON.stringify(queueNames(QUEUES))}) app.listenEvents(queue, async (_message) => {});
+`,
+    );
+    const name = `wqueue worker over ${QUEUES} ${kind} queues`;
+    const child = await startUntilReady(name, [join(ROOT, "bin/wqueue.js"), "worker", "-a", "app.ts", "--concurrency", "100"], appDir, /ready: /);
+    const pid = child.pid as number;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // past the start-up
+      const before = cpuSeconds([pid]);
+      await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+      const cpu = cpuSeconds([pid]) - before;
+      const { rss, peak } = memoryMiB(pid);
+      const connections = kind === "sqlite" ? "-" : String(await wqueueConnections(pid));
+      const share = (cpu * 1000 * 100) / IDLE_MS;
+      headline({ what: `idle worker over ${format(QUEUES)} ${kind} queues, CPU share of a core`, value: share, unit: "%", target: "< 2%", met: share < 2 });
+      headline({ what: `idle worker over ${format(QUEUES)} ${kind} queues, peak RSS`, value: peak, unit: "MiB", target: "< 100 MiB", met: peak < 100 });
+      return `${cpu.toFixed(2)} s CPU per ${IDLE_MS / 1000} s (${share.toFixed(1)}% of a core), ${rss.toFixed(0)} MiB RSS (peak ${peak.toFixed(0)}), ${connections} Redis connections`;
+    } finally {
+      await stopProcess(child, name);
+    }
+  } finally {
+    rmSync(appDir, { recursive: true, force: true });
+  }
 }
 
 /**

@@ -23,8 +23,7 @@
  *   BENCH_MESSAGES=200 npm run bench:models       # a quick run
  *   BENCH_PASSES=1 npm run bench:models           # the models one after the other, once
  */
-import { execSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -37,6 +36,7 @@ import type { Runner } from "../src/runners/Runner.js";
 import { ThreadPoolRunner } from "../src/runners/ThreadPoolRunner.js";
 import { publish, ROOT, startInProcess, startSupervisor } from "../test/runners/harness.js";
 import { headline } from "./harness.js";
+import { cpuSeconds } from "./process-stats.js";
 
 const MESSAGES = Number(process.env.BENCH_MESSAGES ?? 2000);
 /** CPU-bound passes, each running every model on MESSAGES / PASSES messages. */
@@ -139,23 +139,6 @@ async function waitForLines(lines: string[], match: (line: string) => boolean, c
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${count} ready workers: ${lines.slice(-5).join(" | ")}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-}
-
-const CLOCK_TICKS = Number(execSync("getconf CLK_TCK").toString().trim()) || 100;
-
-/** utime + stime of these processes (Linux /proc), in seconds. */
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // exited
-    }
-  }
-  return ticks / CLOCK_TICKS;
 }
 
 function result(name: string, messages: number, seconds: number, cpu: number): Measured {

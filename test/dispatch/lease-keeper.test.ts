@@ -3,14 +3,13 @@
  * keeper renews stays owned past its lease, what it stops renewing comes back. The end-to-end
  * check on every broker is test/delivery/long-handler.e2e.test.ts.
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Broker, Consumer, Delivery } from "../../src/brokers/contract.js";
 import { DeadLettersElsewhere } from "../../src/dead-letters/dead-letters-elsewhere.js";
 import { SqliteBroker } from "../../src/brokers/sqlite/SqliteBroker.js";
 import { LeaseKeeper } from "../../src/dispatch/LeaseKeeper.js";
+import { tempDir } from "../cli/run-cli.js";
 import { memoryLogger, waitFor } from "../helpers.js";
 
 const LEASE_MS = 400;
@@ -45,7 +44,7 @@ describe("LeaseKeeper", () => {
     // deadLetterBroker wraps the consumer and its deliveries: renewing must reach the adapter's own.
     { through: "DeadLettersElsewhere (deadLetterBroker)", wrap: (consumer: Consumer, target: Broker) => new DeadLettersElsewhere(consumer, target, "elsewhere.dead") },
   ])("keeps held deliveries owned for 4 leases, then lets them go once it stops, through $through", async ({ wrap }) => {
-    const file = join(mkdtempSync(join(tmpdir(), "wqueue-keeper-")), "q.db");
+    const file = join(tempDir(), "q.db");
     const mine = await broker(file);
     const theirs = await broker(file);
     await mine.publish("jobs", [{ body: Buffer.from("a") }, { body: Buffer.from("b") }]);
@@ -75,7 +74,7 @@ describe("LeaseKeeper", () => {
   });
 
   it("runs its timer only while something is held: armed by a delivery, stopped by a tick that finds none", async () => {
-    const file = join(mkdtempSync(join(tmpdir(), "wqueue-keeper-")), "q.db");
+    const file = join(tempDir(), "q.db");
     const consumer = (await broker(file)).consumer("jobs");
     const held = new Set<Delivery>();
     const keeper = new LeaseKeeper({ consumer, held: () => held, logger: memoryLogger().logger, queue: "jobs" });
@@ -93,7 +92,7 @@ describe("LeaseKeeper", () => {
   });
 
   it("has no timer for a consumer without a lease", async () => {
-    const file = join(mkdtempSync(join(tmpdir(), "wqueue-keeper-")), "q.db");
+    const file = join(tempDir(), "q.db");
     const consumer = (await broker(file)).consumer("jobs");
     const withoutLease = { receive: consumer.receive.bind(consumer), close: consumer.close.bind(consumer) };
     const keeper = new LeaseKeeper({ consumer: withoutLease, held: () => [], logger: memoryLogger().logger, queue: "jobs" });

@@ -28,6 +28,8 @@ export class ReadRequest<T> {
   cancelled = false;
   /** A read of it is in flight beside the loop's rounds (BlockingReader.beside): a cancel is noted for it. */
   beside = false;
+  /** Its last read filled the batch it asked for: its queue likely holds more (a subclass may send its next read beside the rounds). */
+  busy = false;
   /** The blocking read (its generation) that was started with this request pending, so waits for its queue. */
   blockedIn = -1;
   signal: AbortSignal | undefined;
@@ -348,6 +350,7 @@ export abstract class BlockingReader<T> {
 
   /** Answers a pending request with items (possibly []) or fails it. */
   protected finish(request: ReadRequest<T>, outcome: T[] | Error): void {
+    request.busy = Array.isArray(outcome) && outcome.length > 0 && outcome.length >= request.max;
     const index = this.pending.indexOf(request);
     if (index >= 0) this.pending.splice(index, 1);
     const { resolve, reject, signal } = request;

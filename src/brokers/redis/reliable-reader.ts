@@ -38,8 +38,6 @@ export class ReliableRequest extends ReadRequest<Buffer> {
   /** Asked again since its queue was last found empty: claimed from at once, not at the next sweep. */
   fresh = true;
   mode: "receive" | "take" | "watch" = "receive";
-  /** Its last claim filled the batch it asked for: its queue likely holds more (its next claim may go beside the rounds). */
-  busy = false;
   /** A take's signal: a take never waits, so nothing but a close ends it early (one per request: no listeners pile up on a shared one). */
   readonly never: AbortSignal = new AbortController().signal;
 
@@ -269,11 +267,6 @@ export class ReliableReader extends BlockingReader<Buffer> {
       }
     }
     return (await this.#claimAndFinish(claiming)) || answered;
-  }
-
-  protected override finish(request: ReadRequest<Buffer>, outcome: Buffer[] | Error): void {
-    if (request instanceof ReliableRequest) request.busy = Array.isArray(outcome) && outcome.length > 0 && outcome.length >= request.max;
-    super.finish(request, outcome);
   }
 
   /** Claims for these requests in one script call per chunk (per slot on a Cluster) and answers them; true if any was answered. */

@@ -37,8 +37,6 @@ export class StreamRequest extends ReadRequest<StreamEntry> {
   fresh = true;
   /** Woken because a claim would find something: its next take or receive runs the claim at once. */
   claimNext = false;
-  /** Its last read filled the batch it asked for: its stream likely holds more (its next read may go beside the rounds). */
-  busy = false;
   /** A take's signal: a take never waits, so nothing but a close ends it early. */
   readonly never: AbortSignal = new AbortController().signal;
 
@@ -375,11 +373,6 @@ export class StreamReader extends BlockingReader<StreamEntry> {
     const taken = entries.map(([id, fields]) => ({ id: id.toString(), fields, deliveries: 1 }));
     if (taken.length > 0) this.#delivered.set(queue, (taken[taken.length - 1] as StreamEntry).id); // read with `>`: the group's last delivered
     return taken;
-  }
-
-  protected override finish(request: ReadRequest<StreamEntry>, outcome: StreamEntry[] | Error): void {
-    if (request instanceof StreamRequest) request.busy = Array.isArray(outcome) && outcome.length > 0 && outcome.length >= request.max;
-    super.finish(request, outcome);
   }
 
   /**
